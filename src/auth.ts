@@ -1,0 +1,90 @@
+// Request authentication: a Bearer JWT (HS256) becomes the transaction-local
+// settings PostGraphile applies before every query. Nothing from the token
+// reaches Postgres except through the fixed keys below.
+import jwt from 'jsonwebtoken';
+import type { Config } from './config.ts';
+
+export const API_ROLES = ['sheratan_app', 'sheratan_readonly'] as const;
+export type ApiRole = (typeof API_ROLES)[number];
+export const ANONYMOUS_ROLE = 'sheratan_anonymous';
+
+export interface Claims {
+  role: ApiRole;
+  tenant: string;
+  sub: string | undefined;
+}
+
+export type AuthResult =
+  | { ok: true; claims: Claims | null }
+  | { ok: false; status: 401 | 403; code: string; message: string };
+
+const deny = (status: 401 | 403, code: string, message: string): AuthResult => ({ ok: false, status, code, message });
+
+/** Verifies the Authorization header; no header means anonymous. */
+export function authenticate(header: string | undefined, config: Pick<Config, 'jwtSecret' | 'jwtAudience'>): AuthResult {
+  if (header === undefined || header === '') return { ok: true, claims: null };
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) return deny(401, 'INVALID_AUTHORIZATION', 'the Authorization header must be "Bearer <token>"');
+  if (!config.jwtSecret) return deny(401, 'INVALID_TOKEN', 'this server accepts no tokens: JWT_SECRET is not set');
+  let payload: jwt.JwtPayload;
+  try {
+    const decoded = jwt.verify(match[1]!, config.jwtSecret, {
+      algorithms: ['HS256'],
+      ...(config.jwtAudience ? { audience: config.jwtAudience } : {}),
+    });
+    if (typeof decoded === 'string') return deny(401, 'INVALID_TOKEN', 'the token payload must be a JSON object');
+    payload = decoded;
+  } catch (err) {
+    if (err instanceof jwt.TokenExpiredError) return deny(401, 'TOKEN_EXPIRED', 'the token has expired');
+    if (err instanceof jwt.NotBeforeError) return deny(401, 'INVALID_TOKEN', 'the token is not valid yet');
+    const reason = (err as Error).message;
+    return deny(401, 'INVALID_TOKEN', `the token is invalid: ${reason}`);
+  }
+  const { role, tenant, sub } = payload as Record<string, unknown>;
+  if (typeof role !== 'string' || !(API_ROLES as readonly string[]).includes(role)) {
+    return deny(403, 'FORBIDDEN_ROLE', `the token's role must be one of ${API_ROLES.join(', ')}`);
+  }
+  if (typeof tenant !== 'string' || tenant.length === 0 || tenant.length > 200) {
+    return deny(401, 'INVALID_TOKEN', 'the token must carry a "tenant" claim (a non-empty string of at most 200 characters)');
+  }
+  if (sub !== undefined && typeof sub !== 'string') return deny(401, 'INVALID_TOKEN', 'the token\'s "sub" claim must be a string');
+  return { ok: true, claims: { role: role as ApiRole, tenant, sub } };
+}
+
+/**
+ * The settings for one request's transaction. `role` is one of our three API
+ * roles (never a value from the token unchecked); claims go under `jwt.claims.`
+ * so no claim can name a real Postgres setting.
+ */
+export function pgSettingsFor(
+  claims: Claims | null,
+  config: Pick<Config, 'statementTimeoutMs'>,
+  forceRole?: ApiRole,
+): Record<string, string> {
+  const role = claims ? (forceRole ?? claims.role) : ANONYMOUS_ROLE;
+  return {
+    role,
+    statement_timeout: `${config.statementTimeoutMs}ms`,
+    'jwt.claims.role': role,
+    'jwt.claims.tenant': claims?.tenant ?? '',
+    'jwt.claims.sub': claims?.sub ?? '',
+  };
+}
+
+export interface TokenOptions {
+  role: ApiRole;
+  tenant: string;
+  sub?: string;
+  expiresIn?: string | number;
+  audience?: string;
+}
+
+export function signToken(secret: string, options: TokenOptions): string {
+  const payload: Record<string, string> = { role: options.role, tenant: options.tenant };
+  if (options.sub) payload.sub = options.sub;
+  return jwt.sign(payload, secret, {
+    algorithm: 'HS256',
+    expiresIn: (options.expiresIn ?? '12h') as jwt.SignOptions['expiresIn'],
+    ...(options.audience ? { audience: options.audience } : {}),
+  });
+}

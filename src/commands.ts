@@ -1,0 +1,191 @@
+// The `sheratan` command line; every npm script is one of these commands.
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as gm from 'graphile-migrate';
+import { ConfigError, loadConfig, redact, type Config } from './config.ts';
+import { openDatabase, type Database } from './database.ts';
+import { DataDirInUseError } from './embedded/index.ts';
+import { API_ROLES, signToken, type ApiRole } from './auth.ts';
+import { ensureRoles, migrateSettings, migrateToHead, releaseMigratePools, withMigrationLock } from './migrations.ts';
+import { effectiveJwtSecret, startGateway } from './server.ts';
+import { exportSchemas } from './graphql/export.ts';
+import { log, setLogLevel } from './log.ts';
+import { GRAPHIQL_PATH } from './gateway.ts';
+import { projectRoot } from './paths.ts';
+
+type Command = (config: Config, args: string[]) => Promise<number | void>;
+
+/** Runs `fn` with the database open (attaching to a running embedded engine if there is one). */
+async function withDatabase<T>(config: Config, purpose: string, fn: (db: Database) => Promise<T>): Promise<T> {
+  const db = await openDatabase(config, { purpose });
+  try {
+    return await fn(db);
+  } finally {
+    releaseMigratePools();
+    await db.close();
+  }
+}
+
+const commands: Record<string, Command> = {
+  async start(config) {
+    const running = await startGateway(config);
+    log('info', 'gateway listening', {
+      graphql: `${running.url}/graphql`,
+      reporting: `${running.url}/reporting/graphql`,
+      ...(config.production ? {} : { graphiql: `${running.url}${GRAPHIQL_PATH}` }),
+      database: running.db.mode === 'embedded' ? `embedded (${config.dataDir})` : redact(running.db.ownerUrl),
+    });
+    if (!config.production) {
+      process.stderr.write(
+        `\nSheratan Store is serving ${running.url}/graphql\n` +
+          `For a token to paste into Ruru's headers ({"Authorization": "Bearer <token>"}):\n` +
+          `  npm run token -- --role sheratan_app --tenant demo --sub me\n\n`,
+      );
+    }
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        log('info', 'shutting down', { signal });
+        running.stop().then(resolve, (err: unknown) => {
+          log('error', 'shutdown failed', { error: String(err) });
+          process.exitCode = 1;
+          resolve();
+        });
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    log('info', 'stopped');
+  },
+
+  async 'db:migrate'(config) {
+    await withDatabase(config, 'db:migrate', (db) => migrateToHead(config, db));
+  },
+
+  async 'db:watch'(config, args) {
+    const { values } = parseArgs({ args, options: { once: { type: 'boolean' } } });
+    await withDatabase(config, 'db:watch', async (db) => {
+      await ensureRoles(db, config);
+      await gm.watch(migrateSettings(config, db), values.once ?? false);
+      if (!values.once) await new Promise<never>(() => undefined); // runs until interrupted
+    });
+  },
+
+  async 'db:commit'(config, args) {
+    const { values } = parseArgs({ args, options: { message: { type: 'string', short: 'm' } } });
+    await withDatabase(config, 'db:commit', (db) =>
+      withMigrationLock(config, db, () => gm.commit(migrateSettings(config, db), values.message)),
+    );
+  },
+
+  async 'db:uncommit'(config) {
+    await withDatabase(config, 'db:uncommit', (db) =>
+      withMigrationLock(config, db, () => gm.uncommit(migrateSettings(config, db))),
+    );
+  },
+
+  async 'db:reset'(config, args) {
+    const { values } = parseArgs({ args, options: { erase: { type: 'boolean' }, shadow: { type: 'boolean' } } });
+    if (!values.erase) {
+      process.stderr.write('db:reset drops and recreates the database, deleting all data. Add --erase to confirm.\n');
+      return 2;
+    }
+    await withDatabase(config, 'db:reset', (db) =>
+      withMigrationLock(config, db, () => gm.reset(migrateSettings(config, db), values.shadow ?? false)),
+    );
+  },
+
+  async 'db:status'(config) {
+    return withDatabase(config, 'db:status', async (db) => {
+      const status = await gm.status(migrateSettings(config, db));
+      const pending = status.remainingMigrations ?? [];
+      process.stdout.write(
+        pending.length
+          ? `${pending.length} committed migration(s) not yet applied: ${pending.join(', ')}\n`
+          : 'Database is up to date with the committed migrations.\n',
+      );
+      if (status.hasCurrentMigration) process.stdout.write('migrations/current.sql has uncommitted changes.\n');
+      return pending.length ? 1 : 0;
+    });
+  },
+
+  async 'db:url'(config) {
+    if (config.databaseUrl) {
+      process.stdout.write(`${config.databaseUrl}\n`);
+      return;
+    }
+    // The embedded URL changes per run; it is valid while something serves the engine.
+    const db = await openDatabase(config, { purpose: 'db:url' });
+    process.stdout.write(`${db.ownerUrl}\n`);
+    if (db.engine?.owned) {
+      process.stderr.write('(nothing else is serving the embedded database, so this URL stops working when this command exits; run `npm start` or `npm run db:psql`)\n');
+    }
+    await db.close();
+  },
+
+  async 'db:psql'(config, args) {
+    return withDatabase(config, 'db:psql', async (db) => {
+      const child = spawn('psql', [db.ownerUrl, ...args], { stdio: 'inherit' });
+      return new Promise<number>((resolve, reject) => {
+        child.once('error', (err) => reject(new Error(`could not run psql (${err.message}); install the PostgreSQL client`, { cause: err })));
+        child.once('exit', (code) => resolve(code ?? 1));
+      });
+    });
+  },
+
+  async token(config, args) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        role: { type: 'string', default: 'sheratan_app' },
+        tenant: { type: 'string' },
+        sub: { type: 'string' },
+        expires: { type: 'string', default: '12h' },
+      },
+    });
+    if (!(API_ROLES as readonly string[]).includes(values.role)) throw new ConfigError(`--role must be one of ${API_ROLES.join(', ')}`);
+    if (!values.tenant) throw new ConfigError('--tenant is required (the tenant the token may see)');
+    const secret = effectiveJwtSecret(config);
+    if (!secret) throw new ConfigError('JWT_SECRET must be set to sign tokens when DATABASE_URL is set');
+    process.stdout.write(
+      `${signToken(secret, { role: values.role as ApiRole, tenant: values.tenant, sub: values.sub, expiresIn: values.expires, audience: config.jwtAudience })}\n`,
+    );
+  },
+
+  async 'schema:export'(config) {
+    await withDatabase(config, 'schema:export', async (db) => {
+      if (db.mode === 'embedded') await migrateToHead(config, db);
+      const { api, reporting } = await exportSchemas(config, db);
+      await writeFile(path.join(projectRoot, 'schema.graphql'), api);
+      await writeFile(path.join(projectRoot, 'reporting.graphql'), reporting);
+      process.stdout.write('wrote schema.graphql and reporting.graphql\n');
+    });
+  },
+};
+
+async function main(): Promise<number> {
+  const [name, ...args] = process.argv.slice(2);
+  const command = name ? commands[name] : undefined;
+  if (!command) {
+    process.stderr.write(`usage: sheratan <command>\ncommands: ${Object.keys(commands).join(', ')}\n`);
+    return name ? 2 : 0;
+  }
+  const config = loadConfig();
+  setLogLevel(config.logLevel);
+  return (await command(config, args)) ?? 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError || err instanceof DataDirInUseError) {
+      process.stderr.write(`sheratan: ${err.message}\n`);
+    } else {
+      process.stderr.write(`sheratan: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    }
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,134 @@
+// Configuration from the environment (and a `.env` file). Every variable is
+// validated up front; a bad value stops the process with one line naming it.
+import path from 'node:path';
+import { config as loadDotenv } from 'dotenv';
+
+export class ConfigError extends Error {}
+
+export interface Config {
+  databaseUrl: string | undefined;
+  authDatabaseUrl: string | undefined;
+  shadowDatabaseUrl: string | undefined;
+  rootDatabaseUrl: string | undefined;
+  readDatabaseUrl: string | undefined;
+  dataDir: string;
+  vectorDimension: number;
+  poolSize: number;
+  poolMaxOverflow: number;
+  poolTimeoutMs: number;
+  jwtSecret: string | undefined;
+  jwtAudience: string | undefined;
+  port: number;
+  host: string;
+  statementTimeoutMs: number;
+  maxSearchResults: number;
+  maxPageSize: number;
+  maxQueryDepth: number;
+  maxBodyBytes: number;
+  searchEf: number;
+  ivfflatProbes: number | undefined;
+  production: boolean;
+  introspection: boolean;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+type Env = Record<string, string | undefined>;
+
+const MiB = 1024 * 1024;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be an integer between ${min} and ${max}, not "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be an integer between ${min} and ${max}, not ${value}`);
+  return value;
+}
+
+function postgresUrl(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be a postgres:// connection string, not "${redact(raw)}"`);
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError(`${name} must be a postgres:// or postgresql:// connection string, not a ${url.protocol}// URL`);
+  }
+  if (!url.pathname || url.pathname === '/') throw new ConfigError(`${name} must name a database (postgres://user:pass@host:5432/dbname)`);
+  return raw;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, not "${raw}"`);
+  return raw as T;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, not "${env[name]}"`);
+}
+
+/** Hides the password of a connection string for messages. */
+export function redact(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+}
+
+/** Parses and validates `env`; throws ConfigError naming the first bad variable. */
+export function parseConfig(env: Env, cwd = process.cwd()): Config {
+  const jwtSecret = env.JWT_SECRET || undefined;
+  if (jwtSecret !== undefined && jwtSecret.length < 32) {
+    throw new ConfigError(`JWT_SECRET must be at least 32 characters (it signs HS256 tokens), not ${jwtSecret.length}`);
+  }
+  const host = env.HOST || '127.0.0.1';
+  if (!/^[\w.:-]+$/.test(host)) throw new ConfigError(`HOST must be a host name or IP address, not "${host}"`);
+  const nodeEnv = env.NODE_ENV || 'development';
+  const production = nodeEnv === 'production';
+  const ivfflat = env.IVFFLAT_PROBES;
+  const config: Config = {
+    databaseUrl: postgresUrl(env, 'DATABASE_URL'),
+    authDatabaseUrl: postgresUrl(env, 'AUTH_DATABASE_URL'),
+    shadowDatabaseUrl: postgresUrl(env, 'SHADOW_DATABASE_URL'),
+    rootDatabaseUrl: postgresUrl(env, 'ROOT_DATABASE_URL'),
+    readDatabaseUrl: postgresUrl(env, 'READ_DATABASE_URL'),
+    dataDir: path.resolve(cwd, env.SHERATAN_DATA_DIR || '.sheratan'),
+    vectorDimension: int(env, 'VECTOR_DIMENSION', 384, 1, 16000),
+    poolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
+    poolMaxOverflow: int(env, 'DB_MAX_OVERFLOW', 20, 0, 1000),
+    poolTimeoutMs: int(env, 'DB_POOL_TIMEOUT_MS', 5000, 1, 600_000),
+    jwtSecret,
+    jwtAudience: env.JWT_AUDIENCE || undefined,
+    port: int(env, 'PORT', 5678, 0, 65535),
+    host,
+    statementTimeoutMs: int(env, 'STATEMENT_TIMEOUT_MS', 10_000, 0, 3_600_000),
+    maxSearchResults: int(env, 'MAX_SEARCH_RESULTS', 100, 1, 10_000),
+    maxPageSize: int(env, 'MAX_PAGE_SIZE', 1000, 1, 100_000),
+    maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 12, 1, 100),
+    maxBodyBytes: int(env, 'MAX_BODY_BYTES', 16 * MiB, 1024, 1024 * MiB),
+    searchEf: int(env, 'SEARCH_EF', 100, 1, 1000),
+    ivfflatProbes: ivfflat === undefined || ivfflat === '' || ivfflat === 'auto' ? undefined : int(env, 'IVFFLAT_PROBES', 1, 1, 32768),
+    production,
+    introspection: bool(env, 'GRAPHQL_INTROSPECTION', !production),
+    logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
+  };
+  oneOf(env, 'NODE_ENV', ['development', 'production', 'test'] as const, 'development');
+  if (config.databaseUrl === undefined) {
+    for (const name of ['AUTH_DATABASE_URL', 'SHADOW_DATABASE_URL', 'ROOT_DATABASE_URL'] as const) {
+      if (env[name]) throw new ConfigError(`${name} is set but DATABASE_URL is not; set DATABASE_URL too, or unset ${name} to use the embedded database`);
+    }
+  }
+  return config;
+}
+
+/** Reads `.env` (without overriding the real environment) and parses the result. */
+export function loadConfig(cwd = process.cwd()): Config {
+  loadDotenv({ path: path.join(cwd, '.env'), quiet: true });
+  return parseConfig(process.env, cwd);
+}

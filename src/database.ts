@@ -1,0 +1,72 @@
+// Where the database is: the embedded engine (no DATABASE_URL) or a server.
+// Both modes end in the same set of ordinary connection strings.
+import type { Config } from './config.ts';
+import { attachOrStartEmbedded, startEmbedded, type EmbeddedEngine } from './embedded/index.ts';
+
+export const AUTHENTICATOR_ROLE = 'sheratan_authenticator';
+
+export interface Database {
+  mode: 'embedded' | 'server';
+  /** Owner connection: migrations and admin commands. */
+  ownerUrl: string;
+  /** The gateway's connection (the authenticator role). */
+  authUrl: string;
+  /** Where the reporting endpoint reads. */
+  readUrl: string;
+  shadowUrl: string;
+  rootUrl: string;
+  engine?: EmbeddedEngine;
+  close(): Promise<void>;
+}
+
+function withUser(url: string, user: string): string {
+  const u = new URL(url);
+  u.username = encodeURIComponent(user);
+  return u.toString();
+}
+
+function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+export function serverUrls(config: Config & { databaseUrl: string }): Omit<Database, 'mode' | 'close' | 'engine'> {
+  const owner = config.databaseUrl;
+  const dbName = decodeURIComponent(new URL(owner).pathname.slice(1));
+  const authUrl = config.authDatabaseUrl ?? withUser(owner, AUTHENTICATOR_ROLE);
+  return {
+    ownerUrl: owner,
+    authUrl,
+    readUrl: config.readDatabaseUrl ?? authUrl,
+    shadowUrl: config.shadowDatabaseUrl ?? withDatabase(owner, `${dbName}_shadow`),
+    rootUrl: config.rootDatabaseUrl ?? withDatabase(owner, 'postgres'),
+  };
+}
+
+export interface OpenOptions {
+  /** What this process is (shown to others that find the embedded data directory in use). */
+  purpose: string;
+  /** Serve the embedded engine from this process, failing if another process already does. */
+  serve?: boolean;
+}
+
+export async function openDatabase(config: Config, options: OpenOptions): Promise<Database> {
+  if (config.databaseUrl) {
+    return { mode: 'server', ...serverUrls({ ...config, databaseUrl: config.databaseUrl }), close: async () => undefined };
+  }
+  const engine = options.serve
+    ? await startEmbedded(config.dataDir, { purpose: options.purpose })
+    : await attachOrStartEmbedded(config.dataDir, options.purpose);
+  const authUrl = engine.url(AUTHENTICATOR_ROLE);
+  return {
+    mode: 'embedded',
+    ownerUrl: engine.url(),
+    authUrl,
+    readUrl: config.readDatabaseUrl ?? authUrl,
+    shadowUrl: engine.url(undefined, true),
+    rootUrl: engine.url('postgres'),
+    engine,
+    close: () => engine.stop(),
+  };
+}

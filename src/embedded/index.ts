@@ -1,0 +1,196 @@
+// The embedded database as seen from the main thread: one engine per data
+// directory, guarded by a lock file. The process holding the lock serves the
+// engine on loopback; other commands attach to it, or start their own when
+// nobody is serving.
+import { Worker } from 'node:worker_threads';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync, chmodSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import type { WorkerInput, WorkerMessage } from './worker.ts';
+import { OWNER_ROLE } from './instance.ts';
+
+export const DATABASE_NAME = 'sheratan';
+export const SHADOW_DATABASE_NAME = 'sheratan_shadow';
+
+export interface EmbeddedEngine {
+  host: string;
+  port: number;
+  password: string;
+  /** True when this process runs the engine (false: attached to another process's engine). */
+  owned: boolean;
+  /** Connection string for `user` on the main database (or the shadow). */
+  url(user?: string, shadow?: boolean): string;
+  stop(): Promise<void>;
+}
+
+interface LockInfo {
+  pid: number;
+  purpose: string;
+  port?: number;
+}
+
+export class DataDirInUseError extends Error {}
+
+const lockPath = (dataDir: string): string => path.join(dataDir, 'engine.lock');
+
+/** A secret generated once per data directory, readable only by its owner. */
+export function dataDirSecret(dataDir: string, name: string): string {
+  ensureDataDir(dataDir);
+  const file = path.join(dataDir, name);
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    const secret = randomBytes(32).toString('hex');
+    try {
+      writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+      return secret;
+    } catch {
+      return readFileSync(file, 'utf8').trim(); // another process won the race
+    }
+  }
+}
+
+function ensureDataDir(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readLock(dataDir: string): LockInfo | null {
+  try {
+    return JSON.parse(readFileSync(lockPath(dataDir), 'utf8')) as LockInfo;
+  } catch {
+    return null;
+  }
+}
+
+/** Takes the lock, or returns the live holder's info. */
+function tryLock(dataDir: string, purpose: string): LockInfo | null {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(lockPath(dataDir), 'wx', 0o600);
+      writeFileSync(fd, JSON.stringify({ pid: process.pid, purpose } satisfies LockInfo));
+      closeSync(fd);
+      return null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = readLock(dataDir);
+      if (holder && alive(holder.pid)) return holder;
+      if (holder || attempt > 0) rmSync(lockPath(dataDir), { force: true }); // stale: its process is gone
+    }
+  }
+  throw new Error(`could not take the lock ${lockPath(dataDir)}`);
+}
+
+function makeEngine(host: string, port: number, password: string, owned: boolean, stop: () => Promise<void>): EmbeddedEngine {
+  return {
+    host,
+    port,
+    password,
+    owned,
+    url(user = OWNER_ROLE, shadow = false) {
+      const db = shadow ? SHADOW_DATABASE_NAME : DATABASE_NAME;
+      return `postgres://${encodeURIComponent(user)}:${password}@${host}:${port}/${db}`;
+    },
+    stop,
+  };
+}
+
+export interface StartOptions {
+  /** Shown to other processes that find the data directory in use. */
+  purpose: string;
+  host?: string;
+  port?: number;
+}
+
+/** Starts the engine for `dataDir` in this process; fails if another process serves it. */
+export async function startEmbedded(dataDir: string, options: StartOptions): Promise<EmbeddedEngine> {
+  ensureDataDir(dataDir);
+  const password = dataDirSecret(dataDir, 'password');
+  const holder = tryLock(dataDir, options.purpose);
+  if (holder) {
+    throw new DataDirInUseError(
+      `the embedded database in ${dataDir} is in use by process ${holder.pid} (${holder.purpose}); stop it first, or set SHERATAN_DATA_DIR to another directory`,
+    );
+  }
+  const host = options.host ?? '127.0.0.1';
+  const input: WorkerInput = {
+    pgdata: path.join(dataDir, 'pgdata'),
+    password,
+    databaseName: DATABASE_NAME,
+    shadowDatabaseName: SHADOW_DATABASE_NAME,
+    host,
+    port: options.port ?? 0,
+  };
+  const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: input });
+  const next = (): Promise<WorkerMessage> =>
+    new Promise((resolve, reject) => {
+      const onMessage = (m: WorkerMessage): void => {
+        worker.off('error', onError);
+        resolve(m);
+      };
+      const onError = (err: Error): void => {
+        worker.off('message', onMessage);
+        reject(err);
+      };
+      worker.once('message', onMessage);
+      worker.once('error', onError);
+    });
+  let ready: WorkerMessage;
+  try {
+    ready = await next();
+    if (ready.type !== 'ready') throw new Error(ready.type === 'error' ? ready.message : 'unexpected message from the engine');
+  } catch (err) {
+    await worker.terminate();
+    rmSync(lockPath(dataDir), { force: true });
+    throw new Error(`the embedded database in ${dataDir} failed to start: ${(err as Error).message}`, { cause: err });
+  }
+  writeFileSync(
+    lockPath(dataDir),
+    JSON.stringify({ pid: process.pid, purpose: options.purpose, port: ready.port } satisfies LockInfo),
+  );
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      const done = next();
+      worker.postMessage({ type: 'stop' });
+      const result = await done.catch((err: Error) => ({ type: 'error', message: err.message }) as WorkerMessage);
+      await worker.terminate();
+      rmSync(lockPath(dataDir), { force: true });
+      if (result.type === 'error') throw new Error(`the embedded database did not close cleanly: ${result.message}`);
+    })());
+  worker.unref();
+  return makeEngine(host, ready.port, password, true, stop);
+}
+
+/**
+ * For commands (migrate, psql, doctor…): attach to the engine another process
+ * is serving for `dataDir`, or start one for the duration of the command.
+ */
+export async function attachOrStartEmbedded(dataDir: string, purpose: string): Promise<EmbeddedEngine> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const holder = existsSync(lockPath(dataDir)) ? readLock(dataDir) : null;
+    if (holder && alive(holder.pid) && holder.pid !== process.pid) {
+      if (holder.port) {
+        return makeEngine('127.0.0.1', holder.port, dataDirSecret(dataDir, 'password'), false, async () => undefined);
+      }
+      if (Date.now() > deadline) throw new Error(`process ${holder.pid} holds ${dataDir} but never finished starting the engine`);
+      await new Promise((r) => setTimeout(r, 200)); // still starting
+      continue;
+    }
+    try {
+      return await startEmbedded(dataDir, { purpose });
+    } catch (err) {
+      if (!(err instanceof DataDirInUseError)) throw err; // lost a race: attach next time round
+    }
+  }
+}

@@ -1,0 +1,32 @@
+// Opening PGlite instances: the persistent database and the throw-away shadow.
+import { mkdir, rm } from 'node:fs/promises';
+import { PGlite } from '@electric-sql/pglite';
+import { vector } from '@electric-sql/pglite-pgvector';
+
+/** The embedded superuser role that owns the schema, as `sheratan` owns it on a server. */
+export const OWNER_ROLE = 'sheratan';
+
+async function bootstrap(db: PGlite): Promise<PGlite> {
+  // PGlite starts with only `postgres`; the owner must exist before anyone can log in as it.
+  await db.exec(`
+    do $$ begin
+      if not exists (select 1 from pg_roles where rolname = '${OWNER_ROLE}') then
+        create role ${OWNER_ROLE} with login superuser;
+      end if;
+    end $$;
+  `);
+  return db;
+}
+
+export async function openPersistent(pgdata: string): Promise<PGlite> {
+  await mkdir(pgdata, { recursive: true, mode: 0o700 });
+  return bootstrap(await PGlite.create({ dataDir: pgdata, extensions: { vector } }));
+}
+
+export async function openInMemory(): Promise<PGlite> {
+  return bootstrap(await PGlite.create({ extensions: { vector } }));
+}
+
+export async function wipePersistent(pgdata: string): Promise<void> {
+  await rm(pgdata, { recursive: true, force: true });
+}

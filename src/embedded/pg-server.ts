@@ -1,0 +1,217 @@
+// One embedded database: a PGlite instance shared by many client sessions.
+//
+// PGlite is a single backend; this server lets many ordinary clients (pg, psql,
+// graphile-migrate, the gateway's pool) share it as if each had its own
+// connection:
+//  - a client owns the backend from the first message of a unit (a simple
+//    Query, or extended-protocol messages up to Sync) until the unit ends
+//    outside a transaction, so transactions and pipelines never interleave;
+//  - prepared statement and portal names are namespaced per client;
+//  - session state (settings, role) is saved when the backend passes to
+//    another client and restored when it comes back, and a client sees none
+//    of another's: each starts as its login role with default settings;
+import type net from 'node:net';
+import type { PGlite } from '@electric-sql/pglite';
+import * as wire from './wire.ts';
+
+export interface PgDatabaseOptions {
+  /** Opens the instance; called lazily and again after a wipe. */
+  open(): Promise<PGlite>;
+  /** Deletes persisted data so that the next open() starts empty. */
+  wipe(): Promise<void>;
+}
+
+export interface Session {
+  id: number;
+  /** Runs a database-level command (DROP/CREATE DATABASE…); returns the reply messages. */
+  databaseCommand(sql: string): Promise<Buffer>;
+  socket: net.Socket;
+  user: string;
+  alive: boolean;
+  /** Something this client ran may have changed session-level state. */
+  dirty: boolean;
+  /** Session-level settings captured when the backend last passed to another client. */
+  saved: Array<[string, string]>;
+  role: string;
+  statements: Set<string>;
+  queue: Promise<void>;
+}
+
+// Statements that can leave session-level state behind. `SET LOCAL` and
+// `set_config(…, true)` are transaction-local and need no bookkeeping.
+const SESSION_STATE_SQL = [
+  /(^|;)\s*set\s+(?!local\b)/i,
+  /(^|;)\s*(reset|discard|listen|unlisten|prepare|deallocate|load)\b/i,
+  /set_config\s*\([^)]*,\s*false\s*\)/i,
+];
+
+export const DATABASE_COMMAND = /^\s*(drop|create|alter)\s+database\b|^\s*(grant|revoke)\b[\s\S]*\bon\s+database\b/i;
+
+const quoteIdent = (s: string): string => `"${s.replace(/"/g, '""')}"`;
+const quoteLiteral = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+
+/** One database: a PGlite instance shared by the sessions connected to it. */
+export class PgDatabase {
+  private readonly options: PgDatabaseOptions;
+  private db: PGlite | null = null;
+  private opening: Promise<PGlite> | null = null;
+  readonly sessions = new Set<Session>();
+  private owner: Session | null = null;
+  private readonly waiters: Array<() => void> = [];
+  /** Whose session state the backend currently holds. */
+  private applied: Session | null = null;
+  serverVersion = '';
+
+  constructor(options: PgDatabaseOptions) {
+    this.options = options;
+  }
+
+  /** The instance, opened on first use (the shadow database is only paid for when used). */
+  async instance(): Promise<PGlite> {
+    if (this.db) return this.db;
+    this.opening ??= this.options.open().then(async (db) => {
+      const rows = await db.query<{ server_version: string }>('show server_version');
+      this.serverVersion = rows.rows[0]!.server_version;
+      this.db = db;
+      this.opening = null;
+      return db;
+    });
+    return this.opening;
+  }
+
+  /** Runs `fn` with exclusive use of the backend, as the superuser with default settings. */
+  async exclusive<T>(fn: (db: PGlite) => Promise<T>): Promise<T> {
+    const me = { id: 0 } as Session;
+    await this.acquire(me);
+    try {
+      const db = await this.instance();
+      if (this.applied) await this.leave(db);
+      return await fn(db);
+    } finally {
+      this.release(me);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sessions) s.socket.destroy();
+    await this.exclusive(async () => undefined).catch(() => undefined);
+    if (this.db) await this.db.close();
+    this.db = null;
+  }
+
+  /** Drops everything: the instance is closed, its data deleted, and a fresh one opened. */
+  async wipe(): Promise<void> {
+    await this.exclusive(async (db) => {
+      await db.close();
+      this.db = null;
+      this.applied = null;
+      for (const other of this.sessions) other.statements.clear();
+      await this.options.wipe();
+    });
+    await this.instance();
+  }
+
+  addSession(session: Session): void {
+    this.sessions.add(session);
+  }
+
+  // ---- backend ownership -------------------------------------------------
+
+  private async acquire(s: Session): Promise<void> {
+    while (this.owner !== null && this.owner !== s) {
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+    this.owner = s;
+  }
+
+  private release(s: Session): void {
+    if (this.owner !== s) return;
+    this.owner = null;
+    this.waiters.shift()?.();
+  }
+
+  /** Saves the applied client's session state (if it may have changed) and resets the backend. */
+  private async leave(db: PGlite): Promise<void> {
+    const prev = this.applied;
+    if (prev?.alive && prev.dirty) {
+      const res = await db.query<{ name: string; setting: string }>(
+        "select name, setting from pg_settings where source = 'session' union all select 'role', current_setting('role')",
+      );
+      prev.saved = res.rows.filter((r) => r.name !== 'role').map((r) => [r.name, r.setting]);
+      const role = res.rows.find((r) => r.name === 'role')?.setting;
+      prev.role = role && role !== 'none' ? role : prev.user;
+      prev.dirty = false;
+    }
+    await db.exec('reset all; reset role');
+    this.applied = null;
+  }
+
+  private async switchTo(db: PGlite, s: Session): Promise<void> {
+    const prev = this.applied;
+    if (prev === s) return;
+    // Hand-over between clients whose state is just the same login role costs nothing.
+    const trivial = prev !== null && !prev.dirty && prev.saved.length === 0 && s.saved.length === 0 && prev.role === s.role;
+    if (!trivial) {
+      await this.leave(db);
+      const sql = [
+        s.role === 'postgres' ? '' : `set role ${quoteIdent(s.role)};`,
+        ...s.saved.map(([k, v]) => `select set_config(${quoteLiteral(k)}, ${quoteLiteral(v)}, false);`),
+      ].join('');
+      if (sql) await db.exec(sql);
+    }
+    this.applied = s;
+  }
+
+  async handle(s: Session, raw: Buffer): Promise<void> {
+    const type = String.fromCharCode(raw[0]!);
+    if (type === 'X') {
+      s.socket.end();
+      return;
+    }
+    await this.acquire(s);
+    try {
+      const db = await this.instance();
+      await this.switchTo(db, s);
+      const sql = wire.sqlText(raw);
+      if (type === 'Q' && sql !== undefined && DATABASE_COMMAND.test(sql)) {
+        this.release(s);
+        s.socket.write(Buffer.concat([await s.databaseCommand(sql), wire.readyForQuery('I')]));
+        return;
+      }
+      if (sql !== undefined && SESSION_STATE_SQL.some((re) => re.test(sql))) s.dirty = true;
+
+      const { msg, parsedStatement } = wire.namespaceMessage(raw, `s${s.id}_`);
+      if (parsedStatement) s.statements.add(parsedStatement);
+      await db.execProtocolRawStream(new Uint8Array(msg), {
+        onRawData: (data: Uint8Array) => {
+          if (s.alive) s.socket.write(data);
+        },
+      });
+      if ((type === 'Q' || type === 'S') && !db.isInTransaction()) this.release(s);
+    } catch (err) {
+      this.release(s);
+      throw err;
+    }
+  }
+
+  async disconnect(s: Session): Promise<void> {
+    s.alive = false;
+    await s.queue;
+    this.sessions.delete(s);
+    await this.acquire(s);
+    try {
+      const db = this.db;
+      if (db) {
+        if (db.isInTransaction()) await db.exec('rollback');
+        for (const name of s.statements) {
+          await db.exec(`deallocate ${quoteIdent(name)}`).catch(() => undefined);
+        }
+        if (this.applied === s) await this.leave(db);
+      }
+    } catch {
+      // The instance may be closing; there is nothing left to clean.
+    } finally {
+      this.release(s);
+    }
+  }
+}

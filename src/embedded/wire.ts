@@ -1,0 +1,131 @@
+// The few pieces of the PostgreSQL v3 wire protocol that the embedded
+// front-end speaks itself (start-up, authentication, errors). Everything after
+// authentication is forwarded to PGlite unchanged, apart from statement names.
+
+export const PROTOCOL_3 = 196608;
+export const SSL_REQUEST = 80877103;
+export const GSSENC_REQUEST = 80877104;
+export const CANCEL_REQUEST = 80877102;
+
+/** A framed message: a type byte followed by an int32 length that counts itself. */
+export function message(type: string, body: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+
+const cstring = (s: string): Buffer => Buffer.from(`${s}\0`, 'utf8');
+
+const int32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+};
+
+export const authenticationOk = (): Buffer => message('R', int32(0));
+export const authenticationCleartextPassword = (): Buffer => message('R', int32(3));
+export const parameterStatus = (name: string, value: string): Buffer =>
+  message('S', Buffer.concat([cstring(name), cstring(value)]));
+export const backendKeyData = (pid: number, key: number): Buffer =>
+  message('K', Buffer.concat([int32(pid), int32(key)]));
+export const readyForQuery = (status: 'I' | 'T' | 'E'): Buffer => message('Z', Buffer.from(status, 'latin1'));
+export const commandComplete = (tag: string): Buffer => message('C', cstring(tag));
+
+export function errorResponse(severity: 'ERROR' | 'FATAL', code: string, text: string): Buffer {
+  return message(
+    'E',
+    Buffer.concat([
+      Buffer.from('S', 'latin1'), cstring(severity),
+      Buffer.from('V', 'latin1'), cstring(severity),
+      Buffer.from('C', 'latin1'), cstring(code),
+      Buffer.from('M', 'latin1'), cstring(text),
+      Buffer.from([0]),
+    ]),
+  );
+}
+
+/** Parses the key/value pairs of a StartupMessage body (after length and protocol). */
+export function startupParameters(body: Buffer): Record<string, string> {
+  const parts = body.toString('utf8').split('\0');
+  const params: Record<string, string> = {};
+  for (let i = 0; i + 1 < parts.length; i += 2) {
+    if (!parts[i]) break;
+    params[parts[i]!] = parts[i + 1]!;
+  }
+  return params;
+}
+
+/** Reads a NUL-terminated string at `offset`; returns it and the offset after the NUL. */
+export function readCString(buf: Buffer, offset: number): [string, number] {
+  const end = buf.indexOf(0, offset);
+  if (end < 0) throw new Error('malformed protocol message: unterminated string');
+  return [buf.toString('utf8', offset, end), end + 1];
+}
+
+/**
+ * Splits complete frontend messages off the front of `buf`.
+ * Returns the messages and whatever incomplete tail remains.
+ */
+export function splitMessages(buf: Buffer): [Buffer[], Buffer] {
+  const out: Buffer[] = [];
+  let offset = 0;
+  while (buf.length - offset >= 5) {
+    const len = buf.readInt32BE(offset + 1);
+    if (len < 4) throw new Error(`malformed protocol message: length ${len}`);
+    if (buf.length - offset < len + 1) break;
+    out.push(buf.subarray(offset, offset + len + 1));
+    offset += len + 1;
+  }
+  return [out, buf.subarray(offset)];
+}
+
+/**
+ * Gives each client its own namespace of prepared statements and portals by
+ * prefixing every non-empty name in Parse/Bind/Describe/Close/Execute. On a
+ * real server names are per connection; here all clients share one backend.
+ */
+export function namespaceMessage(msg: Buffer, prefix: string): { msg: Buffer; parsedStatement?: string } {
+  const type = String.fromCharCode(msg[0]!);
+  const body = msg.subarray(5);
+  const ns = (name: string): string => (name === '' ? '' : prefix + name);
+  switch (type) {
+    case 'P': {
+      const [name, rest] = readCString(body, 0);
+      if (name === '') return { msg };
+      return { msg: message('P', Buffer.concat([cstring(ns(name)), body.subarray(rest)])), parsedStatement: ns(name) };
+    }
+    case 'B': {
+      const [portal, afterPortal] = readCString(body, 0);
+      const [stmt, afterStmt] = readCString(body, afterPortal);
+      if (portal === '' && stmt === '') return { msg };
+      return { msg: message('B', Buffer.concat([cstring(ns(portal)), cstring(ns(stmt)), body.subarray(afterStmt)])) };
+    }
+    case 'D':
+    case 'C': {
+      const kind = body.subarray(0, 1);
+      const [name, rest] = readCString(body, 1);
+      if (name === '') return { msg };
+      return { msg: message(type, Buffer.concat([kind, cstring(ns(name)), body.subarray(rest)])) };
+    }
+    case 'E': {
+      const [portal, rest] = readCString(body, 0);
+      if (portal === '') return { msg };
+      return { msg: message('E', Buffer.concat([cstring(ns(portal)), body.subarray(rest)])) };
+    }
+    default:
+      return { msg };
+  }
+}
+
+/** The SQL text carried by a Query or Parse message, if any. */
+export function sqlText(msg: Buffer): string | undefined {
+  const type = String.fromCharCode(msg[0]!);
+  const body = msg.subarray(5);
+  if (type === 'Q') return readCString(body, 0)[0];
+  if (type === 'P') {
+    const [, afterName] = readCString(body, 0);
+    return readCString(body, afterName)[0];
+  }
+  return undefined;
+}

@@ -1,0 +1,55 @@
+// Worker-thread entry: runs the embedded engine off the main thread's event
+// loop, so the gateway's JavaScript and Postgres's WASM use separate cores.
+import { parentPort, workerData } from 'node:worker_threads';
+import { PgDatabase } from './pg-server.ts';
+import { PgCluster } from './pg-cluster.ts';
+import { openInMemory, openPersistent, wipePersistent } from './instance.ts';
+
+export interface WorkerInput {
+  pgdata: string;
+  password: string;
+  databaseName: string;
+  shadowDatabaseName: string;
+  host: string;
+  port: number;
+}
+
+export type WorkerMessage =
+  | { type: 'ready'; port: number }
+  | { type: 'stopped' }
+  | { type: 'error'; message: string };
+
+const input = workerData as WorkerInput;
+const port = parentPort!;
+
+const main = new PgDatabase({
+  open: () => openPersistent(input.pgdata),
+  wipe: () => wipePersistent(input.pgdata),
+});
+const cluster = new PgCluster({
+  password: input.password,
+  databases: {
+    [input.databaseName]: main,
+    // The shadow lives in memory: graphile-migrate rebuilds it from scratch on every commit.
+    [input.shadowDatabaseName]: new PgDatabase({ open: openInMemory, wipe: async () => undefined }),
+  },
+  aliases: { postgres: input.databaseName, template1: input.databaseName },
+});
+
+async function start(): Promise<void> {
+  await main.instance(); // open (and on first use initialise) before accepting anyone
+  const listening = await cluster.listen(input.port, input.host);
+  port.postMessage({ type: 'ready', port: listening } satisfies WorkerMessage);
+}
+
+port.on('message', (msg: { type: string }) => {
+  if (msg.type !== 'stop') return;
+  void cluster.close().then(
+    () => port.postMessage({ type: 'stopped' } satisfies WorkerMessage),
+    (err: unknown) => port.postMessage({ type: 'error', message: String(err) } satisfies WorkerMessage),
+  );
+});
+
+start().catch((err: unknown) => {
+  port.postMessage({ type: 'error', message: err instanceof Error ? err.message : String(err) } satisfies WorkerMessage);
+});

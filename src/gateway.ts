@@ -1,0 +1,139 @@
+// The HTTP gateway: express + grafserv serving the full API and the reporting
+// schema, health endpoints, authentication, and a clean shutdown.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import pg from 'pg';
+import { postgraphile, type PostGraphileInstance } from 'postgraphile';
+import { grafserv } from 'postgraphile/grafserv/express/v4';
+import type { Config } from './config.ts';
+import type { Database } from './database.ts';
+import { authenticate, pgSettingsFor, type Claims } from './auth.ts';
+import { makePreset } from './graphql/preset.ts';
+
+export const GRAPHQL_PATH = '/graphql';
+export const REPORTING_PATH = '/reporting/graphql';
+export const GRAPHIQL_PATH = '/graphiql';
+
+interface AuthedRequest extends Request {
+  sheratanClaims?: Claims | null;
+}
+
+export interface Gateway {
+  app: express.Express;
+  server: Server;
+  api: PostGraphileInstance;
+  reporting: PostGraphileInstance;
+  listen(port?: number, host?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+function makePool(url: string, config: Config, name: string): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: config.poolSize + config.poolMaxOverflow,
+    connectionTimeoutMillis: config.poolTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    application_name: name,
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** Rejects bad tokens with 401/403 before any GraphQL work; stores the claims otherwise. */
+function authMiddleware(config: Config) {
+  return (req: AuthedRequest, res: Response, next: NextFunction): void => {
+    const result = authenticate(req.headers.authorization, config);
+    if (!result.ok) {
+      res
+        .status(result.status)
+        .set('WWW-Authenticate', `Bearer error="invalid_token"`)
+        .json({ errors: [{ message: result.message, extensions: { code: result.code } }] });
+      return;
+    }
+    req.sheratanClaims = result.claims;
+    next();
+  };
+}
+
+export async function createGateway(config: Config, db: Database): Promise<Gateway> {
+  const apiPool = makePool(db.authUrl, config, 'sheratan-gateway');
+  const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
+  const claimsOf = (req: unknown): Claims | null => (req as AuthedRequest | undefined)?.sheratanClaims ?? null;
+
+  const api = postgraphile(
+    makePreset({
+      config,
+      pool: apiPool,
+      readOnly: false,
+      graphqlPath: GRAPHQL_PATH,
+      graphiqlPath: GRAPHIQL_PATH,
+      pgSettings: (req) => pgSettingsFor(claimsOf(req), config),
+    }),
+  );
+  const reporting = postgraphile(
+    makePreset({
+      config,
+      pool: readPool,
+      readOnly: true,
+      graphqlPath: REPORTING_PATH,
+      // Reporting always reads as sheratan_readonly, whatever role the token names.
+      pgSettings: (req) => pgSettingsFor(claimsOf(req), config, 'sheratan_readonly'),
+    }),
+  );
+
+  const app = express();
+  app.disable('x-powered-by');
+  const server = createServer(app);
+  let schemaReady = false;
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await apiPool.query('select 1');
+      if (!schemaReady) throw new Error('the GraphQL schema is still being built');
+      res.json({ status: 'ready' });
+    } catch (err) {
+      res.status(503).json({ status: 'unavailable', reason: (err as Error).message });
+    }
+  });
+  app.use([GRAPHQL_PATH, REPORTING_PATH], authMiddleware(config));
+
+  const apiServ = api.createServ(grafserv);
+  const reportingServ = reporting.createServ(grafserv);
+  await apiServ.addTo(app, server, false);
+  await reportingServ.addTo(app, server, false);
+  await Promise.all([api.getSchema(), reporting.getSchema()]);
+  schemaReady = true;
+
+  let closing: Promise<void> | null = null;
+  return {
+    app,
+    server,
+    api,
+    reporting,
+    async listen(port = config.port, host = config.host) {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve());
+      });
+      const address = server.address() as AddressInfo;
+      return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+    },
+    close() {
+      closing ??= (async () => {
+        // Stop accepting, let in-flight requests finish, then release everything.
+        const closed = server.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+        server.closeIdleConnections();
+        await closed;
+        await Promise.all([api.release(), reporting.release()]);
+        await apiPool.end();
+        if (readPool !== apiPool) await readPool.end();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,24 @@
+// The committed, sorted SDL of both endpoints: the public contract.
+import { lexicographicSortSchema, printSchema } from 'graphql';
+import pg from 'pg';
+import { postgraphile } from 'postgraphile';
+import type { Config } from '../config.ts';
+import type { Database } from '../database.ts';
+import { makePreset } from './preset.ts';
+
+export async function exportSchemas(config: Config, db: Database): Promise<{ api: string; reporting: string }> {
+  const pool = new pg.Pool({ connectionString: db.authUrl, max: 2 });
+  try {
+    const print = async (readOnly: boolean): Promise<string> => {
+      const instance = postgraphile(makePreset({ config, pool, readOnly, graphqlPath: '/graphql', pgSettings: () => ({}) }));
+      try {
+        return `${printSchema(lexicographicSortSchema(await instance.getSchema()))}\n`;
+      } finally {
+        await instance.release();
+      }
+    };
+    return { api: await print(false), reporting: await print(true) };
+  } finally {
+    await pool.end();
+  }
+}

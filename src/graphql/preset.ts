@@ -1,0 +1,66 @@
+// The PostGraphile presets for the two endpoints: the full API and the
+// read-only reporting schema. Both expose only the `sheratan` schema.
+import type pg from 'pg';
+import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
+import { makePgService } from 'postgraphile/adaptors/pg';
+import { PgAggregatesPreset } from '@graphile/pg-aggregates';
+import type { Config } from '../config.ts';
+import { makeRequestLimitsPlugin } from '../../plugins/request-limits.ts';
+
+export const EXPOSED_SCHEMA = 'sheratan';
+
+export interface PresetOptions {
+  config: Config;
+  pool: pg.Pool;
+  /** The reporting schema: queries and aggregates only, no mutation type at all. */
+  readOnly: boolean;
+  graphqlPath: string;
+  graphiqlPath?: string;
+  /** Computes the request's transaction settings (role, claims, timeout). */
+  pgSettings: (req: unknown) => Record<string, string>;
+}
+
+export function makePreset(options: PresetOptions): GraphileConfig.Preset {
+  const { config } = options;
+  return {
+    extends: [PostGraphileAmberPreset, PgAggregatesPreset],
+    plugins: [
+      makeRequestLimitsPlugin({
+        maxQueryDepth: config.maxQueryDepth,
+        maxPageSize: config.maxPageSize,
+        fieldCaps: { searchDocumentChunks: { cap: config.maxSearchResults, setting: 'MAX_SEARCH_RESULTS' } },
+        introspection: config.introspection,
+      }),
+    ],
+    pgServices: [
+      makePgService({
+        pool: options.pool,
+        schemas: [EXPOSED_SCHEMA],
+        // The authenticator is NOINHERIT and holds no privileges itself: build
+        // each schema from what its role may actually do.
+        pgSettingsForIntrospection: { role: options.readOnly ? 'sheratan_readonly' : 'sheratan_app' },
+      }),
+    ],
+    schema: {
+      // Reporting tools get no insert/update/delete and no mutation functions.
+      ...(options.readOnly ? { defaultBehavior: '-insert -update -delete -queryField:mutation -mutationField' } : {}),
+      pgForbidSetofFunctionsToReturnNull: true,
+    },
+    grafserv: {
+      graphqlPath: options.graphqlPath,
+      graphiql: Boolean(options.graphiqlPath) && !config.production,
+      graphiqlPath: options.graphiqlPath ?? '/graphiql-disabled',
+      graphiqlOnGraphQLGET: false,
+      websockets: false,
+      watch: false,
+      maxRequestLength: config.maxBodyBytes,
+    },
+    grafast: {
+      explain: false,
+      context(requestContext) {
+        const req = (requestContext as { expressv4?: { req: unknown } }).expressv4?.req;
+        return { pgSettings: options.pgSettings(req) };
+      },
+    },
+  };
+}

@@ -1,0 +1,103 @@
+// graphile-migrate, driven with connection strings for either run mode.
+import { readFileSync } from 'node:fs';
+import { mkdir, open, rm } from 'node:fs/promises';
+import path from 'node:path';
+import JSON5 from 'json5';
+import pg from 'pg';
+import * as gm from 'graphile-migrate';
+import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
+import type { Config } from './config.ts';
+import type { Database } from './database.ts';
+import { projectRoot } from './paths.ts';
+
+export function migrateSettings(config: Config, db: Database): gm.Settings {
+  const rc = JSON5.parse(readFileSync(path.join(projectRoot, '.gmrc'), 'utf8')) as gm.Settings;
+  return {
+    ...rc,
+    migrationsFolder: path.resolve(projectRoot, rc.migrationsFolder ?? 'migrations'),
+    connectionString: db.ownerUrl,
+    shadowConnectionString: db.shadowUrl,
+    rootConnectionString: db.rootUrl,
+    placeholders: { ...rc.placeholders, ':VECTOR_DIMENSION': String(config.vectorDimension) },
+  };
+}
+
+/**
+ * Creates the API roles (idempotently) before migrating: committed migrations
+ * grant to them, and on a fresh database nothing has run afterReset yet.
+ */
+export async function ensureRoles(db: Database, config: Config): Promise<void> {
+  const sql = readFileSync(path.join(projectRoot, 'migrations', 'afterReset.sql'), 'utf8');
+  const client = new pg.Client(db.mode === 'embedded' || config.rootDatabaseUrl ? db.rootUrl : db.ownerUrl);
+  await client.connect();
+  try {
+    await client.query(sql);
+    const password = new URL(db.authUrl).password;
+    if (db.mode === 'server' && password) {
+      await client.query(`alter role sheratan_authenticator with password ${client.escapeLiteral(decodeURIComponent(password))}`);
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * On a server graphile-migrate serialises migrations with an advisory lock;
+ * the embedded engine is one shared session where advisory locks do not
+ * exclude each other, so a lock file in the data directory does that job.
+ */
+export async function withMigrationLock<T>(config: Config, db: Database, fn: () => Promise<T>): Promise<T> {
+  if (db.mode !== 'embedded') return fn();
+  await mkdir(config.dataDir, { recursive: true });
+  const file = path.join(config.dataDir, 'migrate.lock');
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      const handle = await open(file, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let holder: number;
+      try {
+        holder = Number(readFileSync(file, 'utf8'));
+      } catch {
+        continue; // released meanwhile
+      }
+      let holderAlive: boolean;
+      try {
+        if (holder) process.kill(holder, 0);
+        holderAlive = holder > 0 && holder !== process.pid;
+      } catch {
+        holderAlive = false;
+      }
+      if (!holderAlive) await rm(file, { force: true });
+      // eslint-disable-next-line preserve-caught-error -- EEXIST is expected here, not the cause
+      else if (Date.now() > deadline) throw new Error(`another migration (process ${holder}) has held ${file} for two minutes`);
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
+/** Applies every committed migration that has not run yet. */
+export async function migrateToHead(config: Config, db: Database): Promise<void> {
+  await withMigrationLock(config, db, async () => {
+    await ensureRoles(db, config);
+    await gm.migrate(migrateSettings(config, db));
+  });
+}
+
+/**
+ * graphile-migrate keeps idle pools for a moment after each command and exits
+ * the process if one of their connections drops; end them before the
+ * embedded engine stops.
+ */
+export function releaseMigratePools(): void {
+  clearAllPools();
+}

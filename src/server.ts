@@ -1,0 +1,50 @@
+// `npm start`: open the database (serving the embedded engine when there is
+// no DATABASE_URL), apply migrations on the embedded database, build the
+// schema, serve HTTP; on SIGTERM/SIGINT shut all of it down in order.
+import type { Config } from './config.ts';
+import { openDatabase, type Database } from './database.ts';
+import { dataDirSecret } from './embedded/index.ts';
+import { createGateway, type Gateway } from './gateway.ts';
+import { migrateToHead, releaseMigratePools } from './migrations.ts';
+
+export interface RunningGateway {
+  url: string;
+  db: Database;
+  gateway: Gateway;
+  config: Config;
+  stop(): Promise<void>;
+}
+
+/** The JWT secret: configured, or generated once per embedded data directory. */
+export function effectiveJwtSecret(config: Config): string | undefined {
+  if (config.jwtSecret) return config.jwtSecret;
+  return config.databaseUrl ? undefined : dataDirSecret(config.dataDir, 'jwt-secret');
+}
+
+export async function startGateway(config: Config, options: { port?: number; host?: string } = {}): Promise<RunningGateway> {
+  const db = await openDatabase(config, { purpose: 'gateway', serve: true });
+  try {
+    if (db.mode === 'embedded') {
+      await migrateToHead(config, db);
+      releaseMigratePools();
+    }
+    const effective: Config = { ...config, jwtSecret: effectiveJwtSecret(config) };
+    const gateway = await createGateway(effective, db);
+    const url = await gateway.listen(options.port ?? config.port, options.host ?? config.host);
+    let stopping: Promise<void> | null = null;
+    return {
+      url,
+      db,
+      gateway,
+      config: effective,
+      stop: () =>
+        (stopping ??= (async () => {
+          await gateway.close();
+          await db.close();
+        })()),
+    };
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}

@@ -1,0 +1,67 @@
+// The gateway over HTTP: create a document, read it back, aggregate; health
+// endpoints; the committed schema.graphql is up to date.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { startHarness, type Harness } from '../support/harness.ts';
+import { exportSchemas } from '../../src/graphql/export.ts';
+import { projectRoot } from '../../src/paths.ts';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(() => h.stop());
+
+test('{ __typename }', async () => {
+  const res = await h.graphql('{ __typename }', { token: null });
+  expect(res).toEqual({ status: 200, body: { data: { __typename: 'Query' } } });
+});
+
+test('create a document, read it back, and aggregate', async () => {
+  const created = await h.graphql<{ createDocument: { document: { rowId: string; title: string; tenant: string } } }>(
+    `mutation ($input: CreateDocumentInput!) {
+       createDocument(input: $input) { document { rowId title tenant source metadata } }
+     }`,
+    { variables: { input: { document: { title: 'Hello', content: 'World', source: 'test', metadata: { lang: 'en' } } } } },
+  );
+  expect(created.body.errors).toBeUndefined();
+  const doc = created.body.data!.createDocument.document;
+  expect(doc).toMatchObject({ title: 'Hello', tenant: 'acme', source: 'test', metadata: { lang: 'en' } });
+
+  const read = await h.graphql<{ documentByRowId: { title: string; content: string } }>(
+    'query ($id: UUID!) { documentByRowId(rowId: $id) { title content } }',
+    { variables: { id: doc.rowId } },
+  );
+  expect(read.body.data!.documentByRowId).toEqual({ title: 'Hello', content: 'World' });
+
+  await h.graphql('mutation { createDocument(input: { document: { title: "Second", source: "test" } }) { clientMutationId } }');
+  const agg = await h.graphql<{ allDocuments: { totalCount: number; aggregates: { distinctCount: { source: string } } } }>(
+    '{ allDocuments { totalCount aggregates { distinctCount { source } } groupedAggregates(groupBy: SOURCE) { keys distinctCount { rowId } } } }',
+  );
+  expect(agg.body.errors).toBeUndefined();
+  expect(agg.body.data!.allDocuments.totalCount).toBe(2);
+  expect(agg.body.data!.allDocuments).toMatchObject({
+    aggregates: { distinctCount: { source: '1' } },
+    groupedAggregates: [{ keys: ['test'], distinctCount: { rowId: '2' } }],
+  });
+});
+
+test('/healthz and /readyz', async () => {
+  const health = await fetch(`${h.url}/healthz`);
+  expect(health.status).toBe(200);
+  const ready = await fetch(`${h.url}/readyz`);
+  expect(ready.status).toBe(200);
+  expect(await ready.json()).toEqual({ status: 'ready' });
+});
+
+test('Ruru is served at /graphiql outside production', async () => {
+  const res = await fetch(`${h.url}/graphiql`, { headers: { accept: 'text/html' } });
+  expect(res.status).toBe(200);
+  expect(await res.text()).toMatch(/ruru/i);
+});
+
+test('the committed schema.graphql and reporting.graphql are up to date (npm run schema:export)', async () => {
+  const { api, reporting } = await exportSchemas(h.config, h.gateway.db);
+  expect(readFileSync(path.join(projectRoot, 'schema.graphql'), 'utf8')).toBe(api);
+  expect(readFileSync(path.join(projectRoot, 'reporting.graphql'), 'utf8')).toBe(reporting);
+});
