@@ -4,6 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as gm from 'graphile-migrate';
+import pg from 'pg';
 import { ConfigError, loadConfig, redact, type Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
 import { DataDirInUseError } from './embedded/index.ts';
@@ -151,6 +152,22 @@ const commands: Record<string, Command> = {
     process.stdout.write(
       `${signToken(secret, { role: values.role as ApiRole, tenant: values.tenant, sub: values.sub, expiresIn: values.expires, audience: config.jwtAudience })}\n`,
     );
+  },
+
+  async 'audit:cleanup'(config, args) {
+    const { values } = parseArgs({ args, options: { days: { type: 'string', default: '90' } } });
+    const days = Number(values.days);
+    if (!Number.isInteger(days) || days < 0) throw new ConfigError(`--days must be a whole number of days, not "${values.days}"`);
+    await withDatabase(config, 'audit:cleanup', async (db) => {
+      const client = new pg.Client(db.ownerUrl);
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ deleted: string }>('select sheratan_private.cleanup_audit_logs($1) as deleted', [days]);
+        process.stdout.write(`deleted ${rows[0]!.deleted} audit log row(s) older than ${days} days\n`);
+      } finally {
+        await client.end();
+      }
+    });
   },
 
   async 'schema:export'(config) {

@@ -6,6 +6,7 @@ import { makePgService } from 'postgraphile/adaptors/pg';
 import { PgAggregatesPreset } from '@graphile/pg-aggregates';
 import type { Config } from '../config.ts';
 import { makeRequestLimitsPlugin } from '../../plugins/request-limits.ts';
+import { maskError } from '../../plugins/error-mask.ts';
 
 export const EXPOSED_SCHEMA = 'sheratan';
 
@@ -54,6 +55,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       websockets: false,
       watch: false,
       maxRequestLength: config.maxBodyBytes,
+      maskError,
     },
     grafast: {
       explain: false,

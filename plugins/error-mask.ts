@@ -1,0 +1,32 @@
+// What clients see of errors: Postgres errors that describe the caller's own
+// input or permissions (SQLSTATE classes 22, 23, 42501, P0001) pass through
+// with their code; anything else is masked and logged with a reference.
+import { randomUUID } from 'node:crypto';
+import { isSafeError } from 'grafast';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { log } from '../src/log.ts';
+
+const CLIENT_SQLSTATE = /^(22|23)|^42501$|^P0001$|^57014$/;
+
+export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedError {
+  const original = error.originalError as (Error & { code?: unknown }) | undefined;
+  if (!original || original instanceof GraphQLError) return error;
+  if (typeof original.code === 'string' && CLIENT_SQLSTATE.test(original.code)) {
+    return new GraphQLError(original.message, {
+      nodes: error.nodes,
+      source: error.source,
+      positions: error.positions,
+      path: error.path,
+      extensions: { ...error.extensions, code: original.code },
+    });
+  }
+  // Errors without a path concern the request as a whole (planning, validation), not data.
+  if (isSafeError(original) || !error.path) return error;
+  const id = randomUUID();
+  log('error', 'unexpected error while executing a request', { id, error: original.stack ?? String(original) });
+  return new GraphQLError(`An unexpected error occurred (reference ${id})`, {
+    nodes: error.nodes,
+    path: error.path,
+    extensions: { code: 'INTERNAL_SERVER_ERROR', reference: id },
+  });
+}
