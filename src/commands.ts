@@ -9,7 +9,14 @@ import { ConfigError, loadConfig, redact, type Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
 import { DataDirInUseError } from './embedded/index.ts';
 import { API_ROLES, signToken, type ApiRole } from './auth.ts';
-import { ensureRoles, migrateSettings, migrateToHead, releaseMigratePools, withMigrationLock } from './migrations.ts';
+import {
+  ensureRoles,
+  migrateSettings,
+  migrateToHead,
+  releaseMigratePools,
+  watchCurrentEmbedded,
+  withMigrationLock,
+} from './migrations.ts';
 import { effectiveJwtSecret, startGateway } from './server.ts';
 import { exportSchemas } from './graphql/export.ts';
 import { log, setLogLevel } from './log.ts';
@@ -67,6 +74,7 @@ const commands: Record<string, Command> = {
   async 'db:watch'(config, args) {
     const { values } = parseArgs({ args, options: { once: { type: 'boolean' } } });
     await withDatabase(config, 'db:watch', async (db) => {
+      if (db.mode === 'embedded') return watchCurrentEmbedded(config, db, values.once ?? false);
       await ensureRoles(db, config);
       await gm.watch(migrateSettings(config, db), values.once ?? false);
       if (!values.once) await new Promise<never>(() => undefined); // runs until interrupted

@@ -1,6 +1,7 @@
 // graphile-migrate, driven with connection strings for either run mode.
 import { readFileSync } from 'node:fs';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { watchFile } from 'node:fs';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import JSON5 from 'json5';
 import pg from 'pg';
@@ -100,4 +101,45 @@ export async function migrateToHead(config: Config, db: Database): Promise<void>
  */
 export function releaseMigratePools(): void {
   clearAllPools();
+}
+
+/**
+ * `db:watch` on the embedded engine. graphile-migrate's watch holds a lock in
+ * one transaction while running current.sql on a second connection; the
+ * single embedded backend cannot run two transactions at once, so here
+ * current.sql runs in one transaction of its own, on every save.
+ */
+export async function watchCurrentEmbedded(config: Config, db: Database, once: boolean): Promise<void> {
+  const settings = migrateSettings(config, db);
+  const file = path.join(settings.migrationsFolder!, 'current.sql');
+  const run = async (): Promise<boolean> => {
+    const sql = await gm.compile(settings, await readFile(file, 'utf8'));
+    const client = new pg.Client(db.ownerUrl);
+    await client.connect();
+    const started = Date.now();
+    try {
+      await client.query('begin');
+      await client.query(sql);
+      await client.query('commit');
+      process.stderr.write(`current.sql applied in ${Date.now() - started} ms\n`);
+      return true;
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      process.stderr.write(`current.sql failed (nothing applied): ${(err as Error).message}\n`);
+      return false;
+    } finally {
+      await client.end();
+    }
+  };
+  await migrateToHead(config, db);
+  const ok = await run();
+  if (once) {
+    if (!ok) throw new Error('current.sql failed');
+    return;
+  }
+  let queue = Promise.resolve();
+  watchFile(file, { interval: 300 }, () => {
+    queue = queue.then(() => run().then(() => undefined));
+  });
+  await new Promise<never>(() => undefined);
 }
