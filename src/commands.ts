@@ -4,9 +4,8 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as gm from 'graphile-migrate';
-import pg from 'pg';
 import { ConfigError, loadConfig, redact, type Config } from './config.ts';
-import { openDatabase, type Database } from './database.ts';
+import { openDatabase, withPgClient, type Database } from './database.ts';
 import { DataDirInUseError } from './embedded/index.ts';
 import { API_ROLES, signToken, type ApiRole } from './auth.ts';
 import {
@@ -166,16 +165,13 @@ const commands: Record<string, Command> = {
     const { values } = parseArgs({ args, options: { days: { type: 'string', default: '90' } } });
     const days = Number(values.days);
     if (!Number.isInteger(days) || days < 0) throw new ConfigError(`--days must be a whole number of days, not "${values.days}"`);
-    await withDatabase(config, 'audit:cleanup', async (db) => {
-      const client = new pg.Client(db.ownerUrl);
-      await client.connect();
-      try {
+    const deleted = await withDatabase(config, 'audit:cleanup', (db) =>
+      withPgClient(db.ownerUrl, async (client) => {
         const { rows } = await client.query<{ deleted: string }>('select sheratan_private.cleanup_audit_logs($1) as deleted', [days]);
-        process.stdout.write(`deleted ${rows[0]!.deleted} audit log row(s) older than ${days} days\n`);
-      } finally {
-        await client.end();
-      }
-    });
+        return rows[0]!.deleted;
+      }),
+    );
+    process.stdout.write(`deleted ${deleted} audit log row(s) older than ${days} days\n`);
   },
 
   async 'schema:export'(config) {

@@ -1,5 +1,6 @@
 // Where the database is: the embedded engine (no DATABASE_URL) or a server.
 // Both modes end in the same set of ordinary connection strings.
+import pg from 'pg';
 import type { Config } from './config.ts';
 import { attachOrStartEmbedded, startEmbedded, type EmbeddedEngine } from './embedded/index.ts';
 
@@ -69,4 +70,15 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
     engine,
     close: () => engine.stop(),
   };
+}
+
+/** Runs `fn` on a fresh connection to `url`, closing it afterwards. */
+export async function withPgClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
 }

@@ -4,11 +4,10 @@ import { watchFile } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import JSON5 from 'json5';
-import pg from 'pg';
 import * as gm from 'graphile-migrate';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import type { Config } from './config.ts';
-import type { Database } from './database.ts';
+import { withPgClient, type Database } from './database.ts';
 import { projectRoot } from './paths.ts';
 
 export function migrateSettings(config: Config, db: Database): gm.Settings {
@@ -29,17 +28,13 @@ export function migrateSettings(config: Config, db: Database): gm.Settings {
  */
 export async function ensureRoles(db: Database, config: Config): Promise<void> {
   const sql = readFileSync(path.join(projectRoot, 'migrations', 'afterReset.sql'), 'utf8');
-  const client = new pg.Client(db.mode === 'embedded' || config.rootDatabaseUrl ? db.rootUrl : db.ownerUrl);
-  await client.connect();
-  try {
+  await withPgClient(db.mode === 'embedded' || config.rootDatabaseUrl ? db.rootUrl : db.ownerUrl, async (client) => {
     await client.query(sql);
     const password = new URL(db.authUrl).password;
     if (db.mode === 'server' && password) {
       await client.query(`alter role sheratan_authenticator with password ${client.escapeLiteral(decodeURIComponent(password))}`);
     }
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 /**
@@ -114,22 +109,20 @@ export async function watchCurrentEmbedded(config: Config, db: Database, once: b
   const file = path.join(settings.migrationsFolder!, 'current.sql');
   const run = async (): Promise<boolean> => {
     const sql = await gm.compile(settings, await readFile(file, 'utf8'));
-    const client = new pg.Client(db.ownerUrl);
-    await client.connect();
     const started = Date.now();
-    try {
-      await client.query('begin');
-      await client.query(sql);
-      await client.query('commit');
-      process.stderr.write(`current.sql applied in ${Date.now() - started} ms\n`);
-      return true;
-    } catch (err) {
-      await client.query('rollback').catch(() => undefined);
-      process.stderr.write(`current.sql failed (nothing applied): ${(err as Error).message}\n`);
-      return false;
-    } finally {
-      await client.end();
-    }
+    return withPgClient(db.ownerUrl, async (client) => {
+      try {
+        await client.query('begin');
+        await client.query(sql);
+        await client.query('commit');
+        process.stderr.write(`current.sql applied in ${Date.now() - started} ms\n`);
+        return true;
+      } catch (err) {
+        await client.query('rollback').catch(() => undefined);
+        process.stderr.write(`current.sql failed (nothing applied): ${(err as Error).message}\n`);
+        return false;
+      }
+    });
   };
   await migrateToHead(config, db);
   const ok = await run();
