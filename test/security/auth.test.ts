@@ -1,5 +1,9 @@
 // Tokens: every bad token is refused with 401/403 and a clear GraphQL error.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import jwt from 'jsonwebtoken';
+import { pgSettingsFor } from '../../src/auth.ts';
+import { projectRoot } from '../../src/paths.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
 let h: Harness;
@@ -44,8 +48,6 @@ test('claims named like Postgres settings change nothing', async () => {
   const res = await h.graphql(query, { token });
   expect(res.status).toBe(200);
   expect(res.body.errors).toBeUndefined();
-  const settings = await h.gateway.db.engine; // the engine exists; settings are checked through SQL below
-  expect(settings).toBeDefined();
   const created = await h.graphql<{ createDocument: { document: { tenant: string } } }>(
     'mutation { createDocument(input: { document: { title: "x" } }) { document { tenant } } }',
     { token },
@@ -69,4 +71,40 @@ test('JWT_AUDIENCE is enforced when set', async () => {
   } finally {
     await other.stop();
   }
+});
+
+test('the settings a request gets are exactly role, statement_timeout and the three claims', () => {
+  const claims = { role: 'sheratan_readonly' as const, tenant: 'acme', sub: 'u1' };
+  expect(pgSettingsFor(claims, { statementTimeoutMs: 2500 })).toEqual({
+    role: 'sheratan_readonly',
+    statement_timeout: '2500ms',
+    'jwt.claims.role': 'sheratan_readonly',
+    'jwt.claims.tenant': 'acme',
+    'jwt.claims.sub': 'u1',
+  });
+  expect(pgSettingsFor(null, { statementTimeoutMs: 10 }).role).toBe('sheratan_anonymous');
+  expect(pgSettingsFor({ ...claims, role: 'sheratan_app' }, { statementTimeoutMs: 10 }, 'sheratan_readonly').role).toBe('sheratan_readonly');
+});
+
+test('npm run token prints a token the gateway accepts, with the given claims', () => {
+  const result = spawnSync(
+    process.execPath,
+    [path.join(projectRoot, 'src/cli.ts'), 'token', '--role', 'sheratan_readonly', '--tenant', 'acme', '--sub', 'me'],
+    { env: { ...process.env, SHERATAN_DATA_DIR: h.config.dataDir, LOG_LEVEL: 'silent' }, encoding: 'utf8', timeout: 30_000 },
+  );
+  expect(result.status).toBe(0);
+  const token = result.stdout.trim();
+  const claims = jwt.verify(token, secret()) as jwt.JwtPayload;
+  expect(claims).toMatchObject({ role: 'sheratan_readonly', tenant: 'acme', sub: 'me' });
+  expect(claims.exp! - claims.iat!).toBe(12 * 3600);
+});
+
+test('npm run token refuses a role outside the allow-list', () => {
+  const result = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'token', '--role', 'postgres', '--tenant', 'acme'], {
+    env: { ...process.env, SHERATAN_DATA_DIR: h.config.dataDir },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  expect(result.status).toBe(1);
+  expect(result.stderr.trim()).toBe('sheratan: --role must be one of sheratan_app, sheratan_readonly');
 });

@@ -1,0 +1,62 @@
+// Every API role × operation through GraphQL: what is allowed works, what is
+// not is refused (permission errors) or sees nothing (RLS).
+import { startHarness, type Harness } from '../support/harness.ts';
+
+let h: Harness;
+let docId: string;
+beforeAll(async () => {
+  h = await startHarness();
+  const created = await h.graphql<{ createDocument: { document: { rowId: string } } }>(
+    'mutation { createDocument(input: { document: { title: "seed", source: "s" } }) { document { rowId } } }',
+  );
+  docId = created.body.data!.createDocument.document.rowId;
+  await h.graphql('mutation { createJob(input: { job: { jobType: "embed" } }) { clientMutationId } }');
+});
+afterAll(() => h.stop());
+
+type Outcome = 'ok' | 'denied' | 'empty';
+const who = {
+  app: () => h.token('sheratan_app', 'acme'),
+  readonly: () => h.token('sheratan_readonly', 'acme'),
+  otherTenant: () => h.token('sheratan_app', 'globex'),
+  anonymous: () => null,
+};
+
+const operations: Record<string, { query: () => string; count: (data: Record<string, { totalCount?: number } | null>) => number }> = {
+  'read documents': { query: () => '{ allDocuments { totalCount } }', count: (d) => d.allDocuments?.totalCount ?? 0 },
+  'read chunks': { query: () => '{ allDocumentChunks { totalCount } }', count: () => 1 },
+  'read jobs': { query: () => '{ allJobs { totalCount } }', count: (d) => d.allJobs?.totalCount ?? 0 },
+  'read audit logs': { query: () => '{ allAuditLogs { totalCount } }', count: (d) => d.allAuditLogs?.totalCount ?? 0 },
+  'read search logs': { query: () => '{ allSearchLogs { totalCount } }', count: () => 1 },
+  'create document': {
+    query: () => 'mutation { createDocument(input: { document: { title: "m" } }) { document { rowId } } }',
+    count: () => 1,
+  },
+  'update document': {
+    query: () => `mutation { updateDocumentByRowId(input: { rowId: "${docId}", documentPatch: { source: "s" } }) { document { rowId } } }`,
+    count: (d) => ((d.updateDocumentByRowId as { document: unknown } | null)?.document ? 1 : 0),
+  },
+  'enqueue job': { query: () => 'mutation { createJob(input: { job: { jobType: "x" } }) { job { rowId } } }', count: () => 1 },
+};
+
+const expected: Record<keyof typeof who, Record<string, Outcome>> = {
+  app: { 'read documents': 'ok', 'read chunks': 'ok', 'read jobs': 'ok', 'read audit logs': 'ok', 'read search logs': 'ok', 'create document': 'ok', 'update document': 'ok', 'enqueue job': 'ok' },
+  readonly: { 'read documents': 'ok', 'read chunks': 'ok', 'read jobs': 'ok', 'read audit logs': 'ok', 'read search logs': 'ok', 'create document': 'denied', 'update document': 'denied', 'enqueue job': 'denied' },
+  otherTenant: { 'read documents': 'empty', 'read chunks': 'ok', 'read jobs': 'empty', 'read audit logs': 'empty', 'read search logs': 'ok', 'create document': 'ok', 'update document': 'empty', 'enqueue job': 'ok' },
+  anonymous: { 'read documents': 'denied', 'read chunks': 'denied', 'read jobs': 'denied', 'read audit logs': 'denied', 'read search logs': 'denied', 'create document': 'denied', 'update document': 'denied', 'enqueue job': 'denied' },
+};
+
+const cases = Object.entries(expected).flatMap(([role, ops]) => Object.entries(ops).map(([op, outcome]) => [role, op, outcome] as const));
+
+test.each(cases)('%s: %s → %s', async (role, op, outcome) => {
+  const { query, count } = operations[op]!;
+  const res = await h.graphql<Record<string, { totalCount?: number } | null>>(query(), { token: who[role as keyof typeof who]() });
+  if (outcome === 'denied') {
+    expect(res.body.errors?.[0]?.message).toMatch(/permission denied|Cannot query field|Unknown type|not defined by type/);
+    return;
+  }
+  expect(res.body.errors).toBeUndefined();
+  const n = count(res.body.data!);
+  if (outcome === 'ok') expect(n).toBeGreaterThan(0);
+  else expect(n).toBe(0);
+});
