@@ -6,7 +6,6 @@ import { parseArgs } from 'node:util';
 import * as gm from 'graphile-migrate';
 import { ConfigError, loadConfig, redact, type Config } from './config.ts';
 import { openDatabase, withPgClient, type Database } from './database.ts';
-import { DataDirInUseError } from './embedded/index.ts';
 import { API_ROLES, signToken, type ApiRole } from './auth.ts';
 import {
   ensureRoles,
@@ -21,6 +20,7 @@ import { exportSchemas } from './graphql/export.ts';
 import { log, setLogLevel } from './log.ts';
 import { GRAPHIQL_PATH } from './gateway.ts';
 import { projectRoot } from './paths.ts';
+import { describeAnnIndex, rebuildAnnIndex, type AnnSpec } from './index-tune.ts';
 
 type Command = (config: Config, args: string[]) => Promise<number | void>;
 
@@ -174,6 +174,51 @@ const commands: Record<string, Command> = {
     process.stdout.write(`deleted ${deleted} audit log row(s) older than ${days} days\n`);
   },
 
+  async 'index:tune'(config, args) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        hnsw: { type: 'boolean' },
+        ivfflat: { type: 'boolean' },
+        m: { type: 'string', default: '16' },
+        'ef-construction': { type: 'string', default: '64' },
+        lists: { type: 'string' },
+        'maintenance-work-mem': { type: 'string', default: '512MB' },
+      },
+    });
+    const whole = (name: string, raw: string | undefined, min: number, max: number): number | undefined => {
+      if (raw === undefined) return undefined;
+      const n = Number(raw);
+      if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`--${name} must be a whole number from ${min} to ${max}, not "${raw}"`);
+      return n;
+    };
+    if (values.hnsw && values.ivfflat) throw new ConfigError('choose one of --hnsw and --ivfflat');
+    await withDatabase(config, 'index:tune', (db) =>
+      withPgClient(db.ownerUrl, async (client) => {
+        let spec: AnnSpec | null = null;
+        if (values.hnsw) spec = { method: 'hnsw', m: whole('m', values.m, 2, 100)!, efConstruction: whole('ef-construction', values['ef-construction'], 4, 1000)! };
+        if (values.ivfflat) spec = { method: 'ivfflat', lists: whole('lists', values.lists, 1, 32768) };
+        if (spec) {
+          const started = Date.now();
+          const using = await rebuildAnnIndex(client, spec, {
+            concurrently: db.mode === 'server',
+            maintenanceWorkMem: values['maintenance-work-mem'],
+          });
+          process.stdout.write(`rebuilt the ANN index as ${using} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+        }
+        const index = await describeAnnIndex(client);
+        if (!index) {
+          process.stdout.write('no ANN index on sheratan.document_chunks.embedding: searches scan every row (run with --hnsw)\n');
+          return;
+        }
+        process.stdout.write(
+          `${index.name}: ${index.method} ${index.options.join(', ') || '(default parameters)'}, ${index.size}, ` +
+            `${index.rows} embedded chunks, ${index.scans} scans since statistics reset\n`,
+        );
+      }),
+    );
+  },
+
   async 'schema:export'(config) {
     await withDatabase(config, 'schema:export', async (db) => {
       if (db.mode === 'embedded') await migrateToHead(config, db);
@@ -202,11 +247,9 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof DataDirInUseError) {
-      process.stderr.write(`sheratan: ${err.message}\n`);
-    } else {
-      process.stderr.write(`sheratan: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    }
+    // One line for people; the stack with LOG_LEVEL=debug.
+    const debug = process.env.LOG_LEVEL === 'debug';
+    process.stderr.write(`sheratan: ${err instanceof Error ? (debug ? (err.stack ?? err.message) : err.message) : String(err)}\n`);
     process.exitCode = 1;
   },
 );

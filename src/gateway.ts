@@ -57,7 +57,8 @@ function authMiddleware(config: Config) {
   };
 }
 
-export async function createGateway(config: Config, db: Database): Promise<Gateway> {
+/** `extraSettings` are added to every request's transaction (ANN accuracy settings). */
+export async function createGateway(config: Config, db: Database, extraSettings: Record<string, string> = {}): Promise<Gateway> {
   const apiPool = makePool(db.authUrl, config, 'sheratan-gateway');
   const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
   const claimsOf = (req: unknown): Claims | null => (req as AuthedRequest | undefined)?.sheratanClaims ?? null;
@@ -69,7 +70,7 @@ export async function createGateway(config: Config, db: Database): Promise<Gatew
       readOnly: false,
       graphqlPath: GRAPHQL_PATH,
       graphiqlPath: GRAPHIQL_PATH,
-      pgSettings: (req) => pgSettingsFor(claimsOf(req), config),
+      pgSettings: (req) => ({ ...extraSettings, ...pgSettingsFor(claimsOf(req), config) }),
     }),
   );
   const reporting = postgraphile(
@@ -79,7 +80,7 @@ export async function createGateway(config: Config, db: Database): Promise<Gatew
       readOnly: true,
       graphqlPath: REPORTING_PATH,
       // Reporting always reads as sheratan_readonly, whatever role the token names.
-      pgSettings: (req) => pgSettingsFor(claimsOf(req), config, 'sheratan_readonly'),
+      pgSettings: (req) => ({ ...extraSettings, ...pgSettingsFor(claimsOf(req), config, 'sheratan_readonly') }),
     }),
   );
 

@@ -6,6 +6,8 @@ import { openDatabase, type Database } from './database.ts';
 import { dataDirSecret } from './embedded/index.ts';
 import { createGateway, type Gateway } from './gateway.ts';
 import { migrateToHead, releaseMigratePools } from './migrations.ts';
+import { setLogLevel } from './log.ts';
+import { assertDimension, inspectVector, searchSettings } from './vector.ts';
 
 export interface RunningGateway {
   url: string;
@@ -22,14 +24,17 @@ export function effectiveJwtSecret(config: Config): string | undefined {
 }
 
 export async function startGateway(config: Config, options: { port?: number; host?: string } = {}): Promise<RunningGateway> {
+  setLogLevel(config.logLevel);
   const db = await openDatabase(config, { purpose: 'gateway', serve: true });
   try {
     if (db.mode === 'embedded') {
       await migrateToHead(config, db);
       releaseMigratePools();
     }
+    const vector = await inspectVector(db.authUrl);
+    assertDimension(config, vector);
     const effective: Config = { ...config, jwtSecret: effectiveJwtSecret(config) };
-    const gateway = await createGateway(effective, db);
+    const gateway = await createGateway(effective, db, searchSettings(config, vector));
     const url = await gateway.listen(options.port ?? config.port, options.host ?? config.host);
     let stopping: Promise<void> | null = null;
     return {

@@ -7,6 +7,8 @@ import { PgAggregatesPreset } from '@graphile/pg-aggregates';
 import type { Config } from '../config.ts';
 import { makeRequestLimitsPlugin } from '../../plugins/request-limits.ts';
 import { maskError } from '../../plugins/error-mask.ts';
+import { makeVectorCodecPlugin } from '../../plugins/vector-codec.ts';
+import { SimilaritySearchPlugin } from '../../plugins/similarity-search.ts';
 
 export const EXPOSED_SCHEMA = 'sheratan';
 
@@ -26,6 +28,8 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   return {
     extends: [PostGraphileAmberPreset, PgAggregatesPreset],
     plugins: [
+      makeVectorCodecPlugin(config.vectorDimension),
+      SimilaritySearchPlugin,
       makeRequestLimitsPlugin({
         maxQueryDepth: config.maxQueryDepth,
         maxPageSize: config.maxPageSize,

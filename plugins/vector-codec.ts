@@ -1,0 +1,86 @@
+// The pgvector `vector` type as a GraphQL scalar `Vector`: a JSON array of
+// numbers, for table columns, function arguments and composite types. Without
+// a codec PostGraphile silently drops vector columns. Modelled on
+// graphile-build-pg's PgLtreePlugin.
+import { GraphQLError, Kind, type ValueNode } from 'graphql';
+import { gatherConfig } from 'postgraphile/graphile-build';
+import type { PgCodec } from 'postgraphile/@dataplan/pg';
+import { sql } from 'postgraphile/pg-sql2';
+
+/** Checks a would-be embedding; returns the problem, or null when it is a valid vector. */
+export function vectorProblem(value: unknown, dimension: number): string | null {
+  if (!Array.isArray(value)) return 'an embedding must be a list of numbers';
+  if (value.length !== dimension) return `expected ${dimension} dimensions, not ${value.length}`;
+  let nonZero = false;
+  for (let i = 0; i < value.length; i++) {
+    const x: unknown = value[i];
+    if (typeof x !== 'number') return `embedding[${i}] must be a number, not ${JSON.stringify(x)}`;
+    if (!Number.isFinite(x)) return `embedding[${i}] must be a finite number, not ${x}`;
+    if (x !== 0) nonZero = true;
+  }
+  if (!nonZero) return 'the zero vector has no cosine similarity; embeddings must have at least one non-zero value';
+  return null;
+}
+
+function parse(value: unknown, dimension: number): number[] {
+  const problem = vectorProblem(value, dimension);
+  if (problem) throw new GraphQLError(problem);
+  return value as number[];
+}
+
+function literalNumbers(ast: ValueNode): unknown {
+  if (ast.kind !== Kind.LIST) return undefined;
+  return ast.values.map((v) => (v.kind === Kind.INT || v.kind === Kind.FLOAT ? Number(v.value) : v.kind));
+}
+
+export const vectorCodec: PgCodec<'vector', undefined, string, number[]> = {
+  name: 'vector',
+  sqlType: sql`vector`,
+  // pgvector's text form, '[1,2,3]', is a JSON array.
+  fromPg: (text: string) => JSON.parse(text) as number[],
+  toPg: (value: number[]) => `[${value.join(',')}]`,
+  attributes: undefined,
+  executor: null,
+};
+
+export function makeVectorCodecPlugin(dimension: number): GraphileConfig.Plugin {
+  return {
+    name: 'SheratanVectorCodecPlugin',
+    version: '1.0.0',
+    description: 'Teaches PostGraphile the pgvector `vector` type',
+    gather: gatherConfig({
+      hooks: {
+        async pgCodecs_findPgCodec(info, event) {
+          if (event.pgCodec || event.pgType.typname !== 'vector') return;
+          const ext = await info.helpers.pgIntrospection.getExtensionByName(event.serviceName, 'vector');
+          if (ext && event.pgType.typnamespace === ext.extnamespace) event.pgCodec = vectorCodec;
+        },
+      },
+    }),
+    schema: {
+      hooks: {
+        init(_, build) {
+          const codec = build.pgCodecs.vector;
+          if (!codec) return _;
+          build.registerScalarType(
+            'Vector',
+            { pgCodec: codec },
+            () => ({
+              description: build.wrapDescription(
+                `A pgvector embedding: a JSON array of exactly ${dimension} finite numbers, not all zero.`,
+                'type',
+              ),
+              serialize: (value: unknown) => value,
+              parseValue: (value: unknown) => parse(value, dimension),
+              parseLiteral: (ast: ValueNode) => parse(literalNumbers(ast), dimension),
+            }),
+            'Adding the Vector scalar',
+          );
+          build.setGraphQLTypeForPgCodec(codec, 'output', 'Vector');
+          build.setGraphQLTypeForPgCodec(codec, 'input', 'Vector');
+          return _;
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,68 @@
+// `npm run index:tune`: inspect the ANN index on document_chunks.embedding,
+// rebuild HNSW with other parameters, or switch to IVFFlat once there is data
+// (seed guide, "IVFFlat Index Tuning": lists = rows / 1000, sqrt(rows) above
+// 1M rows). The index keeps its name, so checks and plans keep finding it.
+import type pg from 'pg';
+
+export const ANN_INDEX = 'document_chunks_embedding_idx';
+
+export interface AnnIndex {
+  name: string;
+  method: string;
+  options: string[];
+  size: string;
+  scans: number;
+  rows: number;
+}
+
+export type AnnSpec = { method: 'hnsw'; m: number; efConstruction: number } | { method: 'ivfflat'; lists?: number };
+
+export async function describeAnnIndex(client: pg.Client): Promise<AnnIndex | null> {
+  const { rows } = await client.query(`
+    select i.relname as name, am.amname as method, coalesce(i.reloptions, '{}') as options,
+           pg_size_pretty(pg_relation_size(i.oid)) as size, coalesce(s.idx_scan, 0)::int as scans,
+           (select count(*) from sheratan.document_chunks where embedding is not null)::int as rows
+      from pg_index x
+      join pg_class i on i.oid = x.indexrelid
+      join pg_am am on am.oid = i.relam
+      left join pg_stat_user_indexes s on s.indexrelid = i.oid
+     where x.indrelid = 'sheratan.document_chunks'::regclass and am.amname in ('hnsw', 'ivfflat')
+     order by i.relname = $1 desc
+     limit 1`, [ANN_INDEX]);
+  return (rows[0] as AnnIndex | undefined) ?? null;
+}
+
+/** The seed guide's rule of thumb for IVFFlat lists. */
+export function ivfflatLists(rows: number): number {
+  return rows > 1_000_000 ? Math.round(Math.sqrt(rows)) : Math.max(1, Math.round(rows / 1000));
+}
+
+/**
+ * Builds the new index beside the old one, then swaps them, so searches keep
+ * an index throughout. `concurrently` (servers) avoids blocking writes.
+ */
+export async function rebuildAnnIndex(
+  client: pg.Client,
+  spec: AnnSpec,
+  options: { concurrently: boolean; maintenanceWorkMem: string },
+): Promise<string> {
+  const current = await describeAnnIndex(client);
+  let using: string;
+  if (spec.method === 'hnsw') {
+    using = `hnsw (embedding vector_cosine_ops) with (m = ${spec.m}, ef_construction = ${spec.efConstruction})`;
+  } else {
+    const rows = current?.rows ?? 0;
+    if (!spec.lists && rows === 0) {
+      throw new Error('IVFFlat needs data to build its lists: load chunks first (HNSW works on an empty table), or pass --lists');
+    }
+    using = `ivfflat (embedding vector_cosine_ops) with (lists = ${spec.lists ?? ivfflatLists(rows)})`;
+  }
+  const cc = options.concurrently ? ' concurrently' : '';
+  await client.query(`set maintenance_work_mem = ${client.escapeLiteral(options.maintenanceWorkMem)}`);
+  await client.query(`drop index${cc} if exists sheratan.document_chunks_embedding_new_idx`);
+  await client.query(`create index${cc} document_chunks_embedding_new_idx on sheratan.document_chunks using ${using}`);
+  if (current) await client.query(`drop index${cc} sheratan.${client.escapeIdentifier(current.name)}`);
+  await client.query(`alter index sheratan.document_chunks_embedding_new_idx rename to ${ANN_INDEX}`);
+  await client.query('reset maintenance_work_mem');
+  return using;
+}

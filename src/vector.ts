@@ -1,0 +1,60 @@
+// What the gateway needs to know about pgvector before serving: that the
+// embedding column has the configured dimension, and which query-time
+// settings this pgvector version understands.
+import type { Config } from './config.ts';
+import { withPgClient } from './database.ts';
+
+export class DimensionMismatchError extends Error {}
+
+export interface VectorInfo {
+  /** pgvector's version, e.g. "0.8.0". */
+  version: string;
+  /** The embedding column's dimension. */
+  dimension: number;
+}
+
+/** Reads catalogs only, so it works as the authenticator (which has no schema privileges of its own). */
+export async function inspectVector(url: string): Promise<VectorInfo> {
+  return withPgClient(url, async (client) => {
+    const { rows } = await client.query<{ version: string | null; dimension: number | null }>(`
+      select (select extversion from pg_extension where extname = 'vector') as version,
+             (select a.atttypmod from pg_attribute a
+                join pg_class c on c.oid = a.attrelid
+                join pg_namespace n on n.oid = c.relnamespace
+               where n.nspname = 'sheratan' and c.relname = 'document_chunks'
+                 and a.attname = 'embedding' and not a.attisdropped) as dimension`);
+    const row = rows[0]!;
+    if (!row.version) throw new Error('the vector extension is not installed; run the migrations (npm run db:migrate)');
+    if (row.dimension === null) throw new Error('sheratan.document_chunks.embedding does not exist; run the migrations (npm run db:migrate)');
+    return { version: row.version, dimension: row.dimension };
+  });
+}
+
+/** Refuses to serve when VECTOR_DIMENSION and the column disagree (the seed guide's "expected 384 dimensions, not 768"). */
+export function assertDimension(config: Pick<Config, 'vectorDimension'>, info: VectorInfo): void {
+  if (info.dimension === config.vectorDimension) return;
+  throw new DimensionMismatchError(
+    `VECTOR_DIMENSION is ${config.vectorDimension} but sheratan.document_chunks.embedding is vector(${info.dimension}); ` +
+      `set VECTOR_DIMENSION=${info.dimension}, or migrate the column to vector(${config.vectorDimension}) and re-embed every chunk`,
+  );
+}
+
+function atLeast(version: string, major: number, minor: number): boolean {
+  const [a = 0, b = 0] = version.split('.').map(Number);
+  return a > major || (a === major && b >= minor);
+}
+
+/**
+ * Transaction-local ANN settings for every request. Iterative index scans
+ * (pgvector >= 0.8) let a filtered search keep scanning until it has its k
+ * results; strict order keeps results exactly sorted by distance.
+ */
+export function searchSettings(config: Pick<Config, 'searchEf' | 'ivfflatProbes'>, info: VectorInfo): Record<string, string> {
+  const settings: Record<string, string> = { 'hnsw.ef_search': String(config.searchEf) };
+  if (config.ivfflatProbes !== undefined) settings['ivfflat.probes'] = String(config.ivfflatProbes);
+  if (atLeast(info.version, 0, 8)) {
+    settings['hnsw.iterative_scan'] = 'strict_order';
+    settings['ivfflat.iterative_scan'] = 'relaxed_order';
+  }
+  return settings;
+}
