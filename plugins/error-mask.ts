@@ -1,12 +1,12 @@
 // What clients see of errors: Postgres errors that describe the caller's own
-// input or permissions (SQLSTATE classes 22, 23, 42501, P0001) pass through
+// input or permissions (SQLSTATE classes 22, 23, and 42501, 55000, 57014, P0001) pass through
 // with their code; anything else is masked and logged with a reference.
 import { randomUUID } from 'node:crypto';
 import { isSafeError } from 'grafast';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { log } from '../src/log.ts';
 
-const CLIENT_SQLSTATE = /^(22|23)|^42501$|^P0001$|^57014$/;
+const CLIENT_SQLSTATE = /^(22|23)|^42501$|^55000$|^57014$|^P0001$/;
 
 export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedError {
   const original = error.originalError as (Error & { code?: unknown }) | undefined;

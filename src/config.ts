@@ -26,6 +26,8 @@ export interface Config {
   maxQueryDepth: number;
   maxBodyBytes: number;
   searchEf: number;
+  /** Seconds a worker may hold a job before it is claimable again. */
+  jobLockTimeoutS: number;
   ivfflatProbes: number | undefined;
   production: boolean;
   introspection: boolean;
@@ -113,6 +115,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 12, 1, 100),
     maxBodyBytes: int(env, 'MAX_BODY_BYTES', 16 * MiB, 1024, 1024 * MiB),
     searchEf: int(env, 'SEARCH_EF', 100, 1, 1000),
+    jobLockTimeoutS: int(env, 'JOB_LOCK_TIMEOUT', 600, 1, 7 * 24 * 3600),
     ivfflatProbes: ivfflat === undefined || ivfflat === '' || ivfflat === 'auto' ? undefined : int(env, 'IVFFLAT_PROBES', 1, 1, 32768),
     production,
     introspection: bool(env, 'GRAPHQL_INTROSPECTION', !production),

@@ -34,7 +34,10 @@ export async function startGateway(config: Config, options: { port?: number; hos
     const vector = await inspectVector(db.authUrl);
     assertDimension(config, vector);
     const effective: Config = { ...config, jwtSecret: effectiveJwtSecret(config) };
-    const gateway = await createGateway(effective, db, searchSettings(config, vector));
+    const gateway = await createGateway(effective, db, {
+      ...searchSettings(config, vector),
+      'sheratan.job_lock_timeout': String(config.jobLockTimeoutS),
+    });
     const url = await gateway.listen(options.port ?? config.port, options.host ?? config.host);
     let stopping: Promise<void> | null = null;
     return {

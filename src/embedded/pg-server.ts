@@ -35,6 +35,8 @@ export interface Session {
   role: string;
   statements: Set<string>;
   queue: Promise<void>;
+  /** The type of the last message handled (for tracing). */
+  last?: string;
 }
 
 // Statements that can leave session-level state behind. `SET LOCAL` and
@@ -44,6 +46,8 @@ const SESSION_STATE_SQL = [
   /(^|;)\s*(reset|discard|listen|unlisten|prepare|deallocate|load)\b/i,
   /set_config\s*\([^)]*,\s*false\s*\)/i,
 ];
+
+const TRACE = process.env.SHERATAN_ENGINE_TRACE === '1';
 
 export const DATABASE_COMMAND = /^\s*(drop|create|alter)\s+database\b|^\s*(grant|revoke)\b[\s\S]*\bon\s+database\b/i;
 
@@ -118,8 +122,18 @@ export class PgDatabase {
   // ---- backend ownership -------------------------------------------------
 
   private async acquire(s: Session): Promise<void> {
+    const started = Date.now();
     while (this.owner !== null && this.owner !== s) {
+      const timer = TRACE
+        ? setTimeout(() => {
+            const o = this.owner;
+            process.stderr.write(
+              `[engine] session ${s.id} has waited ${Date.now() - started} ms; owner ${o?.id} (user ${o?.user}, alive ${o?.alive}, in transaction ${this.db?.isInTransaction()}, last ${o?.last}), ${this.waiters.length} waiting\n`,
+            );
+          }, 5000)
+        : undefined;
       await new Promise<void>((resolve) => this.waiters.push(resolve));
+      clearTimeout(timer);
     }
     this.owner = s;
   }
@@ -169,6 +183,7 @@ export class PgDatabase {
       return;
     }
     await this.acquire(s);
+    s.last = type;
     try {
       const db = await this.instance();
       await this.switchTo(db, s);
@@ -182,11 +197,17 @@ export class PgDatabase {
 
       const { msg, parsedStatement } = wire.namespaceMessage(raw, `s${s.id}_`);
       if (parsedStatement) s.statements.add(parsedStatement);
+      const slow = TRACE
+        ? setTimeout(() => {
+            process.stderr.write(`[engine] session ${s.id}: message ${type} still running after 10 s: ${(sql ?? '').slice(0, 120)}\n`);
+          }, 10_000)
+        : undefined;
       await db.execProtocolRawStream(new Uint8Array(msg), {
         onRawData: (data: Uint8Array) => {
           if (s.alive) s.socket.write(data);
         },
       });
+      clearTimeout(slow);
       if ((type === 'Q' || type === 'S') && !db.isInTransaction()) this.release(s);
     } catch (err) {
       this.release(s);

@@ -31,7 +31,7 @@ export function tempDataDir(): string {
 
 export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
   const dataDir = tempDataDir();
-  const config = parseConfig({ SHERATAN_DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...env });
+  const config = parseConfig({ SHERATAN_DATA_DIR: dataDir, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
   const gateway = await startGateway(config, { port: 0 });
   const clients: pg.Client[] = [];
   const harness: Harness = {

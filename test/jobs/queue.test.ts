@@ -1,0 +1,219 @@
+// The job queue over GraphQL: ordering, exclusive claims under concurrency,
+// retries with backoff, stale locks, ownership, tenancy, the worker helper.
+import type pg from 'pg';
+import { startHarness, type Harness } from '../support/harness.ts';
+import { runWorker } from '../../src/worker.ts';
+
+let h: Harness;
+let owner: pg.Client;
+beforeAll(async () => {
+  h = await startHarness({ JOB_LOCK_TIMEOUT: '1' });
+  owner = await h.owner();
+});
+afterAll(() => h.stop());
+beforeEach(async () => {
+  await owner.query('delete from sheratan.jobs');
+});
+
+interface Job {
+  rowId: string;
+  jobType: string;
+  status: string;
+  priority: number;
+  attempts: number;
+  lastError: string | null;
+  lockedBy: string | null;
+  result: unknown;
+  runAt: string;
+}
+const FIELDS = 'rowId jobType status priority attempts lastError lockedBy result runAt';
+
+async function enqueue(jobType: string, extra: Record<string, unknown> = {}, token?: string): Promise<Job> {
+  const res = await h.graphql<{ enqueueJob: { job: Job } }>(
+    `mutation ($input: EnqueueJobInput!) { enqueueJob(input: $input) { job { ${FIELDS} } } }`,
+    { variables: { input: { jobType, ...extra } }, token },
+  );
+  expect(res.body.errors).toBeUndefined();
+  return res.body.data!.enqueueJob.job;
+}
+async function claim(workerId: string, jobTypes?: string[], token?: string): Promise<Job | null> {
+  const res = await h.graphql<{ claimJob: { job: Job | null } }>(
+    `mutation ($w: String!, $t: [String]) { claimJob(input: { workerId: $w, jobTypes: $t }) { job { ${FIELDS} } } }`,
+    { variables: { w: workerId, t: jobTypes ?? null }, token },
+  );
+  expect(res.body.errors).toBeUndefined();
+  return res.body.data!.claimJob.job;
+}
+const finish = (op: 'completeJob' | 'failJob', id: string, workerId: string, extra: string) =>
+  h.graphql<{ completeJob: { job: Job }; failJob: { job: Job } }>(
+    `mutation ($id: BigInt!, $w: String!) { ${op}(input: { jobId: $id, workerId: $w, ${extra} }) { job { ${FIELDS} } } }`,
+    { variables: { id, w: workerId } },
+  );
+
+test('claims go to the highest priority, then the oldest due job; future jobs wait; none → null', async () => {
+  const low = await enqueue('embed', { priority: 0 });
+  const high = await enqueue('embed', { priority: 5 });
+  const high2 = await enqueue('embed', { priority: 5 });
+  await enqueue('embed', { priority: 9, runAt: new Date(Date.now() + 3600_000).toISOString() });
+  await enqueue('other', { priority: 100 });
+  const order = [await claim('w1', ['embed']), await claim('w1', ['embed']), await claim('w1', ['embed'])];
+  expect(order.map((j) => j!.rowId)).toEqual([high.rowId, high2.rowId, low.rowId]);
+  expect(order[0]).toMatchObject({ status: 'running', lockedBy: 'w1', attempts: 1 });
+  expect(await claim('w1', ['embed'])).toBeNull();
+});
+
+test('concurrent claimers over separate connections never get the same job and drain the queue', async () => {
+  for (let i = 0; i < 40; i++) await enqueue('bulk', { priority: i % 3 });
+  const claimed: string[] = [];
+  await Promise.all(
+    Array.from({ length: 8 }, async (_, w) => {
+      for (;;) {
+        const job = await claim(`worker-${w}`, ['bulk']);
+        if (!job) return;
+        claimed.push(job.rowId);
+      }
+    }),
+  );
+  expect(claimed).toHaveLength(40);
+  expect(new Set(claimed).size).toBe(40);
+  const left = await owner.query("select count(*)::int as n from sheratan.jobs where status = 'pending'");
+  expect(left.rows[0].n).toBe(0);
+});
+
+test('a failed attempt is retried with exponential backoff until maxAttempts, then stays failed', async () => {
+  const job = await enqueue('flaky', { maxAttempts: 2 });
+  const first = await claim('w', ['flaky']);
+  const failed = (await finish('failJob', first!.rowId, 'w', 'error: "boom 1"')).body.data!.failJob.job;
+  expect(failed).toMatchObject({ status: 'pending', lastError: 'boom 1', lockedBy: null, attempts: 1 });
+  const delay = Date.parse(failed.runAt) - Date.now();
+  expect(delay).toBeGreaterThan(500); // 2 s after the first failure
+  expect(delay).toBeLessThanOrEqual(2100);
+  expect(await claim('w', ['flaky'])).toBeNull(); // not due yet
+  await owner.query('update sheratan.jobs set run_at = now() where id = $1', [job.rowId]);
+  const second = await claim('w', ['flaky']);
+  expect(second!.attempts).toBe(2);
+  const final = (await finish('failJob', second!.rowId, 'w', 'error: "boom 2"')).body.data!.failJob.job;
+  expect(final).toMatchObject({ status: 'failed', lastError: 'boom 2', attempts: 2 });
+});
+
+test('a job whose worker holds it past JOB_LOCK_TIMEOUT becomes claimable again', async () => {
+  await enqueue('slow', { maxAttempts: 3 });
+  const first = await claim('dead-worker', ['slow']);
+  expect(await claim('live-worker', ['slow'])).toBeNull();
+  await new Promise((r) => setTimeout(r, 1200));
+  const again = await claim('live-worker', ['slow']);
+  expect(again).toMatchObject({ rowId: first!.rowId, lockedBy: 'live-worker', attempts: 2 });
+  expect(again!.lastError).toMatch(/worker dead-worker held the job longer than/);
+  // The dead worker's late completion is refused.
+  const late = await finish('completeJob', first!.rowId, 'dead-worker', 'result: {}');
+  expect(late.body.errors?.[0]?.message).toMatch(/is not running for worker dead-worker \(it is held by worker live-worker\)/);
+});
+
+test('only the worker holding a job may finish it; finishing a job that is not running changes nothing', async () => {
+  const job = await enqueue('owned');
+  const mine = await claim('owner-worker', ['owned']);
+  const stolen = await finish('completeJob', mine!.rowId, 'thief', 'result: {}');
+  expect(stolen.body.errors?.[0]?.message).toMatch(/not running for worker thief/);
+  const done = (await finish('completeJob', mine!.rowId, 'owner-worker', 'result: { ok: true }')).body.data!.completeJob.job;
+  expect(done).toMatchObject({ status: 'completed', result: { ok: true }, lockedBy: null });
+  const again = await finish('completeJob', job.rowId, 'owner-worker', 'result: {}');
+  expect(again.body.errors?.[0]?.message).toMatch(/is not running .* \(it is completed\)/);
+  const row = await owner.query('select status, result from sheratan.jobs where id = $1', [job.rowId]);
+  expect(row.rows[0]).toEqual({ status: 'completed', result: { ok: true } });
+});
+
+test('pending jobs can be cancelled, running ones cannot', async () => {
+  const a = await enqueue('c');
+  const cancelled = await h.graphql<{ cancelJob: { job: Job } }>('mutation ($id: BigInt!) { cancelJob(input: { jobId: $id }) { job { status } } }', {
+    variables: { id: a.rowId },
+  });
+  expect(cancelled.body.data!.cancelJob.job.status).toBe('cancelled');
+  await enqueue('c');
+  const running = await claim('w', ['c']);
+  const refused = await h.graphql('mutation ($id: BigInt!) { cancelJob(input: { jobId: $id }) { clientMutationId } }', { variables: { id: running!.rowId } });
+  expect(refused.body.errors?.[0]?.message).toMatch(/is not a pending job in this tenant/);
+});
+
+test("another tenant can neither see, claim, finish nor cancel this tenant's jobs", async () => {
+  const job = await enqueue('private');
+  const globex = h.token('sheratan_app', 'globex');
+  expect(await claim('g', ['private'], globex)).toBeNull();
+  const seen = await h.graphql<{ allJobs: { totalCount: number } }>('{ allJobs { totalCount } }', { token: globex });
+  expect(seen.body.data!.allJobs.totalCount).toBe(0);
+  const cancel = await h.graphql('mutation ($id: BigInt!) { cancelJob(input: { jobId: $id }) { clientMutationId } }', { variables: { id: job.rowId }, token: globex });
+  expect(cancel.body.errors?.[0]?.message).toMatch(/not a pending job in this tenant/);
+  const readonlyClaim = await h.graphql('mutation { claimJob(input: { workerId: "r" }) { clientMutationId } }', { token: h.token('sheratan_readonly', 'acme') });
+  expect(readonlyClaim.body.errors?.[0]?.message).toMatch(/permission denied/);
+});
+
+test('every transition leaves an audit row', async () => {
+  const job = await enqueue('audited');
+  const c = await claim('w', ['audited']);
+  await finish('completeJob', c!.rowId, 'w', 'result: {}');
+  const audit = await owner.query("select action, details ->> 'status' as status from sheratan.audit_logs where resource = 'jobs/' || $1 order by id", [job.rowId]);
+  expect(audit.rows).toEqual([
+    { action: 'insert', status: 'pending' },
+    { action: 'update', status: 'running' },
+    { action: 'update', status: 'completed' },
+  ]);
+});
+
+test('reporting counts jobs by status with groupedAggregates', async () => {
+  await enqueue('r');
+  await enqueue('r');
+  const c = await claim('w', ['r']);
+  await finish('completeJob', c!.rowId, 'w', 'result: {}');
+  const res = await h.graphql<{ allJobs: { groupedAggregates: Array<{ keys: string[]; distinctCount: { rowId: string } }> } }>(
+    '{ allJobs { groupedAggregates(groupBy: STATUS) { keys distinctCount { rowId } } } }',
+    { path: '/reporting/graphql', token: h.token('sheratan_readonly', 'acme') },
+  );
+  expect(res.body.errors).toBeUndefined();
+  const counts = Object.fromEntries(res.body.data!.allJobs.groupedAggregates.map((g) => [g.keys[0], Number(g.distinctCount.rowId)]));
+  expect(counts).toEqual({ completed: 1, pending: 1 });
+});
+
+test('the claim query is served by the partial index on pending jobs (EXPLAIN, 20k jobs)', async () => {
+  await owner.query(`insert into sheratan.jobs (tenant, job_type, priority, status)
+    select 'acme', 'j' || (i % 5), i % 10, case when i % 4 = 0 then 'pending' else 'completed' end from generate_series(1, 20000) i`);
+  await owner.query('analyze sheratan.jobs');
+  // claim_job runs this query as the owner (security definer), so the owner explains it.
+  await owner.query('begin');
+  try {
+    const plan = await owner.query(`explain (costs off)
+      select c.id from sheratan.jobs c
+       where c.tenant = 'acme' and c.status = 'pending' and c.run_at <= now() and c.job_type = any (array['j1'])
+       order by c.priority desc, c.run_at, c.id limit 1 for update skip locked`);
+    expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan using jobs_claimable_idx/);
+  } finally {
+    await owner.query('rollback');
+  }
+});
+
+test('runWorker claims, runs, completes or fails jobs, and stops cleanly', async () => {
+  for (let i = 0; i < 12; i++) await enqueue('work', { payload: { n: i }, maxAttempts: 1 });
+  const seen: number[] = [];
+  const worker = runWorker({
+    url: `${h.url}/graphql`,
+    token: h.token(),
+    jobTypes: ['work'],
+    concurrency: 3,
+    pollIntervalMs: 50,
+    handleSignals: false,
+    handler: async (job) => {
+      const n = (job.payload as { n: number }).n;
+      seen.push(n);
+      if (n % 4 === 0) throw new Error(`cannot do ${n}`);
+      return { doubled: n * 2 };
+    },
+  });
+  const deadline = Date.now() + 20_000;
+  while (seen.length < 12 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await worker.stop();
+  const rows = await owner.query("select payload ->> 'n' as n, status, result, last_error from sheratan.jobs where job_type = 'work' order by (payload ->> 'n')::int");
+  expect(rows.rows).toHaveLength(12);
+  for (const r of rows.rows) {
+    const n = Number(r.n);
+    if (n % 4 === 0) expect(r).toMatchObject({ status: 'failed', last_error: `cannot do ${n}` });
+    else expect(r).toMatchObject({ status: 'completed', result: { doubled: n * 2 } });
+  }
+});
