@@ -7,7 +7,7 @@ import { runWorker } from '../../src/worker.ts';
 let h: Harness;
 let owner: pg.Client;
 beforeAll(async () => {
-  h = await startHarness({ JOB_LOCK_TIMEOUT: '1' });
+  h = await startHarness();
   owner = await h.owner();
 });
 afterAll(() => h.stop());
@@ -97,16 +97,27 @@ test('a failed attempt is retried with exponential backoff until maxAttempts, th
 });
 
 test('a job whose worker holds it past JOB_LOCK_TIMEOUT becomes claimable again', async () => {
-  await enqueue('slow', { maxAttempts: 3 });
-  const first = await claim('dead-worker', ['slow']);
-  expect(await claim('live-worker', ['slow'])).toBeNull();
-  await new Promise((r) => setTimeout(r, 1200));
-  const again = await claim('live-worker', ['slow']);
-  expect(again).toMatchObject({ rowId: first!.rowId, lockedBy: 'live-worker', attempts: 2 });
-  expect(again!.lastError).toMatch(/worker dead-worker held the job longer than/);
-  // The dead worker's late completion is refused.
-  const late = await finish('completeJob', first!.rowId, 'dead-worker', 'result: {}');
-  expect(late.body.errors?.[0]?.message).toMatch(/is not running for worker dead-worker \(it is held by worker live-worker\)/);
+  // A gateway of its own with a one-second lock timeout (elsewhere the default, 600 s, holds).
+  const quick = await startHarness({ JOB_LOCK_TIMEOUT: '1' });
+  try {
+    const call = <T>(query: string, variables: Record<string, unknown>) => quick.graphql<T>(query, { variables });
+    const claimQ = `mutation ($w: String!) { claimJob(input: { workerId: $w, jobTypes: ["slow"] }) { job { ${FIELDS} } } }`;
+    await call('mutation { enqueueJob(input: { jobType: "slow", maxAttempts: 3 }) { clientMutationId } }', {});
+    const first = (await call<{ claimJob: { job: Job } }>(claimQ, { w: 'dead-worker' })).body.data!.claimJob.job;
+    expect((await call<{ claimJob: { job: Job | null } }>(claimQ, { w: 'live-worker' })).body.data!.claimJob.job).toBeNull();
+    await new Promise((r) => setTimeout(r, 1200));
+    const again = (await call<{ claimJob: { job: Job } }>(claimQ, { w: 'live-worker' })).body.data!.claimJob.job;
+    expect(again).toMatchObject({ rowId: first.rowId, lockedBy: 'live-worker', attempts: 2 });
+    expect(again.lastError).toMatch(/worker dead-worker held the job longer than/);
+    // The dead worker's late completion is refused.
+    const late = await call(
+      'mutation ($id: BigInt!) { completeJob(input: { jobId: $id, workerId: "dead-worker", result: {} }) { clientMutationId } }',
+      { id: first.rowId },
+    );
+    expect(late.body.errors?.[0]?.message).toMatch(/is not running for worker dead-worker \(it is held by worker live-worker\)/);
+  } finally {
+    await quick.stop();
+  }
 });
 
 test('only the worker holding a job may finish it; finishing a job that is not running changes nothing', async () => {

@@ -250,7 +250,7 @@ describe('a few thousand chunks', () => {
     const rows = await owner.query(`
       select c.id, c.embedding::text as e, d.source from sheratan.document_chunks c join sheratan.documents d on d.id = c.document_id where c.tenant = 'bulk'`);
     bulk = rows.rows.map((r) => ({ id: r.id, embedding: JSON.parse(r.e), source: r.source }));
-  }, 120_000);
+  }, 300_000);
 
   test('recall@10 against exact search is at least 0.95 at default settings', async () => {
     const token = h.token('sheratan_app', 'bulk');
