@@ -36,6 +36,35 @@ export interface Config {
 
 type Env = Record<string, string | undefined>;
 
+/** Every variable this program reads (README "Configuration"; docker-compose.yml is checked against it). */
+export const CONFIG_VARIABLES = [
+  'DATABASE_URL',
+  'AUTH_DATABASE_URL',
+  'SHADOW_DATABASE_URL',
+  'ROOT_DATABASE_URL',
+  'READ_DATABASE_URL',
+  'SHERATAN_DATA_DIR',
+  'VECTOR_DIMENSION',
+  'DB_POOL_SIZE',
+  'DB_MAX_OVERFLOW',
+  'DB_POOL_TIMEOUT_MS',
+  'JWT_SECRET',
+  'JWT_AUDIENCE',
+  'PORT',
+  'HOST',
+  'STATEMENT_TIMEOUT_MS',
+  'MAX_SEARCH_RESULTS',
+  'MAX_PAGE_SIZE',
+  'MAX_QUERY_DEPTH',
+  'MAX_BODY_BYTES',
+  'SEARCH_EF',
+  'IVFFLAT_PROBES',
+  'JOB_LOCK_TIMEOUT',
+  'NODE_ENV',
+  'GRAPHQL_INTROSPECTION',
+  'LOG_LEVEL',
+] as const;
+
 const MiB = 1024 * 1024;
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {

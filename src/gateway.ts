@@ -10,6 +10,8 @@ import type { Config } from './config.ts';
 import type { Database } from './database.ts';
 import { authenticate, pgSettingsFor, type Claims } from './auth.ts';
 import { makePreset } from './graphql/preset.ts';
+import { Admission } from './admission.ts';
+import { createMetrics } from './observability.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 export const REPORTING_PATH = '/reporting/graphql';
@@ -58,6 +60,31 @@ function authMiddleware(config: Config) {
 }
 
 /** `extraSettings` are added to every request's transaction (ANN accuracy settings). */
+/** Holds a pool slot for the whole request, or answers 503 with Retry-After when none frees up in time. */
+function admissionMiddleware(admission: Admission) {
+  return async (_req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const release = await admission.acquire();
+    if (!release) {
+      res
+        .status(503)
+        .set('Retry-After', '1')
+        .json({
+          errors: [
+            {
+              message:
+                `the database connection pool is exhausted: all ${admission.max} connections (DB_POOL_SIZE + DB_MAX_OVERFLOW) ` +
+                `stayed busy for ${admission.timeoutMs} ms (DB_POOL_TIMEOUT_MS); retry shortly`,
+              extensions: { code: 'POOL_EXHAUSTED' },
+            },
+          ],
+        });
+      return;
+    }
+    res.once('close', release);
+    next();
+  };
+}
+
 export async function createGateway(config: Config, db: Database, extraSettings: Record<string, string> = {}): Promise<Gateway> {
   const apiPool = makePool(db.authUrl, config, 'sheratan-gateway');
   const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
@@ -89,6 +116,16 @@ export async function createGateway(config: Config, db: Database, extraSettings:
   const server = createServer(app);
   let schemaReady = false;
 
+  const metrics = createMetrics({
+    pools: readPool === apiPool ? { api: apiPool } : { api: apiPool, read: readPool },
+    async jobCounts() {
+      const { rows } = await apiPool.query<{ status: string; jobs: string }>('select status, jobs from sheratan_private.job_status_counts()');
+      return Object.fromEntries(rows.map((r) => [r.status, Number(r.jobs)]));
+    },
+  });
+  app.use(metrics.middleware);
+  app.get('/metrics', (req, res) => metrics.handler(req, res));
+
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -102,6 +139,11 @@ export async function createGateway(config: Config, db: Database, extraSettings:
     }
   });
   app.use([GRAPHQL_PATH, REPORTING_PATH], authMiddleware(config));
+  // One admission per pool: requests beyond its size wait DB_POOL_TIMEOUT_MS at most.
+  const apiAdmission = new Admission(config.poolSize + config.poolMaxOverflow, config.poolTimeoutMs);
+  const readAdmission = readPool === apiPool ? apiAdmission : new Admission(apiAdmission.max, config.poolTimeoutMs);
+  app.use(GRAPHQL_PATH, admissionMiddleware(apiAdmission));
+  app.use(REPORTING_PATH, admissionMiddleware(readAdmission));
 
   const apiServ = api.createServ(grafserv);
   const reportingServ = reporting.createServ(grafserv);

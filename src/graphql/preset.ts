@@ -9,6 +9,7 @@ import { makeRequestLimitsPlugin } from '../../plugins/request-limits.ts';
 import { maskError } from '../../plugins/error-mask.ts';
 import { makeVectorCodecPlugin } from '../../plugins/vector-codec.ts';
 import { SimilaritySearchPlugin } from '../../plugins/similarity-search.ts';
+import { RequestFactsPlugin } from '../../plugins/request-facts.ts';
 
 export const EXPOSED_SCHEMA = 'sheratan';
 
@@ -30,6 +31,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
     plugins: [
       makeVectorCodecPlugin(config.vectorDimension),
       SimilaritySearchPlugin,
+      RequestFactsPlugin,
       makeRequestLimitsPlugin({
         maxQueryDepth: config.maxQueryDepth,
         maxPageSize: config.maxPageSize,

@@ -1,0 +1,23 @@
+// Records each GraphQL request's operation name (and whether it searches) on
+// the HTTP request, for the request log line and the metrics labels.
+import { operationName, type FactsRequest } from '../src/observability.ts';
+
+export const RequestFactsPlugin: GraphileConfig.Plugin = {
+  name: 'SheratanRequestFactsPlugin',
+  version: '1.0.0',
+  description: 'Operation names for logs and metrics',
+  grafserv: {
+    middleware: {
+      processGraphQLRequestBody(next, event) {
+        const req = (event.request?.requestContext as { expressv4?: { req: FactsRequest } } | undefined)?.expressv4?.req;
+        const facts = req?.sheratanFacts;
+        if (facts) {
+          const { query, operationName: given } = event.body;
+          facts.operation = operationName(query, given);
+          facts.search = typeof query === 'string' && query.includes('searchDocumentChunks');
+        }
+        return next();
+      },
+    },
+  },
+};

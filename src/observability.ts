@@ -1,0 +1,131 @@
+// Prometheus metrics (/metrics) and one JSON log line per request with a
+// request id (taken from X-Request-Id when it is sane, generated otherwise).
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import type pg from 'pg';
+import client from 'prom-client';
+import { log } from './log.ts';
+
+/** Per-request facts the GraphQL layer fills in for logs and metrics. */
+export interface RequestFacts {
+  requestId: string;
+  operation?: string;
+  search?: boolean;
+}
+
+export interface FactsRequest extends Request {
+  sheratanFacts?: RequestFacts;
+}
+
+const MAX_OPERATION_LABELS = 200;
+
+export interface Metrics {
+  registry: client.Registry;
+  middleware(req: FactsRequest, res: Response, next: NextFunction): void;
+  handler(req: Request, res: Response): Promise<void>;
+}
+
+export function createMetrics(options: {
+  pools: Record<string, pg.Pool>;
+  /** Job counts by status across tenants (an aggregate, no rows). */
+  jobCounts: () => Promise<Record<string, number>>;
+}): Metrics {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'sheratan_' });
+  const seenOperations = new Set<string>();
+  const operationLabel = (name: string | undefined): string => {
+    if (!name) return 'unknown';
+    if (seenOperations.has(name)) return name;
+    if (seenOperations.size >= MAX_OPERATION_LABELS) return 'other';
+    seenOperations.add(name);
+    return name;
+  };
+
+  const requests = new client.Counter({
+    name: 'sheratan_http_requests_total',
+    help: 'HTTP requests by endpoint, GraphQL operation and status code',
+    labelNames: ['endpoint', 'operation', 'status'],
+    registers: [registry],
+  });
+  const duration = new client.Histogram({
+    name: 'sheratan_http_request_duration_seconds',
+    help: 'HTTP request latency by endpoint and GraphQL operation',
+    labelNames: ['endpoint', 'operation'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const search = new client.Histogram({
+    name: 'sheratan_search_duration_seconds',
+    help: 'Latency of GraphQL requests that run searchDocumentChunks',
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  new client.Gauge({
+    name: 'sheratan_db_pool_connections',
+    help: 'Database pool connections by pool and state (in_use, idle, waiting)',
+    labelNames: ['pool', 'state'],
+    registers: [registry],
+    collect() {
+      for (const [name, pool] of Object.entries(options.pools)) {
+        this.set({ pool: name, state: 'in_use' }, pool.totalCount - pool.idleCount);
+        this.set({ pool: name, state: 'idle' }, pool.idleCount);
+        this.set({ pool: name, state: 'waiting' }, pool.waitingCount);
+      }
+    },
+  });
+  new client.Gauge({
+    name: 'sheratan_jobs',
+    help: 'Jobs by status, all tenants',
+    labelNames: ['status'],
+    registers: [registry],
+    async collect() {
+      const counts = await options.jobCounts();
+      for (const status of ['pending', 'running', 'completed', 'failed', 'cancelled']) this.set({ status }, counts[status] ?? 0);
+    },
+  });
+
+  return {
+    registry,
+    middleware(req, res, next) {
+      const given = req.get('x-request-id');
+      const facts: RequestFacts = { requestId: given && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID() };
+      req.sheratanFacts = facts;
+      res.set('X-Request-Id', facts.requestId);
+      const started = process.hrtime.bigint();
+      res.on('finish', () => {
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        const endpoint = req.baseUrl + req.path;
+        if (endpoint === '/metrics') return;
+        const operation = operationLabel(facts.operation);
+        requests.inc({ endpoint, operation, status: String(res.statusCode) });
+        duration.observe({ endpoint, operation }, seconds);
+        if (facts.search) search.observe(seconds);
+        log('info', 'request', {
+          requestId: facts.requestId,
+          method: req.method,
+          path: endpoint,
+          status: res.statusCode,
+          operation: facts.operation,
+          durationMs: Math.round(seconds * 1e4) / 10,
+        });
+      });
+      next();
+    },
+    async handler(_req, res) {
+      try {
+        res.set('Content-Type', registry.contentType).send(await registry.metrics());
+      } catch (err) {
+        res.status(500).type('text/plain').send(`metrics unavailable: ${(err as Error).message}\n`);
+      }
+    },
+  };
+}
+
+/** The operation name of a GraphQL request: its name, or else its first root field. */
+export function operationName(query: unknown, given: unknown): string | undefined {
+  if (typeof given === 'string' && given) return given;
+  if (typeof query !== 'string') return undefined;
+  const named = /^\s*(?:query|mutation|subscription)\s+([_A-Za-z]\w*)/.exec(query);
+  if (named) return named[1];
+  return /{\s*([_A-Za-z]\w*)/.exec(query)?.[1];
+}

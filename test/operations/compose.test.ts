@@ -1,0 +1,64 @@
+// docker-compose.yml cannot run here (no Docker engine), so its wiring is
+// checked against the configuration schema instead.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { CONFIG_VARIABLES, parseConfig } from '../../src/config.ts';
+import { projectRoot } from '../../src/paths.ts';
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment?: Record<string, string>;
+  depends_on?: Record<string, { condition: string }>;
+  ports?: string[];
+  volumes?: string[];
+  healthcheck?: { test: string[] };
+}
+const compose = parse(readFileSync(path.join(projectRoot, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+};
+const { postgres, migrate, gateway } = compose.services as Record<'postgres' | 'migrate' | 'gateway', Service>;
+
+/** What docker compose would substitute, with a 32-character secret for required values. */
+const interpolate = (value: string): string =>
+  value.replace(/\$\{(\w+)(?::-([^}]*)|:\?[^}]*)?\}/g, (_m, _name: string, fallback?: string) => fallback ?? 'x'.repeat(32));
+
+test('PostgreSQL 16 with pgvector, a health check and a volume', () => {
+  expect(postgres.image).toBe('pgvector/pgvector:pg16');
+  expect(postgres.healthcheck?.test.join(' ')).toMatch(/pg_isready/);
+  const volume = postgres.volumes?.[0] ?? '';
+  expect(volume).toMatch(/:\/var\/lib\/postgresql\/data$/);
+  expect(Object.keys(compose.volumes)).toContain(volume.split(':')[0]);
+});
+
+test('migrate runs once after the database is healthy; the gateway waits for it to succeed', () => {
+  expect(migrate.command).toEqual(['node', 'src/cli.ts', 'db:migrate']);
+  expect(migrate.depends_on?.postgres?.condition).toBe('service_healthy');
+  expect(gateway.depends_on?.migrate?.condition).toBe('service_completed_successfully');
+  expect(gateway.command).toEqual(['node', 'src/cli.ts', 'start']);
+});
+
+test.each([
+  ['migrate', migrate],
+  ['gateway', gateway],
+])('%s sets only variables the configuration knows, and they validate', (_name, service) => {
+  const env = Object.fromEntries(Object.entries(service.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))]));
+  for (const key of Object.keys(env)) expect(CONFIG_VARIABLES).toContain(key);
+  const config = parseConfig(env);
+  expect(new URL(config.databaseUrl!).hostname).toBe('postgres');
+  expect(config.production).toBe(true);
+});
+
+test('the published port is the port the gateway listens on, on all interfaces', () => {
+  const env = gateway.environment ?? {};
+  expect(env.HOST).toBe('0.0.0.0');
+  const [, container] = (gateway.ports?.[0] ?? '').split(':');
+  expect(container).toBe(String(env.PORT));
+});
+
+test('the image runs Node 24', () => {
+  expect(readFileSync(path.join(projectRoot, 'Dockerfile'), 'utf8')).toMatch(/^FROM node:24/m);
+});

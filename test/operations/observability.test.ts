@@ -1,0 +1,66 @@
+// /metrics, request ids in the log, and failing fast (503) when the pool is exhausted.
+import { startHarness, type Harness } from '../support/harness.ts';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({ DB_POOL_SIZE: '1', DB_MAX_OVERFLOW: '0', DB_POOL_TIMEOUT_MS: '300' });
+});
+afterAll(() => h.stop());
+
+const metric = (text: string, line: RegExp): number => {
+  const m = text.split('\n').find((l) => line.test(l));
+  return m ? Number(m.split(' ').pop()) : Number.NaN;
+};
+
+test('/metrics exposes requests by operation, latency, search latency, pool and job gauges', async () => {
+  await h.graphql('query ListDocs { allDocuments { totalCount } }');
+  await h.graphql('mutation { enqueueJob(input: { jobType: "m" }) { clientMutationId } }');
+  await h.graphql('query ($e: Vector!) { searchDocumentChunks(embedding: $e) { distance } }', {
+    variables: { e: Array.from({ length: 384 }, (_, i) => (i === 0 ? 1 : 0)) },
+  });
+  const res = await fetch(`${h.url}/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+  const text = await res.text();
+  expect(metric(text, /^sheratan_http_requests_total\{endpoint="\/graphql",operation="ListDocs",status="200"\}/)).toBe(1);
+  expect(metric(text, /^sheratan_http_request_duration_seconds_count\{endpoint="\/graphql",operation="ListDocs"\}/)).toBe(1);
+  expect(metric(text, /^sheratan_search_duration_seconds_count/)).toBe(1);
+  expect(metric(text, /^sheratan_jobs\{status="pending"\}/)).toBe(1);
+  expect(metric(text, /^sheratan_db_pool_connections\{pool="api",state="idle"\}/)).toBeGreaterThanOrEqual(0);
+  expect(text).toMatch(/^sheratan_db_pool_connections\{pool="api",state="waiting"\} 0$/m);
+  expect(text).toMatch(/^sheratan_process_cpu_seconds_total /m);
+});
+
+test('every response carries a request id: the caller\'s when sane, a new one otherwise', async () => {
+  const given = await fetch(`${h.url}/healthz`, { headers: { 'x-request-id': 'abc-123' } });
+  expect(given.headers.get('x-request-id')).toBe('abc-123');
+  const insane = await fetch(`${h.url}/healthz`, { headers: { 'x-request-id': 'no spaces allowed' } });
+  expect(insane.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+});
+
+test('an exhausted pool answers 503 with Retry-After after DB_POOL_TIMEOUT_MS, then recovers', async () => {
+  // The owner's open transaction holds the embedded backend, so the gateway's one
+  // connection (DB_POOL_SIZE=1) stays busy with the first request.
+  const owner = await h.owner();
+  await owner.query('begin');
+  await owner.query('select 1');
+  const first = h.graphql('{ allDocuments { totalCount } }');
+  await new Promise((r) => setTimeout(r, 100));
+  const started = Date.now();
+  const second = await fetch(`${h.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${h.token()}` },
+    body: JSON.stringify({ query: '{ allDocuments { totalCount } }' }),
+  });
+  const waited = Date.now() - started;
+  expect(second.status).toBe(503);
+  expect(second.headers.get('retry-after')).toBe('1');
+  expect(((await second.json()) as { errors: Array<{ message: string }> }).errors[0]!.message).toMatch(
+    /connection pool is exhausted: all 1 connections .* stayed busy for 300 ms \(DB_POOL_TIMEOUT_MS\)/,
+  );
+  expect(waited).toBeGreaterThanOrEqual(250);
+  expect(waited).toBeLessThan(5000);
+  await owner.query('commit');
+  expect((await first).status).toBe(200);
+  expect((await h.graphql('{ allDocuments { totalCount } }')).status).toBe(200);
+});
