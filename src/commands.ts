@@ -21,6 +21,7 @@ import { log, setLogLevel } from './log.ts';
 import { GRAPHIQL_PATH } from './gateway.ts';
 import { projectRoot } from './paths.ts';
 import { describeAnnIndex, rebuildAnnIndex, type AnnSpec } from './index-tune.ts';
+import { formatChecks, runDoctor } from './doctor.ts';
 
 type Command = (config: Config, args: string[]) => Promise<number | void>;
 
@@ -217,6 +218,14 @@ const commands: Record<string, Command> = {
         );
       }),
     );
+  },
+
+  async doctor(config, args) {
+    const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } });
+    const checks = await withDatabase(config, 'doctor', (db) => runDoctor(config, db));
+    const ok = checks.every((c) => c.status !== 'fail');
+    process.stdout.write(values.json ? `${JSON.stringify({ ok, checks }, null, 2)}\n` : `${formatChecks(checks)}\n`);
+    return ok ? 0 : 1;
   },
 
   async 'schema:export'(config) {

@@ -1,0 +1,239 @@
+// `npm run doctor`: the seed guide's "Verifying the Setup" and
+// "Troubleshooting" sections as checks, each with the fix spelled out.
+import * as gm from 'graphile-migrate';
+import type pg from 'pg';
+import type { Config } from './config.ts';
+import { withPgClient, type Database } from './database.ts';
+import { migrateSettings, releaseMigratePools } from './migrations.ts';
+import { ANN_INDEX } from './index-tune.ts';
+
+export type Status = 'ok' | 'warn' | 'fail';
+export interface Check {
+  name: string;
+  status: Status;
+  detail: string;
+  fix?: string;
+}
+
+const TABLES = ['documents', 'document_chunks', 'jobs', 'audit_logs', 'search_logs'];
+const INDEXES = [
+  'documents_created_at_idx',
+  'documents_tenant_source_idx',
+  'document_chunks_document_id_idx',
+  ANN_INDEX,
+  'jobs_status_idx',
+  'jobs_job_type_idx',
+  'jobs_created_at_idx',
+  'jobs_priority_idx',
+  'jobs_claimable_idx',
+  'audit_logs_created_at_idx',
+  'audit_logs_event_type_idx',
+  'audit_logs_user_id_idx',
+  'audit_logs_resource_idx',
+  'search_logs_created_at_idx',
+];
+const API_ROLES = ['sheratan_authenticator', 'sheratan_app', 'sheratan_readonly', 'sheratan_anonymous'];
+
+const versionAtLeast = (v: string, major: number, minor: number): boolean => {
+  const [a = 0, b = 0] = v.split('.').map(Number);
+  return a > major || (a === major && b >= minor);
+};
+
+async function catalogChecks(client: pg.Client, config: Config, db: Database): Promise<Check[]> {
+  const checks: Check[] = [];
+  const add = (c: Check): void => void checks.push(c);
+
+  const version = (await client.query<{ v: string; n: string }>("select current_setting('server_version') as v, current_setting('server_version_num') as n")).rows[0]!;
+  add(
+    Number(version.n) >= 140000
+      ? { name: 'server version', status: 'ok', detail: `PostgreSQL ${version.v}${db.mode === 'embedded' ? ' (embedded PGlite)' : ''}` }
+      : { name: 'server version', status: 'fail', detail: `PostgreSQL ${version.v}`, fix: 'Sheratan needs PostgreSQL 14 or newer (16 is the production target)' },
+  );
+
+  const ext = (
+    await client.query<{ available: string | null; installed: string | null }>(`
+      select (select default_version from pg_available_extensions where name = 'vector') as available,
+             (select extversion from pg_extension where extname = 'vector') as installed`)
+  ).rows[0]!;
+  if (!ext.available) {
+    add({
+      name: 'vector extension available',
+      status: 'fail',
+      detail: 'pgvector is not installed on this server (could not open extension control file)',
+      fix: 'install pgvector for your PostgreSQL version (Debian/Ubuntu: apt-get install postgresql-16-pgvector; macOS: brew install pgvector), restart PostgreSQL, then npm run db:migrate',
+    });
+  } else if (!ext.installed) {
+    add({ name: 'vector extension installed', status: 'fail', detail: `pgvector ${ext.available} is available but not created in this database`, fix: 'npm run db:migrate (it runs CREATE EXTENSION vector)' });
+  } else if (!versionAtLeast(ext.installed, 0, 5)) {
+    add({ name: 'vector extension version', status: 'fail', detail: `pgvector ${ext.installed}: HNSW needs 0.5 or newer`, fix: 'upgrade pgvector, then ALTER EXTENSION vector UPDATE' });
+  } else if (!versionAtLeast(ext.installed, 0, 8)) {
+    add({ name: 'vector extension version', status: 'warn', detail: `pgvector ${ext.installed}: HNSW works; filtered searches may return fewer than k results (iterative scans need 0.8)`, fix: 'upgrade pgvector to 0.8 or newer, then ALTER EXTENSION vector UPDATE' });
+  } else {
+    add({ name: 'vector extension version', status: 'ok', detail: `pgvector ${ext.installed} (HNSW and iterative index scans)` });
+  }
+
+  const tables = (await client.query<{ t: string }>("select table_name as t from information_schema.tables where table_schema = 'sheratan'")).rows.map((r) => r.t);
+  const missingTables = TABLES.filter((t) => !tables.includes(t));
+  add(
+    missingTables.length
+      ? { name: 'tables', status: 'fail', detail: `missing: ${missingTables.join(', ')}`, fix: 'npm run db:migrate' }
+      : { name: 'tables', status: 'ok', detail: TABLES.join(', ') },
+  );
+
+  const dim = (
+    await client.query<{ d: number | null }>(`
+      select a.atttypmod as d from pg_attribute a
+       where a.attrelid = to_regclass('sheratan.document_chunks') and a.attname = 'embedding' and not a.attisdropped`)
+  ).rows[0]?.d;
+  if (dim == null) {
+    add({ name: 'embedding dimension', status: 'fail', detail: 'sheratan.document_chunks.embedding does not exist', fix: 'npm run db:migrate' });
+  } else if (dim !== config.vectorDimension) {
+    add({
+      name: 'embedding dimension',
+      status: 'fail',
+      detail: `VECTOR_DIMENSION is ${config.vectorDimension} but the column is vector(${dim}): inserts fail with "expected ${dim} dimensions, not ${config.vectorDimension}"`,
+      fix:
+        `either set VECTOR_DIMENSION=${dim} to match the column, or change the column in a new migration ` +
+        `(alter table sheratan.document_chunks alter column embedding type vector(${config.vectorDimension}) using null; then re-embed every chunk and npm run index:tune -- --hnsw)`,
+    });
+  } else {
+    add({ name: 'embedding dimension', status: 'ok', detail: `vector(${dim}) = VECTOR_DIMENSION` });
+  }
+
+  const indexes = (
+    await client.query<{ name: string; method: string; scans: string | null }>(`
+      select i.relname as name, am.amname as method, s.idx_scan::text as scans
+        from pg_class i join pg_am am on am.oid = i.relam
+        join pg_namespace n on n.oid = i.relnamespace and n.nspname = 'sheratan'
+        left join pg_stat_user_indexes s on s.indexrelid = i.oid
+       where i.relkind = 'i'`)
+  ).rows;
+  const missingIndexes = INDEXES.filter((name) => !indexes.some((i) => i.name === name));
+  add(
+    missingIndexes.length
+      ? {
+          name: 'indexes',
+          status: 'fail',
+          detail: `missing: ${missingIndexes.join(', ')}`,
+          fix: missingIndexes.includes(ANN_INDEX)
+            ? 'recreate the ANN index: npm run index:tune -- --hnsw (or create index document_chunks_embedding_idx on sheratan.document_chunks using hnsw (embedding vector_cosine_ops)); for the others, npm run db:reset in development or a new migration'
+            : 'recreate them in a new migration (see migrations/committed for their definitions)',
+        }
+      : { name: 'indexes', status: 'ok', detail: `${INDEXES.length} expected indexes present` },
+  );
+  const ann = indexes.find((i) => i.name === ANN_INDEX);
+  if (ann) {
+    add({
+      name: 'ANN index',
+      status: ann.method === 'hnsw' || ann.method === 'ivfflat' ? 'ok' : 'fail',
+      detail: `${ANN_INDEX} uses ${ann.method}; ${ann.scans ?? 0} index scans since statistics were reset (pg_stat_user_indexes)`,
+      ...(ann.method === 'hnsw' || ann.method === 'ivfflat' ? {} : { fix: 'npm run index:tune -- --hnsw' }),
+    });
+  }
+
+  const fk = (
+    await client.query<{ conname: string; confdeltype: string; target: string }>(`
+      select conname, confdeltype, confrelid::regclass::text as target from pg_constraint
+       where contype = 'f' and conrelid = to_regclass('sheratan.document_chunks')`)
+  ).rows.find((r) => r.target === 'sheratan.documents');
+  add(
+    fk?.confdeltype === 'c'
+      ? { name: 'cascade foreign key', status: 'ok', detail: `${fk.conname}: document_chunks.document_id → documents ON DELETE CASCADE` }
+      : {
+          name: 'cascade foreign key',
+          status: 'fail',
+          detail: fk ? `${fk.conname} exists without ON DELETE CASCADE: deleting a document with chunks fails` : 'document_chunks.document_id has no foreign key to documents',
+          fix:
+            (fk ? `ALTER TABLE sheratan.document_chunks DROP CONSTRAINT ${fk.conname}; ` : '') +
+            'ALTER TABLE sheratan.document_chunks ADD CONSTRAINT document_chunks_document_id_fkey FOREIGN KEY (document_id) REFERENCES sheratan.documents (id) ON DELETE CASCADE;',
+        },
+  );
+
+  const roles = (
+    await client.query<{ rolname: string; rolcanlogin: boolean; rolinherit: boolean; rolbypassrls: boolean; rolsuper: boolean }>(
+      'select rolname, rolcanlogin, rolinherit, rolbypassrls, rolsuper from pg_roles where rolname = any ($1)',
+      [API_ROLES],
+    )
+  ).rows;
+  const problems: string[] = [];
+  for (const name of API_ROLES) {
+    const r = roles.find((x) => x.rolname === name);
+    if (!r) problems.push(`${name} is missing`);
+    else if (r.rolsuper || r.rolbypassrls) problems.push(`${name} can bypass row-level security`);
+  }
+  const auth = roles.find((r) => r.rolname === 'sheratan_authenticator');
+  if (auth && (!auth.rolcanlogin || auth.rolinherit)) problems.push('sheratan_authenticator must be LOGIN NOINHERIT');
+  const noRls = (
+    await client.query<{ t: string }>(`
+      select c.relname as t from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       where n.nspname = 'sheratan' and c.relkind = 'r' and not c.relrowsecurity`)
+  ).rows.map((r) => r.t);
+  if (noRls.length) problems.push(`row-level security is off on ${noRls.join(', ')}`);
+  const grants = (
+    await client.query<{ ok: boolean }>(
+      "select has_table_privilege('sheratan_app', 'sheratan.documents', 'select') and not has_table_privilege('sheratan_readonly', 'sheratan.documents', 'insert') as ok",
+    ).catch(() => ({ rows: [{ ok: false }] }))
+  ).rows[0]!.ok;
+  if (!grants) problems.push('grants on sheratan.documents are not as the migrations set them');
+  add(
+    problems.length
+      ? { name: 'roles, grants and row-level security', status: 'fail', detail: problems.join('; '), fix: 'npm run db:migrate (it recreates the roles from migrations/afterReset.sql); in development npm run db:reset -- --erase' }
+      : { name: 'roles, grants and row-level security', status: 'ok', detail: 'API roles exist without BYPASSRLS, the authenticator is NOINHERIT, RLS is on all five tables' },
+  );
+
+  const maxConnections = Number((await client.query<{ m: string }>("select current_setting('max_connections') as m")).rows[0]!.m);
+  const poolMax = config.poolSize + config.poolMaxOverflow;
+  add(
+    poolMax < maxConnections
+      ? { name: 'pool settings', status: 'ok', detail: `pool max ${poolMax} (DB_POOL_SIZE ${config.poolSize} + DB_MAX_OVERFLOW ${config.poolMaxOverflow}) per gateway; server max_connections ${maxConnections}` }
+      : {
+          name: 'pool settings',
+          status: 'warn',
+          detail: `pool max ${poolMax} per gateway is not below the server's max_connections ${maxConnections}: connections will be refused`,
+          fix: `lower DB_POOL_SIZE/DB_MAX_OVERFLOW so that (gateways × ${poolMax}) stays below max_connections, or raise max_connections`,
+        },
+  );
+
+  const wantsSsl = db.mode === 'server' && /[?&]sslmode=(require|verify-ca|verify-full)/.test(db.ownerUrl);
+  if (wantsSsl) {
+    const ssl = (await client.query<{ ssl: boolean }>('select ssl from pg_stat_ssl where pid = pg_backend_pid()')).rows[0]?.ssl ?? false;
+    add(ssl ? { name: 'SSL', status: 'ok', detail: 'the connection is encrypted' } : { name: 'SSL', status: 'fail', detail: 'sslmode=require but the connection is not encrypted', fix: 'enable ssl on the server (ssl = on with a certificate)' });
+  }
+  return checks;
+}
+
+export async function runDoctor(config: Config, db: Database): Promise<Check[]> {
+  const checks: Check[] = [];
+  try {
+    await withPgClient(db.ownerUrl, async (client) => {
+      checks.push({ name: 'connection', status: 'ok', detail: db.mode === 'embedded' ? `embedded database in ${config.dataDir}` : 'connected with DATABASE_URL' });
+      checks.push(...(await catalogChecks(client, config, db)));
+    });
+  } catch (err) {
+    if (checks.length === 0) {
+      return [{ name: 'connection', status: 'fail', detail: (err as Error).message, fix: 'check DATABASE_URL and that PostgreSQL is running and reachable' }];
+    }
+    checks.push({ name: 'checks', status: 'fail', detail: `a check failed to run: ${(err as Error).message}` });
+  }
+  try {
+    const status = await gm.status(migrateSettings(config, db));
+    const pending = status.remainingMigrations ?? [];
+    checks.push(
+      pending.length
+        ? { name: 'migrations', status: 'fail', detail: `${pending.length} committed migration(s) not applied: ${pending.join(', ')}`, fix: 'npm run db:migrate' }
+        : { name: 'migrations', status: 'ok', detail: 'all committed migrations applied' },
+    );
+  } catch (err) {
+    checks.push({ name: 'migrations', status: 'fail', detail: (err as Error).message, fix: 'npm run db:migrate' });
+  } finally {
+    releaseMigratePools();
+  }
+  return checks;
+}
+
+export function formatChecks(checks: Check[]): string {
+  const mark = { ok: '✓', warn: '!', fail: '✗' } as const;
+  return checks
+    .map((c) => `${mark[c.status]} ${c.name}: ${c.detail}${c.fix ? `\n    fix: ${c.fix}` : ''}`)
+    .join('\n');
+}

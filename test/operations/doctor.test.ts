@@ -1,0 +1,101 @@
+// npm run doctor: healthy, and broken the ways the seed guide's troubleshooting describes.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import type pg from 'pg';
+import { rmSync } from 'node:fs';
+import { startHarness, tempDataDir, type Harness } from '../support/harness.ts';
+import { runDoctor, type Check } from '../../src/doctor.ts';
+import { rebuildAnnIndex } from '../../src/index-tune.ts';
+import { projectRoot } from '../../src/paths.ts';
+
+let h: Harness;
+let owner: pg.Client;
+beforeAll(async () => {
+  h = await startHarness();
+  owner = await h.owner();
+});
+afterAll(() => h.stop());
+
+const check = (checks: Check[], name: string): Check => checks.find((c) => c.name === name)!;
+
+test('a healthy database passes every check; the CLI attaches to the running gateway, exits 0 and speaks JSON', async () => {
+  const checks = await runDoctor(h.config, h.gateway.db);
+  expect(checks.filter((c) => c.status !== 'ok')).toEqual([]);
+  expect(checks.map((c) => c.name)).toEqual(
+    expect.arrayContaining(['connection', 'server version', 'vector extension version', 'tables', 'embedding dimension', 'indexes', 'ANN index', 'cascade foreign key', 'roles, grants and row-level security', 'pool settings', 'migrations']),
+  );
+  const cli = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'doctor', '--json'], {
+    env: { ...process.env, SHERATAN_DATA_DIR: h.config.dataDir, LOG_LEVEL: 'silent' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  expect(cli.status).toBe(0);
+  const report = JSON.parse(cli.stdout) as { ok: boolean; checks: Check[] };
+  expect(report.ok).toBe(true);
+  expect(check(report.checks, 'vector extension version').detail).toMatch(/pgvector 0\.8/);
+});
+
+test('VECTOR_DIMENSION different from the column fails with both ways out', async () => {
+  const checks = await runDoctor({ ...h.config, vectorDimension: 768 }, h.gateway.db);
+  const dim = check(checks, 'embedding dimension');
+  expect(dim.status).toBe('fail');
+  expect(dim.detail).toMatch(/expected 384 dimensions, not 768/);
+  expect(dim.fix).toMatch(/set VECTOR_DIMENSION=384/);
+  expect(dim.fix).toMatch(/alter column embedding type vector\(768\)/);
+});
+
+test('a dropped ANN index fails, with the command that rebuilds it', async () => {
+  await owner.query('drop index sheratan.document_chunks_embedding_idx');
+  try {
+    const checks = await runDoctor(h.config, h.gateway.db);
+    expect(check(checks, 'indexes')).toMatchObject({ status: 'fail', detail: 'missing: document_chunks_embedding_idx' });
+    expect(check(checks, 'indexes').fix).toMatch(/npm run index:tune -- --hnsw/);
+    const cli = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'doctor'], {
+      env: { ...process.env, SHERATAN_DATA_DIR: h.config.dataDir, LOG_LEVEL: 'silent' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(cli.status).toBe(1);
+    expect(cli.stdout).toMatch(/✗ indexes: missing: document_chunks_embedding_idx/);
+  } finally {
+    await rebuildAnnIndex(owner, { method: 'hnsw', m: 16, efConstruction: 64 }, { concurrently: false, maintenanceWorkMem: '64MB' });
+  }
+  expect(check(await runDoctor(h.config, h.gateway.db), 'indexes').status).toBe('ok');
+});
+
+test("a missing CASCADE foreign key fails, and the printed ALTER TABLE repairs it", async () => {
+  await owner.query('alter table sheratan.document_chunks drop constraint document_chunks_document_id_fkey');
+  const broken = check(await runDoctor(h.config, h.gateway.db), 'cascade foreign key');
+  expect(broken.status).toBe('fail');
+  expect(broken.fix).toMatch(/^ALTER TABLE sheratan\.document_chunks ADD CONSTRAINT .* ON DELETE CASCADE;$/);
+  await owner.query(broken.fix!);
+  expect(check(await runDoctor(h.config, h.gateway.db), 'cascade foreign key').status).toBe('ok');
+});
+
+test('row-level security switched off is reported', async () => {
+  await owner.query('alter table sheratan.search_logs disable row level security');
+  try {
+    const rls = check(await runDoctor(h.config, h.gateway.db), 'roles, grants and row-level security');
+    expect(rls).toMatchObject({ status: 'fail', detail: expect.stringMatching(/row-level security is off on search_logs/) });
+  } finally {
+    await owner.query('alter table sheratan.search_logs enable row level security');
+  }
+});
+
+test('without a running gateway the CLI starts the engine itself; an unmigrated database fails with the fix', () => {
+  const dir = tempDataDir();
+  try {
+    const cli = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'doctor', '--json'], {
+      env: { ...process.env, SHERATAN_DATA_DIR: dir, LOG_LEVEL: 'silent' },
+      encoding: 'utf8',
+      timeout: 90_000,
+    });
+    expect(cli.status).toBe(1);
+    const report = JSON.parse(cli.stdout) as { ok: boolean; checks: Check[] };
+    expect(report.ok).toBe(false);
+    expect(check(report.checks, 'vector extension installed')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/npm run db:migrate/) });
+    expect(check(report.checks, 'migrations')).toMatchObject({ status: 'fail', fix: 'npm run db:migrate' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 120_000);
