@@ -75,6 +75,8 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
 /** Runs `fn` on a fresh connection to `url`, closing it afterwards. */
 export async function withPgClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client(url);
+  // A dropped connection surfaces as the failed query; without a listener it would crash the process.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     return await fn(client);

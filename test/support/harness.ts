@@ -54,6 +54,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     },
     async owner() {
       const client = new pg.Client(gateway.db.ownerUrl);
+      client.on('error', () => undefined);
       await client.connect();
       clients.push(client);
       return client;
