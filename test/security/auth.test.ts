@@ -108,3 +108,33 @@ test('npm run token refuses a role outside the allow-list', () => {
   expect(result.status).toBe(1);
   expect(result.stderr.trim()).toBe('sheratan: --role must be one of sheratan_app, sheratan_readonly');
 });
+
+test('each request runs with statement_timeout from config, whatever the token says', async () => {
+  // A trigger (installed by the owner for this test) records the settings the insert ran with.
+  const owner = await h.owner();
+  await owner.query(`
+    create function sheratan_private.test_record_settings() returns trigger language plpgsql as $$
+    begin
+      new.metadata := new.metadata || jsonb_build_object(
+        'statement_timeout', current_setting('statement_timeout'),
+        'search_path', current_setting('search_path'),
+        'role', current_user);
+      return new;
+    end $$;
+    create trigger _050_test_record_settings before insert on sheratan.documents
+      for each row execute procedure sheratan_private.test_record_settings();`);
+  try {
+    const token = jwt.sign({ role: 'sheratan_app', tenant: 'acme', statement_timeout: '1', search_path: 'evil' }, secret());
+    const res = await h.graphql<{ createDocument: { document: { metadata: Record<string, string> } } }>(
+      'mutation { createDocument(input: { document: { title: "settings" } }) { document { metadata } } }',
+      { token },
+    );
+    expect(res.body.data!.createDocument.document.metadata).toMatchObject({
+      statement_timeout: `${h.config.statementTimeoutMs / 1000}s`,
+      role: 'sheratan_app',
+    });
+    expect(res.body.data!.createDocument.document.metadata.search_path).not.toMatch(/evil/);
+  } finally {
+    await owner.query('drop trigger _050_test_record_settings on sheratan.documents; drop function sheratan_private.test_record_settings()');
+  }
+});

@@ -1,6 +1,9 @@
 // Row-level security: tenants are isolated, readonly writes nothing, the
 // reporting schema has no mutations, the audit trail is append-only.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import type pg from 'pg';
+import { projectRoot } from '../../src/paths.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
 let h: Harness;
@@ -155,4 +158,16 @@ test('audit retention: the owner-only cleanup deletes old rows and API roles can
   expect(Number(rows[0].deleted)).toBe(1);
   const left = await owner.query("select count(*)::int as n from sheratan.audit_logs where event_type = 'old.event'");
   expect(left.rows[0].n).toBe(0);
+});
+
+test('npm run audit:cleanup -- --days 90 prints how many rows it deleted', async () => {
+  await owner.query("insert into sheratan.audit_logs (event_type, resource, action, created_at) select 'old.cli', 'x/' || i, 'insert', now() - interval '200 days' from generate_series(1, 3) i");
+  const cli = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'audit:cleanup', '--days', '90'], {
+    env: { ...process.env, SHERATAN_DATA_DIR: h.config.dataDir, LOG_LEVEL: 'silent' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  expect(cli.stderr).toBe('');
+  expect(cli.stdout.trim()).toBe('deleted 3 audit log row(s) older than 90 days');
+  expect(cli.status).toBe(0);
 });
