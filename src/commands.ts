@@ -22,6 +22,7 @@ import { GRAPHIQL_PATH } from './gateway.ts';
 import { projectRoot } from './paths.ts';
 import { describeAnnIndex, rebuildAnnIndex, type AnnSpec } from './index-tune.ts';
 import { formatChecks, runDoctor } from './doctor.ts';
+import { backup, defaultBackupFile, restore } from './backup.ts';
 
 type Command = (config: Config, args: string[]) => Promise<number | void>;
 
@@ -68,7 +69,32 @@ const commands: Record<string, Command> = {
   },
 
   async 'db:migrate'(config) {
-    await withDatabase(config, 'db:migrate', (db) => migrateToHead(config, db));
+    await withDatabase(config, 'db:migrate', async (db) => {
+      if (config.backupBeforeMigrate) {
+        const pending = (await gm.status(migrateSettings(config, db))).remainingMigrations ?? [];
+        if (pending.length) {
+          const file = defaultBackupFile(config, 'before-migrate');
+          const bytes = await backup(db, file);
+          process.stderr.write(`BACKUP_BEFORE_MIGRATE: wrote ${file} (${bytes} bytes) before applying ${pending.length} migration(s)\n`);
+        }
+      }
+      await migrateToHead(config, db);
+    });
+  },
+
+  async backup(config, args) {
+    const { values } = parseArgs({ args, options: { out: { type: 'string', short: 'o' } } });
+    const file = values.out ?? defaultBackupFile(config);
+    const bytes = await withDatabase(config, 'backup', (db) => backup(db, file));
+    process.stdout.write(`wrote ${file} (${bytes} bytes)\n`);
+  },
+
+  async restore(config, args) {
+    const { positionals } = parseArgs({ args, allowPositionals: true });
+    const file = positionals[0];
+    if (!file) throw new ConfigError('usage: npm run restore -- FILE (a dump made by npm run backup)');
+    await withDatabase(config, 'restore', (db) => restore(config, db, file));
+    process.stdout.write(`restored ${file}\n`);
   },
 
   async 'db:watch'(config, args) {

@@ -32,6 +32,8 @@ export interface Config {
   production: boolean;
   introspection: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  backupDir: string;
+  backupBeforeMigrate: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -63,6 +65,8 @@ export const CONFIG_VARIABLES = [
   'NODE_ENV',
   'GRAPHQL_INTROSPECTION',
   'LOG_LEVEL',
+  'BACKUP_DIR',
+  'BACKUP_BEFORE_MIGRATE',
 ] as const;
 
 const MiB = 1024 * 1024;
@@ -149,6 +153,8 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     production,
     introspection: bool(env, 'GRAPHQL_INTROSPECTION', !production),
     logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
+    backupDir: path.resolve(cwd, env.BACKUP_DIR || 'backups'),
+    backupBeforeMigrate: bool(env, 'BACKUP_BEFORE_MIGRATE', false),
   };
   oneOf(env, 'NODE_ENV', ['development', 'production', 'test'] as const, 'development');
   if (config.databaseUrl === undefined) {

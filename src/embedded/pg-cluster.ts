@@ -6,7 +6,8 @@
 import net from 'node:net';
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import * as wire from './wire.ts';
-import type { PgDatabase, Session } from './pg-server.ts';
+import { pgDump } from '@electric-sql/pglite-tools/pg_dump';
+import { DUMP_COMMAND, type PgDatabase, type Session } from './pg-server.ts';
 
 export interface PgClusterOptions {
   password: string;
@@ -66,6 +67,13 @@ export class PgCluster {
       return wire.commandComplete('DROP DATABASE');
     }
     return wire.commandComplete(verb === 'grant' || verb === 'revoke' ? verb.toUpperCase() : `${verb.toUpperCase()} DATABASE`);
+  }
+
+  /** pg_dump (PGlite's WASM build) of one database as plain SQL with INSERTs, so any client can restore it. */
+  private async dump(database: PgDatabase, superuser: boolean): Promise<Buffer> {
+    if (!superuser) return wire.errorResponse('ERROR', '42501', 'SHERATAN DUMP needs a superuser login (the owner)');
+    const file = await database.exclusive((db) => pgDump({ pg: db, args: ['--no-owner', '--inserts', '--rows-per-insert=200'] }));
+    return wire.singleTextRow('dump', await file.text());
   }
 
   private accept(socket: net.Socket): void {
@@ -150,7 +158,7 @@ export class PgCluster {
 
   private async login(socket: net.Socket, database: PgDatabase, user: string, params: Record<string, string>): Promise<Session | null> {
     const role = await database.exclusive((d) =>
-      d.query<{ rolcanlogin: boolean }>('select rolcanlogin from pg_roles where rolname = $1', [user]),
+      d.query<{ rolcanlogin: boolean; rolsuper: boolean }>('select rolcanlogin, rolsuper from pg_roles where rolname = $1', [user]),
     );
     const found = role.rows[0];
     if (!found || !found.rolcanlogin) {
@@ -167,7 +175,7 @@ export class PgCluster {
       saved: [],
       statements: new Set(),
       queue: Promise.resolve(),
-      databaseCommand: (sql) => this.databaseCommand(sql),
+      databaseCommand: (sql) => (DUMP_COMMAND.test(sql) ? this.dump(database, found.rolsuper) : this.databaseCommand(sql)),
     };
     database.addSession(session);
     socket.write(

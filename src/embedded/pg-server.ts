@@ -23,7 +23,7 @@ export interface PgDatabaseOptions {
 
 export interface Session {
   id: number;
-  /** Runs a database-level command (DROP/CREATE DATABASE…); returns the reply messages. */
+  /** Runs a database-level command (DROP/CREATE DATABASE…, SHERATAN DUMP); returns the reply messages. */
   databaseCommand(sql: string): Promise<Buffer>;
   socket: net.Socket;
   user: string;
@@ -48,6 +48,9 @@ const SESSION_STATE_SQL = [
 ];
 
 const TRACE = process.env.SHERATAN_ENGINE_TRACE === '1';
+
+/** `SHERATAN DUMP`: a plain SQL dump of the database (superusers only), for `npm run backup`. */
+export const DUMP_COMMAND = /^\s*sheratan\s+dump\s*;?\s*$/i;
 
 export const DATABASE_COMMAND = /^\s*(drop|create|alter)\s+database\b|^\s*(grant|revoke)\b[\s\S]*\bon\s+database\b/i;
 
@@ -188,7 +191,7 @@ export class PgDatabase {
       const db = await this.instance();
       await this.switchTo(db, s);
       const sql = wire.sqlText(raw);
-      if (type === 'Q' && sql !== undefined && DATABASE_COMMAND.test(sql)) {
+      if (type === 'Q' && sql !== undefined && (DATABASE_COMMAND.test(sql) || DUMP_COMMAND.test(sql))) {
         this.release(s);
         s.socket.write(Buffer.concat([await s.databaseCommand(sql), wire.readyForQuery('I')]));
         return;

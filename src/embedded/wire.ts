@@ -129,3 +129,22 @@ export function sqlText(msg: Buffer): string | undefined {
   }
   return undefined;
 }
+
+/** A one-column text result: RowDescription, DataRow, CommandComplete. */
+export function singleTextRow(column: string, value: string): Buffer {
+  const field = Buffer.alloc(18);
+  field.writeInt32BE(0, 0); // table oid
+  field.writeInt16BE(0, 4); // column number
+  field.writeInt32BE(25, 6); // type oid: text
+  field.writeInt16BE(-1, 10); // type size
+  field.writeInt32BE(-1, 12); // type modifier
+  field.writeInt16BE(0, 16); // text format
+  const count = Buffer.alloc(2);
+  count.writeInt16BE(1);
+  const data = Buffer.from(value, 'utf8');
+  return Buffer.concat([
+    message('T', Buffer.concat([count, cstring(column), field])),
+    message('D', Buffer.concat([count, int32(data.length), data])),
+    commandComplete('SELECT 1'),
+  ]);
+}

@@ -1,0 +1,96 @@
+// backup / restore round trip, and BACKUP_BEFORE_MIGRATE.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseConfig } from '../../src/config.ts';
+import { openDatabase, withPgClient } from '../../src/database.ts';
+import { projectRoot } from '../../src/paths.ts';
+import { startHarness, tempDataDir, type Harness } from '../support/harness.ts';
+import { randomUnit, rng } from '../support/embeddings.ts';
+
+let h: Harness;
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'sheratan-backup-'));
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  await h.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+const cli = (dataDir: string, args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), ...args], {
+    env: { ...process.env, SHERATAN_DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+
+const SNAPSHOT = `
+  select json_build_object(
+    'documents', (select json_agg(d order by d.id) from sheratan.documents d),
+    'chunks', (select json_agg(json_build_object('id', c.id, 'document', c.document_id, 'i', c.chunk_index, 'embedding', c.embedding::text, 'metadata', c.metadata) order by c.id) from sheratan.document_chunks c),
+    'jobs', (select json_agg(j order by j.id) from sheratan.jobs j),
+    'audit', (select json_agg(a order by a.id) from sheratan.audit_logs a),
+    'searches', (select json_agg(s order by s.id) from sheratan.search_logs s)
+  ) as snapshot`;
+
+test('a backup restored into an empty database gives back the same documents, embeddings, jobs and logs', async () => {
+  const chunks = [0, 1, 2].map((i) => ({ content: `c${i}`, embedding: randomUnit(384, rng(i + 1)), metadata: { i } }));
+  for (const title of ['first', 'second']) {
+    const res = await h.graphql('mutation ($c: [ChunkInput]!, $t: String!) { ingestDocument(input: { title: $t, source: "s", chunks: $c }) { clientMutationId } }', {
+      variables: { c: chunks, t: title },
+    });
+    expect(res.body.errors).toBeUndefined();
+  }
+  await h.graphql('query ($e: Vector!) { searchDocumentChunks(embedding: $e, queryText: "q") { distance } }', { variables: { e: chunks[0]!.embedding } });
+  await h.graphql('mutation { enqueueJob(input: { jobType: "embed", payload: { x: 1 } }) { clientMutationId } }');
+  const before = await withPgClient(h.ownerUrl, async (c) => (await c.query(SNAPSHOT)).rows[0].snapshot);
+  expect(before.chunks).toHaveLength(6);
+  expect(before.searches).toHaveLength(1);
+
+  // The gateway is running: backup attaches to its engine.
+  const file = path.join(scratch, 'roundtrip.sql');
+  const dumped = cli(h.config.dataDir, ['backup', '--out', file]);
+  expect(dumped.status).toBe(0);
+  expect(dumped.stdout).toMatch(/^wrote .*roundtrip\.sql \(\d+ bytes\)/);
+
+  // Nothing runs on the new data directory: restore starts its own engine.
+  const empty = tempDataDir();
+  try {
+    const restored = cli(empty, ['restore', file]);
+    expect(restored.stderr).toBe('');
+    expect(restored.status).toBe(0);
+    const db = await openDatabase(parseConfig({ SHERATAN_DATA_DIR: empty }), { purpose: 'test', serve: true });
+    try {
+      const after = await withPgClient(db.ownerUrl, async (c) => (await c.query(SNAPSHOT)).rows[0].snapshot);
+      expect(after).toEqual(before);
+    } finally {
+      await db.close();
+    }
+    // …and a restore refuses a database that is not empty.
+    const again = cli(empty, ['restore', file]);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/restore needs an empty database/);
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
+});
+
+test('BACKUP_BEFORE_MIGRATE=1 takes a backup before db:migrate applies anything', () => {
+  const dir = tempDataDir();
+  const backups = path.join(scratch, 'auto');
+  try {
+    const first = cli(dir, ['db:migrate'], { BACKUP_BEFORE_MIGRATE: '1', BACKUP_DIR: backups });
+    expect(first.status).toBe(0);
+    expect(first.stderr).toMatch(/BACKUP_BEFORE_MIGRATE: wrote .*sheratan-before-migrate-.*\.sql \(\d+ bytes\) before applying \d+ migration\(s\)/);
+    expect(readdirSync(backups)).toHaveLength(1);
+    // Nothing pending: no backup.
+    const second = cli(dir, ['db:migrate'], { BACKUP_BEFORE_MIGRATE: '1', BACKUP_DIR: backups });
+    expect(second.status).toBe(0);
+    expect(readdirSync(backups)).toHaveLength(1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  expect(existsSync(backups)).toBe(true);
+}, 180_000);
