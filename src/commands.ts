@@ -12,10 +12,11 @@ import {
   migrateSettings,
   migrateToHead,
   releaseMigratePools,
-  watchCurrentEmbedded,
+  watchCurrent,
   withMigrationLock,
 } from './migrations.ts';
 import { effectiveJwtSecret, startGateway } from './server.ts';
+import { SchemaReloader } from './schema-reload.ts';
 import { exportSchemas } from './graphql/export.ts';
 import { log, setLogLevel } from './log.ts';
 import { GRAPHIQL_PATH } from './gateway.ts';
@@ -68,6 +69,24 @@ const commands: Record<string, Command> = {
     log('info', 'stopped');
   },
 
+  async dev(config) {
+    // The gateway with the embedded engine, plus current.sql applied on every
+    // save and the GraphQL schema rebuilt after each successful run.
+    const reloader = new SchemaReloader();
+    const running = await startGateway(config, { reloader });
+    const watcher = watchCurrent(config, running.db, { onApplied: () => reloader.reload() });
+    await watcher.first;
+    process.stderr.write(`Sheratan Store (dev) is serving ${running.url}/graphql; editing migrations/current.sql updates the schema\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        watcher.stop();
+        running.stop().then(resolve, resolve);
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+  },
+
   async 'db:migrate'(config) {
     await withDatabase(config, 'db:migrate', async (db) => {
       if (config.backupBeforeMigrate) {
@@ -100,7 +119,13 @@ const commands: Record<string, Command> = {
   async 'db:watch'(config, args) {
     const { values } = parseArgs({ args, options: { once: { type: 'boolean' } } });
     await withDatabase(config, 'db:watch', async (db) => {
-      if (db.mode === 'embedded') return watchCurrentEmbedded(config, db, values.once ?? false);
+      if (db.mode === 'embedded') {
+        await migrateToHead(config, db);
+        const watcher = watchCurrent(config, db, { once: values.once ?? false });
+        if (!(await watcher.first) && values.once) throw new Error('current.sql failed');
+        if (!values.once) await new Promise<never>(() => undefined); // runs until interrupted
+        return;
+      }
       await ensureRoles(db, config);
       await gm.watch(migrateSettings(config, db), values.once ?? false);
       if (!values.once) await new Promise<never>(() => undefined); // runs until interrupted

@@ -12,6 +12,7 @@ import { authenticate, pgSettingsFor, type Claims } from './auth.ts';
 import { makePreset } from './graphql/preset.ts';
 import { Admission } from './admission.ts';
 import { createMetrics } from './observability.ts';
+import type { SchemaReloader } from './schema-reload.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 export const REPORTING_PATH = '/reporting/graphql';
@@ -85,7 +86,12 @@ function admissionMiddleware(admission: Admission) {
   };
 }
 
-export async function createGateway(config: Config, db: Database, extraSettings: Record<string, string> = {}): Promise<Gateway> {
+export async function createGateway(
+  config: Config,
+  db: Database,
+  extraSettings: Record<string, string> = {},
+  reloader?: SchemaReloader,
+): Promise<Gateway> {
   const apiPool = makePool(db.authUrl, config, 'sheratan-gateway');
   const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
   const claimsOf = (req: unknown): Claims | null => (req as AuthedRequest | undefined)?.sheratanClaims ?? null;
@@ -97,6 +103,7 @@ export async function createGateway(config: Config, db: Database, extraSettings:
       readOnly: false,
       graphqlPath: GRAPHQL_PATH,
       graphiqlPath: GRAPHIQL_PATH,
+      reloader,
       pgSettings: (req) => ({ ...extraSettings, ...pgSettingsFor(claimsOf(req), config) }),
     }),
   );
@@ -106,6 +113,7 @@ export async function createGateway(config: Config, db: Database, extraSettings:
       pool: readPool,
       readOnly: true,
       graphqlPath: REPORTING_PATH,
+      reloader,
       // Reporting always reads as sheratan_readonly, whatever role the token names.
       pgSettings: (req) => ({ ...extraSettings, ...pgSettingsFor(claimsOf(req), config, 'sheratan_readonly') }),
     }),

@@ -1,6 +1,6 @@
 // graphile-migrate, driven with connection strings for either run mode.
 import { readFileSync } from 'node:fs';
-import { watchFile } from 'node:fs';
+import { unwatchFile, watchFile } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import JSON5 from 'json5';
@@ -98,41 +98,52 @@ export function releaseMigratePools(): void {
   clearAllPools();
 }
 
+export interface CurrentWatcher {
+  /** The result of the first run (true: applied). */
+  first: Promise<boolean>;
+  stop(): void;
+}
+
 /**
- * `db:watch` on the embedded engine. graphile-migrate's watch holds a lock in
- * one transaction while running current.sql on a second connection; the
- * single embedded backend cannot run two transactions at once, so here
- * current.sql runs in one transaction of its own, on every save.
+ * Runs migrations/current.sql (or `file`) in one transaction now and on every
+ * save. graphile-migrate's own watch holds a lock in one transaction while
+ * running current.sql on a second connection, which the single embedded
+ * backend cannot do; here a failed run rolls back completely, so the last
+ * good state (and schema) stays. `onApplied` hears of every successful run.
  */
-export async function watchCurrentEmbedded(config: Config, db: Database, once: boolean): Promise<void> {
+export function watchCurrent(
+  config: Config,
+  db: Database,
+  options: { file?: string; onApplied?: () => void; log?: (line: string) => void; once?: boolean } = {},
+): CurrentWatcher {
   const settings = migrateSettings(config, db);
-  const file = path.join(settings.migrationsFolder!, 'current.sql');
+  const file = options.file ?? path.join(settings.migrationsFolder!, 'current.sql');
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const run = async (): Promise<boolean> => {
     const sql = await gm.compile(settings, await readFile(file, 'utf8'));
     const started = Date.now();
-    return withPgClient(db.ownerUrl, async (client) => {
+    const ok = await withPgClient(db.ownerUrl, async (client) => {
       try {
         await client.query('begin');
         await client.query(sql);
         await client.query('commit');
-        process.stderr.write(`current.sql applied in ${Date.now() - started} ms\n`);
+        log(`current.sql applied in ${Date.now() - started} ms`);
         return true;
       } catch (err) {
         await client.query('rollback').catch(() => undefined);
-        process.stderr.write(`current.sql failed (nothing applied): ${(err as Error).message}\n`);
+        log(`current.sql failed (nothing applied; the last good schema stays): ${(err as Error).message}`);
         return false;
       }
     });
+    if (ok) options.onApplied?.();
+    return ok;
   };
-  await migrateToHead(config, db);
-  const ok = await run();
-  if (once) {
-    if (!ok) throw new Error('current.sql failed');
-    return;
+  let queue = run();
+  const first = queue;
+  if (!options.once) {
+    watchFile(file, { interval: 200 }, () => {
+      queue = queue.then(run, run);
+    });
   }
-  let queue = Promise.resolve();
-  watchFile(file, { interval: 300 }, () => {
-    queue = queue.then(() => run().then(() => undefined));
-  });
-  await new Promise<never>(() => undefined);
+  return { first, stop: () => unwatchFile(file) };
 }

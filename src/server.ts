@@ -7,6 +7,7 @@ import { dataDirSecret } from './embedded/index.ts';
 import { createGateway, type Gateway } from './gateway.ts';
 import { migrateToHead, releaseMigratePools } from './migrations.ts';
 import { setLogLevel } from './log.ts';
+import type { SchemaReloader } from './schema-reload.ts';
 import { assertDimension, inspectVector, searchSettings } from './vector.ts';
 
 export interface RunningGateway {
@@ -23,7 +24,14 @@ export function effectiveJwtSecret(config: Config): string | undefined {
   return config.databaseUrl ? undefined : dataDirSecret(config.dataDir, 'jwt-secret');
 }
 
-export async function startGateway(config: Config, options: { port?: number; host?: string } = {}): Promise<RunningGateway> {
+export interface GatewayOptions {
+  port?: number;
+  host?: string;
+  /** Watch mode: rebuild the schema whenever this reloader fires. */
+  reloader?: SchemaReloader;
+}
+
+export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<RunningGateway> {
   setLogLevel(config.logLevel);
   const db = await openDatabase(config, { purpose: 'gateway', serve: true });
   try {
@@ -34,10 +42,12 @@ export async function startGateway(config: Config, options: { port?: number; hos
     const vector = await inspectVector(db.authUrl);
     assertDimension(config, vector);
     const effective: Config = { ...config, jwtSecret: effectiveJwtSecret(config) };
-    const gateway = await createGateway(effective, db, {
-      ...searchSettings(config, vector),
-      'sheratan.job_lock_timeout': String(config.jobLockTimeoutS),
-    });
+    const gateway = await createGateway(
+      effective,
+      db,
+      { ...searchSettings(config, vector), 'sheratan.job_lock_timeout': String(config.jobLockTimeoutS) },
+      options.reloader,
+    );
     const url = await gateway.listen(options.port ?? config.port, options.host ?? config.host);
     let stopping: Promise<void> | null = null;
     return {

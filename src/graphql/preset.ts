@@ -5,6 +5,7 @@ import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import { makePgService } from 'postgraphile/adaptors/pg';
 import { PgAggregatesPreset } from '@graphile/pg-aggregates';
 import type { Config } from '../config.ts';
+import type { SchemaReloader } from '../schema-reload.ts';
 import { makeRequestLimitsPlugin } from '../../plugins/request-limits.ts';
 import { maskError } from '../../plugins/error-mask.ts';
 import { makeVectorCodecPlugin } from '../../plugins/vector-codec.ts';
@@ -20,6 +21,8 @@ export interface PresetOptions {
   readOnly: boolean;
   graphqlPath: string;
   graphiqlPath?: string;
+  /** Watch mode: rebuild the schema when this fires. */
+  reloader?: SchemaReloader;
   /** Computes the request's transaction settings (role, claims, timeout). */
   pgSettings: (req: unknown) => Record<string, string>;
 }
@@ -46,6 +49,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
         // The authenticator is NOINHERIT and holds no privileges itself: build
         // each schema from what its role may actually do.
         pgSettingsForIntrospection: { role: options.readOnly ? 'sheratan_readonly' : 'sheratan_app' },
+        ...(options.reloader ? { pgSubscriber: options.reloader } : {}),
       }),
     ],
     schema: {
@@ -59,10 +63,12 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       graphiqlPath: options.graphiqlPath ?? '/graphiql-disabled',
       graphiqlOnGraphQLGET: false,
       websockets: false,
-      watch: false,
+      watch: Boolean(options.reloader),
       maxRequestLength: config.maxBodyBytes,
       maskError,
     },
+    // The reloader replaces LISTEN/NOTIFY, so no event-trigger fixtures are needed.
+    gather: { installWatchFixtures: false },
     grafast: {
       explain: false,
       context(requestContext) {
