@@ -1,0 +1,211 @@
+// npm run bench [-- --quick]: GraphQL similarity search against raw SQL on the
+// same database, recall against exact search, ingest throughput, and how the
+// cost grows with the number of chunks. Prints a table and writes
+// bench/results/latest.json. Runs on the embedded engine unless DATABASE_URL
+// is set. Timings are figures to read, never assertions.
+process.env.GRAPHILE_ENV ??= 'production';
+const { mkdtempSync, mkdirSync, rmSync, writeFileSync } = await import('node:fs');
+const os = await import('node:os');
+const path = await import('node:path');
+const { default: pg } = await import('pg');
+const { loadConfig } = await import('../src/config.ts');
+const { startGateway } = await import('../src/server.ts');
+const { signToken } = await import('../src/auth.ts');
+const { projectRoot } = await import('../src/paths.ts');
+const { topicalVectors, toPgVector } = await import('../test/support/embeddings.ts');
+
+const quick = process.argv.includes('--quick');
+const DIM = 384;
+const TENANT = 'bench';
+const sizes = quick ? [1000, 2000, 4000] : [5000, 20000, 50000];
+const QUERIES = quick ? 100 : 300;
+const CONCURRENCY = 8;
+
+const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sheratan-bench-'));
+const base = loadConfig();
+const config = { ...base, dataDir, logLevel: 'silent' as const, poolSize: CONCURRENCY, poolMaxOverflow: 0, maxSearchResults: 100 };
+const running = await startGateway(config, { port: 0 });
+const token = signToken(running.config.jwtSecret!, { role: 'sheratan_app', tenant: TENANT, sub: 'bench' });
+const raw = new pg.Pool({ connectionString: running.db.ownerUrl, max: CONCURRENCY });
+
+const percentile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+
+async function graphql(query: string, variables: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const res = await fetch(`${running.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await res.json()) as { data?: Record<string, unknown>; errors?: Array<{ message: string }> };
+  if (body.errors) throw new Error(body.errors[0]!.message);
+  return body.data!;
+}
+
+const SEARCH = 'query ($e: Vector!) { searchDocumentChunks(embedding: $e, first: 10) { distance chunk { rowId } } }';
+const RAW = `select id, embedding <=> $1 as distance from sheratan.document_chunks where tenant = '${TENANT}' order by embedding <=> $1 limit 10`;
+
+/** Timings (ms) of `run` over the queries at the given concurrency; returns latencies and wall time. */
+async function measure(queries: number[][], concurrency: number, run: (q: number[]) => Promise<unknown>): Promise<{ lat: number[]; qps: number }> {
+  const lat: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < queries.length) {
+        const q = queries[next++]!;
+        const t = performance.now();
+        await run(q);
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
+  return { lat, qps: queries.length / ((performance.now() - started) / 1000) };
+}
+
+const graphqlSearch = async (q: number[]) =>
+  ((await graphql(SEARCH, { e: q })).searchDocumentChunks as Array<{ chunk: { rowId: string } }>).map((m) => m.chunk.rowId);
+const rawSearch = async (q: number[]) => (await raw.query(RAW, [toPgVector(q)])).rows.map((r) => r.id as string);
+async function exactSearch(q: number[]): Promise<string[]> {
+  const client = await raw.connect();
+  try {
+    await client.query('begin');
+    await client.query('set local enable_indexscan = off');
+    const rows = (await client.query(RAW, [toPgVector(q)])).rows.map((r) => r.id as string);
+    await client.query('commit');
+    return rows;
+  } finally {
+    client.release();
+  }
+}
+
+// ---- data: a fixed-seed topical mixture shaped like sentence embeddings (see test/support/embeddings.ts)
+const maxN = sizes[sizes.length - 1]!;
+const vectors = topicalVectors(maxN, DIM, 2024, 64, 1.0);
+const queries = topicalVectors(QUERIES, DIM, 4048, 64, 1.0);
+let loaded = 0;
+async function loadUpTo(n: number): Promise<void> {
+  const client = await raw.connect();
+  try {
+    for (let start = loaded; start < n; start += 500) {
+      const end = Math.min(n, start + 500);
+      const doc = await client.query(`insert into sheratan.documents (tenant, title, source) values ($1, $2, 'bench') returning id`, [TENANT, `bulk ${start}`]);
+      const params: unknown[] = [];
+      const values: string[] = [];
+      for (let i = start; i < end; i++) {
+        params.push(i - start, toPgVector(vectors[i]!));
+        values.push(`('${TENANT}', '${doc.rows[0].id}', $${params.length - 1}, 'chunk', $${params.length}::vector)`);
+      }
+      await client.query(`insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding) values ${values.join(',')}`, params);
+    }
+    await client.query('analyze sheratan.document_chunks');
+  } finally {
+    client.release();
+  }
+  loaded = n;
+}
+
+// ---- ingest: GraphQL ingestDocument vs a raw multi-row INSERT of the same chunks
+const INGEST_DOCS = quick ? 4 : 10;
+const PER_DOC = 50;
+const ingestVectors = topicalVectors(INGEST_DOCS * PER_DOC, DIM, 99, 64, 1.0);
+let t = performance.now();
+for (let d = 0; d < INGEST_DOCS; d++) {
+  await graphql('mutation ($c: [ChunkInput]!) { ingestDocument(input: { title: "ingest", source: "ingest", chunks: $c }) { clientMutationId } }', {
+    c: ingestVectors.slice(d * PER_DOC, (d + 1) * PER_DOC).map((embedding, i) => ({ content: `chunk ${i}`, embedding, chunkIndex: i })),
+  });
+}
+const graphqlChunksPerS = (INGEST_DOCS * PER_DOC) / ((performance.now() - t) / 1000);
+t = performance.now();
+for (let d = 0; d < INGEST_DOCS; d++) {
+  const client = await raw.connect();
+  try {
+    await client.query('begin');
+    const doc = await client.query(`insert into sheratan.documents (tenant, title, source) values ('ingest-raw', 'ingest', 'ingest') returning id`);
+    const params: unknown[] = [];
+    const values: string[] = [];
+    ingestVectors.slice(d * PER_DOC, (d + 1) * PER_DOC).forEach((v, i) => {
+      params.push(`chunk ${i}`, toPgVector(v));
+      values.push(`('ingest-raw', '${doc.rows[0].id}', ${i}, $${params.length - 1}, $${params.length}::vector)`);
+    });
+    await client.query(`insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding) values ${values.join(',')}`, params);
+    await client.query('commit');
+  } finally {
+    client.release();
+  }
+}
+const rawChunksPerS = (INGEST_DOCS * PER_DOC) / ((performance.now() - t) / 1000);
+
+// ---- scaling, then the full comparison at the largest size
+const scaling: Array<{ n: number; hnsw_p50_ms: number; exact_p50_ms: number }> = [];
+const few = queries.slice(0, Math.min(40, queries.length));
+for (const n of sizes) {
+  await loadUpTo(n);
+  const hnsw = await measure(few, 1, rawSearch);
+  const exact = await measure(few.slice(0, 20), 1, exactSearch);
+  scaling.push({ n, hnsw_p50_ms: round(percentile(hnsw.lat, 50)), exact_p50_ms: round(percentile(exact.lat, 50)) });
+  process.stderr.write(`  ${n} chunks loaded\n`);
+}
+
+for (const q of queries.slice(0, 10)) await graphqlSearch(q); // warm plans and caches
+for (const q of queries.slice(0, 10)) await rawSearch(q);
+const g1 = await measure(queries, 1, graphqlSearch);
+const r1 = await measure(queries, 1, rawSearch);
+const g8 = await measure(queries, CONCURRENCY, graphqlSearch);
+const r8 = await measure(queries, CONCURRENCY, rawSearch);
+const exactLat: number[] = [];
+let found = 0;
+for (const q of queries.slice(0, quick ? 50 : 100)) {
+  const started = performance.now();
+  const truth = await exactSearch(q);
+  exactLat.push(performance.now() - started);
+  const got = new Set(await graphqlSearch(q));
+  found += truth.filter((id) => got.has(id)).length;
+}
+const recall = found / (exactLat.length * 10);
+
+const result = {
+  dataset: { n: maxN, dim: DIM, kind: 'synthetic topical mixture: 64 topics in a 16-d latent space projected to 384-d, isotropic noise 0.05, L2-normalised, seed 2024' },
+  search: {
+    graphql: { p50_ms: round(percentile(g1.lat, 50)), p95_ms: round(percentile(g1.lat, 95)), qps: round(g8.qps, 1), qps_c1: round(g1.qps, 1) },
+    raw_sql: { p50_ms: round(percentile(r1.lat, 50)), p95_ms: round(percentile(r1.lat, 95)), qps: round(r8.qps, 1), qps_c1: round(r1.qps, 1) },
+    exact_sql: { p50_ms: round(percentile(exactLat, 50)) },
+    recall_at_10: round(recall, 3),
+    concurrency: CONCURRENCY,
+    ratios: { p50_graphql_over_raw: round(percentile(g1.lat, 50) / percentile(r1.lat, 50)), qps_graphql_over_raw_c8: round(g8.qps / r8.qps) },
+  },
+  ingest: { graphql_chunks_per_s: round(graphqlChunksPerS, 1), raw_chunks_per_s: round(rawChunksPerS, 1), ratio: round(graphqlChunksPerS / rawChunksPerS) },
+  scaling,
+  mode: running.db.mode,
+  quick,
+  measured_at: new Date().toISOString(),
+};
+
+const out = path.join(projectRoot, 'bench/results');
+mkdirSync(out, { recursive: true });
+writeFileSync(path.join(out, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
+const s = result.search;
+process.stdout.write(
+  [
+    `dataset: ${maxN} chunks × ${DIM} dims (${result.mode}), ${QUERIES} queries, k = 10`,
+    '',
+    '                    p50 ms   p95 ms   qps@1   qps@8',
+    `graphql search   ${String(s.graphql.p50_ms).padStart(8)} ${String(s.graphql.p95_ms).padStart(8)} ${String(s.graphql.qps_c1).padStart(7)} ${String(s.graphql.qps).padStart(7)}`,
+    `raw sql (hnsw)   ${String(s.raw_sql.p50_ms).padStart(8)} ${String(s.raw_sql.p95_ms).padStart(8)} ${String(s.raw_sql.qps_c1).padStart(7)} ${String(s.raw_sql.qps).padStart(7)}`,
+    `exact sql        ${String(s.exact_sql.p50_ms).padStart(8)}`,
+    `ratios: p50 graphql/raw ${s.ratios.p50_graphql_over_raw} (target <= 1.25); qps@8 graphql/raw ${s.ratios.qps_graphql_over_raw_c8} (target >= 0.8)`,
+    `recall@10 vs exact: ${s.recall_at_10} (target >= 0.95)`,
+    `ingest chunks/s: graphql ${result.ingest.graphql_chunks_per_s}, raw ${result.ingest.raw_chunks_per_s} (ratio ${result.ingest.ratio}, target >= 0.5)`,
+    'scaling (p50 ms):   n   hnsw   exact',
+    ...scaling.map((x) => `            ${String(x.n).padStart(8)} ${String(x.hnsw_p50_ms).padStart(6)} ${String(x.exact_p50_ms).padStart(7)}`),
+    `wrote bench/results/latest.json`,
+    '',
+  ].join('\n'),
+);
+
+await raw.end();
+await running.stop();
+rmSync(dataDir, { recursive: true, force: true });
