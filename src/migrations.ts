@@ -5,15 +5,26 @@ import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import JSON5 from 'json5';
 import * as gm from 'graphile-migrate';
+import { Logger } from '@graphile/logger';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import type { Config } from './config.ts';
 import { withPgClient, type Database } from './database.ts';
 import { projectRoot } from './paths.ts';
+import { log } from './log.ts';
 
-export function migrateSettings(config: Config, db: Database): gm.Settings {
+/**
+ * graphile-migrate's messages as the gateway's structured log lines (the CLI
+ * commands keep graphile-migrate's own console output).
+ */
+export const structuredMigrateLogger = new Logger(() => (level, message) => {
+  log(level === 'error' ? 'error' : level === 'warning' ? 'warn' : level === 'debug' ? 'debug' : 'info', `graphile-migrate: ${message}`);
+});
+
+export function migrateSettings(config: Config, db: Database, logger?: Logger): gm.Settings {
   const rc = JSON5.parse(readFileSync(path.join(projectRoot, '.gmrc'), 'utf8')) as gm.Settings;
   return {
     ...rc,
+    ...(logger ? { logger } : {}),
     migrationsFolder: path.resolve(projectRoot, rc.migrationsFolder ?? 'migrations'),
     connectionString: db.ownerUrl,
     shadowConnectionString: db.shadowUrl,
@@ -82,10 +93,10 @@ export async function withMigrationLock<T>(config: Config, db: Database, fn: () 
 }
 
 /** Applies every committed migration that has not run yet. */
-export async function migrateToHead(config: Config, db: Database): Promise<void> {
+export async function migrateToHead(config: Config, db: Database, logger?: Logger): Promise<void> {
   await withMigrationLock(config, db, async () => {
     await ensureRoles(db, config);
-    await gm.migrate(migrateSettings(config, db));
+    await gm.migrate(migrateSettings(config, db, logger));
   });
 }
 

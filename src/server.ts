@@ -5,7 +5,7 @@ import type { Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
 import { dataDirSecret } from './embedded/index.ts';
 import { createGateway, type Gateway } from './gateway.ts';
-import { migrateToHead, releaseMigratePools } from './migrations.ts';
+import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from './migrations.ts';
 import { setLogLevel } from './log.ts';
 import type { SchemaReloader } from './schema-reload.ts';
 import { assertDimension, inspectVector, searchSettings } from './vector.ts';
@@ -36,7 +36,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const db = await openDatabase(config, { purpose: 'gateway', serve: true });
   try {
     if (db.mode === 'embedded') {
-      await migrateToHead(config, db);
+      await migrateToHead(config, db, structuredMigrateLogger);
       releaseMigratePools();
     }
     const vector = await inspectVector(db.authUrl);

@@ -227,25 +227,28 @@ describe('a few thousand chunks', () => {
   let bulk: Array<{ id: string; embedding: number[]; source: string }> = [];
 
   beforeAll(async () => {
-    // Loaded as the owner (tenant set explicitly): this is test data, not the API under test.
+    // Loaded as the owner (tenant set explicitly): this is test data, not the API
+    // under test. Like any bulk import into pgvector: drop the ANN index, load in
+    // batches, then build the index once (its definition is kept as migrated).
     const vectors = topicalVectors(N, DIM, 42, 48, 1.0);
-    await owner.query('begin');
+    const indexDef = (await owner.query("select pg_get_indexdef('sheratan.document_chunks_embedding_idx'::regclass) as def")).rows[0].def as string;
+    await owner.query('drop index sheratan.document_chunks_embedding_idx');
     const docs = await owner.query(`
       insert into sheratan.documents (tenant, title, source)
       select 'bulk', 'bulk ' || i, case when i % 50 = 0 then 'rare' else 'common' end from generate_series(0, 299) i
       returning id, source, title`);
     const byIndex = new Map(docs.rows.map((r) => [Number(String(r.title).slice(5)), r]));
-    for (let start = 0; start < N; start += 500) {
+    for (let start = 0; start < N; start += 250) {
       const values: string[] = [];
       const params: unknown[] = [];
-      for (let i = start; i < Math.min(N, start + 500); i++) {
+      for (let i = start; i < Math.min(N, start + 250); i++) {
         const doc = byIndex.get(Math.floor(i / 10))!;
         params.push(doc.id, i % 10, toPgVector(vectors[i]!));
         values.push(`('bulk', $${params.length - 2}::uuid, $${params.length - 1}::int, 'c', $${params.length}::vector)`);
       }
       await owner.query(`insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding) values ${values.join(',')}`, params);
     }
-    await owner.query('commit');
+    await owner.query(indexDef);
     await owner.query('analyze sheratan.document_chunks');
     const rows = await owner.query(`
       select c.id, c.embedding::text as e, d.source from sheratan.document_chunks c join sheratan.documents d on d.id = c.document_id where c.tenant = 'bulk'`);
