@@ -6,6 +6,7 @@
 process.env.GRAPHILE_ENV ??= 'production';
 const { mkdtempSync, mkdirSync, rmSync, writeFileSync } = await import('node:fs');
 const os = await import('node:os');
+const { default: http } = await import('node:http');
 const path = await import('node:path');
 const { default: pg } = await import('pg');
 const { loadConfig } = await import('../src/config.ts');
@@ -34,13 +35,30 @@ const percentile = (xs: number[], p: number): number => {
 };
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
-async function graphql(query: string, variables: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const res = await fetch(`${running.url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
+// A lean keep-alive HTTP client (as a service calling the gateway would use):
+// `fetch` costs this process more than the gateway's own work per request,
+// and the load generator shares the machine with the gateway.
+const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+const endpoint = new URL(`${running.url}/graphql`);
+function post(body: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      endpoint,
+      { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
   });
-  const body = (await res.json()) as { data?: Record<string, unknown>; errors?: Array<{ message: string }> };
+}
+
+async function graphql(query: string, variables: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const body = JSON.parse(await post(JSON.stringify({ query, variables }))) as { data?: Record<string, unknown>; errors?: Array<{ message: string }> };
   if (body.errors) throw new Error(body.errors[0]!.message);
   return body.data!;
 }
@@ -206,6 +224,7 @@ process.stdout.write(
   ].join('\n'),
 );
 
+agent.destroy();
 await raw.end();
 await running.stop();
 rmSync(dataDir, { recursive: true, force: true });

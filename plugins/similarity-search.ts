@@ -1,17 +1,19 @@
 // Query.searchDocumentChunks: nearest chunks by cosine distance, as a list of
 // { similarity, distance, chunk }. The search itself is the SQL function
 // sheratan.search_document_chunks (explicit `order by embedding <=> q limit k`,
-// RLS as the caller, one search_logs row per call); this plugin gives it its
-// GraphQL shape and joins each match to its full DocumentChunk.
-import { TYPES, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
+// RLS as the caller, one search_logs row per call), which returns the chunk
+// rows; this plugin gives them their GraphQL shape in the same statement:
+// each row is the `chunk`, and the distance is recomputed for the k rows.
+import { TYPES, type PgResource, type PgSelectSingleStep, type PgSelectStep } from 'postgraphile/@dataplan/pg';
+import { each, object, type ObjectStep } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
+import { sql } from 'postgraphile/pg-sql2';
 import { vectorCodec } from './vector-codec.ts';
 
 export const SimilaritySearchPlugin = extendSchema((build) => {
   const resources = build.input.pgRegistry.pgResources as Record<string, PgResource>;
   const search = resources.search_document_chunks;
-  const chunks = resources.document_chunks;
-  if (!search || !chunks) throw new Error('SimilaritySearchPlugin needs sheratan.search_document_chunks and sheratan.document_chunks');
+  if (!search) throw new Error('SimilaritySearchPlugin needs the function sheratan.search_document_chunks');
   return {
     typeDefs: gql`
       """
@@ -66,23 +68,42 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
       Query: {
         plans: {
           searchDocumentChunks(_$root, fieldArgs) {
-            // Named arguments: omitted GraphQL arguments fall back to the SQL defaults.
-            return search.execute([
-              { name: 'embedding', step: fieldArgs.getRaw('embedding'), pgCodec: vectorCodec },
-              { name: 'first', step: fieldArgs.getRaw('first'), pgCodec: TYPES.int },
-              { name: 'offset', step: fieldArgs.getRaw('offset'), pgCodec: TYPES.int },
-              { name: 'min_similarity', step: fieldArgs.getRaw('minSimilarity'), pgCodec: TYPES.float },
-              { name: 'filter', step: fieldArgs.getRaw('filter'), pgCodec: TYPES.jsonb },
-              { name: 'query_text', step: fieldArgs.getRaw('queryText'), pgCodec: TYPES.text },
-            ]);
+            const $embedding = fieldArgs.getRaw('embedding');
+            // Named arguments: omitted GraphQL arguments fall back to the SQL
+            // defaults. 'normal' mode (the function is volatile only because it
+            // logs the search) lets relations of `chunk` join into this statement.
+            const $select = search.execute(
+              [
+                { name: 'embedding', step: $embedding, pgCodec: vectorCodec },
+                { name: 'first', step: fieldArgs.getRaw('first'), pgCodec: TYPES.int },
+                { name: 'offset', step: fieldArgs.getRaw('offset'), pgCodec: TYPES.int },
+                { name: 'min_similarity', step: fieldArgs.getRaw('minSimilarity'), pgCodec: TYPES.float },
+                { name: 'filter', step: fieldArgs.getRaw('filter'), pgCodec: TYPES.jsonb },
+                { name: 'query_text', step: fieldArgs.getRaw('queryText'), pgCodec: TYPES.text },
+              ],
+              'normal',
+            ) as PgSelectStep;
+            const distance = sql`(${$select.alias}.embedding <=> ${$select.placeholder($embedding, vectorCodec)})`;
+            // The function returns its rows nearest first; the outer statement keeps that order explicitly.
+            $select.orderBy({ fragment: distance, codec: TYPES.float, direction: 'ASC' });
+            $select.orderBy({ attribute: 'id', direction: 'ASC' });
+            $select.setOrderIsUnique();
+            return each($select, ($row) => {
+              const $chunk = $row as PgSelectSingleStep;
+              return object({
+                chunk: $chunk,
+                distance: $chunk.select(distance, TYPES.float),
+                similarity: $chunk.select(sql`(1 - ${distance})`, TYPES.float),
+              });
+            });
           },
         },
       },
       DocumentChunkSearchResult: {
         plans: {
-          chunk($match: PgSelectSingleStep) {
-            return chunks.get({ id: $match.get('chunk_id') });
-          },
+          chunk: ($match: ObjectStep<{ chunk: PgSelectSingleStep }>) => $match.get('chunk'),
+          distance: ($match: ObjectStep<{ distance: PgSelectSingleStep }>) => $match.get('distance'),
+          similarity: ($match: ObjectStep<{ similarity: PgSelectSingleStep }>) => $match.get('similarity'),
         },
       },
     },

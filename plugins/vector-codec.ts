@@ -33,12 +33,21 @@ function literalNumbers(ast: ValueNode): unknown {
   return ast.values.map((v) => (v.kind === Kind.INT || v.kind === Kind.FLOAT ? Number(v.value) : v.kind));
 }
 
+// A search sends its query vector twice (to the function and for the distance
+// of each result); printing 384 floats is the costly part, so do it once.
+const printed = new WeakMap<number[], string>();
+function toPgVector(value: number[]): string {
+  let text = printed.get(value);
+  if (text === undefined) printed.set(value, (text = `[${value.join(',')}]`));
+  return text;
+}
+
 export const vectorCodec: PgCodec<'vector', undefined, string, number[]> = {
   name: 'vector',
   sqlType: sql`vector`,
   // pgvector's text form, '[1,2,3]', is a JSON array.
   fromPg: (text: string) => JSON.parse(text) as number[],
-  toPg: (value: number[]) => `[${value.join(',')}]`,
+  toPg: toPgVector,
   attributes: undefined,
   executor: null,
 };

@@ -1,6 +1,7 @@
 // Request authentication: a Bearer JWT (HS256) becomes the transaction-local
 // settings PostGraphile applies before every query. Nothing from the token
 // reaches Postgres except through the fixed keys below.
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { Config } from './config.ts';
 
@@ -18,6 +19,14 @@ export type AuthResult =
   | { ok: true; claims: Claims | null }
   | { ok: false; status: 401 | 403; code: string; message: string };
 
+// One key object per secret: building it from the string costs more than the HMAC itself.
+const keys = new Map<string, KeyObject>();
+const keyFor = (secret: string): KeyObject => {
+  let key = keys.get(secret);
+  if (!key) keys.set(secret, (key = createSecretKey(Buffer.from(secret, 'utf8'))));
+  return key;
+};
+
 const deny = (status: 401 | 403, code: string, message: string): AuthResult => ({ ok: false, status, code, message });
 
 /** Verifies the Authorization header; no header means anonymous. */
@@ -28,7 +37,7 @@ export function authenticate(header: string | undefined, config: Pick<Config, 'j
   if (!config.jwtSecret) return deny(401, 'INVALID_TOKEN', 'this server accepts no tokens: JWT_SECRET is not set');
   let payload: jwt.JwtPayload;
   try {
-    const decoded = jwt.verify(match[1]!, config.jwtSecret, {
+    const decoded = jwt.verify(match[1]!, keyFor(config.jwtSecret), {
       algorithms: ['HS256'],
       ...(config.jwtAudience ? { audience: config.jwtAudience } : {}),
     });

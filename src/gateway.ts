@@ -7,9 +7,10 @@ import pg from 'pg';
 import { postgraphile, type PostGraphileInstance } from 'postgraphile';
 import { grafserv } from 'postgraphile/grafserv/express/v4';
 import type { Config } from './config.ts';
-import type { Database } from './database.ts';
+import { AUTHENTICATOR_ROLE, type Database } from './database.ts';
 import { authenticate, pgSettingsFor, type Claims } from './auth.ts';
 import { makePreset } from './graphql/preset.ts';
+import { makeEngineWithPgClient } from './graphql/engine-client.ts';
 import { Admission } from './admission.ts';
 import { createMetrics } from './observability.ts';
 import type { SchemaReloader } from './schema-reload.ts';
@@ -94,12 +95,17 @@ export async function createGateway(
 ): Promise<Gateway> {
   const apiPool = makePool(db.authUrl, config, 'sheratan-gateway');
   const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
+  // In the process running the embedded engine, GraphQL reaches it in-process
+  // (as the same authenticator login); the pools still serve health checks and metrics.
+  const channel = db.engine?.channel;
+  const direct = channel ? makeEngineWithPgClient(channel, AUTHENTICATOR_ROLE) : undefined;
   const claimsOf = (req: unknown): Claims | null => (req as AuthedRequest | undefined)?.sheratanClaims ?? null;
 
   const api = postgraphile(
     makePreset({
       config,
       pool: apiPool,
+      ...(direct ? { withPgClient: direct } : {}),
       readOnly: false,
       graphqlPath: GRAPHQL_PATH,
       graphiqlPath: GRAPHIQL_PATH,
@@ -111,6 +117,7 @@ export async function createGateway(
     makePreset({
       config,
       pool: readPool,
+      ...(direct && readPool === apiPool ? { withPgClient: direct } : {}),
       readOnly: true,
       graphqlPath: REPORTING_PATH,
       reloader,

@@ -2,12 +2,13 @@
 // directory, guarded by a lock file. The process holding the lock serves the
 // engine on loopback; other commands attach to it, or start their own when
 // nobody is serving.
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync, chmodSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkerInput, WorkerMessage } from './worker.ts';
 import { OWNER_ROLE } from './instance.ts';
+import { ChannelClient } from './channel.ts';
 
 export const DATABASE_NAME = 'sheratan';
 export const SHADOW_DATABASE_NAME = 'sheratan_shadow';
@@ -20,6 +21,8 @@ export interface EmbeddedEngine {
   owned: boolean;
   /** Connection string for `user` on the main database (or the shadow). */
   url(user?: string, shadow?: boolean): string;
+  /** The in-process line to the main database (only in the process running the engine). */
+  channel?: ChannelClient;
   stop(): Promise<void>;
 }
 
@@ -90,12 +93,20 @@ function tryLock(dataDir: string, purpose: string): LockInfo | null {
   throw new Error(`could not take the lock ${lockPath(dataDir)}`);
 }
 
-function makeEngine(host: string, port: number, password: string, owned: boolean, stop: () => Promise<void>): EmbeddedEngine {
+function makeEngine(
+  host: string,
+  port: number,
+  password: string,
+  owned: boolean,
+  stop: () => Promise<void>,
+  channel?: ChannelClient,
+): EmbeddedEngine {
   return {
     host,
     port,
     password,
     owned,
+    ...(channel ? { channel } : {}),
     url(user = OWNER_ROLE, shadow = false) {
       const db = shadow ? SHADOW_DATABASE_NAME : DATABASE_NAME;
       return `postgres://${encodeURIComponent(user)}:${password}@${host}:${port}/${db}`;
@@ -157,18 +168,22 @@ export async function startEmbedded(dataDir: string, options: StartOptions): Pro
     lockPath(dataDir),
     JSON.stringify({ pid: process.pid, purpose: options.purpose, port: ready.port } satisfies LockInfo),
   );
+  const { port1, port2 } = new MessageChannel();
+  worker.postMessage({ type: 'channel', port: port2 }, [port2]);
+  const channel = new ChannelClient(port1);
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       const done = next();
       worker.postMessage({ type: 'stop' });
       const result = await done.catch((err: Error) => ({ type: 'error', message: err.message }) as WorkerMessage);
+      channel.close();
       await worker.terminate();
       rmSync(lockPath(dataDir), { force: true });
       if (result.type === 'error') throw new Error(`the embedded database did not close cleanly: ${result.message}`);
     })());
   worker.unref();
-  return makeEngine(host, ready.port, password, true, stop);
+  return makeEngine(host, ready.port, password, true, stop, channel);
 }
 
 /**

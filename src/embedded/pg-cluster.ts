@@ -7,7 +7,7 @@ import net from 'node:net';
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import * as wire from './wire.ts';
 import { pgDump } from '@electric-sql/pglite-tools/pg_dump';
-import { DUMP_COMMAND, type PgDatabase, type Session } from './pg-server.ts';
+import { DUMP_COMMAND, type PgDatabase, type Session, type SessionOutput } from './pg-server.ts';
 
 export interface PgClusterOptions {
   password: string;
@@ -156,18 +156,16 @@ export class PgCluster {
     });
   }
 
-  private async login(socket: net.Socket, database: PgDatabase, user: string, params: Record<string, string>): Promise<Session | null> {
+  /** A session of `user` (who must be allowed to log in) on `database`, replying to `output`. */
+  async openSession(database: PgDatabase, user: string, output: SessionOutput): Promise<Session | string> {
     const role = await database.exclusive((d) =>
       d.query<{ rolcanlogin: boolean; rolsuper: boolean }>('select rolcanlogin, rolsuper from pg_roles where rolname = $1', [user]),
     );
     const found = role.rows[0];
-    if (!found || !found.rolcanlogin) {
-      socket.end(wire.errorResponse('FATAL', '28000', found ? `role "${user}" is not permitted to log in` : `role "${user}" does not exist`));
-      return null;
-    }
+    if (!found || !found.rolcanlogin) return found ? `role "${user}" is not permitted to log in` : `role "${user}" does not exist`;
     const session: Session = {
       id: this.nextId++,
-      socket,
+      socket: output,
       user,
       role: user,
       alive: true,
@@ -178,6 +176,20 @@ export class PgCluster {
       databaseCommand: (sql) => (DUMP_COMMAND.test(sql) ? this.dump(database, found.rolsuper) : this.databaseCommand(sql)),
     };
     database.addSession(session);
+    return session;
+  }
+
+  /** The database that `name` reaches. */
+  databaseNamed(name: string): PgDatabase | undefined {
+    return this.database(name);
+  }
+
+  private async login(socket: net.Socket, database: PgDatabase, user: string, params: Record<string, string>): Promise<Session | null> {
+    const session = await this.openSession(database, user, socket);
+    if (typeof session === 'string') {
+      socket.end(wire.errorResponse('FATAL', '28000', session));
+      return null;
+    }
     socket.write(
       Buffer.concat([
         wire.authenticationOk(),

@@ -10,7 +10,6 @@
 //  - session state (settings, role) is saved when the backend passes to
 //    another client and restored when it comes back, and a client sees none
 //    of another's: each starts as its login role with default settings;
-import type net from 'node:net';
 import type { PGlite } from '@electric-sql/pglite';
 import * as wire from './wire.ts';
 
@@ -21,11 +20,19 @@ export interface PgDatabaseOptions {
   wipe(): Promise<void>;
 }
 
+/** Where a session's replies go: a client socket, or the gateway's in-process channel. */
+export interface SessionOutput {
+  write(data: Uint8Array): unknown;
+  end(data: Uint8Array): unknown;
+  end(): unknown;
+  destroy(): unknown;
+}
+
 export interface Session {
   id: number;
   /** Runs a database-level command (DROP/CREATE DATABASE…, SHERATAN DUMP); returns the reply messages. */
   databaseCommand(sql: string): Promise<Buffer>;
-  socket: net.Socket;
+  socket: SessionOutput;
   user: string;
   alive: boolean;
   /** Something this client ran may have changed session-level state. */

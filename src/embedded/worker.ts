@@ -1,9 +1,10 @@
 // Worker-thread entry: runs the embedded engine off the main thread's event
 // loop, so the gateway's JavaScript and Postgres's WASM use separate cores.
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { PgDatabase } from './pg-server.ts';
 import { PgCluster } from './pg-cluster.ts';
 import { openInMemory, openPersistent, wipePersistent } from './instance.ts';
+import { serveChannel } from './channel.ts';
 
 export interface WorkerInput {
   pgdata: string;
@@ -42,7 +43,8 @@ async function start(): Promise<void> {
   port.postMessage({ type: 'ready', port: listening } satisfies WorkerMessage);
 }
 
-port.on('message', (msg: { type: string }) => {
+port.on('message', (msg: { type: string; port?: MessagePort }) => {
+  if (msg.type === 'channel' && msg.port) return serveChannel(msg.port, cluster, main);
   if (msg.type !== 'stop') return;
   void cluster.close().then(
     () => port.postMessage({ type: 'stopped' } satisfies WorkerMessage),

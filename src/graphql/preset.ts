@@ -1,6 +1,7 @@
 // The PostGraphile presets for the two endpoints: the full API and the
 // read-only reporting schema. Both expose only the `sheratan` schema.
 import type pg from 'pg';
+import type { WithPgClient } from 'postgraphile/@dataplan/pg';
 import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import { makePgService } from 'postgraphile/adaptors/pg';
 import { PgAggregatesPreset } from '@graphile/pg-aggregates';
@@ -23,12 +24,32 @@ export interface PresetOptions {
   graphiqlPath?: string;
   /** Watch mode: rebuild the schema when this fires. */
   reloader?: SchemaReloader;
+  /** Runs the API's queries instead of `pool` (the embedded engine's in-process channel). */
+  withPgClient?: WithPgClient;
   /** Computes the request's transaction settings (role, claims, timeout). */
   pgSettings: (req: unknown) => Record<string, string>;
 }
 
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const { config } = options;
+  const service = makePgService({
+    pool: options.pool,
+    schemas: [EXPOSED_SCHEMA],
+    // The authenticator is NOINHERIT and holds no privileges itself: build
+    // each schema from what its role may actually do.
+    pgSettingsForIntrospection: { role: options.readOnly ? 'sheratan_readonly' : 'sheratan_app' },
+    ...(options.reloader ? { pgSubscriber: options.reloader } : {}),
+  });
+  const direct = options.withPgClient;
+  if (direct) {
+    const base = service.adaptor;
+    service.adaptor = {
+      ...base,
+      // Its clients have no node-postgres `rawClient`; nothing in this gateway uses one.
+      createWithPgClient: (settings, variant) =>
+        variant === 'SUPERUSER' ? base.createWithPgClient(settings, variant) : (direct as Awaited<ReturnType<typeof base.createWithPgClient>>),
+    };
+  }
   return {
     extends: [PostGraphileAmberPreset, PgAggregatesPreset],
     plugins: [
@@ -42,16 +63,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
         introspection: config.introspection,
       }),
     ],
-    pgServices: [
-      makePgService({
-        pool: options.pool,
-        schemas: [EXPOSED_SCHEMA],
-        // The authenticator is NOINHERIT and holds no privileges itself: build
-        // each schema from what its role may actually do.
-        pgSettingsForIntrospection: { role: options.readOnly ? 'sheratan_readonly' : 'sheratan_app' },
-        ...(options.reloader ? { pgSubscriber: options.reloader } : {}),
-      }),
-    ],
+    pgServices: [service],
     schema: {
       // Reporting tools get no insert/update/delete and no mutation functions.
       ...(options.readOnly ? { defaultBehavior: '-insert -update -delete -queryField:mutation -mutationField' } : {}),
