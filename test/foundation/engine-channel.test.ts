@@ -1,7 +1,7 @@
 // The gateway's in-process line to the embedded engine: the same results,
 // errors and role discipline as a node-postgres connection, with the settings
 // and the query in one implicit transaction.
-import pg from 'pg';
+import type pg from 'pg';
 import type { PgClient, WithPgClient } from 'postgraphile/@dataplan/pg';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { makeEngineWithPgClient } from '../../src/graphql/engine-client.ts';
