@@ -1,11 +1,13 @@
 --! Previous: sha1:401ca04365b3dafbd3c7ff03ab9b0d6afdc1862f
---! Hash: sha1:a1cc80da187cdd5c8dcdb5f48e8ce78c31e8623b
+--! Hash: sha1:b5e54c245b0ed8dfd70c0f984baa36c95c5035ec
 --! Message: Similarity search returns the chunk rows
 
 -- Similarity search returns the matching chunk rows themselves, so the
 -- gateway answers `searchDocumentChunks { distance chunk { … } }` with one
 -- statement (the distance is recomputed for the k rows it returns) instead of
--- a second lookup of the chunks by id.
+-- a second lookup of the chunks by id. A search without filters or threshold
+-- (the common case) runs a static query, whose plan is cached per session;
+-- filtered searches are still planned per call with their real values.
 drop function if exists sheratan.search_document_chunks(vector, integer, integer, double precision, jsonb, text);
 drop type if exists sheratan.document_chunk_match;
 
@@ -42,16 +44,26 @@ begin
     raise exception 'filter.metadata must be a JSON object' using errcode = '22023';
   end if;
 
-  execute 'select coalesce(array_agg(h.id order by h.distance, h.id), ''{}''), coalesce(array_agg(h.distance order by h.distance, h.id), ''{}'') from ('
-          || sheratan_private.search_sql(f, min_similarity is not null) || ') h'
-    into ids, dists
-    using q, k + skip,
-          (select array_agg(x::uuid) from jsonb_array_elements_text(f -> 'documentIds') x),
-          (select array_agg(x) from jsonb_array_elements_text(f -> 'sources') x),
-          f -> 'metadata',
-          (f ->> 'createdAfter')::timestamptz,
-          (f ->> 'createdBefore')::timestamptz,
-          1 - min_similarity;
+  if f = '{}'::jsonb and min_similarity is null then
+    select coalesce(array_agg(h.id order by h.distance, h.id), '{}'), coalesce(array_agg(h.distance order by h.distance, h.id), '{}')
+      into ids, dists
+      from (select c.id, c.embedding <=> q as distance
+              from sheratan.document_chunks c
+             where c.embedding is not null
+             order by c.embedding <=> q
+             limit k + skip) h;
+  else
+    execute 'select coalesce(array_agg(h.id order by h.distance, h.id), ''{}''), coalesce(array_agg(h.distance order by h.distance, h.id), ''{}'') from ('
+            || sheratan_private.search_sql(f, min_similarity is not null) || ') h'
+      into ids, dists
+      using q, k + skip,
+            (select array_agg(x::uuid) from jsonb_array_elements_text(f -> 'documentIds') x),
+            (select array_agg(x) from jsonb_array_elements_text(f -> 'sources') x),
+            f -> 'metadata',
+            (f ->> 'createdAfter')::timestamptz,
+            (f ->> 'createdBefore')::timestamptz,
+            1 - min_similarity;
+  end if;
   ids := ids[skip + 1:];
   dists := dists[skip + 1:];
 

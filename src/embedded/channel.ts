@@ -72,6 +72,7 @@ export function serveChannel(port: MessagePort, cluster: PgCluster, database: Pg
 export class ChannelClient {
   private readonly port: MessagePort;
   private nextId = 1;
+  private nextSession = 1;
   private readonly pending = new Map<number, { resolve(data: Buffer): void; reject(err: Error): void }>();
 
   constructor(port: MessagePort) {
@@ -85,6 +86,11 @@ export class ChannelClient {
       else p.resolve(Buffer.from(r.data!.buffer, r.data!.byteOffset, r.data!.byteLength));
     });
     port.unref(); // idle, it must not keep the process alive
+  }
+
+  /** A new session number: each is its own session in the engine, like a connection. */
+  newSession(): number {
+    return this.nextSession++;
   }
 
   send(sid: number, user: string, data: Buffer): Promise<Buffer> {

@@ -99,6 +99,8 @@ export class PgCluster {
           for (const m of messages) {
             const s = session;
             const d = database;
+            if (!s.pending) s.queuedSince = Date.now();
+            s.pending = (s.pending ?? 0) + 1;
             s.queue = s.queue.then(() => d.handle(s, m)).catch((err: unknown) => {
               socket.end(wire.errorResponse('FATAL', 'XX000', `embedded server: ${String(err)}`));
             });

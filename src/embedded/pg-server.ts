@@ -44,6 +44,12 @@ export interface Session {
   queue: Promise<void>;
   /** The type of the last message handled (for tracing). */
   last?: string;
+  /** Where the message being handled is, and since when (for tracing). */
+  stage?: string;
+  stageSince?: number;
+  /** Messages received but not yet handled, and since when (for tracing). */
+  pending?: number;
+  queuedSince?: number;
 }
 
 // Statements that can leave session-level state behind. `SET LOCAL` and
@@ -78,6 +84,23 @@ export class PgDatabase {
 
   constructor(options: PgDatabaseOptions) {
     this.options = options;
+    if (TRACE) setInterval(() => this.reportStuck(), 5000).unref();
+  }
+
+  /** Tracing: names every session whose message has been in one stage for over 10 s. */
+  private reportStuck(): void {
+    const now = Date.now();
+    for (const s of this.sessions) {
+      const stuck = s.stage && s.stage !== 'done' && now - (s.stageSince ?? now) > 10_000;
+      const waiting = (s.pending ?? 0) > 0 && now - (s.queuedSince ?? now) > 10_000;
+      if (stuck || waiting) {
+        process.stderr.write(
+          `[engine] session ${s.id} (user ${s.user}, alive ${s.alive}): stage '${s.stage}' for ${now - (s.stageSince ?? now)} ms on message ${s.last}, ` +
+              `${s.pending ?? 0} queued for ${now - (s.queuedSince ?? now)} ms; ` +
+            `owner ${this.owner?.id ?? 'none'}, applied ${this.applied?.id ?? 'none'}, ${this.waiters.length} waiting, in transaction ${this.db?.isInTransaction()}\n`,
+        );
+      }
+    }
   }
 
   /** The instance, opened on first use (the shadow database is only paid for when used). */
@@ -187,20 +210,30 @@ export class PgDatabase {
   }
 
   async handle(s: Session, raw: Buffer): Promise<void> {
+    s.pending = Math.max(0, (s.pending ?? 1) - 1);
     const type = String.fromCharCode(raw[0]!);
     if (type === 'X') {
       s.socket.end();
       return;
     }
+    const stage = (name: string): void => {
+      s.stage = name;
+      s.stageSince = Date.now();
+    };
+    stage('acquire');
     await this.acquire(s);
     s.last = type;
     try {
+      stage('open');
       const db = await this.instance();
+      stage('switch');
       await this.switchTo(db, s);
       const sql = wire.sqlText(raw);
       if (type === 'Q' && sql !== undefined && (DATABASE_COMMAND.test(sql) || DUMP_COMMAND.test(sql))) {
+        stage('database command');
         this.release(s);
         s.socket.write(Buffer.concat([await s.databaseCommand(sql), wire.readyForQuery('I')]));
+        stage('done');
         return;
       }
       if (sql !== undefined && SESSION_STATE_SQL.some((re) => re.test(sql))) s.dirty = true;
@@ -212,14 +245,20 @@ export class PgDatabase {
             process.stderr.write(`[engine] session ${s.id}: message ${type} still running after 10 s: ${(sql ?? '').slice(0, 120)}\n`);
           }, 10_000)
         : undefined;
+      stage('exec');
       await db.execProtocolRawStream(new Uint8Array(msg), {
+        // `data` is a view into the WASM heap that the next output overwrites,
+        // while a socket under backpressure keeps what it is given to send
+        // later: hand it a copy.
         onRawData: (data: Uint8Array) => {
-          if (s.alive) s.socket.write(data);
+          if (s.alive) s.socket.write(Buffer.from(data));
         },
       });
       clearTimeout(slow);
       if ((type === 'Q' || type === 'S') && !db.isInTransaction()) this.release(s);
+      stage('done');
     } catch (err) {
+      stage('done');
       this.release(s);
       throw err;
     }

@@ -30,14 +30,44 @@ const SYNC = serialize.sync();
 
 const prepareValue = (value: unknown): unknown => utils.prepareValue(value);
 
-/** Parse, Bind, Describe and Execute of one unnamed statement. */
-function statement(text: string, values: readonly unknown[] = []): Buffer[] {
-  return [
-    serialize.parse({ text }),
-    serialize.bind({ values: [...values], valueMapper: prepareValue }),
+/** Prepared statements of one channel session: query key → statement name. */
+interface Prepared {
+  names: Map<string, string>;
+  /** Names are never reused within a session. */
+  next: number;
+}
+const noPrepared = (): Prepared => ({ names: new Map(), next: 1 });
+/** Enough for every query shape a schema produces in practice; beyond it, statements go unnamed. */
+const MAX_PREPARED = 200;
+
+/**
+ * Parse (once per session for a named query), Bind, Describe and Execute.
+ * Pushes onto `parsed` what each Parse sent would register when it succeeds.
+ */
+function statement(
+  prepared: Prepared,
+  parsed: Array<[string, string] | null>,
+  key: string | undefined,
+  text: string,
+  values: readonly unknown[] = [],
+): Buffer[] {
+  let name = key === undefined ? undefined : prepared.names.get(key);
+  const out: Buffer[] = [];
+  if (name === undefined) {
+    if (key !== undefined && prepared.next <= MAX_PREPARED) {
+      name = `q${prepared.next++}`;
+      parsed.push([key, name]);
+    } else {
+      parsed.push(null);
+    }
+    out.push(serialize.parse({ text, ...(name ? { name } : {}) }));
+  }
+  out.push(
+    serialize.bind({ statement: name ?? '', values: [...values], valueMapper: prepareValue }),
     serialize.describe({ type: 'P' }),
     serialize.execute(),
-  ];
+  );
+  return out;
 }
 
 interface BackendMessage {
@@ -46,15 +76,30 @@ interface BackendMessage {
   text?: string;
 }
 
-/** Reads a batch's replies: the result of statement number `target` (0-based), the first error, notices. */
-async function readReplies(data: Buffer, target: number, arrayMode: boolean): Promise<PgClientResult<unknown>> {
+/**
+ * Reads a batch's replies: the result of statement number `target` (0-based),
+ * the first error, notices; records the statements that were prepared.
+ */
+async function readReplies(
+  data: Buffer,
+  target: number,
+  arrayMode: boolean,
+  prepared: Prepared,
+  parsed: Array<[string, string] | null>,
+): Promise<PgClientResult<unknown>> {
   const result = new Result(arrayMode ? 'array' : undefined, pg.types);
   const notices: Notice[] = [];
   let error: DatabaseError | null = null;
   let index = 0;
+  let parses = 0;
   await parse(Readable.from([data]), (msg) => {
     const m = msg as unknown as BackendMessage;
     switch (m.name) {
+      case 'parseComplete': {
+        const named = parsed[parses++];
+        if (named) prepared.names.set(named[0], named[1]);
+        break;
+      }
       case 'rowDescription':
         if (index === target) result.addFields(m.fields);
         break;
@@ -105,40 +150,66 @@ class EngineClient implements PgClient {
   private readonly sid: number;
   private readonly user: string;
   private readonly settings: string | null;
+  private readonly prepared: Prepared;
   /** 0: no explicit transaction; 1: in `begin`; 2…: savepoints. */
   private readonly level: number;
 
-  constructor(channel: ChannelClient, sid: number, user: string, settings: string | null, level = 0) {
+  constructor(channel: ChannelClient, sid: number, user: string, settings: string | null, prepared: Prepared, level = 0) {
     this.channel = channel;
     this.sid = sid;
     this.user = user;
     this.settings = settings;
+    this.prepared = prepared;
     this.level = level;
   }
 
-  private async run(messages: Buffer[], target: number, arrayMode = false): Promise<PgClientResult<unknown>> {
+  private async run(
+    messages: Buffer[],
+    target: number,
+    arrayMode = false,
+    parsed: Array<[string, string] | null> = [],
+  ): Promise<PgClientResult<unknown>> {
     const reply = await this.channel.send(this.sid, this.user, Buffer.concat(messages));
-    return readReplies(reply, target, arrayMode);
+    return readReplies(reply, target, arrayMode, this.prepared, parsed);
+  }
+
+  private settingsStatement(parsed: Array<[string, string] | null>): Buffer[] {
+    return statement(this.prepared, parsed, SET_SETTINGS, SET_SETTINGS, [this.settings]);
   }
 
   async query<TData>(opts: PgClientQuery): Promise<PgClientResult<TData>> {
-    const main = statement(opts.text, opts.values);
+    try {
+      return await this.queryOnce<TData>(opts);
+    } catch (err) {
+      // The database was dropped and recreated under us (db:reset): prepare again.
+      if ((err as { code?: string }).code !== '26000' || this.prepared.names.size === 0) throw err;
+      this.prepared.names.clear();
+      return this.queryOnce<TData>(opts);
+    }
+  }
+
+  private async queryOnce<TData>(opts: PgClientQuery): Promise<PgClientResult<TData>> {
+    const parsed: Array<[string, string] | null> = [];
     // Outside an explicit transaction the settings ride in the same implicit transaction.
     const withSettings = this.level === 0 && this.settings !== null;
-    const messages = withSettings ? [...statement(SET_SETTINGS, [this.settings]), ...main, SYNC] : [...main, SYNC];
-    return (await this.run(messages, withSettings ? 1 : 0, opts.arrayMode)) as PgClientResult<TData>;
+    const messages = withSettings ? this.settingsStatement(parsed) : [];
+    // Keyed by name and text: a name reused for other SQL must not run the old statement.
+    const key = opts.name === undefined ? undefined : `${opts.name}\u0000${opts.text}`;
+    messages.push(...statement(this.prepared, parsed, key, opts.text, opts.values), SYNC);
+    return (await this.run(messages, withSettings ? 1 : 0, opts.arrayMode, parsed)) as PgClientResult<TData>;
   }
 
   async withTransaction<T>(callback: (client: this) => Promise<T>): Promise<T> {
     const savepoint = `tx${this.level}`;
     if (this.level === 0) {
+      const parsed: Array<[string, string] | null> = [];
       const begin = [serialize.query('begin')];
-      if (this.settings !== null) begin.push(...statement(SET_SETTINGS, [this.settings]), SYNC);
-      await this.run(begin, -1);
+      if (this.settings !== null) begin.push(...this.settingsStatement(parsed), SYNC);
+      await this.run(begin, -1, false, parsed);
     } else {
       await this.run([serialize.query(`savepoint ${savepoint}`)], -1);
     }
-    const inner = new EngineClient(this.channel, this.sid, this.user, this.settings, this.level + 1) as this;
+    const inner = new EngineClient(this.channel, this.sid, this.user, this.settings, this.prepared, this.level + 1) as this;
     try {
       const result = await callback(inner);
       await this.run([serialize.query(this.level === 0 ? 'commit' : `release savepoint ${savepoint}`)], -1);
@@ -153,10 +224,10 @@ class EngineClient implements PgClient {
 /** A `withPgClient` whose sessions log in as `user` over `channel`. */
 export function makeEngineWithPgClient(channel: ChannelClient, user: string): WithPgClient<PgClient> {
   const free: number[] = [];
-  let next = 1;
+  const preparedBySession = new Map<number, Prepared>();
   let memberOf: Promise<Set<string>> | null = null;
   const rolesOf = (): Promise<Set<string>> =>
-    (memberOf ??= new EngineClient(channel, 0, user, null)
+    (memberOf ??= new EngineClient(channel, channel.newSession(), user, null, noPrepared())
       .query<{ rolname: string }>({ text: "select rolname from pg_roles where pg_has_role(current_user, oid, 'member')" })
       .then((r) => new Set(r.rows.map((row) => row.rolname)))
       .catch((err: unknown) => {
@@ -172,9 +243,11 @@ export function makeEngineWithPgClient(channel: ChannelClient, user: string): Wi
     if (role != null && !(await rolesOf()).has(role)) {
       throw Object.assign(new Error(`permission denied to set role "${role}"`), { code: '42501' });
     }
-    const sid = free.pop() ?? next++;
+    const sid = free.pop() ?? channel.newSession();
     try {
-      return await callback(new EngineClient(channel, sid, user, entries.length ? JSON.stringify(entries) : null));
+      let prepared = preparedBySession.get(sid);
+      if (!prepared) preparedBySession.set(sid, (prepared = noPrepared()));
+      return await callback(new EngineClient(channel, sid, user, entries.length ? JSON.stringify(entries) : null, prepared));
     } finally {
       free.push(sid);
     }

@@ -92,3 +92,16 @@ test('concurrent requests each see only their own tenant', async () => {
   );
   expect(seen).toEqual(tenants);
 });
+
+test('named queries are prepared once per session and then reused, alongside the settings statement', async () => {
+  const run = (name: string, text: string, tenant: string) =>
+    withPgClient({ ...APP, 'jwt.claims.tenant': tenant }, (c) => c.query<{ v: string }>({ name, text }));
+  for (let i = 0; i < 3; i++) {
+    expect((await run('first', "select current_setting('jwt.claims.tenant') || ' one' as v", `a${i}`)).rows).toEqual([{ v: `a${i} one` }]);
+    expect((await run('second', "select current_setting('jwt.claims.tenant') || ' two' as v", `b${i}`)).rows).toEqual([{ v: `b${i} two` }]);
+  }
+  const concurrent = await Promise.all(
+    Array.from({ length: 6 }, (_, i) => run(i % 2 ? 'first' : 'second', `select '${i % 2 ? 'one' : 'two'}' || current_setting('jwt.claims.tenant') as v`, `c${i}`)),
+  );
+  expect(concurrent.map((r) => r.rows[0]!.v)).toEqual(['twoc0', 'onec1', 'twoc2', 'onec3', 'twoc4', 'onec5']);
+});

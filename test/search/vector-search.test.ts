@@ -300,6 +300,15 @@ describe('a few thousand chunks', () => {
           .replace(/\$8/g, '0.9')}`,
       );
       expect(plan2.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan using document_chunks_embedding_idx/);
+      // Without filters the function runs this static query, whose plan is cached
+      // per session; its generic plan must ride on the index too.
+      await owner.query('set local plan_cache_mode = force_generic_plan');
+      await owner.query(`prepare static_search(vector, integer) as
+        select c.id, c.embedding <=> $1 as distance from sheratan.document_chunks c
+         where c.embedding is not null order by c.embedding <=> $1 limit $2`);
+      const plan3 = await owner.query(`explain (costs off) execute static_search('${toPgVector(bulk[0]!.embedding)}', 10)`);
+      await owner.query('deallocate static_search');
+      expect(plan3.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan using document_chunks_embedding_idx/);
     } finally {
       await owner.query('rollback');
     }
