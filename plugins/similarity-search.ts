@@ -4,10 +4,10 @@
 // RLS as the caller, one search_logs row per call), which returns the chunk
 // rows; this plugin gives them their GraphQL shape in the same statement:
 // each row is the `chunk`, and the distance is recomputed for the k rows.
-import { TYPES, type PgResource, type PgSelectSingleStep, type PgSelectStep } from 'postgraphile/@dataplan/pg';
+import { TYPES, pgSelect, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
 import { each, object, type ObjectStep } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
-import { sql } from 'postgraphile/pg-sql2';
+import { sql, type SQL } from 'postgraphile/pg-sql2';
 import { vectorCodec } from './vector-codec.ts';
 
 export const SimilaritySearchPlugin = extendSchema((build) => {
@@ -69,21 +69,34 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
         plans: {
           searchDocumentChunks(_$root, fieldArgs) {
             const $embedding = fieldArgs.getRaw('embedding');
-            // Named arguments: omitted GraphQL arguments fall back to the SQL
-            // defaults. 'normal' mode (the function is volatile only because it
-            // logs the search) lets relations of `chunk` join into this statement.
-            const $select = search.execute(
-              [
-                { name: 'embedding', step: $embedding, pgCodec: vectorCodec },
-                { name: 'first', step: fieldArgs.getRaw('first'), pgCodec: TYPES.int },
-                { name: 'offset', step: fieldArgs.getRaw('offset'), pgCodec: TYPES.int },
-                { name: 'min_similarity', step: fieldArgs.getRaw('minSimilarity'), pgCodec: TYPES.float },
-                { name: 'filter', step: fieldArgs.getRaw('filter'), pgCodec: TYPES.jsonb },
-                { name: 'query_text', step: fieldArgs.getRaw('queryText'), pgCodec: TYPES.text },
-              ],
-              'normal',
-            ) as PgSelectStep;
-            const distance = sql`(${$select.alias}.embedding <=> ${$select.placeholder($embedding, vectorCodec)})`;
+            // The query vector is one parameter shared by the function call and
+            // the distance of each row: parsing 384 floats is not free. 'normal'
+            // mode (the function is volatile only because it logs the search)
+            // lets relations of `chunk` join into this statement.
+            let query!: SQL;
+            const $select = pgSelect({
+              resource: search,
+              identifiers: [],
+              mode: 'normal',
+              from: {
+                callback: ($root) => {
+                  query = $root.placeholder($embedding, vectorCodec);
+                  const arg = (name: string, value: SQL): SQL => sql`${sql.identifier(name)} => ${value}`;
+                  return sql`${sql.identifier('sheratan', 'search_document_chunks')}(${sql.join(
+                    [
+                      arg('embedding', query),
+                      arg('first', $root.placeholder(fieldArgs.getRaw('first'), TYPES.int)),
+                      arg('offset', $root.placeholder(fieldArgs.getRaw('offset'), TYPES.int)),
+                      arg('min_similarity', $root.placeholder(fieldArgs.getRaw('minSimilarity'), TYPES.float)),
+                      arg('filter', $root.placeholder(fieldArgs.getRaw('filter'), TYPES.jsonb)),
+                      arg('query_text', $root.placeholder(fieldArgs.getRaw('queryText'), TYPES.text)),
+                    ],
+                    ', ',
+                  )})`;
+                },
+              },
+            });
+            const distance = sql`(${$select.alias}.embedding <=> ${query})`;
             // The function returns its rows nearest first; the outer statement keeps that order explicitly.
             $select.orderBy({ fragment: distance, codec: TYPES.float, direction: 'ASC' });
             $select.orderBy({ attribute: 'id', direction: 'ASC' });

@@ -67,6 +67,9 @@ export const DUMP_COMMAND = /^\s*sheratan\s+dump\s*;?\s*$/i;
 
 export const DATABASE_COMMAND = /^\s*(drop|create|alter)\s+database\b|^\s*(grant|revoke)\b[\s\S]*\bon\s+database\b/i;
 
+const sameSettings = (a: Array<[string, string]>, b: Array<[string, string]>): boolean =>
+  a.length === b.length && a.every(([k, v], i) => b[i]![0] === k && b[i]![1] === v);
+
 const quoteIdent = (s: string): string => `"${s.replace(/"/g, '""')}"`;
 const quoteLiteral = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
@@ -196,8 +199,9 @@ export class PgDatabase {
   private async switchTo(db: PGlite, s: Session): Promise<void> {
     const prev = this.applied;
     if (prev === s) return;
-    // Hand-over between clients whose state is just the same login role costs nothing.
-    const trivial = prev !== null && !prev.dirty && prev.saved.length === 0 && s.saved.length === 0 && prev.role === s.role;
+    // Hand-over between clients in the same session state (same role, same
+    // saved settings, e.g. the connections of one pool) costs nothing.
+    const trivial = prev !== null && !prev.dirty && prev.role === s.role && sameSettings(prev.saved, s.saved);
     if (!trivial) {
       await this.leave(db);
       const sql = [
