@@ -78,6 +78,8 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
               resource: search,
               identifiers: [],
               mode: 'normal',
+              // The order is explicit (below), so relations may join into this statement.
+              hasImplicitOrder: false,
               from: {
                 callback: ($root) => {
                   query = $root.placeholder($embedding, vectorCodec);
