@@ -61,7 +61,6 @@ export function serveChannel(port: MessagePort, cluster: PgCluster, database: Pg
         const data = new Uint8Array(await run);
         port.postMessage({ id: req.id, data } satisfies ChannelReply, [data.buffer]);
       } catch (err) {
-        out.length = 0;
         reply({ error: `embedded server: ${String(err)}` });
       }
     });

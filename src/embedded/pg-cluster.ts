@@ -7,7 +7,7 @@ import net from 'node:net';
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import * as wire from './wire.ts';
 import { pgDump } from '@electric-sql/pglite-tools/pg_dump';
-import { DUMP_COMMAND, type PgDatabase, type Session, type SessionOutput } from './pg-server.ts';
+import { DUMP_COMMAND, noteQueued, type PgDatabase, type Session, type SessionOutput } from './pg-server.ts';
 
 export interface PgClusterOptions {
   password: string;
@@ -99,8 +99,7 @@ export class PgCluster {
           for (const m of messages) {
             const s = session;
             const d = database;
-            if (!s.pending) s.queuedSince = Date.now();
-            s.pending = (s.pending ?? 0) + 1;
+            noteQueued(s);
             s.queue = s.queue.then(() => d.handle(s, m)).catch((err: unknown) => {
               socket.end(wire.errorResponse('FATAL', 'XX000', `embedded server: ${String(err)}`));
             });
@@ -179,11 +178,6 @@ export class PgCluster {
     };
     database.addSession(session);
     return session;
-  }
-
-  /** The database that `name` reaches. */
-  databaseNamed(name: string): PgDatabase | undefined {
-    return this.database(name);
   }
 
   private async login(socket: net.Socket, database: PgDatabase, user: string, params: Record<string, string>): Promise<Session | null> {

@@ -62,6 +62,20 @@ const SESSION_STATE_SQL = [
 
 const TRACE = process.env.SHERATAN_ENGINE_TRACE === '1';
 
+/** Tracing: where a session's current message is, and since when. */
+const mark = (s: Session, stage: string): void => {
+  if (!TRACE) return;
+  s.stage = stage;
+  s.stageSince = Date.now();
+};
+
+/** Tracing: a message has arrived for `s` and waits its turn. */
+export function noteQueued(s: Session): void {
+  if (!TRACE) return;
+  if (!s.pending) s.queuedSince = Date.now();
+  s.pending = (s.pending ?? 0) + 1;
+}
+
 /** `SHERATAN DUMP`: a plain SQL dump of the database (superusers only), for `npm run backup`. */
 export const DUMP_COMMAND = /^\s*sheratan\s+dump\s*;?\s*$/i;
 
@@ -99,7 +113,7 @@ export class PgDatabase {
       if (stuck || waiting) {
         process.stderr.write(
           `[engine] session ${s.id} (user ${s.user}, alive ${s.alive}): stage '${s.stage}' for ${now - (s.stageSince ?? now)} ms on message ${s.last}, ` +
-              `${s.pending ?? 0} queued for ${now - (s.queuedSince ?? now)} ms; ` +
+            `${s.pending ?? 0} queued for ${now - (s.queuedSince ?? now)} ms; ` +
             `owner ${this.owner?.id ?? 'none'}, applied ${this.applied?.id ?? 'none'}, ${this.waiters.length} waiting, in transaction ${this.db?.isInTransaction()}\n`,
         );
       }
@@ -158,18 +172,8 @@ export class PgDatabase {
   // ---- backend ownership -------------------------------------------------
 
   private async acquire(s: Session): Promise<void> {
-    const started = Date.now();
     while (this.owner !== null && this.owner !== s) {
-      const timer = TRACE
-        ? setTimeout(() => {
-            const o = this.owner;
-            process.stderr.write(
-              `[engine] session ${s.id} has waited ${Date.now() - started} ms; owner ${o?.id} (user ${o?.user}, alive ${o?.alive}, in transaction ${this.db?.isInTransaction()}, last ${o?.last}), ${this.waiters.length} waiting\n`,
-            );
-          }, 5000)
-        : undefined;
       await new Promise<void>((resolve) => this.waiters.push(resolve));
-      clearTimeout(timer);
     }
     this.owner = s;
   }
@@ -214,42 +218,33 @@ export class PgDatabase {
   }
 
   async handle(s: Session, raw: Buffer): Promise<void> {
-    s.pending = Math.max(0, (s.pending ?? 1) - 1);
+    if (TRACE) s.pending = Math.max(0, (s.pending ?? 1) - 1);
     const type = String.fromCharCode(raw[0]!);
     if (type === 'X') {
       s.socket.end();
       return;
     }
-    const stage = (name: string): void => {
-      s.stage = name;
-      s.stageSince = Date.now();
-    };
-    stage('acquire');
+    mark(s, 'acquire');
     await this.acquire(s);
     s.last = type;
     try {
-      stage('open');
+      mark(s, 'open');
       const db = await this.instance();
-      stage('switch');
+      mark(s, 'switch');
       await this.switchTo(db, s);
       const sql = wire.sqlText(raw);
       if (type === 'Q' && sql !== undefined && (DATABASE_COMMAND.test(sql) || DUMP_COMMAND.test(sql))) {
-        stage('database command');
+        mark(s, 'database command');
         this.release(s);
         s.socket.write(Buffer.concat([await s.databaseCommand(sql), wire.readyForQuery('I')]));
-        stage('done');
+        mark(s, 'done');
         return;
       }
       if (sql !== undefined && SESSION_STATE_SQL.some((re) => re.test(sql))) s.dirty = true;
 
       const { msg, parsedStatement } = wire.namespaceMessage(raw, `s${s.id}_`);
       if (parsedStatement) s.statements.add(parsedStatement);
-      const slow = TRACE
-        ? setTimeout(() => {
-            process.stderr.write(`[engine] session ${s.id}: message ${type} still running after 10 s: ${(sql ?? '').slice(0, 120)}\n`);
-          }, 10_000)
-        : undefined;
-      stage('exec');
+      mark(s, 'exec');
       await db.execProtocolRawStream(new Uint8Array(msg), {
         // `data` is a view into the WASM heap that the next output overwrites,
         // while a socket under backpressure keeps what it is given to send
@@ -258,11 +253,10 @@ export class PgDatabase {
           if (s.alive) s.socket.write(Buffer.from(data));
         },
       });
-      clearTimeout(slow);
       if ((type === 'Q' || type === 'S') && !db.isInTransaction()) this.release(s);
-      stage('done');
+      mark(s, 'done');
     } catch (err) {
-      stage('done');
+      mark(s, 'done');
       this.release(s);
       throw err;
     }

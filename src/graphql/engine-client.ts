@@ -223,8 +223,8 @@ class EngineClient implements PgClient {
 
 /** A `withPgClient` whose sessions log in as `user` over `channel`. */
 export function makeEngineWithPgClient(channel: ChannelClient, user: string): WithPgClient<PgClient> {
-  const free: number[] = [];
-  const preparedBySession = new Map<number, Prepared>();
+  /** Sessions not in use, each with the statements it has prepared. */
+  const idle: Array<{ sid: number; prepared: Prepared }> = [];
   let memberOf: Promise<Set<string>> | null = null;
   const rolesOf = (): Promise<Set<string>> =>
     (memberOf ??= new EngineClient(channel, channel.newSession(), user, null, noPrepared())
@@ -243,13 +243,11 @@ export function makeEngineWithPgClient(channel: ChannelClient, user: string): Wi
     if (role != null && !(await rolesOf()).has(role)) {
       throw Object.assign(new Error(`permission denied to set role "${role}"`), { code: '42501' });
     }
-    const sid = free.pop() ?? channel.newSession();
+    const session = idle.pop() ?? { sid: channel.newSession(), prepared: noPrepared() };
     try {
-      let prepared = preparedBySession.get(sid);
-      if (!prepared) preparedBySession.set(sid, (prepared = noPrepared()));
-      return await callback(new EngineClient(channel, sid, user, entries.length ? JSON.stringify(entries) : null, prepared));
+      return await callback(new EngineClient(channel, session.sid, user, entries.length ? JSON.stringify(entries) : null, session.prepared));
     } finally {
-      free.push(sid);
+      idle.push(session);
     }
   };
   return withPgClient;
