@@ -1,6 +1,9 @@
 // Records each GraphQL request's operation name (and whether it searches) on
 // the HTTP request, for the request log line and the metrics labels.
 import { operationName, type FactsRequest } from '../src/observability.ts';
+import { SEARCH_FIELDS } from './match-select.ts';
+
+const SEARCHES = new RegExp(SEARCH_FIELDS.join('|'));
 
 export const RequestFactsPlugin: GraphileConfig.Plugin = {
   name: 'SheratanRequestFactsPlugin',
@@ -14,7 +17,7 @@ export const RequestFactsPlugin: GraphileConfig.Plugin = {
         if (facts) {
           const { query, operationName: given } = event.body;
           facts.operation = operationName(query, given);
-          facts.search = typeof query === 'string' && query.includes('searchDocumentChunks');
+          facts.search = typeof query === 'string' && SEARCHES.test(query);
         }
         return next();
       },

@@ -1,14 +1,17 @@
 // Query.searchDocumentChunks: nearest chunks by cosine distance, as a list of
-// { similarity, distance, chunk }. The search itself is the SQL function
+// { similarity, distance, chunk }, optionally at most N per document and
+// re-ranked for diversity (MMR). The search itself is the SQL function
 // sheratan.search_document_chunks (explicit `order by embedding <=> q limit k`,
 // RLS as the caller, one search_logs row per call), which returns the chunk
-// rows; this plugin gives them their GraphQL shape in the same statement:
-// each row is the `chunk`, and the distance is recomputed for the k rows.
+// rows in result order; this plugin gives them their GraphQL shape in the same
+// statement: each row is the `chunk`, and the distance is recomputed for the
+// k rows.
 import { TYPES, pgSelect, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
-import { each, object, type ObjectStep } from 'postgraphile/grafast';
+import { each, object } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
 import { sql, type SQL } from 'postgraphile/pg-sql2';
 import { vectorCodec } from './vector-codec.ts';
+import { planFieldsOf } from './match-select.ts';
 
 export const SimilaritySearchPlugin = extendSchema((build) => {
   const resources = build.input.pgRegistry.pgResources as Record<string, PgResource>;
@@ -30,6 +33,19 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
         createdAfter: Datetime
         "Only chunks created before this time."
         createdBefore: Datetime
+      }
+
+      """
+      Re-ranks a search by maximal marginal relevance: each next result is the
+      candidate with the best \`lambda × similarity to the query − (1 − lambda) ×
+      highest similarity to a result already chosen\`, so near-duplicates do not
+      fill the page.
+      """
+      input SearchDiversity {
+        "1 ranks by relevance only, 0 by novelty only."
+        lambda: Float = 0.5
+        "How many of the nearest chunks to choose from: from first + offset to 1000; default 4 × (first + offset), at least 20."
+        candidates: Int
       }
 
       """
@@ -61,6 +77,10 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
           filter: DocumentChunkSearchFilter
           "The text that was embedded, kept in search logs for analytics."
           queryText: String
+          "At most this many chunks of any one document."
+          maxPerDocument: Int
+          "Re-rank the nearest candidates for diversity (MMR)."
+          diversity: SearchDiversity
         ): [DocumentChunkSearchResult!]!
       }
     `,
@@ -92,16 +112,19 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
                       arg('min_similarity', $root.placeholder(fieldArgs.getRaw('minSimilarity'), TYPES.float)),
                       arg('filter', $root.placeholder(fieldArgs.getRaw('filter'), TYPES.jsonb)),
                       arg('query_text', $root.placeholder(fieldArgs.getRaw('queryText'), TYPES.text)),
+                      arg('max_per_document', $root.placeholder(fieldArgs.getRaw('maxPerDocument'), TYPES.int)),
+                      arg('mmr_lambda', $root.placeholder(fieldArgs.getRaw(['diversity', 'lambda']), TYPES.float)),
+                      arg('mmr_candidates', $root.placeholder(fieldArgs.getRaw(['diversity', 'candidates']), TYPES.int)),
                     ],
                     ', ',
-                  )})`;
+                  )}) with ordinality`;
                 },
               },
             });
             const distance = sql`(${$select.alias}.embedding <=> ${query})`;
-            // The function returns its rows nearest first; the outer statement keeps that order explicitly.
-            $select.orderBy({ fragment: distance, codec: TYPES.float, direction: 'ASC' });
-            $select.orderBy({ attribute: 'id', direction: 'ASC' });
+            // The function returns its rows in result order (nearest first, or as
+            // MMR chose them); the outer statement keeps that order explicitly.
+            $select.orderBy({ fragment: sql`${$select.alias}.ordinality`, codec: TYPES.bigint, direction: 'ASC' });
             $select.setOrderIsUnique();
             return each($select, ($row) => {
               const $chunk = $row as PgSelectSingleStep;
@@ -114,13 +137,7 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
           },
         },
       },
-      DocumentChunkSearchResult: {
-        plans: {
-          chunk: ($match: ObjectStep<{ chunk: PgSelectSingleStep }>) => $match.get('chunk'),
-          distance: ($match: ObjectStep<{ distance: PgSelectSingleStep }>) => $match.get('distance'),
-          similarity: ($match: ObjectStep<{ similarity: PgSelectSingleStep }>) => $match.get('similarity'),
-        },
-      },
+      DocumentChunkSearchResult: { plans: planFieldsOf(['chunk', 'distance', 'similarity']) },
     },
   };
 });

@@ -13,6 +13,8 @@ export interface Config {
   readDatabaseUrl: string | undefined;
   dataDir: string;
   vectorDimension: number;
+  /** Text-search configuration of the full-text column (fixed when migrations run). */
+  textSearchConfig: string;
   poolSize: number;
   poolMaxOverflow: number;
   poolTimeoutMs: number;
@@ -47,6 +49,7 @@ export const CONFIG_VARIABLES = [
   'READ_DATABASE_URL',
   'SHERATAN_DATA_DIR',
   'VECTOR_DIMENSION',
+  'TEXT_SEARCH_CONFIG',
   'DB_POOL_SIZE',
   'DB_MAX_OVERFLOW',
   'DB_POOL_TIMEOUT_MS',
@@ -103,6 +106,16 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   return raw as T;
 }
 
+/** A bare SQL identifier (it is spliced into migrations as a placeholder). */
+function identifier(env: Env, name: string, fallback: string): string {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(raw)) {
+    throw new ConfigError(`${name} must be the name of a text search configuration such as english or simple, not "${raw}"`);
+  }
+  return raw;
+}
+
 function bool(env: Env, name: string, fallback: boolean): boolean {
   const raw = env[name]?.toLowerCase();
   if (raw === undefined || raw === '') return fallback;
@@ -135,6 +148,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     readDatabaseUrl: postgresUrl(env, 'READ_DATABASE_URL'),
     dataDir: path.resolve(cwd, env.SHERATAN_DATA_DIR || '.sheratan'),
     vectorDimension: int(env, 'VECTOR_DIMENSION', 384, 1, 16000),
+    textSearchConfig: identifier(env, 'TEXT_SEARCH_CONFIG', 'english'),
     poolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
     poolMaxOverflow: int(env, 'DB_MAX_OVERFLOW', 20, 0, 1000),
     poolTimeoutMs: int(env, 'DB_POOL_TIMEOUT_MS', 5000, 1, 600_000),

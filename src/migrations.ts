@@ -29,7 +29,11 @@ export function migrateSettings(config: Config, db: Database, logger?: Logger): 
     connectionString: db.ownerUrl,
     shadowConnectionString: db.shadowUrl,
     rootConnectionString: db.rootUrl,
-    placeholders: { ...rc.placeholders, ':VECTOR_DIMENSION': String(config.vectorDimension) },
+    placeholders: {
+      ...rc.placeholders,
+      ':VECTOR_DIMENSION': String(config.vectorDimension),
+      ':TEXT_SEARCH_CONFIG': config.textSearchConfig,
+    },
   };
 }
 

@@ -56,7 +56,7 @@ export function createMetrics(options: {
   });
   const search = new client.Histogram({
     name: 'sheratan_search_duration_seconds',
-    help: 'Latency of GraphQL requests that run searchDocumentChunks',
+    help: 'Latency of GraphQL requests that search (searchDocumentChunks, hybridSearchDocumentChunks, similarChunks, similarDocuments)',
     buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });

@@ -11,6 +11,9 @@ import { makeRequestLimitsPlugin } from '../../plugins/request-limits.ts';
 import { maskError } from '../../plugins/error-mask.ts';
 import { makeVectorCodecPlugin } from '../../plugins/vector-codec.ts';
 import { SimilaritySearchPlugin } from '../../plugins/similarity-search.ts';
+import { HybridSearchPlugin } from '../../plugins/hybrid-search.ts';
+import { MoreLikeThisPlugin } from '../../plugins/more-like-this.ts';
+import { SEARCH_FIELDS } from '../../plugins/match-select.ts';
 import { RequestFactsPlugin } from '../../plugins/request-facts.ts';
 
 export const EXPOSED_SCHEMA = 'sheratan';
@@ -55,11 +58,15 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
     plugins: [
       makeVectorCodecPlugin(config.vectorDimension),
       SimilaritySearchPlugin,
+      HybridSearchPlugin,
+      MoreLikeThisPlugin,
       RequestFactsPlugin,
       makeRequestLimitsPlugin({
         maxQueryDepth: config.maxQueryDepth,
         maxPageSize: config.maxPageSize,
-        fieldCaps: { searchDocumentChunks: { cap: config.maxSearchResults, setting: 'MAX_SEARCH_RESULTS' } },
+        fieldCaps: Object.fromEntries(
+          SEARCH_FIELDS.map((field) => [field, { cap: config.maxSearchResults, setting: 'MAX_SEARCH_RESULTS' }]),
+        ),
         introspection: config.introspection,
       }),
     ],

@@ -285,13 +285,13 @@ describe('a few thousand chunks', () => {
     await owner.query('begin');
     try {
       await owner.query("select set_config('role', 'sheratan_app', true), set_config('jwt.claims.tenant', 'bulk', true)");
-      const sqlText = (await owner.query("select sheratan_private.search_sql('{}', false) as s")).rows[0].s as string;
+      const sqlText = (await owner.query("select sheratan_private.nearest_sql('{}', false, false, false) as s")).rows[0].s as string;
       const plan = await owner.query(`explain (costs off) ${sqlText.replace(/\$1/g, `'${toPgVector(bulk[0]!.embedding)}'::vector`).replace(/\$2/g, '10')}`);
       const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
       expect(text).toMatch(/Index Scan using document_chunks_embedding_idx/);
       // A broad filter rides on the index scan. (Where the planner expects few
       // matches, e.g. a sources filter, it may rightly prefer an exact scan of them.)
-      const filtered = (await owner.query(`select sheratan_private.search_sql('{"createdAfter": "2000-01-01"}', true) as s`)).rows[0].s as string;
+      const filtered = (await owner.query(`select sheratan_private.nearest_sql('{"createdAfter": "2000-01-01"}', true, false, false) as s`)).rows[0].s as string;
       const plan2 = await owner.query(
         `explain (costs off) ${filtered
           .replace(/\$1/g, `'${toPgVector(bulk[0]!.embedding)}'::vector`)
