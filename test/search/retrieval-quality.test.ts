@@ -18,7 +18,7 @@ interface StoredChunk {
 }
 /** Tenant acme's chunks as stored (embeddings read back, so float4-rounded). */
 let chunks: StoredChunk[] = [];
-let documentIds: string[] = [];
+const documentIds: string[] = [];
 
 const WORDS = ['river', 'mountain', 'harbour', 'engine', 'violin', 'orchard', 'glacier', 'lantern', 'compass', 'meadow'];
 
