@@ -16,7 +16,7 @@ const { startGateway } = await import('../src/server.ts');
 const { signToken } = await import('../src/auth.ts');
 const { inspectVector, searchSettings } = await import('../src/vector.ts');
 const { projectRoot } = await import('../src/paths.ts');
-const { topicalVectors, toPgVector } = await import('../test/support/embeddings.ts');
+const { rng, topicalVectors, toPgVector } = await import('../test/support/embeddings.ts');
 
 const quick = process.argv.includes('--quick');
 const DIM = 384;
@@ -126,18 +126,27 @@ async function exactSearch(q: number[]): Promise<string[]> {
 const maxN = sizes[sizes.length - 1]!;
 const vectors = topicalVectors(maxN, DIM, 2024, 64, 1.0);
 const queries = topicalVectors(QUERIES, DIM, 4048, 64, 1.0);
+// Chunk text for full-text search: 8 words of a 400-word vocabulary (Zipf-like
+// frequencies), seeded by the chunk's number, so every run has the same text.
+const VOCABULARY = Array.from({ length: 400 }, (_, i) => `term${i.toString(36)}`);
+const wordAt = (next: () => number) => VOCABULARY[Math.floor(VOCABULARY.length * next() ** 2)]!;
+const textOf = (i: number): string => {
+  const next = rng(7_000_000 + i);
+  return Array.from({ length: 8 }, () => wordAt(next)).join(' ');
+};
+const PER_BULK_DOC = 50;
 let loaded = 0;
 async function loadUpTo(n: number): Promise<void> {
   const client = await raw.connect();
   try {
-    for (let start = loaded; start < n; start += 500) {
-      const end = Math.min(n, start + 500);
+    for (let start = loaded; start < n; start += PER_BULK_DOC) {
+      const end = Math.min(n, start + PER_BULK_DOC);
       const doc = await client.query(`insert into sheratan.documents (tenant, title, source) values ($1, $2, 'bench') returning id`, [TENANT, `bulk ${start}`]);
       const params: unknown[] = [];
       const values: string[] = [];
       for (let i = start; i < end; i++) {
-        params.push(i - start, toPgVector(vectors[i]!));
-        values.push(`('${TENANT}', '${doc.rows[0].id}', $${params.length - 1}, 'chunk', $${params.length}::vector)`);
+        params.push(i - start, textOf(i), toPgVector(vectors[i]!));
+        values.push(`('${TENANT}', '${doc.rows[0].id}', $${params.length - 2}, $${params.length - 1}, $${params.length}::vector)`);
       }
       await client.query(`insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding) values ${values.join(',')}`, params);
     }
@@ -221,6 +230,57 @@ for (const q of queries.slice(0, quick ? 50 : 100)) {
 }
 const recall = found / (exactLat.length * 10);
 
+// ---- the retrieval modes beyond top-k, over GraphQL at concurrency 1
+const modeQueries = queries.slice(0, quick ? 40 : 100);
+const sample = await raw.query(
+  `select c.id, c.document_id from sheratan.document_chunks c where c.tenant = $1 order by c.id limit ${modeQueries.length}`,
+  [TENANT],
+);
+const queryText = (i: number): string => {
+  const next = rng(9_000_000 + i);
+  return `${wordAt(next)} ${wordAt(next)}`;
+};
+const MODES: Record<string, { query: string; variables: (q: number[], i: number) => Record<string, unknown> }> = {
+  'search, maxPerDocument 2': {
+    query: 'query ($e: Vector!) { searchDocumentChunks(embedding: $e, first: 10, maxPerDocument: 2) { distance chunk { rowId } } }',
+    variables: (q) => ({ e: q }),
+  },
+  'search, diversity (MMR, 40 candidates)': {
+    query: 'query ($e: Vector!) { searchDocumentChunks(embedding: $e, first: 10, diversity: { lambda: 0.5 }) { distance chunk { rowId } } }',
+    variables: (q) => ({ e: q }),
+  },
+  'hybrid, text + vector': {
+    query: 'query ($t: String, $e: Vector) { hybridSearchDocumentChunks(queryText: $t, embedding: $e, first: 10) { score chunk { rowId } } }',
+    variables: (q, i) => ({ t: queryText(i), e: q }),
+  },
+  'hybrid, text only': {
+    query: 'query ($t: String) { hybridSearchDocumentChunks(queryText: $t, first: 10) { score chunk { rowId } } }',
+    variables: (_q, i) => ({ t: queryText(i) }),
+  },
+  'similarChunks': {
+    query: 'query ($id: UUID!) { documentChunkByRowId(rowId: $id) { similarChunks(first: 10) { distance chunk { rowId } } } }',
+    variables: (_q, i) => ({ id: sample.rows[i % sample.rows.length].id }),
+  },
+  'similarDocuments': {
+    query: 'query ($id: UUID!) { documentByRowId(rowId: $id) { similarDocuments(first: 10) { distance document { rowId } } } }',
+    variables: (_q, i) => ({ id: sample.rows[i % sample.rows.length].document_id }),
+  },
+};
+const modes: Record<string, { p50_ms: number; p95_ms: number }> = {
+  'search (top-k)': { p50_ms: round(percentile(g1.lat, 50)), p95_ms: round(percentile(g1.lat, 95)) },
+};
+for (const [name, mode] of Object.entries(MODES)) {
+  const run = (i: number) => graphql(mode.query, mode.variables(modeQueries[i]!, i));
+  for (let i = 0; i < 5; i++) await run(i); // warm plans
+  const lat: number[] = [];
+  for (let i = 0; i < modeQueries.length; i++) {
+    const started = performance.now();
+    await run(i);
+    lat.push(performance.now() - started);
+  }
+  modes[name] = { p50_ms: round(percentile(lat, 50)), p95_ms: round(percentile(lat, 95)) };
+}
+
 const result = {
   dataset: { n: maxN, dim: DIM, kind: 'synthetic topical mixture: 64 topics in a 16-d latent space projected to 384-d, isotropic noise 0.05, L2-normalised, seed 2024' },
   search: {
@@ -240,6 +300,7 @@ const result = {
   },
   ingest: { graphql_chunks_per_s: round(graphqlChunksPerS, 1), raw_chunks_per_s: round(rawChunksPerS, 1), ratio: round(graphqlChunksPerS / rawChunksPerS) },
   scaling,
+  modes,
   mode: running.db.mode,
   quick,
   measured_at: new Date().toISOString(),
@@ -263,6 +324,8 @@ process.stdout.write(
     `ingest chunks/s: graphql ${result.ingest.graphql_chunks_per_s}, raw ${result.ingest.raw_chunks_per_s} (ratio ${result.ingest.ratio}, target >= 0.5)`,
     'scaling (p50 ms):   n   hnsw   exact',
     ...scaling.map((x) => `            ${String(x.n).padStart(8)} ${String(x.hnsw_p50_ms).padStart(6)} ${String(x.exact_p50_ms).padStart(7)}`),
+    `retrieval modes over GraphQL at ${maxN} chunks (k = 10):  p50 ms   p95 ms`,
+    ...Object.entries(modes).map(([name, m]) => `  ${name.padEnd(44)} ${String(m.p50_ms).padStart(7)} ${String(m.p95_ms).padStart(8)}`),
     `wrote bench/results/latest.json`,
     '',
   ].join('\n'),

@@ -9,6 +9,7 @@ test('defaults follow the spec', () => {
   expect(c).toMatchObject({
     databaseUrl: undefined,
     vectorDimension: 384,
+    textSearchConfig: 'english',
     poolSize: 10,
     poolMaxOverflow: 20,
     poolTimeoutMs: 5000,
@@ -27,6 +28,7 @@ test('defaults follow the spec', () => {
 
 test.each([
   [{ VECTOR_DIMENSION: 'abc' }, /^VECTOR_DIMENSION must be an integer between 1 and 16000, not "abc"$/],
+  [{ TEXT_SEARCH_CONFIG: "english'; drop table x; --" }, /^TEXT_SEARCH_CONFIG must be the name of a text search configuration/],
   [{ PORT: '70000' }, /^PORT must be an integer between 0 and 65535, not 70000$/],
   [{ DB_POOL_SIZE: '0' }, /^DB_POOL_SIZE must be an integer/],
   [{ DATABASE_URL: 'mysql://x@y/z' }, /^DATABASE_URL must be a postgres:\/\/ or postgresql:\/\/ connection string/],
