@@ -1,6 +1,7 @@
 // What clients see of errors: Postgres errors that describe the caller's own
 // input or permissions (SQLSTATE classes 22, 23, and 42501, 55000, 57014, P0001) pass through
-// with their code; anything else is masked and logged with a reference.
+// with their code; anything else is masked: the client sees a reference, the
+// log line has the reference, the request id and the details.
 import { randomUUID } from 'node:crypto';
 import { isSafeError } from 'grafast';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
@@ -23,7 +24,17 @@ export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedE
   // Errors without a path concern the request as a whole (planning, validation), not data.
   if (isSafeError(original) || !error.path) return error;
   const id = randomUUID();
-  log('error', 'unexpected error while executing a request', { id, error: original.stack ?? String(original) });
+  // The details stay here, with the request id: the client gets only the reference.
+  const pgError = original as Error & { code?: string; detail?: string; hint?: string; where?: string; position?: string };
+  log('error', 'unexpected error while executing a request', {
+    reference: id,
+    path: error.path.join('.'),
+    ...(pgError.code ? { sqlstate: pgError.code } : {}),
+    ...(pgError.detail ? { detail: pgError.detail } : {}),
+    ...(pgError.hint ? { hint: pgError.hint } : {}),
+    ...(pgError.where ? { where: pgError.where } : {}),
+    error: original.stack ?? String(original),
+  });
   return new GraphQLError(`An unexpected error occurred (reference ${id})`, {
     nodes: error.nodes,
     path: error.path,

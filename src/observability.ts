@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type pg from 'pg';
 import client from 'prom-client';
-import { log } from './log.ts';
+import { inRequest, log } from './log.ts';
 
 /** Per-request facts the GraphQL layer fills in for logs and metrics. */
 export interface RequestFacts {
@@ -109,7 +109,7 @@ export function createMetrics(options: {
           durationMs: Math.round(seconds * 1e4) / 10,
         });
       });
-      next();
+      inRequest(facts.requestId, next);
     },
     async handler(_req, res) {
       try {

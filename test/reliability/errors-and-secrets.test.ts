@@ -1,0 +1,93 @@
+// What errors show and what logs keep: an unexpected database error reaches
+// the client as a bare reference, while the log line holds the details under
+// the same request id the client got; tokens and the JWT secret are never
+// written to the log, whatever the request.
+import type pg from 'pg';
+import { startHarness, type Harness } from '../support/harness.ts';
+import jwt from 'jsonwebtoken';
+import { signToken } from '../../src/auth.ts';
+
+const SECRET = 'an-unmistakable-jwt-secret-0123456789abcdef';
+let h: Harness;
+let owner: pg.Client;
+let logged = '';
+const realWrite = process.stderr.write.bind(process.stderr);
+
+beforeAll(async () => {
+  h = await startHarness({ JWT_SECRET: SECRET, LOG_LEVEL: 'debug' });
+  owner = await h.owner();
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    logged += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+    return true || rest;
+  }) as typeof process.stderr.write;
+});
+afterAll(async () => {
+  process.stderr.write = realWrite;
+  await h.stop();
+});
+
+const post = async (body: unknown, headers: Record<string, string>) => {
+  const res = await fetch(`${h.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, requestId: res.headers.get('x-request-id'), text: await res.text() };
+};
+
+test('an unexpected database error is masked for the client and logged with its request id and details', async () => {
+  await h.graphql(`mutation { createDocument(input: { document: { title: "t", source: "s" } }) { clientMutationId } }`);
+  // Schema drift behind the gateway's back: the SQL it generates now fails.
+  await owner.query('alter table sheratan.documents rename column source to source_renamed');
+  try {
+    logged = '';
+    const res = await post({ query: '{ allDocuments { nodes { title source } } }' }, { authorization: `Bearer ${h.token()}`, 'x-request-id': 'req-drift-1' });
+    expect(res.status).toBe(200);
+    const body = JSON.parse(res.text) as { errors: Array<{ message: string; extensions: { code: string; reference: string } }> };
+    expect(body.errors[0]!.message).toMatch(/^An unexpected error occurred \(reference [0-9a-f-]{36}\)$/);
+    expect(body.errors[0]!.extensions.code).toBe('INTERNAL_SERVER_ERROR');
+    // Nothing of the database's own words reaches the client.
+    expect(res.text).not.toMatch(/source_renamed|does not exist|sheratan\.|select |\bat \w+ \(/i);
+
+    const line = logged
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === 'unexpected error while executing a request');
+    expect(line).toMatchObject({ level: 'error', requestId: 'req-drift-1', reference: body.errors[0]!.extensions.reference, sqlstate: '42703' });
+    expect(String(line!.error)).toMatch(/column .*source.* does not exist/);
+  } finally {
+    await owner.query('alter table sheratan.documents rename column source_renamed to source');
+  }
+  const healed = await h.graphql<{ allDocuments: { nodes: Array<{ source: string }> } }>('{ allDocuments { nodes { source } } }');
+  expect(healed.body.data!.allDocuments.nodes[0]!.source).toBe('s');
+});
+
+test('errors about the caller\'s own input keep their message and code', async () => {
+  const res = await h.graphql(`mutation { createDocument(input: { document: { title: "" } }) { clientMutationId } }`);
+  expect(res.body.errors![0]!.message).toMatch(/violates check constraint/);
+  expect(res.body.errors![0]!.extensions!.code).toBe('23514');
+});
+
+test('neither tokens nor the JWT secret ever reach the log', async () => {
+  logged = '';
+  const valid = h.token();
+  const forged = signToken('another-secret-that-is-long-enough-0123456789', { role: 'sheratan_app', tenant: 'acme', sub: 'mallory' });
+  const expired = jwt.sign({ role: 'sheratan_app', tenant: 'acme', sub: 'old', exp: Math.floor(Date.now() / 1000) - 60 }, SECRET, { algorithm: 'HS256' });
+  const requests = [
+    post({ query: '{ allDocuments { totalCount } }' }, { authorization: `Bearer ${valid}` }),
+    post({ query: '{ allDocuments { totalCount } }' }, { authorization: `Bearer ${forged}` }),
+    post({ query: '{ allDocuments { totalCount } }' }, { authorization: `Bearer ${expired}` }),
+    post({ query: '{ allDocuments { totalCount } }' }, { authorization: `Bearer ${valid}x` }),
+    post({ query: '{ allDocuments { nope } }' }, { authorization: `Bearer ${valid}` }),
+    post({ query: 'query ($t: String) { hybridSearchDocumentChunks(queryText: $t) { score } }', variables: { t: valid } }, { authorization: `Bearer ${valid}` }),
+    post('not json', { authorization: `Bearer ${valid}` }),
+  ];
+  const statuses = (await Promise.all(requests)).map((r) => r.status);
+  expect(statuses).toEqual([200, 401, 401, 401, 400, 200, 400]);
+  // Every request was logged (with its id), yet no credential was.
+  expect(logged.split('\n').filter((l) => l.includes('"msg":"request"')).length).toBeGreaterThanOrEqual(7);
+  for (const secretText of [SECRET, valid, forged, expired, valid.split('.')[2]!, forged.split('.')[2]!]) {
+    expect(logged).not.toContain(secretText);
+  }
+});
