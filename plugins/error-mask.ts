@@ -8,6 +8,8 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { log } from '../src/log.ts';
 
 const CLIENT_SQLSTATE = /^(22|23)|^42501$|^55000$|^57014$|^P0001$/;
+// @dataplan/pg's words when a delete matched no row the caller may delete.
+const NOTHING_DELETED = /^No values were deleted in collection '\w+' because no values you can delete were found matching these criteria\.$/;
 
 export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedError {
   const original = error.originalError as (Error & { code?: unknown }) | undefined;
@@ -19,6 +21,16 @@ export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedE
       positions: error.positions,
       path: error.path,
       extensions: { ...error.extensions, code: original.code },
+    });
+  }
+  // Deleting a row that does not exist (or that RLS hides) is the caller's mistake, not ours.
+  if (NOTHING_DELETED.test(original.message)) {
+    return new GraphQLError(original.message, {
+      nodes: error.nodes,
+      source: error.source,
+      positions: error.positions,
+      path: error.path,
+      extensions: { ...error.extensions, code: 'NOT_FOUND' },
     });
   }
   // Errors without a path concern the request as a whole (planning, validation), not data.
