@@ -11,6 +11,22 @@ const CLIENT_SQLSTATE = /^(22|23)|^42501$|^55000$|^57014$|^P0001$/;
 // @dataplan/pg's words when a delete matched no row the caller may delete.
 const NOTHING_DELETED = /^No values were deleted in collection '\w+' because no values you can delete were found matching these criteria\.$/;
 
+// Socket errors, SQLSTATE class 08 (connection exception) and 57P01-57P03
+// (the server shutting down or not yet accepting), and node-postgres's own
+// words for a dropped connection or a connect timeout.
+const CONNECTION_CODES = /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|08\w{3}|57P0[123])$/;
+const CONNECTION_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/;
+
+function isConnectionFailure(err: Error & { code?: unknown }): boolean {
+  return (typeof err.code === 'string' && CONNECTION_CODES.test(err.code)) || CONNECTION_MESSAGES.test(err.message);
+}
+
+function connectionProblem(err: Error & { code?: unknown }): string {
+  if (err.code === 'ECONNREFUSED') return 'connection refused';
+  if (/timeout/.test(err.message)) return 'no connection within DB_POOL_TIMEOUT_MS';
+  return 'connection lost';
+}
+
 export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedError {
   const original = error.originalError as (Error & { code?: unknown }) | undefined;
   if (!original || original instanceof GraphQLError) return error;
@@ -21,6 +37,15 @@ export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedE
       positions: error.positions,
       path: error.path,
       extensions: { ...error.extensions, code: original.code },
+    });
+  }
+  // The database going away is not a bug to hide behind a reference: say so, so clients retry.
+  if (isConnectionFailure(original)) {
+    log('warn', 'database unavailable while executing a request', { path: error.path?.join('.'), error: String(original.message) });
+    return new GraphQLError(`the database is unavailable (${connectionProblem(original)}); retry shortly`, {
+      nodes: error.nodes,
+      path: error.path,
+      extensions: { code: 'DATABASE_UNAVAILABLE' },
     });
   }
   // Deleting a row that does not exist (or that RLS hides) is the caller's mistake, not ours.

@@ -88,7 +88,7 @@ const commands: Record<string, Command> = {
   },
 
   async 'db:migrate'(config) {
-    await withDatabase(config, 'db:migrate', async (db) => {
+    await withMigrationLock(config, () => withDatabase(config, 'db:migrate', async (db) => {
       if (config.backupBeforeMigrate) {
         const pending = (await gm.status(migrateSettings(config, db))).remainingMigrations ?? [];
         if (pending.length) {
@@ -98,7 +98,7 @@ const commands: Record<string, Command> = {
         }
       }
       await migrateToHead(config, db);
-    });
+    }));
   },
 
   async backup(config, args) {
@@ -135,13 +135,13 @@ const commands: Record<string, Command> = {
   async 'db:commit'(config, args) {
     const { values } = parseArgs({ args, options: { message: { type: 'string', short: 'm' } } });
     await withDatabase(config, 'db:commit', (db) =>
-      withMigrationLock(config, db, () => gm.commit(migrateSettings(config, db), values.message)),
+      withMigrationLock(config, () => gm.commit(migrateSettings(config, db), values.message)),
     );
   },
 
   async 'db:uncommit'(config) {
     await withDatabase(config, 'db:uncommit', (db) =>
-      withMigrationLock(config, db, () => gm.uncommit(migrateSettings(config, db))),
+      withMigrationLock(config, () => gm.uncommit(migrateSettings(config, db))),
     );
   },
 
@@ -152,7 +152,7 @@ const commands: Record<string, Command> = {
       return 2;
     }
     await withDatabase(config, 'db:reset', (db) =>
-      withMigrationLock(config, db, () => gm.reset(migrateSettings(config, db), values.shadow ?? false)),
+      withMigrationLock(config, () => gm.reset(migrateSettings(config, db), values.shadow ?? false)),
     );
   },
 

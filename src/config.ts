@@ -23,6 +23,8 @@ export interface Config {
   port: number;
   host: string;
   statementTimeoutMs: number;
+  /** On SIGTERM, how long in-flight requests may take before their connections are cut. */
+  shutdownGraceMs: number;
   maxSearchResults: number;
   maxPageSize: number;
   maxQueryDepth: number;
@@ -58,6 +60,7 @@ export const CONFIG_VARIABLES = [
   'PORT',
   'HOST',
   'STATEMENT_TIMEOUT_MS',
+  'SHUTDOWN_GRACE_MS',
   'MAX_SEARCH_RESULTS',
   'MAX_PAGE_SIZE',
   'MAX_QUERY_DEPTH',
@@ -157,6 +160,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     port: int(env, 'PORT', 5678, 0, 65535),
     host,
     statementTimeoutMs: int(env, 'STATEMENT_TIMEOUT_MS', 10_000, 0, 3_600_000),
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 15_000, 0, 3_600_000),
     maxSearchResults: int(env, 'MAX_SEARCH_RESULTS', 100, 1, 10_000),
     maxPageSize: int(env, 'MAX_PAGE_SIZE', 1000, 1, 100_000),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 12, 1, 100),

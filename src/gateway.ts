@@ -14,6 +14,7 @@ import { makeEngineWithPgClient } from './graphql/engine-client.ts';
 import { Admission } from './admission.ts';
 import { createMetrics } from './observability.ts';
 import type { SchemaReloader } from './schema-reload.ts';
+import { log } from './log.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 export const REPORTING_PATH = '/reporting/graphql';
@@ -183,10 +184,16 @@ export async function createGateway(
     },
     close() {
       closing ??= (async () => {
-        // Stop accepting, let in-flight requests finish, then release everything.
+        // Stop accepting, let in-flight requests finish (for SHUTDOWN_GRACE_MS at
+        // most), then release everything.
         const closed = server.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
         server.closeIdleConnections();
+        const cut = setTimeout(() => {
+          log('warn', 'shutdown grace period over: closing the connections still open', { graceMs: config.shutdownGraceMs });
+          server.closeAllConnections();
+        }, config.shutdownGraceMs);
         await closed;
+        clearTimeout(cut);
         await Promise.all([api.release(), reporting.release()]);
         await apiPool.end();
         if (readPool !== apiPool) await readPool.end();

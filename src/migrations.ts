@@ -56,9 +56,13 @@ export async function ensureRoles(db: Database, config: Config): Promise<void> {
  * On a server graphile-migrate serialises migrations with an advisory lock;
  * the embedded engine is one shared session where advisory locks do not
  * exclude each other, so a lock file in the data directory does that job.
+ * Re-entrant within a process. Commands take it before they open the
+ * database, so a second one waits for the first to finish (and to stop the
+ * engine it started) instead of attaching to an engine about to go away.
  */
-export async function withMigrationLock<T>(config: Config, db: Database, fn: () => Promise<T>): Promise<T> {
-  if (db.mode !== 'embedded') return fn();
+export async function withMigrationLock<T>(config: Config, fn: () => Promise<T>): Promise<T> {
+  if (config.databaseUrl) return fn();
+  if (lockDepth > 0) return nested(fn); // this process holds it already
   await mkdir(config.dataDir, { recursive: true });
   const file = path.join(config.dataDir, 'migrate.lock');
   const deadline = Date.now() + 120_000;
@@ -90,15 +94,25 @@ export async function withMigrationLock<T>(config: Config, db: Database, fn: () 
     }
   }
   try {
-    return await fn();
+    return await nested(fn);
   } finally {
     await rm(file, { force: true });
   }
 }
 
+let lockDepth = 0;
+async function nested<T>(fn: () => Promise<T>): Promise<T> {
+  lockDepth++;
+  try {
+    return await fn();
+  } finally {
+    lockDepth--;
+  }
+}
+
 /** Applies every committed migration that has not run yet. */
 export async function migrateToHead(config: Config, db: Database, logger?: Logger): Promise<void> {
-  await withMigrationLock(config, db, async () => {
+  await withMigrationLock(config, async () => {
     await ensureRoles(db, config);
     await gm.migrate(migrateSettings(config, db, logger));
   });

@@ -1,0 +1,201 @@
+// Faults, each on real processes: SIGTERM under load, SIGKILL in the middle of
+// ingesting, the database going away and coming back, two migrations at once.
+import { rmSync } from 'node:fs';
+import pg from 'pg';
+import { signToken } from '../../src/auth.ts';
+import { parseConfig } from '../../src/config.ts';
+import { openDatabase } from '../../src/database.ts';
+import { startEmbedded } from '../../src/embedded/index.ts';
+import { tempDataDir } from '../support/harness.ts';
+import { randomUnit, rng } from '../support/embeddings.ts';
+import { freePort, postOnce, runCli, startGatewayProcess, waitFor, type Reply } from '../support/processes.ts';
+
+/** Each test runs whole processes (and waits for them). */
+const LONG = 240_000;
+
+const SECRET = 'faults-test-secret-0123456789abcdef0123';
+const token = signToken(SECRET, { role: 'sheratan_app', tenant: 'acme', sub: 'faults' });
+const DIM = 384;
+const next = rng(11);
+const vectors = Array.from({ length: 64 }, () => randomUnit(DIM, next));
+const dirs: string[] = [];
+const dataDir = (): string => {
+  const dir = tempDataDir();
+  dirs.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+const INGEST = `mutation ($input: IngestDocumentInput!) { ingestDocument(input: $input) { document { rowId } } }`;
+const SEARCH = `query ($e: Vector!) { searchDocumentChunks(embedding: $e, first: 5) { distance } }`;
+const CHUNKS = 10;
+const ingestVariables = (title: string, n: number) => ({
+  input: {
+    title,
+    chunks: Array.from({ length: CHUNKS }, (_, i) => ({ content: `${title} part ${i}`, embedding: vectors[(n + i) % vectors.length] })),
+  },
+});
+
+interface Outcome {
+  started: number;
+  ended: number;
+  reply?: Reply;
+  error?: string;
+}
+const ok = (o: Outcome): boolean => o.reply?.status === 200 && !o.reply.body.errors;
+
+async function attempt(run: () => Promise<Reply>): Promise<Outcome> {
+  const started = Date.now();
+  try {
+    const reply = await run();
+    return { started, ended: Date.now(), reply };
+  } catch (err) {
+    return { started, ended: Date.now(), error: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
+  }
+}
+
+test('SIGTERM under load: requests in flight finish, new connections are refused, exit 0 within the grace period', async () => {
+  const gw = await startGatewayProcess({ SHERATAN_DATA_DIR: dataDir(), JWT_SECRET: SECRET, SHUTDOWN_GRACE_MS: '10000' });
+  const outcomes: Outcome[] = [];
+  let load = true;
+  const worker = async (w: number): Promise<void> => {
+    for (let i = 0; load; i++) {
+      const run = i % 2
+        ? () => postOnce(gw.url, token, SEARCH, { e: vectors[(w + i) % vectors.length] })
+        : () => postOnce(gw.url, token, INGEST, ingestVariables(`w${w}-${i}`, w + i));
+      outcomes.push(await attempt(run));
+      if (outcomes.at(-1)!.error) await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const workers = Array.from({ length: 8 }, (_, w) => worker(w));
+  let sigterm = 0;
+  let exit;
+  try {
+    await waitFor(() => outcomes.filter(ok).length >= 20, 60_000, 'load running').catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(outcomes.slice(0, 3))}`);
+    });
+    sigterm = Date.now();
+    gw.child.kill('SIGTERM');
+    exit = await gw.exited;
+    await new Promise((r) => setTimeout(r, 300)); // a few attempts against the closed port
+  } finally {
+    load = false;
+    gw.child.kill('SIGKILL');
+    await Promise.all(workers);
+  }
+
+  expect(exit.code).toBe(0);
+  expect(exit.at - sigterm).toBeLessThan(10_000);
+  expect(outcomes.filter((o) => (o.reply?.status ?? 0) >= 500)).toEqual([]);
+  // Whatever got an HTTP answer got a complete, successful one.
+  expect(outcomes.filter((o) => o.reply && !ok(o)).map((o) => o.reply)).toEqual([]);
+  // Requests in flight when the signal came finished normally.
+  expect(outcomes.filter((o) => o.started < sigterm && o.ended > sigterm && ok(o)).length).toBeGreaterThan(0);
+  // After it, connections were refused; nothing else went wrong.
+  const after = outcomes.filter((o) => o.started > exit.at);
+  expect(after.length).toBeGreaterThan(0);
+  expect(after.every((o) => o.error === 'ECONNREFUSED')).toBe(true);
+  expect(gw.output()).toMatch(/"msg":"shutting down","signal":"SIGTERM"/);
+  expect(gw.output()).toMatch(/"msg":"stopped"/);
+}, LONG);
+
+test('SIGKILL in the middle of ingesting: after a restart every acknowledged document is whole, and no document is partial', async () => {
+  const dir = dataDir();
+  const gw = await startGatewayProcess({ SHERATAN_DATA_DIR: dir, JWT_SECRET: SECRET });
+  const acknowledged = new Map<string, string>();
+  let load = true;
+  const worker = async (w: number): Promise<void> => {
+    for (let i = 0; load; i++) {
+      const title = `k${w}-${i}`;
+      const o = await attempt(() => postOnce(gw.url, token, INGEST, ingestVariables(title, w * 7 + i)));
+      if (ok(o)) acknowledged.set((o.reply!.body.data!.ingestDocument as { document: { rowId: string } }).document.rowId, title);
+      if (o.error) return;
+    }
+  };
+  const workers = Array.from({ length: 6 }, (_, w) => worker(w));
+  try {
+    await waitFor(() => acknowledged.size >= 15, 60_000, 'ingest running');
+  } finally {
+    gw.child.kill('SIGKILL');
+    load = false;
+    await Promise.all(workers);
+  }
+  const exit = await gw.exited;
+  expect(exit.signal).toBe('SIGKILL');
+
+  const again = await startGatewayProcess({ SHERATAN_DATA_DIR: dir, JWT_SECRET: SECRET });
+  try {
+    const res = await postOnce(again.url, token, '{ allDocuments(first: 1000) { totalCount nodes { rowId title chunks { totalCount } } } }');
+    expect(res.body.errors).toBeUndefined();
+    const docs = (res.body.data!.allDocuments as { nodes: Array<{ rowId: string; title: string; chunks: { totalCount: number } }> }).nodes;
+    const stored = new Map(docs.map((d) => [d.rowId, d]));
+    for (const [rowId, title] of acknowledged) {
+      expect(stored.get(rowId)).toMatchObject({ title, chunks: { totalCount: CHUNKS } });
+    }
+    // Any document there is whole: ingest is one transaction.
+    expect(docs.filter((d) => d.chunks.totalCount !== CHUNKS)).toEqual([]);
+    expect(docs.length).toBeGreaterThanOrEqual(acknowledged.size);
+  } finally {
+    again.child.kill('SIGTERM');
+    expect((await again.exited).code).toBe(0);
+  }
+}, LONG);
+
+test('two db:migrate at once on a new database: both succeed (one waits for the other), every migration applied once', async () => {
+  const dir = dataDir();
+  const first = runCli(['db:migrate'], { SHERATAN_DATA_DIR: dir, LOG_LEVEL: 'info' });
+  const second = runCli(['db:migrate'], { SHERATAN_DATA_DIR: dir, LOG_LEVEL: 'info' });
+  const exits = await Promise.all([first.exited, second.exited]);
+  expect({ exits: exits.map((e) => e.code), output: exits.some((e) => e.code) ? first.output() + second.output() : '' }).toEqual({
+    exits: [0, 0],
+    output: '',
+  });
+  const db = await openDatabase(parseConfig({ SHERATAN_DATA_DIR: dir, LOG_LEVEL: 'silent' }), { purpose: 'test' });
+  const client = new pg.Client(db.ownerUrl);
+  await client.connect();
+  try {
+    const { rows } = await client.query('select filename, count(*)::int as n from graphile_migrate.migrations group by filename order by filename');
+    expect(rows.length).toBeGreaterThanOrEqual(7);
+    expect(rows.every((r) => r.n === 1)).toBe(true);
+    const tables = await client.query(`select count(*)::int as n from pg_tables where schemaname = 'sheratan'`);
+    expect(tables.rows[0].n).toBe(5);
+  } finally {
+    await client.end();
+    await db.close();
+  }
+}, LONG);
+
+test('the database going away and coming back: /readyz 503 then 200, clear errors meanwhile, no crash', async () => {
+  const dir = dataDir();
+  expect((await runCli(['db:migrate'], { SHERATAN_DATA_DIR: dir }).exited).code).toBe(0);
+  const port = await freePort();
+  let engine = await startEmbedded(dir, { purpose: 'faults test', port });
+  const gw = await startGatewayProcess({
+    DATABASE_URL: engine.url(),
+    AUTH_DATABASE_URL: engine.url('sheratan_authenticator'),
+    JWT_SECRET: SECRET,
+    DB_POOL_TIMEOUT_MS: '2000',
+  });
+  try {
+    expect((await postOnce(gw.url, token, INGEST, ingestVariables('before', 1))).body.errors).toBeUndefined();
+
+    await engine.stop();
+    await waitFor(async () => (await fetch(`${gw.url}/readyz`)).status === 503, 15_000, '/readyz reports the outage');
+    const during = await postOnce(gw.url, token, SEARCH, { e: vectors[0] });
+    expect(during.status).toBeLessThan(500);
+    expect(during.body.errors?.[0]?.message).toMatch(/database is unavailable/);
+    expect(during.body.errors?.[0]?.extensions?.code).toBe('DATABASE_UNAVAILABLE');
+    expect(gw.child.exitCode).toBeNull();
+
+    engine = await startEmbedded(dir, { purpose: 'faults test', port });
+    await waitFor(async () => (await fetch(`${gw.url}/readyz`)).status === 200, 15_000, '/readyz recovers');
+    const afterwards = await postOnce(gw.url, token, '{ allDocuments { nodes { title chunks { totalCount } } } }');
+    expect(afterwards.body).toEqual({ data: { allDocuments: { nodes: [{ title: 'before', chunks: { totalCount: CHUNKS } }] } } });
+  } finally {
+    gw.child.kill('SIGTERM');
+    expect((await gw.exited).code).toBe(0);
+    await engine.stop();
+  }
+}, LONG);
