@@ -68,7 +68,7 @@ function post(query: string, variables: Record<string, unknown>): Promise<Answer
         res.setEncoding('utf8');
         res.on('data', (d: string) => (text += d));
         res.on('end', () => {
-          let errors: Answer['errors'] = [];
+          let errors: Answer['errors'];
           try {
             errors = (JSON.parse(text) as { errors?: Answer['errors'] }).errors ?? [];
           } catch {
