@@ -178,7 +178,15 @@ export async function startEmbedded(dataDir: string, options: StartOptions): Pro
       worker.postMessage({ type: 'stop' });
       const result = await done.catch((err: Error) => ({ type: 'error', message: err.message }) as WorkerMessage);
       channel.close();
-      await worker.terminate();
+      // The worker ends by itself once the engine is closed; terminate it only if it does not.
+      const exited = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 5000);
+        worker.once('exit', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      if (!(await exited)) await worker.terminate();
       rmSync(lockPath(dataDir), { force: true });
       if (result.type === 'error') throw new Error(`the embedded database did not close cleanly: ${result.message}`);
     })());

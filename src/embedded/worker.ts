@@ -43,13 +43,25 @@ async function start(): Promise<void> {
   port.postMessage({ type: 'ready', port: listening } satisfies WorkerMessage);
 }
 
+let channelPort: MessagePort | undefined;
 port.on('message', (msg: { type: string; port?: MessagePort }) => {
-  if (msg.type === 'channel' && msg.port) return serveChannel(msg.port, cluster, main);
+  if (msg.type === 'channel' && msg.port) {
+    channelPort = msg.port;
+    return serveChannel(msg.port, cluster, main);
+  }
   if (msg.type !== 'stop') return;
-  void cluster.close().then(
-    () => port.postMessage({ type: 'stopped' } satisfies WorkerMessage),
-    (err: unknown) => port.postMessage({ type: 'error', message: String(err) } satisfies WorkerMessage),
-  );
+  void cluster
+    .close()
+    .then(
+      () => port.postMessage({ type: 'stopped' } satisfies WorkerMessage),
+      (err: unknown) => port.postMessage({ type: 'error', message: String(err) } satisfies WorkerMessage),
+    )
+    .finally(() => {
+      // Let the thread end by itself once idle, rather than being terminated
+      // while V8 may still be finishing background work on the engine's WASM code.
+      channelPort?.unref();
+      port.unref();
+    });
 });
 
 start().catch((err: unknown) => {
