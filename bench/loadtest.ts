@@ -18,7 +18,7 @@ const { parseArgs } = await import('node:util');
 const { signToken } = await import('../src/auth.ts');
 const { projectRoot } = await import('../src/paths.ts');
 const { rng, topicalVectors } = await import('../test/support/embeddings.ts');
-const { startGatewayProcess } = await import('../test/support/processes.ts');
+const { postOnce, startGatewayProcess } = await import('../test/support/processes.ts');
 
 const { values: args } = parseArgs({
   options: {
@@ -51,37 +51,12 @@ const token = signToken(secret, { role: 'sheratan_app', tenant: `loadtest-${Date
 const agent = new http.Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
 interface Answer {
   status: number;
-  errors: Array<{ message: string; extensions?: { code?: string } }>;
+  errors: Array<{ message: string; extensions?: Record<string, unknown> }>;
 }
-function post(query: string, variables: Record<string, unknown>): Promise<Answer> {
-  const body = JSON.stringify({ query, variables });
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${base}/graphql`,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => {
-          let errors: Answer['errors'];
-          try {
-            errors = (JSON.parse(text) as { errors?: Answer['errors'] }).errors ?? [];
-          } catch {
-            errors = [{ message: `not JSON: ${text.slice(0, 100)}` }];
-          }
-          resolve({ status: res.statusCode!, errors });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const post = async (query: string, variables: Record<string, unknown>): Promise<Answer> => {
+  const reply = await postOnce(base, token, query, variables, agent);
+  return { status: reply.status, errors: reply.body.errors ?? [] };
+};
 
 async function metric(name: string): Promise<number> {
   const text = await (await fetch(`${base}/metrics`)).text();

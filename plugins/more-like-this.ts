@@ -7,7 +7,20 @@ import { TYPES, type PgResource, type PgSelectSingleStep } from 'postgraphile/@d
 import { each, object } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
 import { sql } from 'postgraphile/pg-sql2';
-import { planFieldsOf, selectMatches } from './match-select.ts';
+import { planFieldsOf, selectMatches, type SearchArgument } from './match-select.ts';
+
+/** `{ <item>, distance, similarity }` for each row `fn` ranks, nearest first. */
+function nearest(item: 'chunk' | 'document', resource: PgResource, fn: string, args: readonly SearchArgument[]) {
+  const { $select, score } = selectMatches(resource, ['sheratan', fn], args, { distance: TYPES.float });
+  return each($select, ($row) => {
+    const $match = $row as PgSelectSingleStep;
+    return object({
+      [item]: $match,
+      distance: $match.select(score('distance'), TYPES.float),
+      similarity: $match.select(sql`(1 - ${score('distance')})`, TYPES.float),
+    });
+  });
+}
 
 export const MoreLikeThisPlugin = extendSchema((build) => {
   const resources = build.input.pgRegistry.pgResources as Record<string, PgResource>;
@@ -58,47 +71,21 @@ export const MoreLikeThisPlugin = extendSchema((build) => {
       DocumentChunk: {
         plans: {
           similarChunks($chunk: PgSelectSingleStep, fieldArgs) {
-            const { $select, score } = selectMatches(
-              chunks,
-              ['sheratan', 'similar_chunks'],
-              [
-                ['chunk_id', $chunk.get('id'), TYPES.uuid],
-                ['first', fieldArgs.getRaw('first'), TYPES.int],
-                ['filter', fieldArgs.getRaw('filter'), TYPES.jsonb],
-              ],
-              { distance: TYPES.float },
-            );
-            return each($select, ($row) => {
-              const $match = $row as PgSelectSingleStep;
-              return object({
-                chunk: $match,
-                distance: $match.select(score('distance'), TYPES.float),
-                similarity: $match.select(sql`(1 - ${score('distance')})`, TYPES.float),
-              });
-            });
+            return nearest('chunk', chunks, 'similar_chunks', [
+              ['chunk_id', $chunk.get('id'), TYPES.uuid],
+              ['first', fieldArgs.getRaw('first'), TYPES.int],
+              ['filter', fieldArgs.getRaw('filter'), TYPES.jsonb],
+            ]);
           },
         },
       },
       Document: {
         plans: {
           similarDocuments($document: PgSelectSingleStep, fieldArgs) {
-            const { $select, score } = selectMatches(
-              documents,
-              ['sheratan', 'similar_documents'],
-              [
-                ['document_id', $document.get('id'), TYPES.uuid],
-                ['first', fieldArgs.getRaw('first'), TYPES.int],
-              ],
-              { distance: TYPES.float },
-            );
-            return each($select, ($row) => {
-              const $match = $row as PgSelectSingleStep;
-              return object({
-                document: $match,
-                distance: $match.select(score('distance'), TYPES.float),
-                similarity: $match.select(sql`(1 - ${score('distance')})`, TYPES.float),
-              });
-            });
+            return nearest('document', documents, 'similar_documents', [
+              ['document_id', $document.get('id'), TYPES.uuid],
+              ['first', fieldArgs.getRaw('first'), TYPES.int],
+            ]);
           },
         },
       },

@@ -1,14 +1,12 @@
 // Faults, each on real processes: SIGTERM under load, SIGKILL in the middle of
 // ingesting, the database going away and coming back, two migrations at once.
+// Every engine here runs in a child process, never in the test runner's.
 import { rmSync } from 'node:fs';
 import pg from 'pg';
 import { signToken } from '../../src/auth.ts';
-import { parseConfig } from '../../src/config.ts';
-import { openDatabase } from '../../src/database.ts';
-import { startEmbedded } from '../../src/embedded/index.ts';
 import { tempDataDir } from '../support/harness.ts';
 import { randomUnit, rng } from '../support/embeddings.ts';
-import { freePort, postOnce, runCli, startGatewayProcess, waitFor, type Reply } from '../support/processes.ts';
+import { freePort, postOnce, runCli, startEngineProcess, startGatewayProcess, waitFor, type Reply } from '../support/processes.ts';
 
 /** Each test runs whole processes (and waits for them). */
 const LONG = 240_000;
@@ -152,8 +150,8 @@ test('two db:migrate at once on a new database: both succeed (one waits for the 
     exits: [0, 0],
     output: '',
   });
-  const db = await openDatabase(parseConfig({ SHERATAN_DATA_DIR: dir, LOG_LEVEL: 'silent' }), { purpose: 'test' });
-  const client = new pg.Client(db.ownerUrl);
+  const engine = await startEngineProcess(dir, await freePort());
+  const client = new pg.Client(engine.ownerUrl);
   await client.connect();
   try {
     const { rows } = await client.query('select filename, count(*)::int as n from graphile_migrate.migrations group by filename order by filename');
@@ -163,7 +161,7 @@ test('two db:migrate at once on a new database: both succeed (one waits for the 
     expect(tables.rows[0].n).toBe(5);
   } finally {
     await client.end();
-    await db.close();
+    expect((await engine.stop()).code).toBe(0);
   }
 }, LONG);
 
@@ -171,17 +169,17 @@ test('the database going away and coming back: /readyz 503 then 200, clear error
   const dir = dataDir();
   expect((await runCli(['db:migrate'], { SHERATAN_DATA_DIR: dir }).exited).code).toBe(0);
   const port = await freePort();
-  let engine = await startEmbedded(dir, { purpose: 'faults test', port });
+  let engine = await startEngineProcess(dir, port);
   const gw = await startGatewayProcess({
-    DATABASE_URL: engine.url(),
-    AUTH_DATABASE_URL: engine.url('sheratan_authenticator'),
+    DATABASE_URL: engine.ownerUrl,
+    AUTH_DATABASE_URL: engine.authUrl,
     JWT_SECRET: SECRET,
     DB_POOL_TIMEOUT_MS: '2000',
   });
   try {
     expect((await postOnce(gw.url, token, INGEST, ingestVariables('before', 1))).body.errors).toBeUndefined();
 
-    await engine.stop();
+    expect((await engine.stop()).code).toBe(0);
     await waitFor(async () => (await fetch(`${gw.url}/readyz`)).status === 503, 15_000, '/readyz reports the outage');
     const during = await postOnce(gw.url, token, SEARCH, { e: vectors[0] });
     expect(during.status).toBeLessThan(500);
@@ -189,7 +187,7 @@ test('the database going away and coming back: /readyz 503 then 200, clear error
     expect(during.body.errors?.[0]?.extensions?.code).toBe('DATABASE_UNAVAILABLE');
     expect(gw.child.exitCode).toBeNull();
 
-    engine = await startEmbedded(dir, { purpose: 'faults test', port });
+    engine = await startEngineProcess(dir, port);
     await waitFor(async () => (await fetch(`${gw.url}/readyz`)).status === 200, 15_000, '/readyz recovers');
     const afterwards = await postOnce(gw.url, token, '{ allDocuments { nodes { title chunks { totalCount } } } }');
     expect(afterwards.body).toEqual({ data: { allDocuments: { nodes: [{ title: 'before', chunks: { totalCount: CHUNKS } }] } } });

@@ -84,18 +84,24 @@ export interface Reply {
 }
 
 /**
- * One GraphQL request on its own connection (no keep-alive), so "in flight"
- * means exactly: connected before something happened. Rejects with the
- * socket error (e.g. ECONNREFUSED) when there is no HTTP answer.
+ * One GraphQL request, by default on its own connection (no keep-alive), so
+ * "in flight" means exactly: connected before something happened. Rejects
+ * with the socket error (e.g. ECONNREFUSED) when there is no HTTP answer.
  */
-export function postOnce(url: string, token: string, query: string, variables?: Record<string, unknown>): Promise<Reply> {
+export function postOnce(
+  url: string,
+  token: string,
+  query: string,
+  variables?: Record<string, unknown>,
+  agent: http.Agent | false = false,
+): Promise<Reply> {
   const body = JSON.stringify({ query, variables });
   return new Promise((resolve, reject) => {
     const req = http.request(
       `${url}/graphql`,
       {
         method: 'POST',
-        agent: false,
+        agent,
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(body) },
       },
       (res) => {
@@ -106,7 +112,7 @@ export function postOnce(url: string, token: string, query: string, variables?: 
           try {
             resolve({ status: res.statusCode!, body: JSON.parse(text) as Reply['body'] });
           } catch {
-            resolve({ status: res.statusCode!, body: { errors: [{ message: text }] } });
+            resolve({ status: res.statusCode!, body: { errors: [{ message: `not JSON: ${text.slice(0, 200)}` }] } });
           }
         });
         res.on('error', reject);
@@ -115,4 +121,40 @@ export function postOnce(url: string, token: string, query: string, variables?: 
     req.on('error', reject);
     req.end(body);
   });
+}
+
+export interface EngineProcess extends CliProcess {
+  ownerUrl: string;
+  authUrl: string;
+  /** SIGTERM, then the clean stop; resolves with its exit. */
+  stop(): Promise<Exit>;
+}
+
+/** The embedded engine for `dataDir` served on `port` by a process of its own. */
+export async function startEngineProcess(dataDir: string, port: number): Promise<EngineProcess> {
+  const child = spawn(process.execPath, [path.join(projectRoot, 'test', 'support', 'engine-process.ts'), dataDir, String(port)], {
+    cwd: projectRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })));
+  const urls = await new Promise<{ ownerUrl: string; authUrl: string }>((resolve, reject) => {
+    let line = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      line += d.toString();
+      if (line.includes('\n')) resolve(JSON.parse(line.split('\n')[0]!) as { ownerUrl: string; authUrl: string });
+    });
+    void exited.then((e) => reject(new Error(`the engine process exited (${e.code ?? e.signal}) before it was ready:\n${out}`)));
+  });
+  return {
+    child,
+    exited,
+    output: () => out,
+    ...urls,
+    stop() {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
 }

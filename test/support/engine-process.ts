@@ -1,0 +1,16 @@
+// The embedded engine alone, in its own process (tests keep WASM engines out
+// of the test runner's process): `node test/support/engine-process.ts DIR PORT`
+// serves DIR on PORT, prints one JSON line with the connection strings when
+// ready, and stops cleanly on SIGTERM.
+import { startEmbedded } from '../../src/embedded/index.ts';
+
+const [dataDir, port] = process.argv.slice(2);
+if (!dataDir || !port) throw new Error('usage: engine-process.ts DATA_DIR PORT');
+const engine = await startEmbedded(dataDir, { purpose: 'test engine', port: Number(port) });
+process.stdout.write(`${JSON.stringify({ ownerUrl: engine.url(), authUrl: engine.url('sheratan_authenticator') })}\n`);
+process.once('SIGTERM', () => {
+  engine.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+});
