@@ -8,7 +8,10 @@ const [dataDir, port] = process.argv.slice(2);
 if (!dataDir || !port) throw new Error('usage: engine-process.ts DATA_DIR PORT');
 const engine = await startEmbedded(dataDir, { purpose: 'test engine', port: Number(port) });
 process.stdout.write(`${JSON.stringify({ ownerUrl: engine.url(), authUrl: engine.url('sheratan_authenticator') })}\n`);
+// The engine's thread does not keep a process alive by itself.
+const alive = setInterval(() => undefined, 1 << 30);
 process.once('SIGTERM', () => {
+  clearInterval(alive);
   engine.stop().then(
     () => process.exit(0),
     () => process.exit(1),
