@@ -236,6 +236,18 @@ describe('hybrid search', () => {
     expect(acme.some((m) => m.chunk.document.title === 'globex copy')).toBe(false);
   });
 
+  test('the reporting endpoint (always sheratan_readonly) searches the same way', async () => {
+    const query = randomUnit(DIM, rng(82));
+    const viaApi = (await hybrid({ text: 'violin', e: query, first: 5 })).body.data!.hybridSearchDocumentChunks;
+    const viaReporting = await h.graphql<{ hybridSearchDocumentChunks: HybridMatch[] }>(HYBRID, {
+      variables: { text: 'violin', e: query, first: 5 },
+      path: '/reporting/graphql',
+    });
+    expect(viaReporting.body.errors).toBeUndefined();
+    expect(viaReporting.body.data!.hybridSearchDocumentChunks.map((m) => m.chunk.rowId)).toEqual(viaApi.map((m) => m.chunk.rowId));
+    expect(viaApi.some((m) => m.textRank !== null)).toBe(true);
+  });
+
   test('each call writes one search_logs row with its mode and settings', async () => {
     const before = await searchLogCount();
     await hybrid({ text: 'engine', first: 3, rrfK: 10 });
