@@ -19,6 +19,7 @@ const { signToken } = await import('../src/auth.ts');
 const { projectRoot } = await import('../src/paths.ts');
 const { rng, topicalVectors } = await import('../test/support/embeddings.ts');
 const { postOnce, startGatewayProcess } = await import('../test/support/processes.ts');
+const { percentile } = await import('./support.ts');
 
 const { values: args } = parseArgs({
   options: {
@@ -119,11 +120,8 @@ interface RunResult {
   /** The lowest JS heap seen during the run: live memory, without garbage not yet collected. */
   heap_trough_mb: number;
 }
-const percentile = (xs: number[], p: number): number => {
-  if (!xs.length) return NaN;
-  const sorted = [...xs].sort((a, b) => a - b);
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! * 10) / 10;
-};
+/** A percentile in ms, to 0.1 ms (NaN when nothing was measured). */
+const ms = (xs: number[], p: number): number => (xs.length ? Math.round(percentile(xs, p) * 10) / 10 : NaN);
 
 async function run(): Promise<RunResult> {
   const total = Math.round(RATE * DURATION_S);
@@ -177,13 +175,13 @@ async function run(): Promise<RunResult> {
   for (const e of firstErrors) process.stderr.write(`  error: ${e}\n`);
   const all = [...latencies.search, ...latencies.read, ...latencies.ingest];
   const byKind = Object.fromEntries(
-    (Object.keys(latencies) as Kind[]).map((k) => [k, { count: latencies[k].length, p50_ms: percentile(latencies[k], 50), p99_ms: percentile(latencies[k], 99) }]),
+    (Object.keys(latencies) as Kind[]).map((k) => [k, { count: latencies[k].length, p50_ms: ms(latencies[k], 50), p99_ms: ms(latencies[k], 99) }]),
   ) as RunResult['by_kind'];
   return {
     offered_rps: RATE,
     achieved_rps: Math.round((all.length / elapsed) * 10) / 10,
     requests: all.length + connErrors,
-    latency_ms: { p50: percentile(all, 50), p95: percentile(all, 95), p99: percentile(all, 99), max: percentile(all, 100) },
+    latency_ms: { p50: ms(all, 50), p95: ms(all, 95), p99: ms(all, 99), max: ms(all, 100) },
     by_kind: byKind,
     http_5xx: http5xx,
     http_other_errors: httpOther,

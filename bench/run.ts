@@ -17,6 +17,7 @@ const { signToken } = await import('../src/auth.ts');
 const { inspectVector, searchSettings } = await import('../src/vector.ts');
 const { projectRoot } = await import('../src/paths.ts');
 const { rng, topicalVectors, toPgVector } = await import('../test/support/embeddings.ts');
+const { graphqlClient, insertDocument, percentile } = await import('./support.ts');
 
 const quick = process.argv.includes('--quick');
 const DIM = 384;
@@ -50,39 +51,13 @@ async function tunedQuery(text: string, values: unknown[]): Promise<QueryResult>
   }
 }
 
-const percentile = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
 // A lean keep-alive HTTP client (as a service calling the gateway would use):
 // `fetch` costs this process more than the gateway's own work per request,
 // and the load generator shares the machine with the gateway.
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-const endpoint = new URL(`${running.url}/graphql`);
-function post(body: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      endpoint,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(body) } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-async function graphql(query: string, variables: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const body = JSON.parse(await post(JSON.stringify({ query, variables }))) as { data?: Record<string, unknown>; errors?: Array<{ message: string }> };
-  if (body.errors) throw new Error(body.errors[0]!.message);
-  return body.data!;
-}
+const graphql = graphqlClient(running.url, token, agent);
 
 const SEARCH = 'query ($e: Vector!) { searchDocumentChunks(embedding: $e, first: 10) { distance chunk { rowId } } }';
 const RAW = `select id, embedding <=> $1 as distance from sheratan.document_chunks where tenant = '${TENANT}' order by embedding <=> $1 limit 10`;
@@ -140,15 +115,8 @@ async function loadUpTo(n: number): Promise<void> {
   const client = await raw.connect();
   try {
     for (let start = loaded; start < n; start += PER_BULK_DOC) {
-      const end = Math.min(n, start + PER_BULK_DOC);
-      const doc = await client.query(`insert into sheratan.documents (tenant, title, source) values ($1, $2, 'bench') returning id`, [TENANT, `bulk ${start}`]);
-      const params: unknown[] = [];
-      const values: string[] = [];
-      for (let i = start; i < end; i++) {
-        params.push(i - start, textOf(i), toPgVector(vectors[i]!));
-        values.push(`('${TENANT}', '${doc.rows[0].id}', $${params.length - 2}, $${params.length - 1}, $${params.length}::vector)`);
-      }
-      await client.query(`insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding) values ${values.join(',')}`, params);
+      const indexes = Array.from({ length: Math.min(n, start + PER_BULK_DOC) - start }, (_, j) => start + j);
+      await insertDocument(client, TENANT, `bulk ${start}`, indexes.map((i) => ({ content: textOf(i), embedding: vectors[i]! })));
     }
     await client.query('analyze sheratan.document_chunks');
   } finally {
@@ -173,14 +141,7 @@ async function ingestRaw(n: number): Promise<void> {
   const client = await raw.connect();
   try {
     await client.query('begin');
-    const doc = await client.query(`insert into sheratan.documents (tenant, title, source) values ('ingest-raw', 'ingest', 'ingest') returning id`);
-    const params: unknown[] = [];
-    const values: string[] = [];
-    chunksOf(n).forEach((v, i) => {
-      params.push(`chunk ${i}`, toPgVector(v));
-      values.push(`('ingest-raw', '${doc.rows[0].id}', ${i}, $${params.length - 1}, $${params.length}::vector)`);
-    });
-    await client.query(`insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding) values ${values.join(',')}`, params);
+    await insertDocument(client, 'ingest-raw', 'ingest', chunksOf(n).map((embedding, i) => ({ content: `chunk ${i}`, embedding })), 'ingest');
     await client.query('commit');
   } finally {
     client.release();

@@ -27,54 +27,38 @@ function connectionProblem(err: Error & { code?: unknown }): string {
   return 'connection lost';
 }
 
+/** The same error (same place in the response), with a message and code fit for the client. */
+function reword(error: GraphQLError, message: string, extensions: Record<string, unknown>): GraphQLError {
+  return new GraphQLError(message, { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, extensions });
+}
+
 export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedError {
   const original = error.originalError as (Error & { code?: unknown }) | undefined;
   if (!original || original instanceof GraphQLError) return error;
   if (typeof original.code === 'string' && CLIENT_SQLSTATE.test(original.code)) {
-    return new GraphQLError(original.message, {
-      nodes: error.nodes,
-      source: error.source,
-      positions: error.positions,
-      path: error.path,
-      extensions: { ...error.extensions, code: original.code },
-    });
+    return reword(error, original.message, { ...error.extensions, code: original.code });
   }
   // The database going away is not a bug to hide behind a reference: say so, so clients retry.
   if (isConnectionFailure(original)) {
-    log('warn', 'database unavailable while executing a request', { path: error.path?.join('.'), error: String(original.message) });
-    return new GraphQLError(`the database is unavailable (${connectionProblem(original)}); retry shortly`, {
-      nodes: error.nodes,
-      path: error.path,
-      extensions: { code: 'DATABASE_UNAVAILABLE' },
-    });
+    log('warn', 'database unavailable while executing a request', { path: error.path?.join('.'), error: original.message });
+    return reword(error, `the database is unavailable (${connectionProblem(original)}); retry shortly`, { code: 'DATABASE_UNAVAILABLE' });
   }
   // Deleting a row that does not exist (or that RLS hides) is the caller's mistake, not ours.
-  if (NOTHING_DELETED.test(original.message)) {
-    return new GraphQLError(original.message, {
-      nodes: error.nodes,
-      source: error.source,
-      positions: error.positions,
-      path: error.path,
-      extensions: { ...error.extensions, code: 'NOT_FOUND' },
-    });
-  }
+  if (NOTHING_DELETED.test(original.message)) return reword(error, original.message, { ...error.extensions, code: 'NOT_FOUND' });
   // Errors without a path concern the request as a whole (planning, validation), not data.
   if (isSafeError(original) || !error.path) return error;
   const id = randomUUID();
   // The details stay here, with the request id: the client gets only the reference.
-  const pgError = original as Error & { code?: string; detail?: string; hint?: string; where?: string; position?: string };
+  const pgError = original as Error & { code?: string; detail?: string; hint?: string; where?: string };
   log('error', 'unexpected error while executing a request', {
     reference: id,
     path: error.path.join('.'),
-    ...(pgError.code ? { sqlstate: pgError.code } : {}),
-    ...(pgError.detail ? { detail: pgError.detail } : {}),
-    ...(pgError.hint ? { hint: pgError.hint } : {}),
-    ...(pgError.where ? { where: pgError.where } : {}),
+    // Absent fields (undefined) are left out of the JSON line.
+    sqlstate: pgError.code,
+    detail: pgError.detail,
+    hint: pgError.hint,
+    where: pgError.where,
     error: original.stack ?? String(original),
   });
-  return new GraphQLError(`An unexpected error occurred (reference ${id})`, {
-    nodes: error.nodes,
-    path: error.path,
-    extensions: { code: 'INTERNAL_SERVER_ERROR', reference: id },
-  });
+  return reword(error, `An unexpected error occurred (reference ${id})`, { code: 'INTERNAL_SERVER_ERROR', reference: id });
 }

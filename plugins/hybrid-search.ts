@@ -5,9 +5,8 @@
 import { TYPES, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
 import { each, object } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
-import { sql } from 'postgraphile/pg-sql2';
 import { vectorCodec } from './vector-codec.ts';
-import { planFieldsOf, selectMatches } from './match-select.ts';
+import { distanceFields, planFieldsOf, selectMatches } from './match-select.ts';
 
 export const HybridSearchPlugin = extendSchema((build) => {
   const chunks = (build.input.pgRegistry.pgResources as Record<string, PgResource>).document_chunks;
@@ -96,8 +95,7 @@ export const HybridSearchPlugin = extendSchema((build) => {
                 textRank: $chunk.select(score('text_rank'), TYPES.int),
                 vectorRank: $chunk.select(score('vector_rank'), TYPES.int),
                 textScore: $chunk.select(score('text_score'), TYPES.float),
-                distance: $chunk.select(score('distance'), TYPES.float),
-                similarity: $chunk.select(sql`(1 - ${score('distance')})`, TYPES.float),
+                ...distanceFields($chunk, score('distance')),
               });
             });
           },

@@ -4,7 +4,7 @@
 // rows are joined by id in the FROM clause, so RLS applies to them again and
 // relations of the result (e.g. `chunk { document }`) join into the same
 // statement. Scores are read as extra columns of the alias.
-import { TYPES, pgSelect, type PgCodec, type PgResource, type PgSelectStep } from 'postgraphile/@dataplan/pg';
+import { TYPES, pgSelect, type PgCodec, type PgResource, type PgSelectSingleStep, type PgSelectStep } from 'postgraphile/@dataplan/pg';
 import type { ExecutableStep, ObjectStep } from 'postgraphile/grafast';
 import { sql, type SQL } from 'postgraphile/pg-sql2';
 
@@ -43,10 +43,7 @@ export function selectMatches(
     hasImplicitOrder: false,
     from: {
       callback: ($root) => {
-        const call = sql`${sql.identifier(...fn)}(${sql.join(
-          args.map(([name, $step, codec]) => sql`${sql.identifier(name)} => ${$root.placeholder($step, codec)}`),
-          ', ',
-        )})`;
+        const call = namedCall(fn, args.map(([name, $step, codec]) => [name, $root.placeholder($step, codec)] as const));
         const aliases = ['match_id', ...names.map((n) => `match_${n}`), 'match_order'].map((n) => sql.identifier(n));
         return sql`(select t.*, ${sql.join(aliases.slice(1).map((a) => sql`m.${a}`), ', ')}
   from ${call} with ordinality as m(${sql.join(aliases, ', ')})
@@ -57,6 +54,19 @@ export function selectMatches(
   $select.orderBy({ fragment: sql`${$select.alias}.match_order`, codec: TYPES.bigint, direction: 'ASC' });
   $select.setOrderIsUnique();
   return { $select, score: (column) => sql`${$select.alias}.${sql.identifier(`match_${column}`)}` };
+}
+
+/** `schema.fn(name => value, …)`: named arguments, so the ones left out take their SQL defaults. */
+export function namedCall(fn: readonly [schema: string, name: string], args: ReadonlyArray<readonly [name: string, value: SQL]>): SQL {
+  return sql`${sql.identifier(...fn)}(${sql.join(
+    args.map(([name, value]) => sql`${sql.identifier(name)} => ${value}`),
+    ', ',
+  )})`;
+}
+
+/** A result row's `distance` and `similarity` (1 − distance), from the SQL of its distance. */
+export function distanceFields($row: PgSelectSingleStep, distance: SQL) {
+  return { distance: $row.select(distance, TYPES.float), similarity: $row.select(sql`(1 - ${distance})`, TYPES.float) };
 }
 
 /**

@@ -6,19 +6,14 @@
 import { TYPES, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
 import { each, object } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
-import { sql } from 'postgraphile/pg-sql2';
-import { planFieldsOf, selectMatches, type SearchArgument } from './match-select.ts';
+import { distanceFields, planFieldsOf, selectMatches, type SearchArgument } from './match-select.ts';
 
 /** `{ <item>, distance, similarity }` for each row `fn` ranks, nearest first. */
 function nearest(item: 'chunk' | 'document', resource: PgResource, fn: string, args: readonly SearchArgument[]) {
   const { $select, score } = selectMatches(resource, ['sheratan', fn], args, { distance: TYPES.float });
   return each($select, ($row) => {
     const $match = $row as PgSelectSingleStep;
-    return object({
-      [item]: $match,
-      distance: $match.select(score('distance'), TYPES.float),
-      similarity: $match.select(sql`(1 - ${score('distance')})`, TYPES.float),
-    });
+    return object({ [item]: $match, ...distanceFields($match, score('distance')) });
   });
 }
 

@@ -6,12 +6,12 @@
 // rows in result order; this plugin gives them their GraphQL shape in the same
 // statement: each row is the `chunk`, and the distance is recomputed for the
 // k rows.
-import { TYPES, pgSelect, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
-import { each, object } from 'postgraphile/grafast';
+import { TYPES, pgSelect, type PgCodec, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
+import { each, object, type ExecutableStep } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
 import { sql, type SQL } from 'postgraphile/pg-sql2';
 import { vectorCodec } from './vector-codec.ts';
-import { planFieldsOf } from './match-select.ts';
+import { distanceFields, namedCall, planFieldsOf } from './match-select.ts';
 
 export const SimilaritySearchPlugin = extendSchema((build) => {
   const resources = build.input.pgRegistry.pgResources as Record<string, PgResource>;
@@ -103,21 +103,21 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
               from: {
                 callback: ($root) => {
                   query = $root.placeholder($embedding, vectorCodec);
-                  const arg = (name: string, value: SQL): SQL => sql`${sql.identifier(name)} => ${value}`;
-                  return sql`${sql.identifier('sheratan', 'search_document_chunks')}(${sql.join(
+                  const arg = (name: string, $step: ExecutableStep, codec: PgCodec) => [name, $root.placeholder($step, codec)] as const;
+                  return sql`${namedCall(
+                    ['sheratan', 'search_document_chunks'],
                     [
-                      arg('embedding', query),
-                      arg('first', $root.placeholder(fieldArgs.getRaw('first'), TYPES.int)),
-                      arg('offset', $root.placeholder(fieldArgs.getRaw('offset'), TYPES.int)),
-                      arg('min_similarity', $root.placeholder(fieldArgs.getRaw('minSimilarity'), TYPES.float)),
-                      arg('filter', $root.placeholder(fieldArgs.getRaw('filter'), TYPES.jsonb)),
-                      arg('query_text', $root.placeholder(fieldArgs.getRaw('queryText'), TYPES.text)),
-                      arg('max_per_document', $root.placeholder(fieldArgs.getRaw('maxPerDocument'), TYPES.int)),
-                      arg('mmr_lambda', $root.placeholder(fieldArgs.getRaw(['diversity', 'lambda']), TYPES.float)),
-                      arg('mmr_candidates', $root.placeholder(fieldArgs.getRaw(['diversity', 'candidates']), TYPES.int)),
+                      ['embedding', query],
+                      arg('first', fieldArgs.getRaw('first'), TYPES.int),
+                      arg('offset', fieldArgs.getRaw('offset'), TYPES.int),
+                      arg('min_similarity', fieldArgs.getRaw('minSimilarity'), TYPES.float),
+                      arg('filter', fieldArgs.getRaw('filter'), TYPES.jsonb),
+                      arg('query_text', fieldArgs.getRaw('queryText'), TYPES.text),
+                      arg('max_per_document', fieldArgs.getRaw('maxPerDocument'), TYPES.int),
+                      arg('mmr_lambda', fieldArgs.getRaw(['diversity', 'lambda']), TYPES.float),
+                      arg('mmr_candidates', fieldArgs.getRaw(['diversity', 'candidates']), TYPES.int),
                     ],
-                    ', ',
-                  )}) with ordinality`;
+                  )} with ordinality`;
                 },
               },
             });
@@ -128,11 +128,7 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
             $select.setOrderIsUnique();
             return each($select, ($row) => {
               const $chunk = $row as PgSelectSingleStep;
-              return object({
-                chunk: $chunk,
-                distance: $chunk.select(distance, TYPES.float),
-                similarity: $chunk.select(sql`(1 - ${distance})`, TYPES.float),
-              });
+              return object({ chunk: $chunk, ...distanceFields($chunk, distance) });
             });
           },
         },

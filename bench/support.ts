@@ -1,0 +1,39 @@
+// Shared by the benchmark programs: documents inserted the hand-written way
+// (the path the gateway is compared with), percentiles, and a GraphQL client.
+import type http from 'node:http';
+import type pg from 'pg';
+import { toPgVector } from '../test/support/embeddings.ts';
+import { postOnce } from '../test/support/processes.ts';
+
+export interface RawChunk {
+  content: string;
+  embedding: number[];
+}
+
+/** One document and its chunks by plain INSERTs (one multi-row for the chunks); returns its id. */
+export async function insertDocument(client: pg.ClientBase, tenant: string, title: string, chunks: RawChunk[], source = 'bench'): Promise<string> {
+  const doc = await client.query(`insert into sheratan.documents (tenant, title, source) values ($1, $2, $3) returning id`, [tenant, title, source]);
+  const params: unknown[] = [tenant, doc.rows[0].id];
+  const values = chunks.map((chunk, i) => {
+    params.push(i, chunk.content, toPgVector(chunk.embedding));
+    const n = params.length;
+    return `($1, $2, $${n - 2}, $${n - 1}, $${n}::vector)`;
+  });
+  await client.query(`insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding) values ${values.join(',')}`, params);
+  return doc.rows[0].id as string;
+}
+
+/** The p-th percentile (nearest rank) of `xs`. */
+export function percentile(xs: number[], p: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** A GraphQL caller over a keep-alive agent (as a service calling the gateway would use); errors throw. */
+export function graphqlClient(url: string, token: string, agent: http.Agent) {
+  return async (query: string, variables: Record<string, unknown> = {}): Promise<Record<string, unknown>> => {
+    const { body } = await postOnce(url, token, query, variables, agent);
+    if (body.errors) throw new Error(body.errors[0]!.message);
+    return body.data!;
+  };
+}
