@@ -1,29 +1,56 @@
--- Cluster-wide roles (SPEC §5). Idempotent: runs after every reset and before
--- every migrate. Runs as the root user.
+-- Cluster-wide roles and the vector extension (SPEC §5). Idempotent, and it
+-- changes only what is missing or wrong: it runs as a superuser after every
+-- graphile-migrate reset and from `npm run db:bootstrap`, and before every
+-- `db:migrate`, where on a server it may run as the database owner, who is not
+-- a superuser. There it is a no-op once the bootstrap has been done, and it
+-- fails with the way out when something needs a superuser.
 do $$
+declare
+  api_role text;
+  problem text;
 begin
+  -- The authenticator logs in, inherits nothing, and can only become the three API roles.
   if not exists (select 1 from pg_roles where rolname = 'sheratan_authenticator') then
-    create role sheratan_authenticator with login noinherit;
+    problem := 'role sheratan_authenticator is missing';
+    create role sheratan_authenticator with login noinherit nosuperuser nocreatedb nocreaterole nobypassrls;
+  elsif exists (
+    select 1 from pg_roles where rolname = 'sheratan_authenticator'
+       and (not rolcanlogin or rolinherit or rolsuper or rolcreatedb or rolcreaterole or rolbypassrls)
+  ) then
+    problem := 'role sheratan_authenticator must be LOGIN NOINHERIT without SUPERUSER, CREATEDB, CREATEROLE or BYPASSRLS';
+    alter role sheratan_authenticator with login noinherit nosuperuser nocreatedb nocreaterole nobypassrls;
   end if;
-  if not exists (select 1 from pg_roles where rolname = 'sheratan_app') then
-    create role sheratan_app nologin;
+
+  -- The API roles cannot log in, bypass row-level security or own anything.
+  foreach api_role in array array['sheratan_app', 'sheratan_readonly', 'sheratan_anonymous'] loop
+    if not exists (select 1 from pg_roles where rolname = api_role) then
+      problem := format('role %s is missing', api_role);
+      execute format('create role %I nologin nosuperuser nobypassrls', api_role);
+    elsif exists (select 1 from pg_roles where rolname = api_role and (rolcanlogin or rolsuper or rolbypassrls)) then
+      problem := format('role %s must be NOLOGIN without SUPERUSER or BYPASSRLS', api_role);
+      execute format('alter role %I with nologin nosuperuser nobypassrls', api_role);
+    end if;
+    if not pg_has_role('sheratan_authenticator', api_role, 'member') then
+      problem := format('sheratan_authenticator is not a member of %s', api_role);
+      execute format('grant %I to sheratan_authenticator', api_role);
+    end if;
+  end loop;
+
+  -- graphile-migrate's reset revokes CONNECT from PUBLIC; the gateway must still connect.
+  if not has_database_privilege('sheratan_authenticator', current_database(), 'connect') then
+    problem := format('sheratan_authenticator may not connect to database %s', current_database());
+    execute format('grant connect on database %I to sheratan_authenticator', current_database());
   end if;
-  if not exists (select 1 from pg_roles where rolname = 'sheratan_readonly') then
-    create role sheratan_readonly nologin;
+
+  -- pgvector is not a trusted extension: creating it needs a superuser once per database.
+  if not exists (select 1 from pg_extension where extname = 'vector') then
+    problem := format('the vector extension is not created in database %s', current_database());
+    create extension vector;
   end if;
-  if not exists (select 1 from pg_roles where rolname = 'sheratan_anonymous') then
-    create role sheratan_anonymous nologin;
-  end if;
+exception
+  when insufficient_privilege then
+    raise exception '% and % may not fix it', problem, current_user
+      using errcode = 'insufficient_privilege',
+            hint = 'run `npm run db:bootstrap` once with ROOT_DATABASE_URL set to a superuser connection (see README "Server setup")';
 end
 $$;
-
--- The API roles can never bypass row-level security or own anything.
-alter role sheratan_authenticator with login noinherit nosuperuser nocreatedb nocreaterole nobypassrls;
-alter role sheratan_app with nologin nosuperuser nobypassrls;
-alter role sheratan_readonly with nologin nosuperuser nobypassrls;
-alter role sheratan_anonymous with nologin nosuperuser nobypassrls;
-
--- The authenticator can become exactly these three roles, and nothing else.
-grant sheratan_app to sheratan_authenticator;
-grant sheratan_readonly to sheratan_authenticator;
-grant sheratan_anonymous to sheratan_authenticator;

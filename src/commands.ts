@@ -12,6 +12,7 @@ import {
   migrateSettings,
   migrateToHead,
   releaseMigratePools,
+  resetBlocker,
   watchCurrent,
   withMigrationLock,
 } from './migrations.ts';
@@ -24,6 +25,8 @@ import { projectRoot } from './paths.ts';
 import { describeAnnIndex, rebuildAnnIndex, type AnnSpec } from './index-tune.ts';
 import { formatChecks, runDoctor } from './doctor.ts';
 import { backup, defaultBackupFile, restore } from './backup.ts';
+import { bootstrapServer } from './bootstrap.ts';
+import { createReportingLogin, validateReportingLogin } from './reporting-login.ts';
 
 type Command = (config: Config, args: string[]) => Promise<number | void>;
 
@@ -116,6 +119,27 @@ const commands: Record<string, Command> = {
     process.stdout.write(`restored ${file}\n`);
   },
 
+  async 'db:bootstrap'(config, args) {
+    const { values } = parseArgs({ args, options: { 'no-createdb': { type: 'boolean' } } });
+    const db = await openDatabase(config, { purpose: 'db:bootstrap' });
+    try {
+      const done = await bootstrapServer(config, db, { createdb: !values['no-createdb'] });
+      process.stdout.write(`${done.map((line) => `✓ ${line}`).join('\n')}\nnext: npm run db:migrate (as the owner; ROOT_DATABASE_URL is not needed any more)\n`);
+    } finally {
+      await db.close();
+    }
+  },
+
+  async 'db:reporting-login'(config, args) {
+    const { values } = parseArgs({ args, options: { name: { type: 'string' }, tenant: { type: 'string' }, password: { type: 'string' } } });
+    const login = validateReportingLogin(values);
+    await withDatabase(config, 'db:reporting-login', (db) => createReportingLogin(config, db, login));
+    process.stdout.write(
+      `login ${login.name} reads tenant ${login.tenant} only (as sheratan_readonly); ` +
+        `connect with the owner's connection string, user ${login.name} and its password\n`,
+    );
+  },
+
   async 'db:watch'(config, args) {
     const { values } = parseArgs({ args, options: { once: { type: 'boolean' } } });
     await withDatabase(config, 'db:watch', async (db) => {
@@ -135,7 +159,11 @@ const commands: Record<string, Command> = {
   async 'db:commit'(config, args) {
     const { values } = parseArgs({ args, options: { message: { type: 'string', short: 'm' } } });
     await withDatabase(config, 'db:commit', (db) =>
-      withMigrationLock(config, () => gm.commit(migrateSettings(config, db), values.message)),
+      withMigrationLock(config, async () => {
+        // commit migrates the database too: its roles must exist, as for db:migrate.
+        await ensureRoles(db, config);
+        await gm.commit(migrateSettings(config, db), values.message);
+      }),
     );
   },
 
@@ -151,9 +179,14 @@ const commands: Record<string, Command> = {
       process.stderr.write('db:reset drops and recreates the database, deleting all data. Add --erase to confirm.\n');
       return 2;
     }
-    await withDatabase(config, 'db:reset', (db) =>
-      withMigrationLock(config, () => gm.reset(migrateSettings(config, db), values.shadow ?? false)),
-    );
+    await withDatabase(config, 'db:reset', async (db) => {
+      // Refuse before anything is dropped, rather than fail half-way with no database.
+      const blocker = await resetBlocker(config, db, values.shadow ?? false);
+      if (blocker) {
+        throw new Error(`db:reset refused, nothing was dropped: ${blocker}. Run \`npm run db:bootstrap\` with ROOT_DATABASE_URL once, or set ROOT_DATABASE_URL to a superuser for db:reset`);
+      }
+      await withMigrationLock(config, () => gm.reset(migrateSettings(config, db), values.shadow ?? false));
+    });
   },
 
   async 'db:status'(config) {

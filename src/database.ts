@@ -26,22 +26,33 @@ function withUser(url: string, user: string): string {
   return u.toString();
 }
 
-function withDatabase(url: string, db: string): string {
+/** The same connection string, on database `db`. */
+export function onDatabase(url: string, db: string): string {
   const u = new URL(url);
-  u.pathname = `/${db}`;
+  u.pathname = `/${encodeURIComponent(db)}`;
   return u.toString();
+}
+
+/** The database a connection string names. */
+export function databaseName(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.slice(1));
+}
+
+/** The user a connection string names. */
+export function userName(url: string): string {
+  return decodeURIComponent(new URL(url).username);
 }
 
 export function serverUrls(config: Config & { databaseUrl: string }): Omit<Database, 'mode' | 'close' | 'engine'> {
   const owner = config.databaseUrl;
-  const dbName = decodeURIComponent(new URL(owner).pathname.slice(1));
+  const dbName = databaseName(owner);
   const authUrl = config.authDatabaseUrl ?? withUser(owner, AUTHENTICATOR_ROLE);
   return {
     ownerUrl: owner,
     authUrl,
     readUrl: config.readDatabaseUrl ?? authUrl,
-    shadowUrl: config.shadowDatabaseUrl ?? withDatabase(owner, `${dbName}_shadow`),
-    rootUrl: config.rootDatabaseUrl ?? withDatabase(owner, 'postgres'),
+    shadowUrl: config.shadowDatabaseUrl ?? onDatabase(owner, `${dbName}_shadow`),
+    rootUrl: config.rootDatabaseUrl ?? onDatabase(owner, 'postgres'),
   };
 }
 

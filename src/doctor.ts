@@ -132,10 +132,10 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
   }
 
   const fk = (
-    await client.query<{ conname: string; confdeltype: string; target: string }>(`
-      select conname, confdeltype, confrelid::regclass::text as target from pg_constraint
-       where contype = 'f' and conrelid = to_regclass('sheratan.document_chunks')`)
-  ).rows.find((r) => r.target === 'sheratan.documents');
+    await client.query<{ conname: string; confdeltype: string }>(`
+      select conname, confdeltype from pg_constraint
+       where contype = 'f' and conrelid = to_regclass('sheratan.document_chunks') and confrelid = to_regclass('sheratan.documents')`)
+  ).rows[0];
   add(
     fk?.confdeltype === 'c'
       ? { name: 'cascade foreign key', status: 'ok', detail: `${fk.conname}: document_chunks.document_id → documents ON DELETE CASCADE` }

@@ -8,7 +8,7 @@ import * as gm from 'graphile-migrate';
 import { Logger } from '@graphile/logger';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import type { Config } from './config.ts';
-import { withPgClient, type Database } from './database.ts';
+import { databaseName, onDatabase, withPgClient, type Database } from './database.ts';
 import { projectRoot } from './paths.ts';
 import { log } from './log.ts';
 
@@ -38,18 +38,18 @@ export function migrateSettings(config: Config, db: Database, logger?: Logger): 
 }
 
 /**
- * Creates the API roles (idempotently) before migrating: committed migrations
- * grant to them, and on a fresh database nothing has run afterReset yet.
+ * Runs migrations/afterReset.sql before migrating: committed migrations grant
+ * to the API roles, and on a fresh database nothing has run it yet. It runs as
+ * the root user when there is one (embedded, or ROOT_DATABASE_URL), otherwise
+ * as the owner, for whom it is a no-op once `db:bootstrap` has run (and an
+ * error naming the bootstrap when it has not). It never sets passwords: roles
+ * are cluster-wide, and two databases on one cluster must not reset each
+ * other's authenticator password; `db:bootstrap` sets it, explicitly.
  */
 export async function ensureRoles(db: Database, config: Config): Promise<void> {
   const sql = readFileSync(path.join(projectRoot, 'migrations', 'afterReset.sql'), 'utf8');
-  await withPgClient(db.mode === 'embedded' || config.rootDatabaseUrl ? db.rootUrl : db.ownerUrl, async (client) => {
-    await client.query(sql);
-    const password = new URL(db.authUrl).password;
-    if (db.mode === 'server' && password) {
-      await client.query(`alter role sheratan_authenticator with password ${client.escapeLiteral(decodeURIComponent(password))}`);
-    }
-  });
+  const url = db.mode === 'embedded' ? db.rootUrl : config.rootDatabaseUrl ? onDatabase(db.rootUrl, databaseName(db.ownerUrl)) : db.ownerUrl;
+  await withPgClient(url, (client) => client.query(sql));
 }
 
 /**
@@ -175,4 +175,41 @@ export function watchCurrent(
     });
   }
   return { first, stop: () => unwatchFile(file) };
+}
+
+/**
+ * What stops graphile-migrate's reset on a server from finishing, checked
+ * before it drops anything: it drops and recreates the database on the root
+ * connection (ROOT_DATABASE_URL, or the owner on the `postgres` database), then
+ * runs afterReset.sql there. Returns the reason, or null when it can finish.
+ */
+export async function resetBlocker(config: Config, db: Database, shadow = false): Promise<string | null> {
+  if (db.mode !== 'server') return null;
+  const target = databaseName(shadow ? db.shadowUrl : db.ownerUrl);
+  try {
+    return await withPgClient(db.rootUrl, async (client) => {
+      const me = (
+        await client.query<{ name: string; superuser: boolean; createdb: boolean; owns: boolean | null }>(
+          `select r.rolname as name, r.rolsuper as superuser, r.rolcreatedb as createdb,
+                  (select pg_has_role(r.oid, d.datdba, 'usage') from pg_database d where d.datname = $1) as owns
+             from pg_roles r where r.rolname = current_user`,
+          [target],
+        )
+      ).rows[0]!;
+      if (me.superuser) return null;
+      if (!me.createdb) return `${me.name} may not create databases (CREATEDB), so the database could be dropped but not recreated`;
+      if (me.owns === false) return `${me.name} does not own the database ${target}, so it may not drop it`;
+      const roles = (await client.query<{ n: string }>(
+        "select count(*)::text as n from pg_roles where rolname in ('sheratan_authenticator', 'sheratan_app', 'sheratan_readonly', 'sheratan_anonymous')",
+      )).rows[0]!.n;
+      if (roles !== '4') return 'the API roles do not all exist, and creating them needs a superuser';
+      const templated = await withPgClient(onDatabase(db.rootUrl, 'template1'), async (t) =>
+        (await t.query("select 1 from pg_extension where extname = 'vector'")).rowCount! > 0,
+      ).catch(() => false);
+      if (!templated) return 'a new database would lack the vector extension (it is not in template1), and creating it needs a superuser';
+      return null;
+    });
+  } catch (err) {
+    return `the root connection failed: ${(err as Error).message}`;
+  }
 }

@@ -4,155 +4,158 @@ import pg from 'pg';
 import { rmSync } from 'node:fs';
 import { DataDirInUseError, startEmbedded, type EmbeddedEngine } from '../../src/embedded/index.ts';
 import { tempDataDir } from '../support/harness.ts';
+import { describeEmbedded } from '../support/backend.ts';
 
-let dataDir: string;
-let engine: EmbeddedEngine;
+describeEmbedded("it tests the embedded engine's own wire-protocol server", 'the embedded wire-protocol server', () => {
+  let dataDir: string;
+  let engine: EmbeddedEngine;
 
-beforeAll(async () => {
-  dataDir = tempDataDir();
-  engine = await startEmbedded(dataDir, { purpose: 'test' });
-  const setup = await connect();
-  await setup.query(`
-    create role tenant_reader nologin;
-    create table claims_seen (id serial primary key, who text, tenant text);
-    grant insert, select on claims_seen to tenant_reader;
-    grant usage on sequence claims_seen_id_seq to tenant_reader;
-  `);
-  await setup.end();
-});
-
-afterAll(async () => {
-  await engine.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-async function connect(user?: string, password = engine.password): Promise<pg.Client> {
-  const client = new pg.Client(engine.url(user).replace(engine.password, password));
-  await client.connect();
-  return client;
-}
-
-test('two clients may prepare the same statement name one after the other', async () => {
-  const a = await connect();
-  expect((await a.query({ name: 'same_name', text: 'select 1 as v' })).rows).toEqual([{ v: 1 }]);
-  await a.end();
-  const b = await connect();
-  expect((await b.query({ name: 'same_name', text: 'select 2 as v' })).rows).toEqual([{ v: 2 }]);
-  await b.end();
-});
-
-test('concurrent clients keep their own prepared statements under the same name', async () => {
-  const [a, b] = await Promise.all([connect(), connect()]);
-  await a.query({ name: 'shared', text: "select 'a' as who" });
-  await b.query({ name: 'shared', text: "select 'b' as who" });
-  expect((await a.query({ name: 'shared', text: "select 'a' as who" })).rows).toEqual([{ who: 'a' }]);
-  expect((await b.query({ name: 'shared', text: "select 'b' as who" })).rows).toEqual([{ who: 'b' }]);
-  await Promise.all([a.end(), b.end()]);
-});
-
-test('a session SET in one client is not visible in the next, nor in a concurrent one', async () => {
-  const a = await connect();
-  await a.query("set statement_timeout = '4321ms'");
-  await a.query('set role tenant_reader');
-  const concurrent = await connect();
-  expect((await concurrent.query('show statement_timeout')).rows[0].statement_timeout).toBe('0');
-  expect((await concurrent.query('select current_user')).rows[0].current_user).toBe('sheratan');
-  // …while the first client still has its own settings.
-  expect((await a.query('show statement_timeout')).rows[0].statement_timeout).toBe('4321ms');
-  expect((await a.query('select current_user')).rows[0].current_user).toBe('tenant_reader');
-  await a.end();
-  await concurrent.end();
-  const next = await connect();
-  expect((await next.query('show statement_timeout')).rows[0].statement_timeout).toBe('0');
-  expect((await next.query('select current_user')).rows[0].current_user).toBe('sheratan');
-  await next.end();
-});
-
-test('8 concurrent transactions with SET LOCAL role and claim each see only their own', async () => {
-  const clients = await Promise.all(Array.from({ length: 8 }, () => connect()));
-  const seen = await Promise.all(
-    clients.map(async (c, i) => {
-      await c.query('begin');
-      await c.query("select set_config('role', 'tenant_reader', true), set_config('jwt.claims.tenant', $1, true)", [`t${i}`]);
-      await new Promise((r) => setTimeout(r, 5 * (8 - i))); // interleave
-      await c.query("insert into claims_seen (who, tenant) values (current_user, current_setting('jwt.claims.tenant'))");
-      const row = (await c.query("select current_user as who, current_setting('jwt.claims.tenant') as tenant")).rows[0];
-      await c.query('commit');
-      const after = (await c.query("select current_user as who, current_setting('jwt.claims.tenant', true) as tenant")).rows[0];
-      return { row, after };
-    }),
-  );
-  seen.forEach(({ row, after }, i) => {
-    expect(row).toEqual({ who: 'tenant_reader', tenant: `t${i}` });
-    expect(after.who).toBe('sheratan');
-    expect(after.tenant ?? '').toBe('');
+  beforeAll(async () => {
+    dataDir = tempDataDir();
+    engine = await startEmbedded(dataDir, { purpose: 'test' });
+    const setup = await connect();
+    await setup.query(`
+      create role tenant_reader nologin;
+      create table claims_seen (id serial primary key, who text, tenant text);
+      grant insert, select on claims_seen to tenant_reader;
+      grant usage on sequence claims_seen_id_seq to tenant_reader;
+    `);
+    await setup.end();
   });
-  const owner = await connect();
-  const rows = (await owner.query('select who, tenant from claims_seen order by tenant')).rows;
-  expect(rows).toEqual(Array.from({ length: 8 }, (_, i) => ({ who: 'tenant_reader', tenant: `t${i}` })));
-  await Promise.all([...clients, owner].map((c) => c.end()));
-});
 
-test('an open transaction is rolled back when its client disconnects', async () => {
-  const a = await connect();
-  await a.query('begin');
-  await a.query("insert into claims_seen (who, tenant) values ('ghost', 'x')");
-  await a.end();
-  const b = await connect();
-  expect((await b.query("select count(*)::int as n from claims_seen where who = 'ghost'")).rows[0].n).toBe(0);
-  await b.end();
-});
+  afterAll(async () => {
+    await engine.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
 
-test('a result much larger than the socket buffers arrives intact, also to several clients at once', async () => {
-  // The engine writes faster than clients read; what waits to be sent must not
-  // be overwritten by the engine's next output (it once was: a corrupt stream).
-  const sql = "select i, md5(i::text) || repeat(chr(65 + i % 26), 2000) as v from generate_series(1, 15000) i";
-  const clients = await Promise.all([connect(), connect(), connect()]);
-  const results = await Promise.all(clients.map((c) => c.query(sql)));
-  for (const { rows } of results) {
-    expect(rows).toHaveLength(15000);
-    const bad = rows.filter((r, k) => r.i !== k + 1 || r.v.length !== 32 + 2000 || r.v[40] !== String.fromCharCode(65 + ((k + 1) % 26)));
-    expect(bad).toEqual([]);
+  async function connect(user?: string, password = engine.password): Promise<pg.Client> {
+    const client = new pg.Client(engine.url(user).replace(engine.password, password));
+    await client.connect();
+    return client;
   }
-  // Each row's checksum part too, for a sample spread over the result.
-  const { createHash } = await import('node:crypto');
-  for (let k = 0; k < 15000; k += 997) expect(results[0]!.rows[k].v.slice(0, 32)).toBe(createHash('md5').update(String(k + 1)).digest('hex'));
-  await Promise.all(clients.map((c) => c.end()));
-}, 60_000);
 
-test('logins need the generated password and an existing LOGIN role', async () => {
-  await expect(connect(undefined, 'wrong-password')).rejects.toThrow(/password authentication failed/);
-  await expect(connect('nobody')).rejects.toThrow(/role "nobody" does not exist/);
-  await expect(connect('tenant_reader')).rejects.toThrow(/not permitted to log in/);
-  const unknownDb = new pg.Client({ connectionString: engine.url().replace(/\/sheratan$/, '/elsewhere') });
-  await expect(unknownDb.connect()).rejects.toThrow(/database "elsewhere" does not exist/);
-});
+  test('two clients may prepare the same statement name one after the other', async () => {
+    const a = await connect();
+    expect((await a.query({ name: 'same_name', text: 'select 1 as v' })).rows).toEqual([{ v: 1 }]);
+    await a.end();
+    const b = await connect();
+    expect((await b.query({ name: 'same_name', text: 'select 2 as v' })).rows).toEqual([{ v: 2 }]);
+    await b.end();
+  });
 
-test('the shadow database is a separate instance', async () => {
-  const shadow = new pg.Client(engine.url(undefined, true));
-  await shadow.connect();
-  expect((await shadow.query("select to_regclass('public.claims_seen') as t")).rows[0].t).toBeNull();
-  await shadow.end();
-});
+  test('concurrent clients keep their own prepared statements under the same name', async () => {
+    const [a, b] = await Promise.all([connect(), connect()]);
+    await a.query({ name: 'shared', text: "select 'a' as who" });
+    await b.query({ name: 'shared', text: "select 'b' as who" });
+    expect((await a.query({ name: 'shared', text: "select 'a' as who" })).rows).toEqual([{ who: 'a' }]);
+    expect((await b.query({ name: 'shared', text: "select 'b' as who" })).rows).toEqual([{ who: 'b' }]);
+    await Promise.all([a.end(), b.end()]);
+  });
 
-test('a second engine on the same data directory is refused with a clear message', async () => {
-  await expect(startEmbedded(dataDir, { purpose: 'second' })).rejects.toThrow(DataDirInUseError);
-  await expect(startEmbedded(dataDir, { purpose: 'second' })).rejects.toThrow(/in use by process \d+ \(test\)/);
-});
+  test('a session SET in one client is not visible in the next, nor in a concurrent one', async () => {
+    const a = await connect();
+    await a.query("set statement_timeout = '4321ms'");
+    await a.query('set role tenant_reader');
+    const concurrent = await connect();
+    expect((await concurrent.query('show statement_timeout')).rows[0].statement_timeout).toBe('0');
+    expect((await concurrent.query('select current_user')).rows[0].current_user).toBe('sheratan');
+    // …while the first client still has its own settings.
+    expect((await a.query('show statement_timeout')).rows[0].statement_timeout).toBe('4321ms');
+    expect((await a.query('select current_user')).rows[0].current_user).toBe('tenant_reader');
+    await a.end();
+    await concurrent.end();
+    const next = await connect();
+    expect((await next.query('show statement_timeout')).rows[0].statement_timeout).toBe('0');
+    expect((await next.query('select current_user')).rows[0].current_user).toBe('sheratan');
+    await next.end();
+  });
 
-test('a clean shutdown keeps every committed row on disk', async () => {
-  const dir = tempDataDir();
-  const first = await startEmbedded(dir, { purpose: 'persist' });
-  const a = new pg.Client(first.url());
-  await a.connect();
-  await a.query('create table kept (v text); insert into kept values ($$still here$$)');
-  await a.end();
-  await first.stop();
-  const second = await startEmbedded(dir, { purpose: 'persist' });
-  const b = new pg.Client(second.url());
-  await b.connect();
-  expect((await b.query('select v from kept')).rows).toEqual([{ v: 'still here' }]);
-  await b.end();
-  await second.stop();
-  rmSync(dir, { recursive: true, force: true });
+  test('8 concurrent transactions with SET LOCAL role and claim each see only their own', async () => {
+    const clients = await Promise.all(Array.from({ length: 8 }, () => connect()));
+    const seen = await Promise.all(
+      clients.map(async (c, i) => {
+        await c.query('begin');
+        await c.query("select set_config('role', 'tenant_reader', true), set_config('jwt.claims.tenant', $1, true)", [`t${i}`]);
+        await new Promise((r) => setTimeout(r, 5 * (8 - i))); // interleave
+        await c.query("insert into claims_seen (who, tenant) values (current_user, current_setting('jwt.claims.tenant'))");
+        const row = (await c.query("select current_user as who, current_setting('jwt.claims.tenant') as tenant")).rows[0];
+        await c.query('commit');
+        const after = (await c.query("select current_user as who, current_setting('jwt.claims.tenant', true) as tenant")).rows[0];
+        return { row, after };
+      }),
+    );
+    seen.forEach(({ row, after }, i) => {
+      expect(row).toEqual({ who: 'tenant_reader', tenant: `t${i}` });
+      expect(after.who).toBe('sheratan');
+      expect(after.tenant ?? '').toBe('');
+    });
+    const owner = await connect();
+    const rows = (await owner.query('select who, tenant from claims_seen order by tenant')).rows;
+    expect(rows).toEqual(Array.from({ length: 8 }, (_, i) => ({ who: 'tenant_reader', tenant: `t${i}` })));
+    await Promise.all([...clients, owner].map((c) => c.end()));
+  });
+
+  test('an open transaction is rolled back when its client disconnects', async () => {
+    const a = await connect();
+    await a.query('begin');
+    await a.query("insert into claims_seen (who, tenant) values ('ghost', 'x')");
+    await a.end();
+    const b = await connect();
+    expect((await b.query("select count(*)::int as n from claims_seen where who = 'ghost'")).rows[0].n).toBe(0);
+    await b.end();
+  });
+
+  test('a result much larger than the socket buffers arrives intact, also to several clients at once', async () => {
+    // The engine writes faster than clients read; what waits to be sent must not
+    // be overwritten by the engine's next output (it once was: a corrupt stream).
+    const sql = "select i, md5(i::text) || repeat(chr(65 + i % 26), 2000) as v from generate_series(1, 15000) i";
+    const clients = await Promise.all([connect(), connect(), connect()]);
+    const results = await Promise.all(clients.map((c) => c.query(sql)));
+    for (const { rows } of results) {
+      expect(rows).toHaveLength(15000);
+      const bad = rows.filter((r, k) => r.i !== k + 1 || r.v.length !== 32 + 2000 || r.v[40] !== String.fromCharCode(65 + ((k + 1) % 26)));
+      expect(bad).toEqual([]);
+    }
+    // Each row's checksum part too, for a sample spread over the result.
+    const { createHash } = await import('node:crypto');
+    for (let k = 0; k < 15000; k += 997) expect(results[0]!.rows[k].v.slice(0, 32)).toBe(createHash('md5').update(String(k + 1)).digest('hex'));
+    await Promise.all(clients.map((c) => c.end()));
+  }, 60_000);
+
+  test('logins need the generated password and an existing LOGIN role', async () => {
+    await expect(connect(undefined, 'wrong-password')).rejects.toThrow(/password authentication failed/);
+    await expect(connect('nobody')).rejects.toThrow(/role "nobody" does not exist/);
+    await expect(connect('tenant_reader')).rejects.toThrow(/not permitted to log in/);
+    const unknownDb = new pg.Client({ connectionString: engine.url().replace(/\/sheratan$/, '/elsewhere') });
+    await expect(unknownDb.connect()).rejects.toThrow(/database "elsewhere" does not exist/);
+  });
+
+  test('the shadow database is a separate instance', async () => {
+    const shadow = new pg.Client(engine.url(undefined, true));
+    await shadow.connect();
+    expect((await shadow.query("select to_regclass('public.claims_seen') as t")).rows[0].t).toBeNull();
+    await shadow.end();
+  });
+
+  test('a second engine on the same data directory is refused with a clear message', async () => {
+    await expect(startEmbedded(dataDir, { purpose: 'second' })).rejects.toThrow(DataDirInUseError);
+    await expect(startEmbedded(dataDir, { purpose: 'second' })).rejects.toThrow(/in use by process \d+ \(test\)/);
+  });
+
+  test('a clean shutdown keeps every committed row on disk', async () => {
+    const dir = tempDataDir();
+    const first = await startEmbedded(dir, { purpose: 'persist' });
+    const a = new pg.Client(first.url());
+    await a.connect();
+    await a.query('create table kept (v text); insert into kept values ($$still here$$)');
+    await a.end();
+    await first.stop();
+    const second = await startEmbedded(dir, { purpose: 'persist' });
+    const b = new pg.Client(second.url());
+    await b.connect();
+    expect((await b.query('select v from kept')).rows).toEqual([{ v: 'still here' }]);
+    await b.end();
+    await second.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
 });

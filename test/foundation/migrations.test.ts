@@ -1,40 +1,101 @@
-// db:reset (graphile-migrate's reset on the embedded engine): the database is
-// wiped, the roles are recreated by afterReset, and every migration reapplied.
-import { rmSync } from 'node:fs';
+// Migrations on either backend: migrate is idempotent, db:reset (graphile-migrate's
+// reset) wipes the data, keeps the roles and reapplies every migration, and on a
+// server it is refused, before anything is dropped, when it could not finish.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import * as gm from 'graphile-migrate';
-import { parseConfig } from '../../src/config.ts';
-import { openDatabase, withPgClient, type Database } from '../../src/database.ts';
-import { migrateSettings, migrateToHead, releaseMigratePools } from '../../src/migrations.ts';
-import { tempDataDir } from '../support/harness.ts';
+import { parseConfig, type Config } from '../../src/config.ts';
+import { onDatabase, openDatabase, withPgClient, type Database } from '../../src/database.ts';
+import { migrateSettings, migrateToHead, releaseMigratePools, structuredMigrateLogger as quiet } from '../../src/migrations.ts';
+import { setLogLevel } from '../../src/log.ts';
+import { projectRoot } from '../../src/paths.ts';
+import { AUTHENTICATOR_PASSWORD, createTestDatabase, SUPERUSER_URL, serverTest, type TestDatabase } from '../support/backend.ts';
 
-const dataDir = tempDataDir();
-const config = parseConfig({ SHERATAN_DATA_DIR: dataDir });
+let test_db: TestDatabase;
+let config: Config;
 let db: Database;
 
 beforeAll(async () => {
+  test_db = await createTestDatabase();
+  config = parseConfig({ ...test_db.env, LOG_LEVEL: 'silent' });
+  setLogLevel('silent');
   db = await openDatabase(config, { purpose: 'test', serve: true });
-  await migrateToHead(config, db);
+  await migrateToHead(config, db, quiet);
 });
 afterAll(async () => {
   releaseMigratePools();
   await db.close();
-  rmSync(dataDir, { recursive: true, force: true });
+  await test_db.drop();
 });
 
+const cli = (args: string[], env: Record<string, string>) =>
+  spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), ...args], {
+    env: { ...process.env, LOG_LEVEL: 'silent', ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+
 test('migrating again is a no-op', async () => {
-  await migrateToHead(config, db);
-  const status = await gm.status(migrateSettings(config, db));
+  await migrateToHead(config, db, quiet);
+  const status = await gm.status(migrateSettings(config, db, quiet));
   expect(status.remainingMigrations).toEqual([]);
 });
 
-test('reset wipes the data, recreates the roles and reapplies every migration', async () => {
+test('reset wipes the data, keeps the roles and reapplies every migration (on a server, as the owner alone)', async () => {
   await withPgClient(db.ownerUrl, (c) => c.query("set jwt.claims.tenant = 't'; insert into sheratan.documents (tenant, title) values ('t', 'doomed')"));
-  await gm.reset(migrateSettings(config, db));
+  await gm.reset(migrateSettings(config, db, quiet));
+  releaseMigratePools();
   await withPgClient(db.ownerUrl, async (c) => {
     expect((await c.query('select count(*)::int as n from sheratan.documents')).rows[0].n).toBe(0);
-    const roles = await c.query("select rolname from pg_roles where rolname like 'sheratan%' order by rolname");
+    const roles = await c.query(
+      "select rolname from pg_roles where rolname in ('sheratan', 'sheratan_anonymous', 'sheratan_app', 'sheratan_authenticator', 'sheratan_readonly') order by rolname",
+    );
     expect(roles.rows.map((r) => r.rolname)).toEqual(['sheratan', 'sheratan_anonymous', 'sheratan_app', 'sheratan_authenticator', 'sheratan_readonly']);
     const applied = await c.query('select count(*)::int as n from graphile_migrate.migrations');
-    expect(applied.rows[0].n).toBeGreaterThanOrEqual(2);
+    expect(applied.rows[0].n).toBeGreaterThanOrEqual(9);
   });
+  // The gateway's login still connects to the recreated database.
+  await withPgClient(db.authUrl, async (c) => expect((await c.query('select current_user as u')).rows[0].u).toBe('sheratan_authenticator'));
 });
+
+serverTest('the owner role and its CREATEDB right are server concepts')(
+  'db:reset -- --erase by an owner that may not create databases is refused and drops nothing',
+  async () => {
+    const suffix = `${process.pid}_${Date.now()}`;
+    const owner = `owner_nocreatedb_${suffix}`;
+    const name = `sheratan_nocreatedb_${suffix}`;
+    await withPgClient(SUPERUSER_URL!, async (c) => {
+      await c.query(`create role ${owner} login password 'owner-password-123' nocreatedb`);
+      await c.query(`create database ${name} owner ${owner}`);
+    });
+    try {
+      const url = new URL(onDatabase(SUPERUSER_URL!, name));
+      url.username = owner;
+      url.password = 'owner-password-123';
+      const result = cli(['db:reset', '--erase'], { DATABASE_URL: url.toString(), AUTH_DATABASE_URL: test_db.env.AUTH_DATABASE_URL! });
+      expect(result.stderr).toMatch(/db:reset refused, nothing was dropped: owner_nocreatedb_\S+ may not create databases \(CREATEDB\)/);
+      expect(result.status).toBe(1);
+      const still = await withPgClient(SUPERUSER_URL!, (c) => c.query('select 1 from pg_database where datname = $1', [name]));
+      expect(still.rowCount).toBe(1);
+    } finally {
+      await withPgClient(SUPERUSER_URL!, async (c) => {
+        await c.query(`drop database if exists ${name} with (force)`);
+        await c.query(`drop role if exists ${owner}`);
+      });
+    }
+  },
+);
+
+serverTest('passwords of server roles are set by db:bootstrap only')(
+  "db:migrate leaves the authenticator's password alone, whatever AUTH_DATABASE_URL says (roles are cluster-wide)",
+  async () => {
+    const other = new URL(test_db.env.AUTH_DATABASE_URL!);
+    other.password = 'another-store-on-this-cluster';
+    const result = cli(['db:migrate'], { ...test_db.env, AUTH_DATABASE_URL: other.toString() });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const login = new URL(test_db.env.AUTH_DATABASE_URL!);
+    expect(decodeURIComponent(login.password)).toBe(AUTHENTICATOR_PASSWORD);
+    await withPgClient(login.toString(), async (c) => expect((await c.query('select 1 as one')).rows[0].one).toBe(1));
+  },
+);

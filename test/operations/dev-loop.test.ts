@@ -8,64 +8,67 @@ import { startGateway, type RunningGateway } from '../../src/server.ts';
 import { watchCurrent, type CurrentWatcher } from '../../src/migrations.ts';
 import { SchemaReloader } from '../../src/schema-reload.ts';
 import { signToken } from '../../src/auth.ts';
+import { describeEmbedded } from '../support/backend.ts';
 
-const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sheratan-dev-'));
-const current = path.join(dataDir, 'current.sql');
-let gateway: RunningGateway;
-let watcher: CurrentWatcher;
-const lines: string[] = [];
+describeEmbedded('npm run dev serves the embedded database', 'the dev loop', () => {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sheratan-dev-'));
+  const current = path.join(dataDir, 'current.sql');
+  let gateway: RunningGateway;
+  let watcher: CurrentWatcher;
+  const lines: string[] = [];
 
-beforeAll(async () => {
-  writeFileSync(current, '-- nothing yet\n');
-  const reloader = new SchemaReloader();
-  gateway = await startGateway(parseConfig({ SHERATAN_DATA_DIR: path.join(dataDir, 'db'), LOG_LEVEL: 'silent' }), { port: 0, reloader });
-  watcher = watchCurrent(gateway.config, gateway.db, { file: current, onApplied: () => reloader.reload(), log: (l) => lines.push(l) });
-  await watcher.first;
-});
-afterAll(async () => {
-  watcher.stop();
-  await gateway.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-async function post(query: string): Promise<{ data?: Record<string, unknown>; errors?: Array<{ message: string }> }> {
-  const token = signToken(gateway.config.jwtSecret!, { role: 'sheratan_app', tenant: 'acme' });
-  const res = await fetch(`${gateway.url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query }),
+  beforeAll(async () => {
+    writeFileSync(current, '-- nothing yet\n');
+    const reloader = new SchemaReloader();
+    gateway = await startGateway(parseConfig({ SHERATAN_DATA_DIR: path.join(dataDir, 'db'), LOG_LEVEL: 'silent' }), { port: 0, reloader });
+    watcher = watchCurrent(gateway.config, gateway.db, { file: current, onApplied: () => reloader.reload(), log: (l) => lines.push(l) });
+    await watcher.first;
   });
-  return (await res.json()) as never;
-}
-const queryFields = async (): Promise<string[]> =>
-  ((await post('{ __type(name: "Query") { fields { name } } }')).data!.__type as { fields: Array<{ name: string }> }).fields.map((f) => f.name);
+  afterAll(async () => {
+    watcher.stop();
+    await gateway.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
 
-async function waitFor(predicate: () => Promise<boolean>, ms: number): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < ms) {
-    if (await predicate()) return Date.now() - started;
-    await new Promise((r) => setTimeout(r, 100));
+  async function post(query: string): Promise<{ data?: Record<string, unknown>; errors?: Array<{ message: string }> }> {
+    const token = signToken(gateway.config.jwtSecret!, { role: 'sheratan_app', tenant: 'acme' });
+    const res = await fetch(`${gateway.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query }),
+    });
+    return (await res.json()) as never;
   }
-  throw new Error(`not within ${ms} ms`);
-}
+  const queryFields = async (): Promise<string[]> =>
+    ((await post('{ __type(name: "Query") { fields { name } } }')).data!.__type as { fields: Array<{ name: string }> }).fields.map((f) => f.name);
 
-test('saving current.sql shows in the GraphQL schema within seconds', async () => {
-  expect(await queryFields()).not.toContain('allNotes');
-  writeFileSync(
-    current,
-    `drop table if exists sheratan.notes;
-     create table sheratan.notes (id integer primary key, body text);
-     comment on table sheratan.notes is 'Notes.';
-     grant select on sheratan.notes to sheratan_app;\n`,
-  );
-  const took = await waitFor(async () => (await queryFields()).includes('allNotes'), 15_000);
-  process.stdout.write(`current.sql edit visible in the schema after ${took} ms\n`);
-  expect((await post('{ allNotes { totalCount } }')).data).toEqual({ allNotes: { totalCount: 0 } });
-});
+  async function waitFor(predicate: () => Promise<boolean>, ms: number): Promise<number> {
+    const started = Date.now();
+    while (Date.now() - started < ms) {
+      if (await predicate()) return Date.now() - started;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`not within ${ms} ms`);
+  }
 
-test('a broken current.sql prints the error and the last good schema keeps serving', async () => {
-  writeFileSync(current, 'create table sheratan.broken (;\n');
-  await waitFor(async () => lines.some((l) => /current\.sql failed .*syntax error/.test(l)), 15_000);
-  expect(await queryFields()).toContain('allNotes');
-  expect((await post('{ allNotes { totalCount } }')).data).toEqual({ allNotes: { totalCount: 0 } });
+  test('saving current.sql shows in the GraphQL schema within seconds', async () => {
+    expect(await queryFields()).not.toContain('allNotes');
+    writeFileSync(
+      current,
+      `drop table if exists sheratan.notes;
+       create table sheratan.notes (id integer primary key, body text);
+       comment on table sheratan.notes is 'Notes.';
+       grant select on sheratan.notes to sheratan_app;\n`,
+    );
+    const took = await waitFor(async () => (await queryFields()).includes('allNotes'), 15_000);
+    process.stdout.write(`current.sql edit visible in the schema after ${took} ms\n`);
+    expect((await post('{ allNotes { totalCount } }')).data).toEqual({ allNotes: { totalCount: 0 } });
+  });
+
+  test('a broken current.sql prints the error and the last good schema keeps serving', async () => {
+    writeFileSync(current, 'create table sheratan.broken (;\n');
+    await waitFor(async () => lines.some((l) => /current\.sql failed .*syntax error/.test(l)), 15_000);
+    expect(await queryFields()).toContain('allNotes');
+    expect((await post('{ allNotes { totalCount } }')).data).toEqual({ allNotes: { totalCount: 0 } });
+  });
 });

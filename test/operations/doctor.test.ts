@@ -25,7 +25,7 @@ test('a healthy database passes every check; the CLI attaches to the running gat
     expect.arrayContaining(['connection', 'server version', 'vector extension version', 'tables', 'embedding dimension', 'indexes', 'ANN index', 'cascade foreign key', 'roles, grants and row-level security', 'pool settings', 'migrations']),
   );
   const cli = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'doctor', '--json'], {
-    env: { ...process.env, SHERATAN_DATA_DIR: h.config.dataDir, LOG_LEVEL: 'silent' },
+    env: { ...process.env, ...h.cliEnv },
     encoding: 'utf8',
     timeout: 60_000,
   });
@@ -51,7 +51,7 @@ test('a dropped ANN index fails, with the command that rebuilds it', async () =>
     expect(check(checks, 'indexes')).toMatchObject({ status: 'fail', detail: 'missing: document_chunks_embedding_idx' });
     expect(check(checks, 'indexes').fix).toMatch(/npm run index:tune -- --hnsw/);
     const cli = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'doctor'], {
-      env: { ...process.env, SHERATAN_DATA_DIR: h.config.dataDir, LOG_LEVEL: 'silent' },
+      env: { ...process.env, ...h.cliEnv },
       encoding: 'utf8',
       timeout: 60_000,
     });

@@ -40,11 +40,12 @@ test('every response carries a request id: the caller\'s when sane, a new one ot
 });
 
 test('an exhausted pool answers 503 with Retry-After after DB_POOL_TIMEOUT_MS, then recovers', async () => {
-  // The owner's open transaction holds the embedded backend, so the gateway's one
-  // connection (DB_POOL_SIZE=1) stays busy with the first request.
+  // The owner's lock on documents keeps the first request waiting (on the
+  // embedded engine its open transaction holds the backend as well), so the
+  // gateway's one connection (DB_POOL_SIZE=1) stays busy.
   const owner = await h.owner();
   await owner.query('begin');
-  await owner.query('select 1');
+  await owner.query('lock table sheratan.documents in access exclusive mode');
   const first = h.graphql('{ allDocuments { totalCount } }');
   await new Promise((r) => setTimeout(r, 200));
   const started = Date.now();

@@ -1,28 +1,32 @@
 // The gateway refuses to start when VECTOR_DIMENSION disagrees with the column.
-import { rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { parseConfig } from '../../src/config.ts';
 import { startGateway } from '../../src/server.ts';
 import { projectRoot } from '../../src/paths.ts';
 import { DimensionMismatchError } from '../../src/vector.ts';
-import { tempDataDir } from '../support/harness.ts';
+import { createTestDatabase, migrateTestDatabase, type TestDatabase } from '../support/backend.ts';
 
-const dataDir = tempDataDir();
-afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db.drop());
 
 test('VECTOR_DIMENSION=768 against a vector(384) column stops with both numbers and the fix', async () => {
-  const first = await startGateway(parseConfig({ SHERATAN_DATA_DIR: dataDir, LOG_LEVEL: 'silent' }), { port: 0 });
+  const config = parseConfig({ ...db.env, LOG_LEVEL: 'silent' });
+  await migrateTestDatabase(config);
+  const first = await startGateway(config, { port: 0 });
   await first.stop();
   const message =
     'VECTOR_DIMENSION is 768 but sheratan.document_chunks.embedding is vector(384); ' +
     'set VECTOR_DIMENSION=384, or migrate the column to vector(768) and re-embed every chunk';
-  await expect(startGateway(parseConfig({ SHERATAN_DATA_DIR: dataDir, VECTOR_DIMENSION: '768', LOG_LEVEL: 'silent' }), { port: 0 })).rejects.toThrow(
+  await expect(startGateway(parseConfig({ ...db.env, VECTOR_DIMENSION: '768', LOG_LEVEL: 'silent' }), { port: 0 })).rejects.toThrow(
     new DimensionMismatchError(message),
   );
   // …and `npm start` prints it as one line and exits 1.
   const cli = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'start'], {
-    env: { ...process.env, SHERATAN_DATA_DIR: dataDir, VECTOR_DIMENSION: '768', PORT: '0', LOG_LEVEL: 'silent' },
+    env: { ...process.env, ...db.env, VECTOR_DIMENSION: '768', PORT: '0', LOG_LEVEL: 'silent' },
     encoding: 'utf8',
     timeout: 60_000,
   });

@@ -146,10 +146,9 @@ test('each search writes one search_logs row with the caller and the figures', a
   expect(rows.rows[0].top_similarity).toBeCloseTo(1, 5);
   expect(rows.rows[0].latency_ms).toBeGreaterThanOrEqual(0);
   // …and callers cannot write search logs themselves.
-  await owner.query('begin');
-  await owner.query("select set_config('role', 'sheratan_app', true), set_config('jwt.claims.tenant', 'acme', true)");
-  await expect(owner.query("insert into sheratan.search_logs (k, result_count, latency_ms) values (1, 1, 1)")).rejects.toThrow(/permission denied/);
-  await owner.query('rollback');
+  await expect(
+    h.asRole('sheratan_app', 'acme', (c) => c.query('insert into sheratan.search_logs (k, result_count, latency_ms) values (1, 1, 1)')),
+  ).rejects.toThrow(/permission denied/);
 });
 
 describe('bad input is rejected with a clear message and stores nothing', () => {
@@ -282,17 +281,15 @@ describe('a few thousand chunks', () => {
   });
 
   test('the search query is served by the HNSW index (EXPLAIN, as the caller, of the SQL the search runs)', async () => {
-    await owner.query('begin');
-    try {
-      await owner.query("select set_config('role', 'sheratan_app', true), set_config('jwt.claims.tenant', 'bulk', true)");
-      const sqlText = (await owner.query("select sheratan_private.nearest_sql('{}', false, false, false) as s")).rows[0].s as string;
-      const plan = await owner.query(`explain (costs off) ${sqlText.replace(/\$1/g, `'${toPgVector(bulk[0]!.embedding)}'::vector`).replace(/\$2/g, '10')}`);
+    await h.asRole('sheratan_app', 'bulk', async (caller) => {
+      const sqlText = (await caller.query("select sheratan_private.nearest_sql('{}', false, false, false) as s")).rows[0].s as string;
+      const plan = await caller.query(`explain (costs off) ${sqlText.replace(/\$1/g, `'${toPgVector(bulk[0]!.embedding)}'::vector`).replace(/\$2/g, '10')}`);
       const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
       expect(text).toMatch(/Index Scan using document_chunks_embedding_idx/);
       // A broad filter rides on the index scan. (Where the planner expects few
       // matches, e.g. a sources filter, it may rightly prefer an exact scan of them.)
-      const filtered = (await owner.query(`select sheratan_private.nearest_sql('{"createdAfter": "2000-01-01"}', true, false, false) as s`)).rows[0].s as string;
-      const plan2 = await owner.query(
+      const filtered = (await caller.query(`select sheratan_private.nearest_sql('{"createdAfter": "2000-01-01"}', true, false, false) as s`)).rows[0].s as string;
+      const plan2 = await caller.query(
         `explain (costs off) ${filtered
           .replace(/\$1/g, `'${toPgVector(bulk[0]!.embedding)}'::vector`)
           .replace(/\$2/g, '10')
@@ -302,16 +299,14 @@ describe('a few thousand chunks', () => {
       expect(plan2.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan using document_chunks_embedding_idx/);
       // Without filters the function runs this static query, whose plan is cached
       // per session; its generic plan must ride on the index too.
-      await owner.query('set local plan_cache_mode = force_generic_plan');
-      await owner.query(`prepare static_search(vector, integer) as
+      await caller.query('set local plan_cache_mode = force_generic_plan');
+      await caller.query(`prepare static_search(vector, integer) as
         select c.id, c.embedding <=> $1 as distance from sheratan.document_chunks c
          where c.embedding is not null order by c.embedding <=> $1 limit $2`);
-      const plan3 = await owner.query(`explain (costs off) execute static_search('${toPgVector(bulk[0]!.embedding)}', 10)`);
-      await owner.query('deallocate static_search');
+      const plan3 = await caller.query(`explain (costs off) execute static_search('${toPgVector(bulk[0]!.embedding)}', 10)`);
+      await caller.query('deallocate static_search');
       expect(plan3.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan using document_chunks_embedding_idx/);
-    } finally {
-      await owner.query('rollback');
-    }
+    });
   });
 
   test('index:tune switches to IVFFlat with lists = rows / 1000 and back to HNSW', async () => {

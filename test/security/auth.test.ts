@@ -90,7 +90,7 @@ test('npm run token prints a token the gateway accepts, with the given claims', 
   const result = spawnSync(
     process.execPath,
     [path.join(projectRoot, 'src/cli.ts'), 'token', '--role', 'sheratan_readonly', '--tenant', 'acme', '--sub', 'me'],
-    { env: { ...process.env, SHERATAN_DATA_DIR: h.config.dataDir, LOG_LEVEL: 'silent' }, encoding: 'utf8', timeout: 30_000 },
+    { env: { ...process.env, ...h.cliEnv }, encoding: 'utf8', timeout: 30_000 },
   );
   expect(result.status).toBe(0);
   const token = result.stdout.trim();
@@ -101,7 +101,7 @@ test('npm run token prints a token the gateway accepts, with the given claims', 
 
 test('npm run token refuses a role outside the allow-list', () => {
   const result = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'token', '--role', 'postgres', '--tenant', 'acme'], {
-    env: { ...process.env, SHERATAN_DATA_DIR: h.config.dataDir },
+    env: { ...process.env, ...h.cliEnv, LOG_LEVEL: 'info' },
     encoding: 'utf8',
     timeout: 30_000,
   });

@@ -64,24 +64,16 @@ test('sheratan_readonly reads its tenant and cannot write', async () => {
   expect(write.body.errors?.[0]?.message).toMatch(/permission denied/);
 });
 
-async function asRole<T>(role: string, tenant: string, fn: () => Promise<T>): Promise<T> {
-  await owner.query('begin');
-  try {
-    await owner.query("select set_config('role', $1, true), set_config('jwt.claims.tenant', $2, true)", [role, tenant]);
-    return await fn();
-  } finally {
-    await owner.query('rollback');
-  }
-}
+const asRole = <T>(role: string, tenant: string, fn: (client: pg.Client) => Promise<T>): Promise<T> => h.asRole(role, tenant, fn);
 
 test.each(['documents', 'document_chunks', 'jobs', 'audit_logs', 'search_logs'])(
   'SQL: %s rows of another tenant are invisible, and anonymous reads nothing',
   async (table) => {
     const total = (await owner.query(`select count(*)::int as n from sheratan.${table}`)).rows[0].n as number;
-    const own = await asRole('sheratan_app', 'nobody-here', () => owner.query(`select count(*)::int as n from sheratan.${table}`));
+    const own = await asRole('sheratan_app', 'nobody-here', (c) => c.query(`select count(*)::int as n from sheratan.${table}`));
     expect(own.rows[0].n).toBe(0);
     if (table === 'documents') expect(total).toBeGreaterThan(0);
-    await expect(asRole('sheratan_anonymous', 'acme', () => owner.query(`select * from sheratan.${table}`))).rejects.toThrow(/permission denied/);
+    await expect(asRole('sheratan_anonymous', 'acme', (c) => c.query(`select * from sheratan.${table}`))).rejects.toThrow(/permission denied/);
   },
 );
 
@@ -93,7 +85,7 @@ test('SQL: readonly cannot insert, update or delete anything', async () => {
     "insert into sheratan.jobs (job_type) values ('x')",
     'delete from sheratan.audit_logs',
   ]) {
-    await expect(asRole('sheratan_readonly', 'acme', () => owner.query(sql))).rejects.toThrow(/permission denied/);
+    await expect(asRole('sheratan_readonly', 'acme', (c) => c.query(sql))).rejects.toThrow(/permission denied/);
   }
 });
 
@@ -103,7 +95,7 @@ test('audit rows are written by writes and cannot be changed or erased by API ro
   const rows = await owner.query("select event_type, user_id, tenant, action from sheratan.audit_logs where resource = 'documents/' || $1", [id]);
   expect(rows.rows).toEqual([{ event_type: 'documents.insert', user_id: 'carol', tenant: 'acme', action: 'insert' }]);
   for (const sql of ["update sheratan.audit_logs set user_id = 'x'", 'delete from sheratan.audit_logs', 'truncate sheratan.audit_logs']) {
-    await expect(asRole('sheratan_app', 'acme', () => owner.query(sql))).rejects.toThrow(/permission denied/);
+    await expect(asRole('sheratan_app', 'acme', (c) => c.query(sql))).rejects.toThrow(/permission denied/);
   }
   const audit = await h.graphql<{ allAuditLogs: { nodes: Array<{ userId: string }> } }>('{ allAuditLogs { nodes { userId eventType } } }', { token: acme });
   expect(audit.body.data!.allAuditLogs.nodes.length).toBeGreaterThan(0);
@@ -153,7 +145,7 @@ test('schema lint: RLS on every table, no security definer in exposed schemas, n
 
 test('audit retention: the owner-only cleanup deletes old rows and API roles cannot call it', async () => {
   await owner.query("insert into sheratan.audit_logs (event_type, resource, action, created_at) values ('old.event', 'x/1', 'insert', now() - interval '100 days')");
-  await expect(asRole('sheratan_app', 'acme', () => owner.query('select sheratan_private.cleanup_audit_logs(90)'))).rejects.toThrow(/permission denied/);
+  await expect(asRole('sheratan_app', 'acme', (c) => c.query('select sheratan_private.cleanup_audit_logs(90)'))).rejects.toThrow(/permission denied/);
   const { rows } = await owner.query('select sheratan_private.cleanup_audit_logs(90) as deleted');
   expect(Number(rows[0].deleted)).toBe(1);
   const left = await owner.query("select count(*)::int as n from sheratan.audit_logs where event_type = 'old.event'");
@@ -163,7 +155,7 @@ test('audit retention: the owner-only cleanup deletes old rows and API roles can
 test('npm run audit:cleanup -- --days 90 prints how many rows it deleted', async () => {
   await owner.query("insert into sheratan.audit_logs (event_type, resource, action, created_at) select 'old.cli', 'x/' || i, 'insert', now() - interval '200 days' from generate_series(1, 3) i");
   const cli = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'audit:cleanup', '--days', '90'], {
-    env: { ...process.env, SHERATAN_DATA_DIR: h.config.dataDir, LOG_LEVEL: 'silent' },
+    env: { ...process.env, ...h.cliEnv },
     encoding: 'utf8',
     timeout: 60_000,
   });

@@ -1,12 +1,13 @@
-// Shared test set-up: one embedded engine per test file (in its own temp data
-// directory), migrated to head, with the gateway on an ephemeral port.
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+// Shared test set-up: one database per test file (an embedded engine in its
+// own temp data directory, or a fresh database on TEST_DATABASE_URL's server;
+// see backend.ts), migrated to head, with the gateway on an ephemeral port.
 import pg from 'pg';
 import { parseConfig, type Config } from '../../src/config.ts';
 import { startGateway, type RunningGateway } from '../../src/server.ts';
 import { signToken, type ApiRole } from '../../src/auth.ts';
+import { createTestDatabase, migrateTestDatabase, type TestDatabase } from './backend.ts';
+
+export { tempDataDir } from './backend.ts';
 
 process.env.GRAPHILE_ENV ??= 'test';
 
@@ -15,30 +16,44 @@ export interface Harness {
   gateway: RunningGateway;
   url: string;
   ownerUrl: string;
+  /** The database under test (its env reaches CLI processes: `cliEnv`). */
+  database: TestDatabase;
+  /** Environment for a `sheratan` command on this database. */
+  cliEnv: Record<string, string>;
   token(role?: ApiRole, tenant?: string, sub?: string): string;
   graphql<T = Record<string, unknown>>(
     query: string,
     options?: { variables?: Record<string, unknown>; token?: string | null; path?: string },
   ): Promise<{ status: number; body: { data?: T; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> } }>;
-  /** A client on the owner connection (superuser in embedded mode). */
+  /** A client on the owner connection (superuser in embedded mode, an ordinary role on a server). */
   owner(): Promise<pg.Client>;
+  /**
+   * Runs `fn` in a transaction on the gateway's own login (the authenticator)
+   * as `role` with the given tenant claim, as a request would; rolled back after.
+   */
+  asRole<T>(role: string, tenant: string, fn: (client: pg.Client) => Promise<T>): Promise<T>;
   stop(): Promise<void>;
 }
 
-export function tempDataDir(): string {
-  return mkdtempSync(path.join(os.tmpdir(), 'sheratan-test-'));
-}
-
 export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
-  const dataDir = tempDataDir();
-  const config = parseConfig({ SHERATAN_DATA_DIR: dataDir, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
-  const gateway = await startGateway(config, { port: 0 });
+  const database = await createTestDatabase();
+  const config = parseConfig({ ...database.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
+  let gateway: RunningGateway;
+  try {
+    await migrateTestDatabase(config);
+    gateway = await startGateway(config, { port: 0 });
+  } catch (err) {
+    await database.drop();
+    throw err;
+  }
   const clients: pg.Client[] = [];
   const harness: Harness = {
     config: gateway.config,
     gateway,
     url: gateway.url,
     ownerUrl: gateway.db.ownerUrl,
+    database,
+    cliEnv: { ...database.env, LOG_LEVEL: 'silent' },
     token: (role = 'sheratan_app', tenant = 'acme', sub = 'alice') =>
       signToken(gateway.config.jwtSecret!, { role, tenant, sub }),
     async graphql(query, options = {}) {
@@ -59,10 +74,23 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
       clients.push(client);
       return client;
     },
+    async asRole(role, tenant, fn) {
+      const client = new pg.Client(gateway.db.authUrl);
+      client.on('error', () => undefined);
+      await client.connect();
+      try {
+        await client.query('begin');
+        await client.query("select set_config('role', $1, true), set_config('jwt.claims.tenant', $2, true)", [role, tenant]);
+        return await fn(client);
+      } finally {
+        await client.query('rollback').catch(() => undefined);
+        await client.end();
+      }
+    },
     async stop() {
       await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
       await gateway.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      await database.drop();
     },
   };
   return harness;

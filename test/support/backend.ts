@@ -1,0 +1,99 @@
+// Which database the suite runs on. Without TEST_DATABASE_URL every test file
+// gets a fresh embedded data directory; with it (a superuser connection
+// string of a PostgreSQL server with pgvector available) every test file gets
+// a fresh database on that server, bootstrapped as the README's server setup
+// says, and the gateway and commands use only the owner (not a superuser) and
+// the authenticator, exactly as in production. The superuser is used here
+// for the one-time bootstrap and to drop the database afterwards, nothing else.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseConfig, type Config } from '../../src/config.ts';
+import { onDatabase, openDatabase, withPgClient } from '../../src/database.ts';
+import { bootstrapServer } from '../../src/bootstrap.ts';
+import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from '../../src/migrations.ts';
+import { setLogLevel } from '../../src/log.ts';
+
+export const SUPERUSER_URL = process.env.TEST_DATABASE_URL || undefined;
+export const backend: 'embedded' | 'server' = SUPERUSER_URL ? 'server' : 'embedded';
+
+/** The README's owner: a login that is not a superuser and may not create roles. */
+export const OWNER_ROLE = 'sheratan';
+export const OWNER_PASSWORD = 'sheratan-test-owner-password';
+export const AUTHENTICATOR_PASSWORD = 'sheratan-test-authenticator-password';
+/** Server mode has no generated secret; tests sign with this one. */
+export const SERVER_JWT_SECRET = 'sheratan-test-jwt-secret-0123456789abcdef';
+
+export function tempDataDir(): string {
+  return mkdtempSync(path.join(os.tmpdir(), 'sheratan-test-'));
+}
+
+function withLogin(url: string, user: string, password: string): string {
+  const u = new URL(url);
+  u.username = encodeURIComponent(user);
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
+
+export interface TestDatabase {
+  /** What a process needs to use it: SHERATAN_DATA_DIR, or DATABASE_URL and friends. */
+  env: Record<string, string>;
+  /** The owner's connection string (server only; embedded ones exist while an engine runs). */
+  ownerUrl?: string;
+  /** The superuser's connection string to this database (server only: for set-up a test cannot do as the owner). */
+  superuserUrl?: string;
+  drop(): Promise<void>;
+}
+
+/** A new, empty database (nothing migrated): an embedded data directory or a bootstrapped server database. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  if (!SUPERUSER_URL) {
+    const dir = tempDataDir();
+    return { env: { SHERATAN_DATA_DIR: dir }, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+  }
+  const name = `sheratan_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const ownerUrl = withLogin(onDatabase(SUPERUSER_URL, name), OWNER_ROLE, OWNER_PASSWORD);
+  const env = {
+    DATABASE_URL: ownerUrl,
+    AUTH_DATABASE_URL: withLogin(onDatabase(SUPERUSER_URL, name), 'sheratan_authenticator', AUTHENTICATOR_PASSWORD),
+    JWT_SECRET: SERVER_JWT_SECRET,
+  };
+  const config = parseConfig({ ...env, ROOT_DATABASE_URL: SUPERUSER_URL });
+  await bootstrapServer(config, await openDatabase(config, { purpose: 'test' }), { createdb: true });
+  return {
+    env,
+    ownerUrl,
+    superuserUrl: onDatabase(SUPERUSER_URL, name),
+    async drop() {
+      await withPgClient(SUPERUSER_URL, async (c) => {
+        for (const db of [name, `${name}_shadow`]) await c.query(`drop database if exists ${c.escapeIdentifier(db)} with (force)`);
+      });
+    },
+  };
+}
+
+/** On a server, `npm run db:migrate` as the README's step before `npm start` (the embedded gateway migrates at start). */
+export async function migrateTestDatabase(config: Config): Promise<void> {
+  if (!config.databaseUrl) return;
+  setLogLevel(config.logLevel);
+  const db = await openDatabase(config, { purpose: 'test migrate' });
+  try {
+    await migrateToHead(config, db, structuredMigrateLogger);
+  } finally {
+    releaseMigratePools();
+    await db.close();
+  }
+}
+
+/** `test` on the embedded engine; on a server, skipped with the reason in its name. */
+export const embeddedTest = (reason: string): jest.It =>
+  backend === 'embedded' ? test : (Object.assign((name: string, ...rest: unknown[]) => (test.skip as (...a: unknown[]) => void)(`${name} [embedded only: ${reason}]`, ...rest), test) as jest.It);
+
+/** `describe` on the embedded engine; on a server, skipped with the reason in its name. */
+export const describeEmbedded = (reason: string, name: string, fn: () => void): void =>
+  backend === 'embedded' ? describe(name, fn) : describe.skip(`${name} [embedded only: ${reason}]`, fn);
+
+/** `test` on a server only; on the embedded engine, skipped with the reason in its name. */
+export const serverTest = (reason: string): jest.It =>
+  backend === 'server' ? test : (Object.assign((name: string, ...rest: unknown[]) => (test.skip as (...a: unknown[]) => void)(`${name} [server only: ${reason}]`, ...rest), test) as jest.It);
