@@ -1,18 +1,36 @@
 // Plain SQL backups: pg_dump on a server, PGlite's pg_dump (WASM, inside the
 // embedded engine) otherwise; restores into an empty database.
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config.ts';
 import { withPgClient, type Database } from './database.ts';
 import { ensureRoles } from './migrations.ts';
 
-function run(command: string, args: string[]): Promise<void> {
+/** Runs a PostgreSQL client tool; `stdin` is fed to it, `stdout` (a path) receives its output, created mode 0600. */
+function run(command: string, args: string[], io: { stdin?: string; stdout?: string } = {}): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    const out = io.stdout ? createWriteStream(io.stdout, { mode: 0o600 }) : null;
+    const child = spawn(command, args, { stdio: [io.stdin === undefined ? 'ignore' : 'pipe', out ? 'pipe' : 'inherit', 'inherit'] });
+    if (out) child.stdout!.pipe(out);
+    if (io.stdin !== undefined) child.stdin!.end(io.stdin);
     child.once('error', (err) => reject(new Error(`could not run ${command} (${err.message}); install the PostgreSQL client tools`, { cause: err })));
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} exited with code ${code}`))));
+    child.once('exit', (code) => {
+      const done = (): void => (code === 0 ? resolve() : reject(new Error(`${command} exited with code ${code}`)));
+      if (out) out.once('close', done);
+      else done();
+    });
   });
+}
+
+/**
+ * A server dump restored by the owner: the extension was created by
+ * db:bootstrap and belongs to the superuser, so its CREATE and COMMENT lines
+ * (which only the extension's owner may run) are left to it.
+ */
+export function withoutExtensionStatements(dump: string): string {
+  return dump.replace(/^(CREATE EXTENSION IF NOT EXISTS vector\b[^\n]*|COMMENT ON EXTENSION vector IS [^\n]*);\n/gm, '');
 }
 
 /** Writes a plain SQL dump of the database to `file`; returns its size in bytes. */
@@ -22,7 +40,9 @@ export async function backup(db: Database, file: string): Promise<number> {
     const dump = await withPgClient(db.ownerUrl, async (client) => (await client.query<{ dump: string }>('SHERATAN DUMP')).rows[0]!.dump);
     await writeFile(file, dump, { mode: 0o600 });
   } else {
-    await run('pg_dump', ['--dbname', db.ownerUrl, '--format=plain', '--no-owner', '--file', file]);
+    // Written mode 0600 like the embedded dump: it holds every tenant's data.
+    await rm(file, { force: true });
+    await run('pg_dump', ['--dbname', db.ownerUrl, '--format=plain', '--no-owner'], { stdout: file });
   }
   return (await stat(file)).size;
 }
@@ -36,11 +56,13 @@ export async function restore(config: Config, db: Database, file: string): Promi
   if (occupied) {
     throw new Error('restore needs an empty database, and this one already has the sheratan schema (in development: npm run db:reset -- --erase, then drop what the migrations created, or restore into a new SHERATAN_DATA_DIR)');
   }
+  // On a server this needs the bootstrap done (roles, the extension) and
+  // says so otherwise; everything restored is owned by the owner that restores it.
   await ensureRoles(db, config);
   if (db.mode === 'embedded') {
     await withPgClient(db.ownerUrl, (client) => client.query(sql));
   } else {
-    await run('psql', ['--dbname', db.ownerUrl, '--no-psqlrc', '--single-transaction', '-v', 'ON_ERROR_STOP=1', '--quiet', '--file', file]);
+    await run('psql', ['--dbname', db.ownerUrl, '--no-psqlrc', '--single-transaction', '-v', 'ON_ERROR_STOP=1', '--quiet'], { stdin: withoutExtensionStatements(sql) });
   }
 }
 

@@ -61,8 +61,8 @@ export async function ensureRoles(db: Database, config: Config): Promise<void> {
  * engine it started) instead of attaching to an engine about to go away.
  */
 export async function withMigrationLock<T>(config: Config, fn: () => Promise<T>): Promise<T> {
-  if (config.databaseUrl) return fn();
   if (lockDepth > 0) return nested(fn); // this process holds it already
+  if (config.databaseUrl) return withServerMigrationLock(config.databaseUrl, fn);
   await mkdir(config.dataDir, { recursive: true });
   const file = path.join(config.dataDir, 'migrate.lock');
   const deadline = Date.now() + 120_000;
@@ -98,6 +98,28 @@ export async function withMigrationLock<T>(config: Config, fn: () => Promise<T>)
   } finally {
     await rm(file, { force: true });
   }
+}
+
+/**
+ * graphile-migrate's own lock is a try-lock: a second migrate running at the
+ * same time fails ("Failed to get exclusive lock") instead of waiting. A
+ * blocking advisory lock of our own, on a connection held for the whole
+ * command, makes it wait its turn, as the embedded lock file does.
+ */
+async function withServerMigrationLock<T>(url: string, fn: () => Promise<T>): Promise<T> {
+  return withPgClient(url, async (client) => {
+    await client.query("set statement_timeout = '120s'");
+    try {
+      await client.query("select pg_advisory_lock(hashtext('sheratan migrations'))");
+    } catch (err) {
+      throw new Error(`another migration has held the migration lock for two minutes (${(err as Error).message})`, { cause: err });
+    }
+    try {
+      return await nested(fn);
+    } finally {
+      await client.query("select pg_advisory_unlock(hashtext('sheratan migrations'))").catch(() => undefined);
+    }
+  });
 }
 
 let lockDepth = 0;

@@ -34,6 +34,7 @@ export interface GatewayOptions {
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<RunningGateway> {
   setLogLevel(config.logLevel);
   const db = await openDatabase(config, { purpose: 'gateway', serve: true });
+  let gateway: Gateway | undefined;
   try {
     if (db.mode === 'embedded') {
       await migrateToHead(config, db, structuredMigrateLogger);
@@ -42,26 +43,35 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     const vector = await inspectVector(db.authUrl);
     assertDimension(config, vector);
     const effective: Config = { ...config, jwtSecret: effectiveJwtSecret(config) };
-    const gateway = await createGateway(
+    gateway = await createGateway(
       effective,
       db,
       { ...searchSettings(config, vector), 'sheratan.job_lock_timeout': String(config.jobLockTimeoutS) },
       options.reloader,
     );
-    const url = await gateway.listen(options.port ?? config.port, options.host ?? config.host);
+    const port = options.port ?? config.port;
+    const host = options.host ?? config.host;
+    const url = await gateway.listen(port, host).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') throw new Error(`port ${port} on ${host} is already in use (EADDRINUSE); stop what listens there or set PORT`, { cause: err });
+      if (err.code === 'EACCES') throw new Error(`not permitted to listen on port ${port} on ${host} (EACCES); choose a PORT above 1023`, { cause: err });
+      throw err;
+    });
+    const running = gateway;
     let stopping: Promise<void> | null = null;
     return {
       url,
       db,
-      gateway,
+      gateway: running,
       config: effective,
       stop: () =>
         (stopping ??= (async () => {
-          await gateway.close();
+          await running.close();
           await db.close();
         })()),
     };
   } catch (err) {
+    // Nothing may be left open (pools, schema builders, the engine): the process must be able to exit now.
+    await gateway?.close().catch(() => undefined);
     await db.close();
     throw err;
   }

@@ -1,12 +1,13 @@
 // backup / restore round trip, and BACKUP_BEFORE_MIGRATE.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../../src/config.ts';
 import { openDatabase, withPgClient } from '../../src/database.ts';
 import { projectRoot } from '../../src/paths.ts';
-import { startHarness, tempDataDir, type Harness } from '../support/harness.ts';
+import { startHarness, type Harness } from '../support/harness.ts';
+import { createTestDatabase } from '../support/backend.ts';
 import { randomUnit, rng } from '../support/embeddings.ts';
 
 let h: Harness;
@@ -19,9 +20,9 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-const cli = (dataDir: string, args: string[], env: Record<string, string> = {}) =>
+const cli = (database: Record<string, string>, args: string[], env: Record<string, string> = {}) =>
   spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), ...args], {
-    env: { ...process.env, SHERATAN_DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...env },
+    env: { ...process.env, ...database, LOG_LEVEL: 'silent', ...env },
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -51,46 +52,59 @@ test('a backup restored into an empty database gives back the same documents, em
 
   // The gateway is running: backup attaches to its engine.
   const file = path.join(scratch, 'roundtrip.sql');
-  const dumped = cli(h.config.dataDir, ['backup', '--out', file]);
+  const dumped = cli(h.cliEnv, ['backup', '--out', file]);
+  expect(dumped.stderr).toBe('');
   expect(dumped.status).toBe(0);
   expect(dumped.stdout).toMatch(/^wrote .*roundtrip\.sql \(\d+ bytes\)/);
+  // It holds every tenant's data: only its owner may read it.
+  expect(statSync(file).mode & 0o777).toBe(0o600);
 
-  // Nothing runs on the new data directory: restore starts its own engine.
-  const empty = tempDataDir();
+  // A new, empty database (embedded: nothing runs on it, so restore starts its
+  // own engine; server: bootstrapped, not migrated), restored by the owner.
+  const empty = await createTestDatabase();
   try {
-    const restored = cli(empty, ['restore', file]);
+    const restored = cli(empty.env, ['restore', file]);
     expect(restored.stderr).toBe('');
     expect(restored.status).toBe(0);
-    const db = await openDatabase(parseConfig({ SHERATAN_DATA_DIR: empty }), { purpose: 'test', serve: true });
+    const db = await openDatabase(parseConfig(empty.env), { purpose: 'test', serve: true });
     try {
-      const after = await withPgClient(db.ownerUrl, async (c) => (await c.query(SNAPSHOT)).rows[0].snapshot);
-      expect(after).toEqual(before);
+      await withPgClient(db.ownerUrl, async (c) => {
+        expect((await c.query(SNAPSHOT)).rows[0].snapshot).toEqual(before);
+        // Everything restored belongs to the owner that restored it.
+        const strangers = await c.query(`
+          select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           where n.nspname in ('sheratan', 'sheratan_private', 'graphile_migrate') and c.relowner <> (select oid from pg_roles where rolname = current_user)
+          union all
+          select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+           where n.nspname in ('sheratan', 'sheratan_private') and p.proowner <> (select oid from pg_roles where rolname = current_user)`);
+        expect(strangers.rows).toEqual([]);
+      });
     } finally {
       await db.close();
     }
     // …and a restore refuses a database that is not empty.
-    const again = cli(empty, ['restore', file]);
+    const again = cli(empty.env, ['restore', file]);
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/restore needs an empty database/);
   } finally {
-    rmSync(empty, { recursive: true, force: true });
+    await empty.drop();
   }
 });
 
-test('BACKUP_BEFORE_MIGRATE=1 takes a backup before db:migrate applies anything', () => {
-  const dir = tempDataDir();
+test('BACKUP_BEFORE_MIGRATE=1 takes a backup before db:migrate applies anything', async () => {
+  const fresh = await createTestDatabase();
   const backups = path.join(scratch, 'auto');
   try {
-    const first = cli(dir, ['db:migrate'], { BACKUP_BEFORE_MIGRATE: '1', BACKUP_DIR: backups });
+    const first = cli(fresh.env, ['db:migrate'], { BACKUP_BEFORE_MIGRATE: '1', BACKUP_DIR: backups });
     expect(first.status).toBe(0);
     expect(first.stderr).toMatch(/BACKUP_BEFORE_MIGRATE: wrote .*sheratan-before-migrate-.*\.sql \(\d+ bytes\) before applying \d+ migration\(s\)/);
     expect(readdirSync(backups)).toHaveLength(1);
     // Nothing pending: no backup.
-    const second = cli(dir, ['db:migrate'], { BACKUP_BEFORE_MIGRATE: '1', BACKUP_DIR: backups });
+    const second = cli(fresh.env, ['db:migrate'], { BACKUP_BEFORE_MIGRATE: '1', BACKUP_DIR: backups });
     expect(second.status).toBe(0);
     expect(readdirSync(backups)).toHaveLength(1);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await fresh.drop();
   }
   expect(existsSync(backups)).toBe(true);
 }, 180_000);

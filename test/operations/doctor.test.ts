@@ -2,8 +2,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import type pg from 'pg';
-import { rmSync } from 'node:fs';
-import { startHarness, tempDataDir, type Harness } from '../support/harness.ts';
+import { startHarness, type Harness } from '../support/harness.ts';
+import { backend, createTestDatabase, serverTest } from '../support/backend.ts';
 import { runDoctor, type Check } from '../../src/doctor.ts';
 import { rebuildAnnIndex } from '../../src/index-tune.ts';
 import { projectRoot } from '../../src/paths.ts';
@@ -82,20 +82,39 @@ test('row-level security switched off is reported', async () => {
   }
 });
 
-test('without a running gateway the CLI starts the engine itself; an unmigrated database fails with the fix', () => {
-  const dir = tempDataDir();
+test('an unmigrated database fails with the fix (embedded: with no gateway running, the CLI starts the engine itself)', async () => {
+  const fresh = await createTestDatabase();
   try {
     const cli = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'doctor', '--json'], {
-      env: { ...process.env, SHERATAN_DATA_DIR: dir, LOG_LEVEL: 'silent' },
+      env: { ...process.env, ...fresh.env, LOG_LEVEL: 'silent' },
       encoding: 'utf8',
       timeout: 90_000,
     });
     expect(cli.status).toBe(1);
     const report = JSON.parse(cli.stdout) as { ok: boolean; checks: Check[] };
     expect(report.ok).toBe(false);
-    expect(check(report.checks, 'vector extension installed')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/npm run db:migrate/) });
+    // On a server db:bootstrap has created the extension already; embedded, the first migration does.
+    if (backend === 'embedded') expect(check(report.checks, 'vector extension installed')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/npm run db:migrate/) });
+    else expect(check(report.checks, 'vector extension version')).toMatchObject({ status: 'ok' });
+    expect(check(report.checks, 'tables')).toMatchObject({ status: 'fail', fix: 'npm run db:migrate' });
     expect(check(report.checks, 'migrations')).toMatchObject({ status: 'fail', fix: 'npm run db:migrate' });
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await fresh.drop();
   }
 }, 120_000);
+
+serverTest('the embedded engine applies no per-role settings at login')(
+  'every check holds whatever the owner\'s search_path (with "$user", public the owner\'s schema name is not printed qualified)',
+  async () => {
+    const database = new URL(h.ownerUrl).pathname.slice(1);
+    // Per database, so that no other test file's connections see it.
+    await owner.query(`alter role current_user in database ${owner.escapeIdentifier(database)} set search_path = "$user", public`);
+    try {
+      const shown = await (await h.owner()).query<{ search_path: string }>('show search_path');
+      expect(shown.rows[0]!.search_path).toBe('"$user", public');
+      expect((await runDoctor(h.config, h.gateway.db)).filter((c) => c.status !== 'ok')).toEqual([]);
+    } finally {
+      await owner.query(`alter role current_user in database ${owner.escapeIdentifier(database)} reset search_path`);
+    }
+  },
+);

@@ -1,10 +1,11 @@
 // Faults, each on real processes: SIGTERM under load, SIGKILL in the middle of
 // ingesting, the database going away and coming back, two migrations at once.
 // Every engine here runs in a child process, never in the test runner's.
-import { rmSync } from 'node:fs';
+import net from 'node:net';
 import pg from 'pg';
 import { signToken } from '../../src/auth.ts';
-import { tempDataDir } from '../support/harness.ts';
+import { parseConfig } from '../../src/config.ts';
+import { backend, createTestDatabase, embeddedTest, migrateTestDatabase, type TestDatabase } from '../support/backend.ts';
 import { randomUnit, rng } from '../support/embeddings.ts';
 import { freePort, postOnce, runCli, startEngineProcess, startGatewayProcess, waitFor, type Reply } from '../support/processes.ts';
 
@@ -16,14 +17,16 @@ const token = signToken(SECRET, { role: 'sheratan_app', tenant: 'acme', sub: 'fa
 const DIM = 384;
 const next = rng(11);
 const vectors = Array.from({ length: 64 }, () => randomUnit(DIM, next));
-const dirs: string[] = [];
-const dataDir = (): string => {
-  const dir = tempDataDir();
-  dirs.push(dir);
-  return dir;
+const databases: TestDatabase[] = [];
+/** A new database for one test; `migrated` as `npm run db:migrate` leaves it (the embedded gateway migrates at start anyway). */
+const database = async (migrated = true): Promise<TestDatabase> => {
+  const db = await createTestDatabase();
+  databases.push(db);
+  if (migrated) await migrateTestDatabase(parseConfig({ ...db.env, LOG_LEVEL: 'silent' }));
+  return db;
 };
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+afterAll(async () => {
+  for (const db of databases) await db.drop();
 });
 
 const INGEST = `mutation ($input: IngestDocumentInput!) { ingestDocument(input: $input) { document { rowId } } }`;
@@ -55,7 +58,7 @@ async function attempt(run: () => Promise<Reply>): Promise<Outcome> {
 }
 
 test('SIGTERM under load: requests in flight finish, new connections are refused, exit 0 within the grace period', async () => {
-  const gw = await startGatewayProcess({ SHERATAN_DATA_DIR: dataDir(), JWT_SECRET: SECRET, SHUTDOWN_GRACE_MS: '10000' });
+  const gw = await startGatewayProcess({ ...(await database()).env, JWT_SECRET: SECRET, SHUTDOWN_GRACE_MS: '10000' });
   const outcomes: Outcome[] = [];
   let load = true;
   const worker = async (w: number): Promise<void> => {
@@ -100,8 +103,8 @@ test('SIGTERM under load: requests in flight finish, new connections are refused
 }, LONG);
 
 test('SIGKILL in the middle of ingesting: after a restart every acknowledged document is whole, and no document is partial', async () => {
-  const dir = dataDir();
-  const gw = await startGatewayProcess({ SHERATAN_DATA_DIR: dir, JWT_SECRET: SECRET });
+  const { env } = await database();
+  const gw = await startGatewayProcess({ ...env, JWT_SECRET: SECRET });
   const acknowledged = new Map<string, string>();
   let load = true;
   const worker = async (w: number): Promise<void> => {
@@ -123,7 +126,7 @@ test('SIGKILL in the middle of ingesting: after a restart every acknowledged doc
   const exit = await gw.exited;
   expect(exit.signal).toBe('SIGKILL');
 
-  const again = await startGatewayProcess({ SHERATAN_DATA_DIR: dir, JWT_SECRET: SECRET });
+  const again = await startGatewayProcess({ ...env, JWT_SECRET: SECRET });
   try {
     const res = await postOnce(again.url, token, '{ allDocuments(first: 1000) { totalCount nodes { rowId title chunks { totalCount } } } }');
     expect(res.body.errors).toBeUndefined();
@@ -142,31 +145,52 @@ test('SIGKILL in the middle of ingesting: after a restart every acknowledged doc
 }, LONG);
 
 test('two db:migrate at once on a new database: both succeed (one waits for the other), every migration applied once', async () => {
-  const dir = dataDir();
-  const first = runCli(['db:migrate'], { SHERATAN_DATA_DIR: dir, LOG_LEVEL: 'info' });
-  const second = runCli(['db:migrate'], { SHERATAN_DATA_DIR: dir, LOG_LEVEL: 'info' });
+  const fresh = await database(false);
+  const first = runCli(['db:migrate'], { ...fresh.env, LOG_LEVEL: 'info' });
+  const second = runCli(['db:migrate'], { ...fresh.env, LOG_LEVEL: 'info' });
   const exits = await Promise.all([first.exited, second.exited]);
   expect({ exits: exits.map((e) => e.code), output: exits.some((e) => e.code) ? first.output() + second.output() : '' }).toEqual({
     exits: [0, 0],
     output: '',
   });
-  const engine = await startEngineProcess(dir, await freePort());
-  const client = new pg.Client(engine.ownerUrl);
+  const engine = backend === 'embedded' ? await startEngineProcess(fresh.env.SHERATAN_DATA_DIR!, await freePort()) : null;
+  const client = new pg.Client(engine?.ownerUrl ?? fresh.ownerUrl);
   await client.connect();
   try {
     const { rows } = await client.query('select filename, count(*)::int as n from graphile_migrate.migrations group by filename order by filename');
-    expect(rows.length).toBeGreaterThanOrEqual(7);
+    expect(rows.length).toBeGreaterThanOrEqual(9);
     expect(rows.every((r) => r.n === 1)).toBe(true);
     const tables = await client.query(`select count(*)::int as n from pg_tables where schemaname = 'sheratan'`);
     expect(tables.rows[0].n).toBe(5);
   } finally {
     await client.end();
-    expect((await engine.stop()).code).toBe(0);
+    if (engine) expect((await engine.stop()).code).toBe(0);
   }
 }, LONG);
 
-test('the database going away and coming back: /readyz 503 then 200, clear errors meanwhile, no crash', async () => {
-  const dir = dataDir();
+test('npm start on a port already in use exits at once, non-zero, naming the port, with nothing left open', async () => {
+  const { env } = await database();
+  const busy = net.createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  const port = (busy.address() as net.AddressInfo).port;
+  try {
+    const started = Date.now();
+    const gw = runCli(['start'], { ...env, JWT_SECRET: SECRET, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'silent' });
+    const exit = await gw.exited;
+    expect({ code: exit.code, output: gw.output().trim() }).toEqual({
+      code: 1,
+      output: `sheratan: port ${port} on 127.0.0.1 is already in use (EADDRINUSE); stop what listens there or set PORT`,
+    });
+    // The pools, the schema builders and (embedded) the engine are closed, so the process ends by itself.
+    expect(exit.at - started).toBeLessThan(15_000);
+  } finally {
+    busy.close();
+  }
+}, LONG);
+
+embeddedTest('a shared test server cannot be stopped; the engine process stands in for a database that goes away')(
+  'the database going away and coming back: /readyz 503 then 200, clear errors meanwhile, no crash', async () => {
+  const dir = (await database(false)).env.SHERATAN_DATA_DIR!;
   expect((await runCli(['db:migrate'], { SHERATAN_DATA_DIR: dir }).exited).code).toBe(0);
   const port = await freePort();
   let engine = await startEngineProcess(dir, port);
