@@ -1,5 +1,5 @@
 --! Previous: sha1:d3e393d033fea2673783e82db6102a55191be87d
---! Hash: sha1:2caf303a3555a0c03556ddbc5e69d8c9c098682f
+--! Hash: sha1:1435a2f60fdbef629aa48101e18f363d69967850
 --! Message: Direct SQL logins bound to one tenant
 
 -- Direct SQL logins bound to one tenant (reporting tools that connect with
@@ -18,20 +18,28 @@ comment on table sheratan_private.tenant_logins is
   'Login roles bound to one tenant (npm run db:reporting-login): a session logged in as one of them sees that tenant only, whatever it sets.';
 comment on column sheratan_private.tenant_logins.login_role is 'The login role (its session_user).';
 comment on column sheratan_private.tenant_logins.tenant is 'The only tenant its sessions see.';
+-- Each session may read its own binding only: the rows of its login
+-- (session_user) or, on the embedded engine, which logs every client in as
+-- one superuser session and switches to the login role, of its current role.
 alter table sheratan_private.tenant_logins enable row level security;
 revoke all on sheratan_private.tenant_logins from public;
+drop policy if exists select_own_binding on sheratan_private.tenant_logins;
+create policy select_own_binding on sheratan_private.tenant_logins for select to sheratan_app, sheratan_readonly, sheratan_anonymous
+  using (login_role = session_user or login_role = current_user);
+grant select on sheratan_private.tenant_logins to sheratan_app, sheratan_readonly, sheratan_anonymous;
 
 create or replace function sheratan_private.login_tenant() returns text
-  language sql stable security definer parallel safe
+  language sql stable parallel safe
   set search_path = pg_catalog, pg_temp
 as $$
   select coalesce(
     (select l.tenant from sheratan_private.tenant_logins l where l.login_role = session_user),
+    (select l.tenant from sheratan_private.tenant_logins l where l.login_role = current_user),
     nullif(current_setting('jwt.claims.tenant', true), '')
   )
 $$;
 comment on function sheratan_private.login_tenant() is
-  'The tenant of a session that did not log in as the authenticator: the tenant its login is bound to, else the tenant claim (the owner and admin sessions).';
+  'The tenant of a session that did not log in as the authenticator: the tenant its login (or, on the embedded engine, its login role) is bound to, else the tenant claim (the owner and admin sessions).';
 revoke all on function sheratan_private.login_tenant() from public;
 grant execute on function sheratan_private.login_tenant() to sheratan_app, sheratan_readonly, sheratan_anonymous;
 
