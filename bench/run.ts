@@ -17,11 +17,14 @@ const { signToken } = await import('../src/auth.ts');
 const { inspectVector, searchSettings } = await import('../src/vector.ts');
 const { projectRoot } = await import('../src/paths.ts');
 const { rng, topicalVectors, toPgVector } = await import('../test/support/embeddings.ts');
-const { graphqlClient, insertDocument, percentile } = await import('./support.ts');
+const { graphqlClient, insertDocument, percentile, removeBenchTenants } = await import('./support.ts');
 
 const quick = process.argv.includes('--quick');
 const DIM = 384;
-const TENANT = 'bench';
+// A tenant of its own per run, removed at the end (and, at the start, those of
+// earlier runs whose process is gone), so that a benchmark on DATABASE_URL
+// leaves nothing behind and never counts another run's rows.
+const TENANT = `bench-${process.pid}-${Date.now().toString(36)}`;
 const sizes = quick ? [1000, 2000, 4000] : [5000, 20000, 50000];
 const QUERIES = quick ? 100 : 300;
 const CONCURRENCY = 8;
@@ -32,6 +35,16 @@ const config = { ...base, dataDir, logLevel: 'silent' as const, poolSize: CONCUR
 const running = await startGateway(config, { port: 0 });
 const token = signToken(running.config.jwtSecret!, { role: 'sheratan_app', tenant: TENANT, sub: 'bench' });
 const raw = new pg.Pool({ connectionString: running.db.ownerUrl, max: CONCURRENCY });
+await removeBenchTenants(raw, (tenant) => {
+  const pid = Number(/^bench-(\d+)-/.exec(tenant)?.[1]);
+  if (!pid || tenant === TENANT) return false;
+  try {
+    process.kill(pid, 0);
+    return false; // another benchmark is running
+  } catch {
+    return true;
+  }
+});
 // The hand-written equivalent at the gateway's accuracy settings (SEARCH_EF,
 // iterative scans), set once per connection: the fair comparison. `raw` keeps
 // pgvector's defaults (ef_search 40) for reference.
@@ -294,6 +307,7 @@ process.stdout.write(
 
 agent.destroy();
 await tuned.end();
+await removeBenchTenants(raw, (tenant) => tenant === TENANT);
 await raw.end();
 await running.stop();
 rmSync(dataDir, { recursive: true, force: true });

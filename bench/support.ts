@@ -37,3 +37,19 @@ export function graphqlClient(url: string, token: string, agent: http.Agent) {
     return body.data!;
   };
 }
+
+/**
+ * Deletes every row of the benchmark tenants `which` selects (names `bench-…`),
+ * as the owner: documents (their chunks by cascade), jobs, search and audit logs.
+ */
+export async function removeBenchTenants(pool: pg.Pool, which: (tenant: string) => boolean): Promise<void> {
+  const { rows } = await pool.query<{ tenant: string }>(
+    `select distinct tenant from sheratan.documents where tenant like 'bench-%'
+     union select distinct tenant from sheratan.search_logs where tenant like 'bench-%'`,
+  );
+  const tenants = rows.map((r) => r.tenant).filter(which);
+  if (!tenants.length) return;
+  for (const table of ['documents', 'jobs', 'search_logs', 'audit_logs']) {
+    await pool.query(`delete from sheratan.${table} where tenant = any ($1)`, [tenants]);
+  }
+}

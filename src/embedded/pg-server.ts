@@ -9,7 +9,8 @@
 //  - prepared statement and portal names are namespaced per client;
 //  - session state (settings, role) is saved when the backend passes to
 //    another client and restored when it comes back, and a client sees none
-//    of another's: each starts as its login role with default settings;
+//    of another's: each starts as its login role (the session user, as on a
+//    server) with default settings;
 import type { PGlite } from '@electric-sql/pglite';
 import * as wire from './wire.ts';
 
@@ -191,12 +192,13 @@ export class PgDatabase {
       const res = await db.query<{ name: string; setting: string }>(
         "select name, setting from pg_settings where source = 'session' union all select 'role', current_setting('role')",
       );
-      prev.saved = res.rows.filter((r) => r.name !== 'role').map((r) => [r.name, r.setting]);
+      prev.saved = res.rows.filter((r) => r.name !== 'role' && r.name !== 'session_authorization').map((r) => [r.name, r.setting]);
       const role = res.rows.find((r) => r.name === 'role')?.setting;
       prev.role = role && role !== 'none' ? role : prev.user;
       prev.dirty = false;
     }
-    await db.exec('reset all; reset role');
+    // (PGlite ignores RESET SESSION AUTHORIZATION: name the engine's superuser.)
+    await db.exec('reset all; reset role; set session authorization postgres');
     this.applied = null;
   }
 
@@ -208,8 +210,12 @@ export class PgDatabase {
     const trivial = prev !== null && !prev.dirty && prev.role === s.role && sameSettings(prev.saved, s.saved);
     if (!trivial) {
       await this.leave(db);
+      // The login becomes the session user, as on a server: session_user names
+      // it, `reset role` returns to it, and SET ROLE is checked against its
+      // memberships by Postgres itself.
       const sql = [
-        s.role === 'postgres' ? '' : `set role ${quoteIdent(s.role)};`,
+        s.user === 'postgres' ? '' : `set session authorization ${quoteIdent(s.user)};`,
+        s.role === s.user ? '' : `set role ${quoteIdent(s.role)};`,
         ...s.saved.map(([k, v]) => `select set_config(${quoteLiteral(k)}, ${quoteLiteral(v)}, false);`),
       ].join('');
       if (sql) await db.exec(sql);
