@@ -20,7 +20,7 @@ const compose = parse(readFileSync(path.join(projectRoot, 'docker-compose.yml'),
   services: Record<string, Service>;
   volumes: Record<string, unknown>;
 };
-const { postgres, migrate, gateway } = compose.services as Record<'postgres' | 'migrate' | 'gateway', Service>;
+const { postgres, bootstrap, migrate, gateway } = compose.services as Record<'postgres' | 'bootstrap' | 'migrate' | 'gateway', Service>;
 
 /** What docker compose would substitute, with a 32-character secret for required values. */
 const interpolate = (value: string): string =>
@@ -34,14 +34,24 @@ test('PostgreSQL 16 with pgvector, a health check and a volume', () => {
   expect(Object.keys(compose.volumes)).toContain(volume.split(':')[0]);
 });
 
-test('migrate runs once after the database is healthy; the gateway waits for it to succeed', () => {
+test('the bootstrap runs once as the superuser, then migrate as the owner; the gateway waits for both to succeed', () => {
+  expect(bootstrap.command).toEqual(['node', 'src/cli.ts', 'db:bootstrap']);
+  expect(bootstrap.depends_on?.postgres?.condition).toBe('service_healthy');
+  const root = new URL(interpolate(bootstrap.environment!.ROOT_DATABASE_URL!));
+  expect(root.username).toBe(postgres.environment!.POSTGRES_USER);
   expect(migrate.command).toEqual(['node', 'src/cli.ts', 'db:migrate']);
-  expect(migrate.depends_on?.postgres?.condition).toBe('service_healthy');
+  expect(migrate.depends_on?.bootstrap?.condition).toBe('service_completed_successfully');
+  // From then on nothing holds the superuser's connection string, and the owner is another role.
+  for (const service of [migrate, gateway]) {
+    expect(service.environment?.ROOT_DATABASE_URL).toBeUndefined();
+    expect(new URL(interpolate(service.environment!.DATABASE_URL!)).username).not.toBe(root.username);
+  }
   expect(gateway.depends_on?.migrate?.condition).toBe('service_completed_successfully');
   expect(gateway.command).toEqual(['node', 'src/cli.ts', 'start']);
 });
 
 test.each([
+  ['bootstrap', bootstrap],
   ['migrate', migrate],
   ['gateway', gateway],
 ])('%s sets only variables the configuration knows, and they validate', (_name, service) => {
