@@ -62,7 +62,7 @@ export async function restore(config: Config, db: Database, file: string): Promi
   if (db.mode === 'embedded') {
     await withPgClient(db.ownerUrl, (client) => client.query(sql));
   } else {
-    await run('psql', ['--dbname', db.ownerUrl, '--no-psqlrc', '--single-transaction', '-v', 'ON_ERROR_STOP=1', '--quiet'], { stdin: withoutExtensionStatements(sql) });
+    await run('psql', ['--dbname', db.ownerUrl, '--no-psqlrc', '--single-transaction', '-v', 'ON_ERROR_STOP=1', '--quiet', '--output=/dev/null'], { stdin: withoutExtensionStatements(sql) });
   }
 }
 

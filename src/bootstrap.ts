@@ -41,7 +41,8 @@ export async function bootstrapServer(config: Config, db: Database, options: Boo
         await root.query(`create role ${ident(root, owner)} login password ${root.escapeLiteral(ownerPassword)}`);
         done.push(`created the owner role ${owner} (LOGIN, not a superuser)`);
       } else {
-        done.push(`the owner role ${owner} exists`);
+        if (ownerPassword) await root.query(`alter role ${ident(root, owner)} with login password ${root.escapeLiteral(ownerPassword)}`);
+        done.push(`the owner role ${owner} exists${ownerPassword ? '; its password is the one in DATABASE_URL' : ''}`);
       }
       if (options.createdb) {
         await root.query(`alter role ${ident(root, owner)} createdb`);

@@ -2,6 +2,8 @@
 // reset) wipes the data, keeps the roles and reapplies every migration, and on a
 // server it is refused, before anything is dropped, when it could not finish.
 import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as gm from 'graphile-migrate';
 import { parseConfig, type Config } from '../../src/config.ts';
@@ -56,6 +58,29 @@ test('reset wipes the data, keeps the roles and reapplies every migration (on a 
   });
   // The gateway's login still connects to the recreated database.
   await withPgClient(db.authUrl, async (c) => expect((await c.query('select current_user as u')).rows[0].u).toBe('sheratan_authenticator'));
+});
+
+test('db:commit and db:uncommit work as the owner alone (on a server the shadow database is recreated without a superuser)', async () => {
+  // A copy of the migrations folder, so that the repository's stays as it is.
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'sheratan-migrations-'));
+  try {
+    cpSync(path.join(projectRoot, 'migrations'), folder, { recursive: true });
+    writeFileSync(path.join(folder, 'current.sql'), 'create table if not exists sheratan_private.commit_probe (id int primary key);\n');
+    const settings = { ...migrateSettings(config, db, quiet), migrationsFolder: folder };
+    const before = readdirSync(path.join(folder, 'committed')).length;
+    await gm.commit(settings, 'commit probe');
+    releaseMigratePools();
+    const committed = readdirSync(path.join(folder, 'committed'));
+    expect(committed).toHaveLength(before + 1);
+    expect(readFileSync(path.join(folder, 'committed', committed.sort().at(-1)!), 'utf8')).toMatch(/--! Message: commit probe[\s\S]*commit_probe/);
+    await withPgClient(db.ownerUrl, async (c) => expect((await c.query("select to_regclass('sheratan_private.commit_probe') is not null as there")).rows[0].there).toBe(true));
+    await gm.uncommit(settings);
+    releaseMigratePools();
+    expect(readdirSync(path.join(folder, 'committed'))).toHaveLength(before);
+    expect(readFileSync(path.join(folder, 'current.sql'), 'utf8')).toMatch(/commit_probe/);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
 });
 
 serverTest('the owner role and its CREATEDB right are server concepts')(
