@@ -1,77 +1,91 @@
-// Request limits for grafserv: query depth, introspection policy, and a cap on
-// `first`/`last` that rejects (never silently clips) oversized pages.
+// Request limits for grafserv and grafast: query depth (introspection with its
+// own, larger allowance, so that IDEs and codegen can load the schema),
+// introspection policy, and the operation limits of operation-cost.ts: the
+// cheap count before validation, the cost and caps before execution. Limits
+// reject, they never silently clip.
 import { depthLimit } from '@graphile/depth-limit';
 import { SafeError } from 'grafast';
-import { Kind, NoSchemaIntrospectionCustomRule, parse, visit, type DocumentNode } from 'graphql';
+import { GraphQLError, NoSchemaIntrospectionCustomRule, parse, type DocumentNode, type ValidationContext, type ValidationRule } from 'graphql';
+import { countSelections, operationCost, type CostLimits } from './operation-cost.ts';
 
-export interface RequestLimits {
+export interface RequestLimits extends CostLimits {
   maxQueryDepth: number;
-  /** Largest `first`/`last` on any connection or list field. */
-  maxPageSize: number;
-  /** Per-field caps that override maxPageSize, e.g. { searchDocumentChunks: 100 }. */
-  fieldCaps?: Record<string, { cap: number; setting: string }>;
   introspection: boolean;
 }
 
-/** Finds the first `first`/`last` argument above its cap, using the request's variables. */
-export function findOversizedPage(
-  document: DocumentNode,
-  variables: Record<string, unknown> | null | undefined,
-  limits: Pick<RequestLimits, 'maxPageSize' | 'fieldCaps'>,
-): string | null {
-  let problem: string | null = null;
-  visit(document, {
-    Field(field) {
-      if (problem) return false;
-      for (const arg of field.arguments ?? []) {
-        if (arg.name.value !== 'first' && arg.name.value !== 'last') continue;
-        let value: unknown;
-        if (arg.value.kind === Kind.INT) value = Number(arg.value.value);
-        else if (arg.value.kind === Kind.VARIABLE) value = variables?.[arg.value.name.value];
-        if (typeof value !== 'number') continue;
-        const special = limits.fieldCaps?.[field.name.value];
-        const cap = special?.cap ?? limits.maxPageSize;
-        if (value > cap) {
-          const setting = special?.setting ?? 'MAX_PAGE_SIZE';
-          problem = `${field.name.value}(${arg.name.value}: ${value}) is above the limit of ${cap} (${setting})`;
-          return false;
+/** Tokens graphql's parser reads at most: bounds the work of parsing whatever arrives (a 4,000-number vector literal is about 8,000). */
+const MAX_TOKENS = 200_000;
+
+// graphql's standard introspection query nests `ofType` 9 levels deep (14 with
+// __schema, types, fields, type): introspection gets this allowance whatever
+// MAX_QUERY_DEPTH is; it reads only the schema.
+const INTROSPECTION_DEPTH = 20;
+
+/** "Did you mean …?" names fields and types: with introspection off it must not (the schema is not public). */
+const withoutSuggestions = (rule: ValidationRule): ValidationRule => (context: ValidationContext) =>
+  rule(
+    new Proxy(context, {
+      get(target, key, receiver) {
+        if (key === 'reportError') {
+          return (error: GraphQLError) =>
+            target.reportError(new GraphQLError(error.message.replace(/ Did you mean .*\?$/, ''), { nodes: error.nodes, extensions: error.extensions }));
         }
-      }
-      return undefined;
-    },
-  });
-  return problem;
-}
+        const value: unknown = Reflect.get(target, key, receiver);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }),
+  );
 
 export function makeRequestLimitsPlugin(limits: RequestLimits): GraphileConfig.Plugin {
   return {
     name: 'SheratanRequestLimitsPlugin',
     version: '1.0.0',
-    description: 'Query depth, introspection policy and page-size caps',
+    description: 'Query depth, introspection policy, operation cost and page-size caps',
     grafserv: {
       middleware: {
         setPreset(next, event) {
+          if (!limits.introspection) event.validationRules.splice(0, event.validationRules.length, ...event.validationRules.map(withoutSuggestions));
           event.validationRules.push(
             depthLimit({
               maxDepth: limits.maxQueryDepth,
               maxListDepth: limits.maxQueryDepth,
               maxSelfReferentialDepth: limits.maxQueryDepth,
+              maxIntrospectionDepth: INTROSPECTION_DEPTH,
+              maxIntrospectionListDepth: INTROSPECTION_DEPTH,
+              maxIntrospectionSelfReferentialDepth: INTROSPECTION_DEPTH,
+              // depth-limit allows 8; graphql's getIntrospectionQuery() asks for 9.
+              maxDepthByFieldCoordinates: { '__Type.ofType': 10 },
             }),
           );
           if (!limits.introspection) event.validationRules.push(NoSchemaIntrospectionCustomRule);
           return next();
         },
         processGraphQLRequestBody(next, event) {
-          const { query, variableValues } = event.body;
+          const { query } = event.body;
           if (typeof query === 'string') {
             let document: DocumentNode | null = null;
             try {
-              document = parse(query);
-            } catch {
-              // Syntax errors are reported by the normal validation step.
+              document = parse(query, { maxTokens: MAX_TOKENS, noLocation: true });
+            } catch (err) {
+              // Syntax errors are reported by the normal validation step; too many tokens here.
+              if (/maximum number of tokens/i.test((err as Error).message)) {
+                throw new SafeError(`the document has more than ${MAX_TOKENS} tokens`, { statusCode: 400 });
+              }
             }
-            const problem = document && findOversizedPage(document, variableValues as Record<string, unknown> | null, limits);
-            if (problem) throw new SafeError(problem, { statusCode: 400 });
+            const refusal = document && countSelections(document, limits);
+            if (refusal) throw new SafeError(refusal.message, { statusCode: 400, code: refusal.code });
+          }
+          return next();
+        },
+      },
+    },
+    grafast: {
+      middleware: {
+        execute(next, event) {
+          const { schema, document, operationName, variableValues } = event.args;
+          const result = operationCost(schema, document, operationName, variableValues as Record<string, unknown> | null, limits);
+          if ('refusal' in result) {
+            return { errors: [new GraphQLError(result.refusal.message, { extensions: { code: result.refusal.code } })] };
           }
           return next();
         },

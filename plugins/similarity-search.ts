@@ -9,7 +9,7 @@
 import { TYPES, pgSelect, type PgCodec, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
 import { each, object, type ExecutableStep } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
-import { sql, type SQL } from 'postgraphile/pg-sql2';
+import { sql } from 'postgraphile/pg-sql2';
 import { vectorCodec } from './vector-codec.ts';
 import { distanceFields, namedCall, planFieldsOf } from './match-select.ts';
 
@@ -90,10 +90,12 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
           searchDocumentChunks(_$root, fieldArgs) {
             const $embedding = fieldArgs.getRaw('embedding');
             // The query vector is one parameter shared by the function call and
-            // the distance of each row: parsing 384 floats is not free. 'normal'
-            // mode (the function is volatile only because it logs the search)
-            // lets relations of `chunk` join into this statement.
-            let query!: SQL;
+            // the distance of each row (parsing 384 floats is not free), and
+            // both live inside the FROM: identical searches in one request are
+            // deduplicated into one step, so nothing outside may refer to the
+            // placeholder of a step that may be dropped. 'normal' mode (the
+            // function is volatile only because it logs the search) lets
+            // relations of `chunk` join into this statement.
             const $select = pgSelect({
               resource: search,
               identifiers: [],
@@ -102,12 +104,11 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
               hasImplicitOrder: false,
               from: {
                 callback: ($root) => {
-                  query = $root.placeholder($embedding, vectorCodec);
                   const arg = (name: string, $step: ExecutableStep, codec: PgCodec) => [name, $root.placeholder($step, codec)] as const;
-                  return sql`${namedCall(
+                  const call = namedCall(
                     ['sheratan', 'search_document_chunks'],
                     [
-                      ['embedding', query],
+                      ['embedding', sql`q.embedding`],
                       arg('first', fieldArgs.getRaw('first'), TYPES.int),
                       arg('offset', fieldArgs.getRaw('offset'), TYPES.int),
                       arg('min_similarity', fieldArgs.getRaw('minSimilarity'), TYPES.float),
@@ -117,11 +118,14 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
                       arg('mmr_lambda', fieldArgs.getRaw(['diversity', 'lambda']), TYPES.float),
                       arg('mmr_candidates', fieldArgs.getRaw(['diversity', 'candidates']), TYPES.int),
                     ],
-                  )} with ordinality`;
+                  );
+                  return sql`(select c.*, c.embedding <=> q.embedding as match_distance
+  from (select ${$root.placeholder($embedding, vectorCodec)} as embedding) as q
+  cross join lateral ${call} with ordinality as c)`;
                 },
               },
             });
-            const distance = sql`(${$select.alias}.embedding <=> ${query})`;
+            const distance = sql`${$select.alias}.match_distance`;
             // The function returns its rows in result order (nearest first, or as
             // MMR chose them); the outer statement keeps that order explicitly.
             $select.orderBy({ fragment: sql`${$select.alias}.ordinality`, codec: TYPES.bigint, direction: 'ASC' });

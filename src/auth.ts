@@ -27,10 +27,13 @@ const keyFor = (secret: string): KeyObject => {
   return key;
 };
 
+// Control characters (NUL among them, which Postgres settings cannot hold) in a claim.
+const CONTROL = /\p{Cc}/u;
+
 const deny = (status: 401 | 403, code: string, message: string): AuthResult => ({ ok: false, status, code, message });
 
 /** Verifies the Authorization header; no header means anonymous. */
-export function authenticate(header: string | undefined, config: Pick<Config, 'jwtSecret' | 'jwtAudience'>): AuthResult {
+export function authenticate(header: string | undefined, config: Pick<Config, 'jwtSecret' | 'jwtAudience' | 'jwtMaxAgeS'>): AuthResult {
   if (header === undefined || header === '') return { ok: true, claims: null };
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) return deny(401, 'INVALID_AUTHORIZATION', 'the Authorization header must be "Bearer <token>"');
@@ -40,11 +43,20 @@ export function authenticate(header: string | undefined, config: Pick<Config, 'j
     const decoded = jwt.verify(match[1]!, keyFor(config.jwtSecret), {
       algorithms: ['HS256'],
       ...(config.jwtAudience ? { audience: config.jwtAudience } : {}),
+      // With JWT_MAX_AGE, a token is also refused once it was issued that long ago.
+      ...(config.jwtMaxAgeS ? { maxAge: config.jwtMaxAgeS } : {}),
     });
     if (typeof decoded === 'string') return deny(401, 'INVALID_TOKEN', 'the token payload must be a JSON object');
     payload = decoded;
+    // A token that never expires is a password that cannot be changed: refuse
+    // it, unless JWT_MAX_AGE bounds its life by its issue time instead.
+    if (typeof payload.exp !== 'number' && !(config.jwtMaxAgeS && typeof payload.iat === 'number')) {
+      return deny(401, 'INVALID_TOKEN', config.jwtMaxAgeS ? 'the token must carry "exp" or "iat"' : 'the token must carry an "exp" claim (tokens that never expire are refused; see JWT_MAX_AGE)');
+    }
   } catch (err) {
-    if (err instanceof jwt.TokenExpiredError) return deny(401, 'TOKEN_EXPIRED', 'the token has expired');
+    if (err instanceof jwt.TokenExpiredError) {
+      return deny(401, 'TOKEN_EXPIRED', err.message === 'maxAge exceeded' ? `the token was issued more than ${config.jwtMaxAgeS} seconds ago (JWT_MAX_AGE)` : 'the token has expired');
+    }
     if (err instanceof jwt.NotBeforeError) return deny(401, 'INVALID_TOKEN', 'the token is not valid yet');
     const reason = (err as Error).message;
     return deny(401, 'INVALID_TOKEN', `the token is invalid: ${reason}`);
@@ -53,10 +65,12 @@ export function authenticate(header: string | undefined, config: Pick<Config, 'j
   if (typeof role !== 'string' || !(API_ROLES as readonly string[]).includes(role)) {
     return deny(403, 'FORBIDDEN_ROLE', `the token's role must be one of ${API_ROLES.join(', ')}`);
   }
-  if (typeof tenant !== 'string' || tenant.length === 0 || tenant.length > 200) {
-    return deny(401, 'INVALID_TOKEN', 'the token must carry a "tenant" claim (a non-empty string of at most 200 characters)');
+  if (typeof tenant !== 'string' || tenant.length === 0 || tenant.length > 200 || CONTROL.test(tenant)) {
+    return deny(401, 'INVALID_TOKEN', 'the token must carry a "tenant" claim (a non-empty string of at most 200 characters, without control characters)');
   }
-  if (sub !== undefined && typeof sub !== 'string') return deny(401, 'INVALID_TOKEN', 'the token\'s "sub" claim must be a string');
+  if (sub !== undefined && (typeof sub !== 'string' || sub.length > 200 || CONTROL.test(sub))) {
+    return deny(401, 'INVALID_TOKEN', 'the token\'s "sub" claim must be a string of at most 200 characters, without control characters');
+  }
   return { ok: true, claims: { role: role as ApiRole, tenant, sub } };
 }
 

@@ -20,6 +20,10 @@ export interface Config {
   poolTimeoutMs: number;
   jwtSecret: string | undefined;
   jwtAudience: string | undefined;
+  /** Seconds since `iat` after which a token is refused; also lets tokens without `exp` in. */
+  jwtMaxAgeS: number | undefined;
+  /** When set, /metrics requires `Authorization: Bearer <metricsToken>`. */
+  metricsToken: string | undefined;
   port: number;
   host: string;
   statementTimeoutMs: number;
@@ -28,6 +32,16 @@ export interface Config {
   maxSearchResults: number;
   maxPageSize: number;
   maxQueryDepth: number;
+  /** Fields in one operation, fragments counted where spread. */
+  maxQueryFields: number;
+  /** Aliased fields in one operation. */
+  maxQueryAliases: number;
+  /** The estimated cost of one operation (plugins/operation-cost.ts). */
+  maxQueryCost: number;
+  maxOffset: number;
+  /** Searches (each logged) one operation may run. */
+  maxSearchesPerRequest: number;
+  maxQueryTextLength: number;
   maxBodyBytes: number;
   searchEf: number;
   /** Seconds a worker may hold a job before it is claimable again. */
@@ -57,6 +71,8 @@ export const CONFIG_VARIABLES = [
   'DB_POOL_TIMEOUT_MS',
   'JWT_SECRET',
   'JWT_AUDIENCE',
+  'JWT_MAX_AGE',
+  'METRICS_TOKEN',
   'PORT',
   'HOST',
   'STATEMENT_TIMEOUT_MS',
@@ -64,6 +80,12 @@ export const CONFIG_VARIABLES = [
   'MAX_SEARCH_RESULTS',
   'MAX_PAGE_SIZE',
   'MAX_QUERY_DEPTH',
+  'MAX_QUERY_FIELDS',
+  'MAX_QUERY_ALIASES',
+  'MAX_QUERY_COST',
+  'MAX_OFFSET',
+  'MAX_SEARCHES_PER_REQUEST',
+  'MAX_QUERY_TEXT_LENGTH',
   'MAX_BODY_BYTES',
   'SEARCH_EF',
   'IVFFLAT_PROBES',
@@ -157,6 +179,8 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     poolTimeoutMs: int(env, 'DB_POOL_TIMEOUT_MS', 5000, 1, 600_000),
     jwtSecret,
     jwtAudience: env.JWT_AUDIENCE || undefined,
+    metricsToken: env.METRICS_TOKEN || undefined,
+    jwtMaxAgeS: env.JWT_MAX_AGE ? int(env, 'JWT_MAX_AGE', 3600, 1, 366 * 24 * 3600) : undefined,
     port: int(env, 'PORT', 5678, 0, 65535),
     host,
     statementTimeoutMs: int(env, 'STATEMENT_TIMEOUT_MS', 10_000, 0, 3_600_000),
@@ -164,6 +188,12 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     maxSearchResults: int(env, 'MAX_SEARCH_RESULTS', 100, 1, 10_000),
     maxPageSize: int(env, 'MAX_PAGE_SIZE', 1000, 1, 100_000),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 12, 1, 100),
+    maxQueryFields: int(env, 'MAX_QUERY_FIELDS', 1000, 10, 100_000),
+    maxQueryAliases: int(env, 'MAX_QUERY_ALIASES', 50, 0, 10_000),
+    maxQueryCost: int(env, 'MAX_QUERY_COST', 50_000, 1, 100_000_000),
+    maxOffset: int(env, 'MAX_OFFSET', 10_000, 0, 10_000_000),
+    maxSearchesPerRequest: int(env, 'MAX_SEARCHES_PER_REQUEST', 20, 1, 10_000),
+    maxQueryTextLength: int(env, 'MAX_QUERY_TEXT_LENGTH', 2000, 1, 1_000_000),
     maxBodyBytes: int(env, 'MAX_BODY_BYTES', 16 * MiB, 1024, 1024 * MiB),
     searchEf: int(env, 'SEARCH_EF', 100, 1, 1000),
     jobLockTimeoutS: int(env, 'JOB_LOCK_TIMEOUT', 600, 1, 7 * 24 * 3600),

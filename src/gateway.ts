@@ -129,10 +129,16 @@ export async function createGateway(
 
   const app = express();
   app.disable('x-powered-by');
+  // No response is for caches or for content sniffing: they carry tenants' data.
+  app.use((_req, res, next) => {
+    res.set({ 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+    next();
+  });
   const server = createServer(app);
   let schemaReady = false;
 
   const metrics = createMetrics({
+    ...(config.metricsToken ? { token: config.metricsToken } : {}),
     pools: readPool === apiPool ? { api: apiPool } : { api: apiPool, read: readPool },
     async jobCounts() {
       const { rows } = await apiPool.query<{ status: string; jobs: string }>('select status, jobs from sheratan_private.job_status_counts()');

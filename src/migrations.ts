@@ -17,7 +17,9 @@ import { log } from './log.ts';
  * commands keep graphile-migrate's own console output).
  */
 export const structuredMigrateLogger = new Logger(() => (level, message) => {
-  log(level === 'error' ? 'error' : level === 'warning' ? 'warn' : level === 'debug' ? 'debug' : 'info', `graphile-migrate: ${message}`);
+  // Its messages name it already ("graphile-migrate: …", "graphile-migrate[shadow]: …").
+  const text = /^graphile-migrate\b/.test(message) ? message : `graphile-migrate: ${message}`;
+  log(level === 'error' ? 'error' : level === 'warning' ? 'warn' : level === 'debug' ? 'debug' : 'info', text);
 });
 
 export function migrateSettings(config: Config, db: Database, logger?: Logger): gm.Settings {

@@ -1,6 +1,6 @@
 // Prometheus metrics (/metrics) and one JSON log line per request with a
 // request id (taken from X-Request-Id when it is sane, generated otherwise).
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type pg from 'pg';
 import client from 'prom-client';
@@ -18,6 +18,10 @@ export interface FactsRequest extends Request {
 }
 
 const MAX_OPERATION_LABELS = 200;
+/** Operation names longer than this are one label, 'other', like names beyond the count. */
+const MAX_OPERATION_LABEL_LENGTH = 64;
+/** The endpoints that are label values; any other path is 'other' (a 404 flood must not grow /metrics). */
+export const KNOWN_ENDPOINTS = new Set(['/graphql', '/reporting/graphql', '/graphiql', '/healthz', '/readyz', '/metrics']);
 
 export interface Metrics {
   registry: client.Registry;
@@ -29,12 +33,15 @@ export function createMetrics(options: {
   pools: Record<string, pg.Pool>;
   /** Job counts by status across tenants (an aggregate, no rows). */
   jobCounts: () => Promise<Record<string, number>>;
+  /** METRICS_TOKEN: when set, /metrics answers only `Authorization: Bearer <token>`. */
+  token?: string;
 }): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'sheratan_' });
   const seenOperations = new Set<string>();
   const operationLabel = (name: string | undefined): string => {
     if (!name) return 'unknown';
+    if (name.length > MAX_OPERATION_LABEL_LENGTH || !/^[_A-Za-z]\w*$/.test(name)) return 'other';
     if (seenOperations.has(name)) return name;
     if (seenOperations.size >= MAX_OPERATION_LABELS) return 'other';
     seenOperations.add(name);
@@ -94,8 +101,9 @@ export function createMetrics(options: {
       const started = process.hrtime.bigint();
       res.on('finish', () => {
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        const endpoint = req.baseUrl + req.path;
-        if (endpoint === '/metrics') return;
+        const path = req.baseUrl + req.path;
+        if (path === '/metrics') return;
+        const endpoint = KNOWN_ENDPOINTS.has(path) ? path : 'other';
         const operation = operationLabel(facts.operation);
         requests.inc({ endpoint, operation, status: String(res.statusCode) });
         duration.observe({ endpoint, operation }, seconds);
@@ -103,15 +111,20 @@ export function createMetrics(options: {
         log('info', 'request', {
           requestId: facts.requestId,
           method: req.method,
-          path: endpoint,
+          path: path.length > 200 ? `${path.slice(0, 200)}…` : path,
           status: res.statusCode,
-          operation: facts.operation,
+          operation: facts.operation && facts.operation.length > 200 ? `${facts.operation.slice(0, 200)}…` : facts.operation,
           durationMs: Math.round(seconds * 1e4) / 10,
         });
       });
       inRequest(facts.requestId, next);
     },
-    async handler(_req, res) {
+    async handler(req, res) {
+      // With METRICS_TOKEN set, only a scraper that presents it may read the figures.
+      if (options.token && !sameSecret(req.get('authorization') ?? '', `Bearer ${options.token}`)) {
+        res.status(401).set('WWW-Authenticate', 'Bearer realm="metrics"').type('text/plain').send('metrics need Authorization: Bearer <METRICS_TOKEN>\n');
+        return;
+      }
       try {
         res.set('Content-Type', registry.contentType).send(await registry.metrics());
       } catch (err) {
@@ -119,6 +132,12 @@ export function createMetrics(options: {
       }
     },
   };
+}
+
+/** Compares without telling by its timing how much of a secret matched. */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(given), digest(expected));
 }
 
 /** The operation name of a GraphQL request: its name, or else its first root field. */

@@ -63,10 +63,17 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       RequestFactsPlugin,
       makeRequestLimitsPlugin({
         maxQueryDepth: config.maxQueryDepth,
+        maxFields: config.maxQueryFields,
+        maxAliases: config.maxQueryAliases,
+        maxCost: config.maxQueryCost,
         maxPageSize: config.maxPageSize,
+        maxOffset: config.maxOffset,
         fieldCaps: Object.fromEntries(
           SEARCH_FIELDS.map((field) => [field, { cap: config.maxSearchResults, setting: 'MAX_SEARCH_RESULTS' }]),
         ),
+        searchFields: SEARCH_FIELDS,
+        maxSearches: config.maxSearchesPerRequest,
+        maxQueryText: config.maxQueryTextLength,
         introspection: config.introspection,
       }),
     ],

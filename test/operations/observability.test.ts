@@ -66,3 +66,48 @@ test('an exhausted pool answers 503 with Retry-After after DB_POOL_TIMEOUT_MS, t
   expect((await first).status).toBe(200);
   expect((await h.graphql('{ allDocuments { totalCount } }')).status).toBe(200);
 });
+
+test('/metrics stays bounded: unknown paths share one label, over-long or unusual operation names collapse into "other"', async () => {
+  const size = async (): Promise<number> => (await (await fetch(`${h.url}/metrics`)).text()).length;
+  // Warm the labels a flood would add once anyway.
+  await fetch(`${h.url}/no-such-path-warmup`);
+  await h.graphql('query { __typename }', {});
+  const before = await size();
+  for (let i = 0; i < 2000; i += 50) {
+    await Promise.all(Array.from({ length: 50 }, (_, j) => fetch(`${h.url}/no-such-path-${i + j}`).then((r) => r.arrayBuffer())));
+  }
+  const long = `Q${'x'.repeat(100_000)}`;
+  const res = await fetch(`${h.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${h.token()}` },
+    body: JSON.stringify({ query: `query ${long} { __typename }`, operationName: long }),
+  });
+  expect(res.status).toBe(200);
+  const text = await (await fetch(`${h.url}/metrics`)).text();
+  expect(text).toMatch(/^sheratan_http_requests_total\{endpoint="other",operation="unknown",status="404"\} \d+$/m);
+  expect(text).not.toMatch(/no-such-path/);
+  expect(text).toMatch(/operation="other"/);
+  expect(text.length - before).toBeLessThan(5000);
+});
+
+test('every response says no-store and nosniff', async () => {
+  for (const res of [await fetch(`${h.url}/healthz`), await fetch(`${h.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' })]) {
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+  }
+});
+
+test('with METRICS_TOKEN set, /metrics answers only a scraper that presents it', async () => {
+  const guarded = await startHarness({ METRICS_TOKEN: 'scrape-secret-0123456789' });
+  try {
+    const anonymous = await fetch(`${guarded.url}/metrics`);
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.text()).toBe('metrics need Authorization: Bearer <METRICS_TOKEN>\n');
+    expect((await fetch(`${guarded.url}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+    const scraper = await fetch(`${guarded.url}/metrics`, { headers: { authorization: 'Bearer scrape-secret-0123456789' } });
+    expect(scraper.status).toBe(200);
+    expect(await scraper.text()).toMatch(/^sheratan_db_pool_connections\{pool="api",state="idle"\} \d+$/m);
+  } finally {
+    await guarded.stop();
+  }
+});

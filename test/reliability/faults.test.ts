@@ -213,7 +213,7 @@ embeddedTest('a shared test server cannot be stopped; the engine process stands 
 
     engine = await startEngineProcess(dir, port);
     await waitFor(async () => (await fetch(`${gw.url}/readyz`)).status === 200, 15_000, '/readyz recovers');
-    const afterwards = await postOnce(gw.url, token, '{ allDocuments { nodes { title chunks { totalCount } } } }');
+    const afterwards = await postOnce(gw.url, token, '{ allDocuments(first: 10) { nodes { title chunks { totalCount } } } }');
     expect(afterwards.body).toEqual({ data: { allDocuments: { nodes: [{ title: 'before', chunks: { totalCount: CHUNKS } }] } } });
   } finally {
     gw.child.kill('SIGTERM');

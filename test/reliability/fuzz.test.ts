@@ -240,6 +240,17 @@ function cases(): Case[] {
     'alias flood of searches (100)',
     `{ ${Array.from({ length: 100 }, (_, i) => `s${i}: searchDocumentChunks(embedding: ${vector(unit)}, first: 100) { distance }`).join(' ')} }`,
   );
+  add('alias flood of counts (3000)', `{ ${Array.from({ length: 3000 }, (_, i) => `a${i}: allDocuments { totalCount }`).join(' ')} }`);
+  add('alias flood through a fragment spread 100 times', `{ ${Array.from({ length: 100 }, () => '...F').join(' ')} } fragment F on Query { ${Array.from({ length: 40 }, (_, i) => `f${i}: allDocuments { totalCount }`).join(' ')} }`);
+  // Limits read from variables' defaults, omitted page sizes, offsets and fan-out.
+  add('variable default above MAX_SEARCH_RESULTS', `query ($n: Int = 100000) { searchDocumentChunks(embedding: ${vector(unit)}, first: $n) { distance } }`);
+  add('variable default above MAX_PAGE_SIZE', 'query ($n: Int = 1000000) { allDocumentChunks(first: $n) { nodes { embedding } } }');
+  add('variable default offset', `query ($o: Int = 2147483647) { searchDocumentChunks(embedding: ${vector(unit)}, offset: $o) { distance } }`);
+  add('connection rows without first', '{ allDocumentChunks { nodes { embedding } } }');
+  add('nested connection rows without first', '{ allDocuments(first: 10) { nodes { chunks { edges { node { embedding } } } } } }');
+  add('nested fan-out of similarChunks', '{ allDocumentChunks(first: 30) { nodes { similarChunks(first: 100) { chunk { similarChunks(first: 100) { similarity } } } } } }');
+  add('fan-out of similarDocuments', '{ allDocuments(first: 1000) { nodes { similarDocuments(first: 100) { similarity } } } }');
+  add('multiplied page sizes', '{ allDocuments(first: 1000) { nodes { chunks(first: 1000) { nodes { embedding document { chunks(first: 1000) { totalCount } } } } } } }');
   add('fragment cycle', '{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }');
   add('unterminated', '{ allDocuments(first: 1) { nodes { title }');
   add('directive flood', `{ __typename ${'@skip(if: false) '.repeat(500)} }`);

@@ -288,6 +288,34 @@ describe('diversity (MMR) and per-document caps', () => {
     expect(got.map((m) => m.chunk.rowId)).toEqual(mmr(query, pool, 0.4, 6).slice(2));
   });
 
+  test('two diversified searches in one request each answer as they would alone', async () => {
+    const [q1, q2] = [randomUnit(DIM, rng(91)), randomUnit(DIM, rng(92))];
+    const res = await h.graphql<Record<'a' | 'b', Array<{ distance: number; chunk: { rowId: string } }>>>(
+      `query ($q1: Vector!, $q2: Vector!) {
+        a: searchDocumentChunks(embedding: $q1, first: 4, diversity: { lambda: 0.4, candidates: 12 }) { distance chunk { rowId } }
+        b: searchDocumentChunks(embedding: $q2, first: 3, diversity: { lambda: 0.7 }) { distance chunk { rowId } }
+      }`,
+      { variables: { q1, q2 } },
+    );
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data!.a.map((m) => m.chunk.rowId)).toEqual(mmr(q1, bruteForce(q1, chunks, 12).map((m) => byId(m.id)), 0.4, 4));
+    expect(res.body.data!.b.map((m) => m.chunk.rowId)).toEqual(mmr(q2, bruteForce(q2, chunks, 20).map((m) => byId(m.id)), 0.7, 3));
+    for (const [q, got] of [[q1, res.body.data!.a], [q2, res.body.data!.b]] as const) {
+      for (const m of got) expect(m.distance).toBeCloseTo(cosineDistance(q, byId(m.chunk.rowId).embedding), 5);
+    }
+    // The same search twice (grafast makes them one step) once failed: "operator does not exist: vector <=> integer".
+    const twice = await h.graphql<Record<'a' | 'b', Array<{ distance: number }>>>(
+      `query ($q: Vector!, $d: SearchDiversity) {
+        a: searchDocumentChunks(embedding: $q, diversity: $d) { distance }
+        b: searchDocumentChunks(embedding: $q, diversity: $d) { distance }
+      }`,
+      { variables: { q: q1, d: { lambda: 0.4 } } },
+    );
+    expect(twice.body.errors).toBeUndefined();
+    expect(twice.body.data!.a).toHaveLength(10);
+    expect(twice.body.data!.b).toEqual(twice.body.data!.a);
+  });
+
   test('maxPerDocument returns the nearest chunks with at most N from any one document', async () => {
     const query = nearDuplicates()[2]!.embedding;
     for (const perDoc of [1, 2]) {

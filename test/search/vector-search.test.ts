@@ -204,7 +204,7 @@ test('replaceDocumentChunks swaps the chunks atomically; deleting a document cas
   const fresh = randomUnit(DIM, rng(4));
   const replaced = await h.graphql(
     `mutation ($id: UUID!, $chunks: [ChunkInput]!) {
-       replaceDocumentChunks(input: { documentId: $id, chunks: $chunks }) { document { chunks { nodes { content chunkIndex } } } }
+       replaceDocumentChunks(input: { documentId: $id, chunks: $chunks }) { document { chunks(first: 10) { nodes { content chunkIndex } } } }
      }`,
     { variables: { id, chunks: [{ content: 'new 0', embedding: fresh }, { content: 'new 1', embedding: fresh }] } },
   );

@@ -13,17 +13,22 @@ beforeAll(async () => {
 afterAll(() => h.stop());
 
 const secret = (): string => h.config.jwtSecret!;
+/** A token as a client library makes one: with an expiry, unless the test is about that. */
+const sign = (payload: object, key: string = secret(), options: jwt.SignOptions = {}): string => jwt.sign(payload, key, { expiresIn: '5m', ...options });
 const query = '{ allDocuments { totalCount } }';
 
 test.each([
   ['expired', () => jwt.sign({ role: 'sheratan_app', tenant: 'acme', exp: Math.floor(Date.now() / 1000) - 60 }, secret()), 401, /expired/],
-  ['badly signed', () => jwt.sign({ role: 'sheratan_app', tenant: 'acme' }, 'x'.repeat(40)), 401, /invalid signature/],
-  ['alg none', () => jwt.sign({ role: 'sheratan_app', tenant: 'acme' }, '', { algorithm: 'none' }), 401, /invalid/],
-  ['HS512', () => jwt.sign({ role: 'sheratan_app', tenant: 'acme' }, secret(), { algorithm: 'HS512' }), 401, /invalid algorithm/],
+  ['badly signed', () => sign({ role: 'sheratan_app', tenant: 'acme' }, 'x'.repeat(40)), 401, /invalid signature/],
+  ['alg none', () => sign({ role: 'sheratan_app', tenant: 'acme' }, '', { algorithm: 'none' }), 401, /invalid/],
+  ['HS512', () => sign({ role: 'sheratan_app', tenant: 'acme' }, secret(), { algorithm: 'HS512' }), 401, /invalid algorithm/],
   ['malformed', () => 'not.a.jwt', 401, /invalid/],
-  ['unknown role', () => jwt.sign({ role: 'sheratan', tenant: 'acme' }, secret()), 403, /role must be one of sheratan_app, sheratan_readonly/],
-  ['superuser role', () => jwt.sign({ role: 'postgres', tenant: 'acme' }, secret()), 403, /role must be one of/],
-  ['missing tenant', () => jwt.sign({ role: 'sheratan_app' }, secret()), 401, /"tenant" claim/],
+  ['unknown role', () => sign({ role: 'sheratan', tenant: 'acme' }), 403, /role must be one of sheratan_app, sheratan_readonly/],
+  ['superuser role', () => sign({ role: 'postgres', tenant: 'acme' }), 403, /role must be one of/],
+  ['missing tenant', () => sign({ role: 'sheratan_app' }), 401, /"tenant" claim/],
+  ['never expiring', () => jwt.sign({ role: 'sheratan_app', tenant: 'acme' }, secret()), 401, /must carry an "exp" claim \(tokens that never expire are refused; see JWT_MAX_AGE\)/],
+  ['NUL in the tenant', () => sign({ role: 'sheratan_app', tenant: 'ac\u0000me' }), 401, /"tenant" claim .*without control characters/],
+  ['newline in sub', () => sign({ role: 'sheratan_app', tenant: 'acme', sub: 'a\nb' }), 401, /"sub" claim .*without control characters/],
 ])('%s token → %i with a clear error', async (_name, make, status, message) => {
   const res = await h.graphql(query, { token: make() });
   expect(res.status).toBe(status);
@@ -41,10 +46,7 @@ test('a non-Bearer Authorization header is refused', async () => {
 });
 
 test('claims named like Postgres settings change nothing', async () => {
-  const token = jwt.sign(
-    { role: 'sheratan_app', tenant: 'acme', statement_timeout: '1', search_path: 'evil', 'jwt.claims.tenant': 'other' },
-    secret(),
-  );
+  const token = sign({ role: 'sheratan_app', tenant: 'acme', statement_timeout: '1', search_path: 'evil', 'jwt.claims.tenant': 'other' });
   const res = await h.graphql(query, { token });
   expect(res.status).toBe(200);
   expect(res.body.errors).toBeUndefined();
@@ -64,9 +66,9 @@ test('no token is anonymous and reads nothing', async () => {
 test('JWT_AUDIENCE is enforced when set', async () => {
   const other = await startHarness({ JWT_AUDIENCE: 'sheratan-api' });
   try {
-    const wrong = jwt.sign({ role: 'sheratan_app', tenant: 'acme' }, other.config.jwtSecret!, { audience: 'elsewhere' });
+    const wrong = sign({ role: 'sheratan_app', tenant: 'acme' }, other.config.jwtSecret!, { audience: 'elsewhere' });
     expect((await other.graphql(query, { token: wrong })).status).toBe(401);
-    const right = jwt.sign({ role: 'sheratan_app', tenant: 'acme' }, other.config.jwtSecret!, { audience: 'sheratan-api' });
+    const right = sign({ role: 'sheratan_app', tenant: 'acme' }, other.config.jwtSecret!, { audience: 'sheratan-api' });
     expect((await other.graphql(query, { token: right })).status).toBe(200);
   } finally {
     await other.stop();
@@ -124,7 +126,7 @@ test('each request runs with statement_timeout from config, whatever the token s
     create trigger _050_test_record_settings before insert on sheratan.documents
       for each row execute procedure sheratan_private.test_record_settings();`);
   try {
-    const token = jwt.sign({ role: 'sheratan_app', tenant: 'acme', statement_timeout: '1', search_path: 'evil' }, secret());
+    const token = sign({ role: 'sheratan_app', tenant: 'acme', statement_timeout: '1', search_path: 'evil' });
     const res = await h.graphql<{ createDocument: { document: { metadata: Record<string, string> } } }>(
       'mutation { createDocument(input: { document: { title: "settings" } }) { document { metadata } } }',
       { token },
@@ -136,5 +138,20 @@ test('each request runs with statement_timeout from config, whatever the token s
     expect(res.body.data!.createDocument.document.metadata.search_path).not.toMatch(/evil/);
   } finally {
     await owner.query('drop trigger _050_test_record_settings on sheratan.documents; drop function sheratan_private.test_record_settings()');
+  }
+});
+
+test('JWT_MAX_AGE lets tokens without exp in while they are younger than it, and bounds every token by its issue time', async () => {
+  const aged = await startHarness({ JWT_MAX_AGE: '60' });
+  try {
+    const key = aged.config.jwtSecret!;
+    const fresh = jwt.sign({ role: 'sheratan_app', tenant: 'acme' }, key);
+    expect((await aged.graphql(query, { token: fresh })).status).toBe(200);
+    const old = jwt.sign({ role: 'sheratan_app', tenant: 'acme', iat: Math.floor(Date.now() / 1000) - 120 }, key, { expiresIn: '1h' });
+    const res = await aged.graphql(query, { token: old });
+    expect(res.status).toBe(401);
+    expect(res.body.errors?.[0]?.message).toBe("the token was issued more than 60 seconds ago (JWT_MAX_AGE)");
+  } finally {
+    await aged.stop();
   }
 });

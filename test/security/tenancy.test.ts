@@ -26,7 +26,7 @@ test('a tenant sees and changes only its own documents through GraphQL', async (
   const a = (await create('acme doc', acme)).body.data!.createDocument.document.rowId;
   await create('globex doc', globex);
 
-  const seen = await h.graphql<{ allDocuments: { nodes: Array<{ title: string }> } }>('{ allDocuments { nodes { title } } }', { token: globex });
+  const seen = await h.graphql<{ allDocuments: { nodes: Array<{ title: string }> } }>('{ allDocuments(first: 100) { nodes { title } } }', { token: globex });
   expect(seen.body.data!.allDocuments.nodes.map((n) => n.title)).toEqual(['globex doc']);
 
   const byId = await h.graphql<{ documentByRowId: null }>('query ($id: UUID!) { documentByRowId(rowId: $id) { title } }', {
@@ -97,7 +97,7 @@ test('audit rows are written by writes and cannot be changed or erased by API ro
   for (const sql of ["update sheratan.audit_logs set user_id = 'x'", 'delete from sheratan.audit_logs', 'truncate sheratan.audit_logs']) {
     await expect(asRole('sheratan_app', 'acme', (c) => c.query(sql))).rejects.toThrow(/permission denied/);
   }
-  const audit = await h.graphql<{ allAuditLogs: { nodes: Array<{ userId: string }> } }>('{ allAuditLogs { nodes { userId eventType } } }', { token: acme });
+  const audit = await h.graphql<{ allAuditLogs: { nodes: Array<{ userId: string }> } }>('{ allAuditLogs(first: 100) { nodes { userId eventType } } }', { token: acme });
   expect(audit.body.data!.allAuditLogs.nodes.length).toBeGreaterThan(0);
 });
 

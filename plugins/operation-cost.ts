@@ -1,0 +1,237 @@
+// What one GraphQL operation may ask for, decided before anything runs.
+//
+// Two passes. `countSelections` needs no schema and runs on the parsed
+// document before validation (graphql's validation compares every pair of
+// same-named fields, so a document of 3,000 aliases costs seconds there, and
+// grafast's planning more): it bounds aliases and the number of fields, with
+// fragments counted at every place they are spread.
+//
+// `operationCost` runs once the document is valid, with the schema and the
+// request's variables coerced as execution will see them (defaults of
+// variables and of arguments included), and walks the operation multiplying
+// list sizes down the tree:
+//
+//   cost(field)   = multiplier of the field (how many times it is resolved)
+//   multiplier    = the parent's multiplier
+//                   × first/last of a connection, for its `nodes` and `edges`
+//                   × first (else 1) of a field returning a list
+//   cost          = the sum over every field of the operation
+//
+// and it checks every `first`/`last`/`offset` against its cap, that a
+// connection's `nodes`/`edges` are asked for with `first` or `last`, the
+// length of search text, and how many searches (each writes a search_logs
+// row) the operation would run.
+import {
+  getNamedType,
+  getNullableType,
+  GraphQLList,
+  isInterfaceType,
+  isObjectType,
+  Kind,
+  type DocumentNode,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLField,
+  type GraphQLNamedType,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type SelectionSetNode,
+} from 'graphql';
+import { getArgumentValues, getVariableValues } from 'graphql/execution/values.js';
+
+export interface CostLimits {
+  /** Fields in one operation, fragments counted where spread (MAX_QUERY_FIELDS). */
+  maxFields: number;
+  /** Aliased fields in one operation (MAX_QUERY_ALIASES). */
+  maxAliases: number;
+  /** The estimated cost (MAX_QUERY_COST). */
+  maxCost: number;
+  /** Largest first/last on any connection or list field (MAX_PAGE_SIZE). */
+  maxPageSize: number;
+  /** Largest offset (MAX_OFFSET). */
+  maxOffset: number;
+  /** Per-field caps that override maxPageSize, e.g. { searchDocumentChunks: { cap: 100, setting: 'MAX_SEARCH_RESULTS' } }. */
+  fieldCaps?: Record<string, { cap: number; setting: string }>;
+  /** Fields that run a similarity search (and log it). */
+  searchFields: readonly string[];
+  /** Searches one operation may run (MAX_SEARCHES_PER_REQUEST). */
+  maxSearches: number;
+  /** Characters of a search's queryText (MAX_QUERY_TEXT_LENGTH). */
+  maxQueryText: number;
+}
+
+export interface Refusal {
+  message: string;
+  code: string;
+}
+
+const operationOf = (document: DocumentNode, operationName: string | null | undefined): OperationDefinitionNode | undefined => {
+  const operations = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
+  return operationName ? operations.find((o) => o.name?.value === operationName) : operations.length === 1 ? operations[0] : undefined;
+};
+
+const fragmentsOf = (document: DocumentNode): Map<string, FragmentDefinitionNode> =>
+  new Map(
+    document.definitions
+      .filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION)
+      .map((f) => [f.name.value, f]),
+  );
+
+/**
+ * Counts fields and aliases of every operation in the document (fragments
+ * where spread, each fragment's count computed once). Stops counting once a
+ * limit is passed, so its cost is bounded by the limits, not the document.
+ */
+export function countSelections(document: DocumentNode, limits: Pick<CostLimits, 'maxFields' | 'maxAliases'>): Refusal | null {
+  const fragments = fragmentsOf(document);
+  const memo = new Map<string, { fields: number; aliases: number }>();
+  const visiting = new Set<string>();
+  const count = (set: SelectionSetNode | undefined): { fields: number; aliases: number } => {
+    const total = { fields: 0, aliases: 0 };
+    for (const selection of set?.selections ?? []) {
+      let part: { fields: number; aliases: number };
+      if (selection.kind === Kind.FIELD) {
+        part = count(selection.selectionSet);
+        part = { fields: part.fields + 1, aliases: part.aliases + (selection.alias ? 1 : 0) };
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        part = count(selection.selectionSet);
+      } else {
+        const name = selection.name.value;
+        const cached = memo.get(name);
+        if (cached) part = cached;
+        else if (visiting.has(name)) part = { fields: 0, aliases: 0 }; // a cycle: validation reports it
+        else {
+          visiting.add(name);
+          part = count(fragments.get(name)?.selectionSet);
+          visiting.delete(name);
+          memo.set(name, part);
+        }
+      }
+      total.fields += part.fields;
+      total.aliases += part.aliases;
+      // Numbers beyond the limits need not be exact.
+      if (total.fields > limits.maxFields || total.aliases > limits.maxAliases) return total;
+    }
+    return total;
+  };
+  for (const definition of document.definitions) {
+    if (definition.kind !== Kind.OPERATION_DEFINITION) continue;
+    const { fields, aliases } = count(definition.selectionSet);
+    const name = definition.name ? `'${definition.name.value}'` : 'the operation';
+    if (aliases > limits.maxAliases) {
+      return { code: 'TOO_MANY_ALIASES', message: `${name} has more than ${limits.maxAliases} aliased fields (MAX_QUERY_ALIASES)` };
+    }
+    if (fields > limits.maxFields) {
+      return { code: 'TOO_MANY_FIELDS', message: `${name} has more than ${limits.maxFields} fields, counting fragments where they are spread (MAX_QUERY_FIELDS)` };
+    }
+  }
+  return null;
+}
+
+const isConnection = (type: GraphQLNamedType): boolean =>
+  isObjectType(type) && type.name.endsWith('Connection') && 'nodes' in type.getFields() && 'edges' in type.getFields();
+
+const returnsList = (field: GraphQLField<unknown, unknown>): boolean => getNullableType(field.type) instanceof GraphQLList;
+
+export interface CostReport {
+  cost: number;
+  searches: number;
+}
+
+/** The operation's cost, or the first limit it breaks. Unknown operations or bad variables are left to execution to report. */
+export function operationCost(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operationName: string | null | undefined,
+  rawVariables: Record<string, unknown> | null | undefined,
+  limits: CostLimits,
+): { refusal: Refusal } | { report: CostReport } {
+  const operation = operationOf(document, operationName);
+  const root = operation && (operation.operation === 'query' ? schema.getQueryType() : operation.operation === 'mutation' ? schema.getMutationType() : schema.getSubscriptionType());
+  if (!operation || !root) return { report: { cost: 0, searches: 0 } };
+  const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], rawVariables ?? {});
+  if (coerced.errors) return { report: { cost: 0, searches: 0 } };
+  const variables = coerced.coerced;
+  const fragments = fragmentsOf(document);
+  const searchFields = new Set(limits.searchFields);
+  let cost = 0;
+  let searches = 0;
+  let refusal: Refusal | null = null;
+
+  const pageCheck = (field: FieldNode, args: Record<string, unknown>): void => {
+    const name = field.name.value;
+    for (const key of ['first', 'last'] as const) {
+      const value = args[key];
+      if (typeof value !== 'number') continue;
+      const special = limits.fieldCaps?.[name];
+      const cap = special?.cap ?? limits.maxPageSize;
+      if (value > cap) refusal ??= { code: 'PAGE_TOO_LARGE', message: `${name}(${key}: ${value}) is above the limit of ${cap} (${special?.setting ?? 'MAX_PAGE_SIZE'})` };
+    }
+    if (typeof args.offset === 'number' && args.offset > limits.maxOffset) {
+      refusal ??= { code: 'OFFSET_TOO_LARGE', message: `${name}(offset: ${args.offset}) is above the limit of ${limits.maxOffset} (MAX_OFFSET)` };
+    }
+    if (typeof args.queryText === 'string' && args.queryText.length > limits.maxQueryText) {
+      refusal ??= {
+        code: 'QUERY_TEXT_TOO_LONG',
+        message: `${name}(queryText) has ${args.queryText.length} characters, above the limit of ${limits.maxQueryText} (MAX_QUERY_TEXT_LENGTH)`,
+      };
+    }
+  };
+
+  /** `page`: the first/last of the connection whose selection this is (null: neither given). */
+  const walk = (set: SelectionSetNode | undefined, parent: GraphQLNamedType, multiplier: number, page: { field: string; size: number | null } | null): void => {
+    if (!set || refusal) return;
+    for (const selection of set.selections) {
+      if (refusal) return;
+      if (selection.kind === Kind.INLINE_FRAGMENT) {
+        const type = selection.typeCondition ? schema.getType(selection.typeCondition.name.value) : parent;
+        walk(selection.selectionSet, type ?? parent, multiplier, page);
+        continue;
+      }
+      if (selection.kind === Kind.FRAGMENT_SPREAD) {
+        const fragment = fragments.get(selection.name.value);
+        const type = fragment && schema.getType(fragment.typeCondition.name.value);
+        if (fragment && type) walk(fragment.selectionSet, type, multiplier, page);
+        continue;
+      }
+      const name = selection.name.value;
+      cost += multiplier;
+      if (name.startsWith('__') || !(isObjectType(parent) || isInterfaceType(parent))) continue; // introspection and typename: cheap
+      const field = parent.getFields()[name];
+      if (!field) continue;
+      let args: Record<string, unknown>;
+      try {
+        args = getArgumentValues(field, selection, variables);
+      } catch {
+        continue; // execution reports it
+      }
+      pageCheck(selection, args);
+      if (searchFields.has(name)) searches += multiplier;
+      const type = getNamedType(field.type);
+      let inner = multiplier;
+      if (page && (name === 'nodes' || name === 'edges')) {
+        if (page.size === null) {
+          refusal ??= {
+            code: 'PAGE_SIZE_REQUIRED',
+            message: `${page.field} needs first or last (at most ${limits.fieldCaps?.[page.field]?.cap ?? limits.maxPageSize}) to return ${name}`,
+          };
+          return;
+        }
+        inner = multiplier * page.size;
+      } else if (returnsList(field)) {
+        inner = multiplier * (typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : 1);
+      }
+      const size = typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : null;
+      walk(selection.selectionSet, type, inner, isConnection(type) ? { field: name, size } : null);
+    }
+  };
+  walk(operation.selectionSet, root, 1, null);
+  if (refusal) return { refusal };
+  if (searches > limits.maxSearches) {
+    return { refusal: { code: 'TOO_MANY_SEARCHES', message: `the operation would run ${searches} searches, above the limit of ${limits.maxSearches} (MAX_SEARCHES_PER_REQUEST)` } };
+  }
+  if (cost > limits.maxCost) {
+    return { refusal: { code: 'QUERY_TOO_COSTLY', message: `the operation's estimated cost is ${cost}, above the limit of ${limits.maxCost} (MAX_QUERY_COST)` } };
+  }
+  return { report: { cost, searches } };
+}
