@@ -15,6 +15,7 @@ import { HybridSearchPlugin } from '../../plugins/hybrid-search.ts';
 import { MoreLikeThisPlugin } from '../../plugins/more-like-this.ts';
 import { SEARCH_FIELDS } from '../../plugins/match-select.ts';
 import { RequestFactsPlugin } from '../../plugins/request-facts.ts';
+import { ChunkOrderPlugin } from '../../plugins/chunk-order.ts';
 
 export const EXPOSED_SCHEMA = 'sheratan';
 
@@ -61,6 +62,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       HybridSearchPlugin,
       MoreLikeThisPlugin,
       RequestFactsPlugin,
+      ChunkOrderPlugin,
       makeRequestLimitsPlugin({
         maxQueryDepth: config.maxQueryDepth,
         maxFields: config.maxQueryFields,
@@ -88,6 +90,8 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       graphiql: Boolean(options.graphiqlPath) && !config.production,
       graphiqlPath: options.graphiqlPath ?? '/graphiql-disabled',
       graphiqlOnGraphQLGET: false,
+      // Queries (never mutations: grafserv refuses them over GET) as GET, as urql and Apollo send short ones.
+      graphqlOverGET: true,
       websockets: false,
       watch: Boolean(options.reloader),
       maxRequestLength: config.maxBodyBytes,

@@ -65,3 +65,30 @@ test('the committed schema.graphql and reporting.graphql are up to date (npm run
   expect(readFileSync(path.join(projectRoot, 'schema.graphql'), 'utf8')).toBe(api);
   expect(readFileSync(path.join(projectRoot, 'reporting.graphql'), 'utf8')).toBe(reporting);
 });
+
+test("a document's chunks come in chunkIndex order unless orderBy says otherwise (the primary key is a random UUID)", async () => {
+  const embedding = Array.from({ length: 384 }, (_, i) => (i === 0 ? 1 : 0.01));
+  // Inserted in a scrambled order, so that neither insertion nor id order is chunkIndex order by chance.
+  const order = [5, 2, 7, 0, 3, 6, 1, 4];
+  const ingested = await h.graphql<{ ingestDocument: { document: { rowId: string } } }>(
+    'mutation ($c: [ChunkInput]!) { ingestDocument(input: { title: "ordered", chunks: $c }) { document { rowId } } }',
+    { variables: { c: order.map((i) => ({ content: `part ${i}`, chunkIndex: i, embedding })) } },
+  );
+  expect(ingested.body.errors).toBeUndefined();
+  const id = ingested.body.data!.ingestDocument.document.rowId;
+  const read = await h.graphql<{ documentByRowId: { first: { nodes: Array<{ chunkIndex: number }> }; all: { nodes: Array<{ chunkIndex: number; rowId: string }> }; desc: { nodes: Array<{ chunkIndex: number }> } } }>(
+    `query ($id: UUID!) { documentByRowId(rowId: $id) {
+       first: chunks(first: 1) { nodes { chunkIndex } }
+       all: chunks(first: 10) { nodes { chunkIndex rowId } }
+       desc: chunks(first: 3, orderBy: [CHUNK_INDEX_DESC]) { nodes { chunkIndex } }
+     } }`,
+    { variables: { id } },
+  );
+  expect(read.body.errors).toBeUndefined();
+  const doc = read.body.data!.documentByRowId;
+  expect(doc.first.nodes).toEqual([{ chunkIndex: 0 }]);
+  expect(doc.all.nodes.map((n) => n.chunkIndex)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+  // The ids are not in that order (else this test could not tell the two apart).
+  expect(doc.all.nodes.map((n) => n.rowId)).not.toEqual([...doc.all.nodes.map((n) => n.rowId)].sort());
+  expect(doc.desc.nodes.map((n) => n.chunkIndex)).toEqual([7, 6, 5]);
+});
