@@ -2,7 +2,7 @@
 // retries with backoff, stale locks, ownership, tenancy, the worker helper.
 import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
-import { runWorker } from '../../src/worker.ts';
+import { runWorker } from '../../src/client/index.ts';
 
 let h: Harness;
 let owner: pg.Client;

@@ -7,6 +7,7 @@
 //   await worker.stopped;
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { graphqlRequest } from './request.ts';
 
 export interface ClaimedJob {
   rowId: string;
@@ -52,17 +53,7 @@ export function runWorker(options: WorkerOptions): RunningWorker {
   let stopping = false;
   const sleepers = new Set<() => void>();
 
-  async function call<T>(query: string, variables: Record<string, unknown>): Promise<T> {
-    const res = await fetch(options.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${options.token}` },
-      body: JSON.stringify({ query, variables }),
-    });
-    const body = (await res.json()) as { data?: T; errors?: Array<{ message: string }> };
-    if (body.errors?.length) throw new Error(body.errors.map((e) => e.message).join('; '));
-    if (!body.data) throw new Error(`the gateway answered HTTP ${res.status} without data`);
-    return body.data;
-  }
+  const call = <T>(query: string, variables: Record<string, unknown>): Promise<T> => graphqlRequest<T>(options, query, variables);
 
   const claim = async (): Promise<ClaimedJob | null> =>
     (
