@@ -1,0 +1,65 @@
+// urql with its defaults: short queries go as GET (within the URL limit), long
+// ones and mutations as POST; all of them work, on both endpoints, with the
+// same token rules and limits. A mutation over GET is refused (405).
+import { Client, fetchExchange, gql } from '@urql/core';
+import { startHarness, type Harness } from '../support/harness.ts';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(() => h.stop());
+
+/** urql's own fetch, observed: which method each request used. */
+function client(path: string, token: string | null): { urql: Client; methods: string[] } {
+  const methods: string[] = [];
+  const urql = new Client({
+    url: `${h.url}${path}`,
+    exchanges: [fetchExchange],
+    fetchOptions: token ? { headers: { authorization: `Bearer ${token}` } } : {},
+    fetch: (input, init) => {
+      methods.push(init?.method ?? 'GET');
+      return fetch(input, init);
+    },
+  });
+  return { urql, methods };
+}
+
+test('short queries as GET, mutations and long queries as POST: all answer', async () => {
+  const { urql, methods } = client('/graphql', h.token());
+  const created = await urql.mutation(gql`mutation { createDocument(input: { document: { title: "via urql", source: "urql" } }) { document { rowId } } }`, {}).toPromise();
+  expect(created.error).toBeUndefined();
+  const read = await urql.query(gql`query Docs { allDocuments(first: 5, condition: { source: "urql" }) { totalCount nodes { title } } }`, {}).toPromise();
+  expect(read.error).toBeUndefined();
+  expect(read.data).toEqual({ allDocuments: { totalCount: 1, nodes: [{ title: 'via urql' }] } });
+  const embedding = Array.from({ length: 384 }, (_, i) => Math.sin(i + 1));
+  const search = await urql.query(gql`query ($e: Vector!) { searchDocumentChunks(embedding: $e, first: 3) { distance } }`, { e: embedding }).toPromise();
+  expect(search.error).toBeUndefined();
+  expect(methods).toEqual(['POST', 'GET', 'POST']);
+});
+
+test('GET carries the same auth and limits; the reporting endpoint answers GET too', async () => {
+  const anonymous = client('/graphql', null);
+  const denied = await anonymous.urql.query(gql`{ allDocuments { totalCount } }`, {}).toPromise();
+  expect(anonymous.methods).toEqual(['GET']);
+  expect(denied.error?.message).toMatch(/permission denied/);
+  const bad = client('/graphql', 'not.a.jwt');
+  const refused = await bad.urql.query(gql`{ allDocuments { totalCount } }`, {}).toPromise();
+  expect(refused.error?.response?.status).toBe(401);
+  const capped = await client('/graphql', h.token()).urql.query(gql`{ allDocuments(first: 5000) { nodes { rowId } } }`, {}).toPromise();
+  expect(capped.error?.message).toMatch(/above the limit of 1000 \(MAX_PAGE_SIZE\)/);
+  const reporting = client('/reporting/graphql', h.token('sheratan_readonly'));
+  const counted = await reporting.urql.query(gql`{ allDocuments { totalCount } }`, {}).toPromise();
+  expect(reporting.methods).toEqual(['GET']);
+  expect(counted.data).toEqual({ allDocuments: { totalCount: expect.any(Number) } });
+});
+
+test('a mutation sent as GET is refused and changes nothing', async () => {
+  const before = (await h.graphql<{ allDocuments: { totalCount: number } }>('{ allDocuments { totalCount } }')).body.data!.allDocuments.totalCount;
+  const url = new URL(`${h.url}/graphql`);
+  url.searchParams.set('query', 'mutation { createDocument(input: { document: { title: "over GET" } }) { clientMutationId } }');
+  const res = await fetch(url, { headers: { authorization: `Bearer ${h.token()}`, accept: 'application/json' } });
+  expect(res.status).toBe(405);
+  expect(((await res.json()) as { errors: Array<{ message: string }> }).errors[0]!.message).toBe('Only queries may take place over non-POST requests.');
+  expect((await h.graphql<{ allDocuments: { totalCount: number } }>('{ allDocuments { totalCount } }')).body.data!.allDocuments.totalCount).toBe(before);
+});
