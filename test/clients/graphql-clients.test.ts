@@ -1,6 +1,7 @@
-// urql with its defaults: short queries go as GET (within the URL limit), long
-// ones and mutations as POST; all of them work, on both endpoints, with the
-// same token rules and limits. A mutation over GET is refused (405).
+// Common GraphQL clients with their defaults: urql sends short queries as GET
+// (within the URL limit), long ones and mutations as POST, and all of them
+// work on both endpoints with the same token rules and limits (a mutation over
+// GET is refused, 405); the README's graphql-request, urql and Apollo examples run.
 import { Client, fetchExchange, gql } from '@urql/core';
 import { startHarness, type Harness } from '../support/harness.ts';
 
@@ -62,4 +63,29 @@ test('a mutation sent as GET is refused and changes nothing', async () => {
   expect(res.status).toBe(405);
   expect(((await res.json()) as { errors: Array<{ message: string }> }).errors[0]!.message).toBe('Only queries may take place over non-POST requests.');
   expect((await h.graphql<{ allDocuments: { totalCount: number } }>('{ allDocuments { totalCount } }')).body.data!.allDocuments.totalCount).toBe(before);
+});
+
+test("the README's client section: graphql-request, urql and Apollo Client run its search", async () => {
+  const { GraphQLClient, gql: gqlRequest } = await import('graphql-request');
+  const { ApolloClient, HttpLink, InMemoryCache } = await import('@apollo/client');
+  const TOKEN = h.token();
+  const embedding = Array.from({ length: 384 }, (_, i) => Math.cos(i + 1));
+  const chunks = [{ content: 'a chunk to find', embedding }];
+  expect((await h.graphql('mutation ($c: [ChunkInput]!) { ingestDocument(input: { title: "readme", chunks: $c }) { clientMutationId } }', { variables: { c: chunks } })).body.errors).toBeUndefined();
+  const url = `${h.url}/graphql`;
+
+  const client = new GraphQLClient(url, { headers: { authorization: `Bearer ${TOKEN}` } });
+  const SEARCH = gqlRequest`query Search($q: Vector!) { searchDocumentChunks(embedding: $q, first: 5) { similarity chunk { content document { title } } } }`;
+  const viaRequest = await client.request<{ searchDocumentChunks: Array<{ similarity: number; chunk: { content: string } }> }>(SEARCH, { q: embedding });
+
+  const urql = new Client({ url, exchanges: [fetchExchange], fetchOptions: { headers: { authorization: `Bearer ${TOKEN}` } } });
+  const viaUrql = await urql.query(SEARCH, { q: embedding }).toPromise();
+
+  const apollo = new ApolloClient({ link: new HttpLink({ uri: url, headers: { authorization: `Bearer ${TOKEN}` } }), cache: new InMemoryCache() });
+  const viaApollo = await apollo.query<{ searchDocumentChunks: Array<{ similarity: number; chunk: { content: string } }> }>({ query: gql(SEARCH), variables: { q: embedding } });
+
+  for (const matches of [viaRequest.searchDocumentChunks, viaUrql.data!.searchDocumentChunks, viaApollo.data!.searchDocumentChunks] as Array<Array<{ similarity: number; chunk: { content: string } }>>) {
+    expect(matches[0]!.chunk.content).toBe('a chunk to find');
+    expect(matches[0]!.similarity).toBeCloseTo(1, 5);
+  }
 });
