@@ -2,11 +2,13 @@
 // embedded engine) otherwise; restores into an empty database.
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Config } from './config.ts';
 import { withPgClient, type Database } from './database.ts';
 import { ensureRoles } from './migrations.ts';
+import { effectiveJwtSecret } from './server.ts';
 
 /** Runs a PostgreSQL client tool; `stdin` is fed to it, `stdout` (a path) receives its output, created mode 0600. */
 function run(command: string, args: string[], io: { stdin?: string; stdout?: string } = {}): Promise<void> {
@@ -33,8 +35,16 @@ export function withoutExtensionStatements(dump: string): string {
   return dump.replace(/^(CREATE EXTENSION IF NOT EXISTS vector\b[^\n]*|COMMENT ON EXTENSION vector IS [^\n]*);\n/gm, '');
 }
 
+/**
+ * Which JWT secret signed the tokens of the database a dump came from, as a
+ * fingerprint (a hash prefix: the secret itself is never written). A restore
+ * compares it with its own, since tokens do not survive a change of secret.
+ */
+const SECRET_LINE = /^-- sheratan: jwt-secret fingerprint ([0-9a-f]{16})$/m;
+const fingerprint = (secret: string): string => createHash('sha256').update(secret).digest('hex').slice(0, 16);
+
 /** Writes a plain SQL dump of the database to `file`; returns its size in bytes. */
-export async function backup(db: Database, file: string): Promise<number> {
+export async function backup(config: Config, db: Database, file: string): Promise<number> {
   await mkdir(path.dirname(path.resolve(file)), { recursive: true });
   if (db.mode === 'embedded') {
     const dump = await withPgClient(db.ownerUrl, async (client) => (await client.query<{ dump: string }>('SHERATAN DUMP')).rows[0]!.dump);
@@ -44,11 +54,17 @@ export async function backup(db: Database, file: string): Promise<number> {
     await rm(file, { force: true });
     await run('pg_dump', ['--dbname', db.ownerUrl, '--format=plain', '--no-owner'], { stdout: file });
   }
+  const secret = effectiveJwtSecret(config);
+  if (secret) await appendFile(file, `\n-- sheratan: jwt-secret fingerprint ${fingerprint(secret)}\n`);
   return (await stat(file)).size;
 }
 
-/** Restores a dump made by `backup` into an empty database (roles are created first). */
-export async function restore(config: Config, db: Database, file: string): Promise<void> {
+/**
+ * Restores a dump made by `backup` into an empty database (roles are created
+ * first). Returns a warning when the tokens of the database the dump came from
+ * will not verify here (another JWT secret), with how to keep them.
+ */
+export async function restore(config: Config, db: Database, file: string): Promise<string | null> {
   const sql = await readFile(file, 'utf8');
   const occupied = await withPgClient(db.ownerUrl, async (client) =>
     (await client.query<{ found: boolean }>("select to_regclass('sheratan.documents') is not null as found")).rows[0]!.found,
@@ -64,6 +80,17 @@ export async function restore(config: Config, db: Database, file: string): Promi
   } else {
     await run('psql', ['--dbname', db.ownerUrl, '--no-psqlrc', '--single-transaction', '-v', 'ON_ERROR_STOP=1', '--quiet', '--output=/dev/null'], { stdin: withoutExtensionStatements(sql) });
   }
+  const theirs = SECRET_LINE.exec(sql)?.[1];
+  const secret = effectiveJwtSecret(config);
+  if (!theirs || (secret && fingerprint(secret) === theirs)) return null;
+  return (
+    `the backup comes from a database whose tokens were signed with another JWT secret (fingerprint ${theirs}, here ${secret ? fingerprint(secret) : 'none'}): ` +
+    'tokens issued there are refused here. To keep them, ' +
+    (db.mode === 'embedded'
+      ? `copy the old data directory's jwt-secret file over ${path.join(config.dataDir, 'jwt-secret')} (or set JWT_SECRET to it) before starting the gateway`
+      : 'set JWT_SECRET to the old secret') +
+    '; otherwise issue new tokens'
+  );
 }
 
 export function defaultBackupFile(config: Config, label = 'backup'): string {

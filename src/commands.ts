@@ -81,13 +81,19 @@ const commands: Record<string, Command> = {
     await watcher.first;
     process.stderr.write(`Sheratan Store (dev) is serving ${running.url}/graphql; editing migrations/current.sql updates the schema\n`);
     await new Promise<void>((resolve) => {
-      const stop = (): void => {
+      const stop = (signal: string): void => {
+        process.stderr.write(`Sheratan Store (dev): ${signal}, stopping\n`);
         watcher.stop();
-        running.stop().then(resolve, resolve);
+        running.stop().then(resolve, (err: unknown) => {
+          process.stderr.write(`Sheratan Store (dev): the shutdown failed: ${String(err)}\n`);
+          process.exitCode = 1;
+          resolve();
+        });
       };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
     });
+    process.stderr.write('Sheratan Store (dev) stopped\n');
   },
 
   async 'db:migrate'(config) {
@@ -96,7 +102,7 @@ const commands: Record<string, Command> = {
         const pending = (await gm.status(migrateSettings(config, db))).remainingMigrations ?? [];
         if (pending.length) {
           const file = defaultBackupFile(config, 'before-migrate');
-          const bytes = await backup(db, file);
+          const bytes = await backup(config, db, file);
           process.stderr.write(`BACKUP_BEFORE_MIGRATE: wrote ${file} (${bytes} bytes) before applying ${pending.length} migration(s)\n`);
         }
       }
@@ -107,7 +113,7 @@ const commands: Record<string, Command> = {
   async backup(config, args) {
     const { values } = parseArgs({ args, options: { out: { type: 'string', short: 'o' } } });
     const file = values.out ?? defaultBackupFile(config);
-    const bytes = await withDatabase(config, 'backup', (db) => backup(db, file));
+    const bytes = await withDatabase(config, 'backup', (db) => backup(config, db, file));
     process.stdout.write(`wrote ${file} (${bytes} bytes)\n`);
   },
 
@@ -115,8 +121,9 @@ const commands: Record<string, Command> = {
     const { positionals } = parseArgs({ args, allowPositionals: true });
     const file = positionals[0];
     if (!file) throw new ConfigError('usage: npm run restore -- FILE (a dump made by npm run backup)');
-    await withDatabase(config, 'restore', (db) => restore(config, db, file));
+    const warning = await withDatabase(config, 'restore', (db) => restore(config, db, file));
     process.stdout.write(`restored ${file}\n`);
+    if (warning) process.stderr.write(`note: ${warning}\n`);
   },
 
   async 'db:bootstrap'(config, args) {

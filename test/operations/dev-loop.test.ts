@@ -9,6 +9,7 @@ import { watchCurrent, type CurrentWatcher } from '../../src/migrations.ts';
 import { SchemaReloader } from '../../src/schema-reload.ts';
 import { signToken } from '../../src/auth.ts';
 import { describeEmbedded } from '../support/backend.ts';
+import { freePort, runCli, waitFor } from '../support/processes.ts';
 
 describeEmbedded('npm run dev serves the embedded database', 'the dev loop', () => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sheratan-dev-'));
@@ -71,4 +72,15 @@ describeEmbedded('npm run dev serves the embedded database', 'the dev loop', () 
     expect(await queryFields()).toContain('allNotes');
     expect((await post('{ allNotes { totalCount } }')).data).toEqual({ allNotes: { totalCount: 0 } });
   });
+
+  test('npm run dev says when it serves and when it stops, and exits 0', async () => {
+    const dev = runCli(['dev'], { SHERATAN_DATA_DIR: path.join(dataDir, 'dev-process'), PORT: String(await freePort()), LOG_LEVEL: 'warn' });
+    try {
+      await waitFor(() => /Sheratan Store \(dev\) is serving http:\/\/127\.0\.0\.1:\d+\/graphql/.test(dev.output()), 90_000, 'dev serving');
+    } finally {
+      dev.child.kill('SIGINT');
+    }
+    expect((await dev.exited).code).toBe(0);
+    expect(dev.output()).toMatch(/Sheratan Store \(dev\): SIGINT, stopping\nSheratan Store \(dev\) stopped\n$/);
+  }, 120_000);
 });
