@@ -36,6 +36,22 @@ const withoutSuggestions = (rule: ValidationRule): ValidationRule => (context: V
     }),
   );
 
+/**
+ * An operation of a type the schema lacks (a mutation sent to the read-only
+ * endpoint) is a validation error, before planning, which would otherwise
+ * fail and write a stack trace to stderr.
+ */
+const KnownOperationTypesRule: ValidationRule = (context) => ({
+  OperationDefinition(node) {
+    const schema = context.getSchema();
+    const root = node.operation === 'mutation' ? schema.getMutationType() : node.operation === 'subscription' ? schema.getSubscriptionType() : schema.getQueryType();
+    if (!root) {
+      const hint = node.operation === 'mutation' ? ' (the reporting endpoint is read-only: send mutations to /graphql)' : '';
+      context.reportError(new GraphQLError(`this endpoint has no ${node.operation}s${hint}`, { nodes: node }));
+    }
+  },
+});
+
 export function makeRequestLimitsPlugin(limits: RequestLimits): GraphileConfig.Plugin {
   return {
     name: 'SheratanRequestLimitsPlugin',
@@ -46,6 +62,7 @@ export function makeRequestLimitsPlugin(limits: RequestLimits): GraphileConfig.P
         setPreset(next, event) {
           if (!limits.introspection) event.validationRules.splice(0, event.validationRules.length, ...event.validationRules.map(withoutSuggestions));
           event.validationRules.push(
+            KnownOperationTypesRule,
             depthLimit({
               maxDepth: limits.maxQueryDepth,
               maxListDepth: limits.maxQueryDepth,

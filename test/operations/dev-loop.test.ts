@@ -9,7 +9,7 @@ import { watchCurrent, type CurrentWatcher } from '../../src/migrations.ts';
 import { SchemaReloader } from '../../src/schema-reload.ts';
 import { signToken } from '../../src/auth.ts';
 import { describeEmbedded } from '../support/backend.ts';
-import { freePort, runCli, waitFor } from '../support/processes.ts';
+import { freePort, runCli, waitFor as waitUntil } from '../support/processes.ts';
 
 describeEmbedded('npm run dev serves the embedded database', 'the dev loop', () => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sheratan-dev-'));
@@ -76,7 +76,7 @@ describeEmbedded('npm run dev serves the embedded database', 'the dev loop', () 
   test('npm run dev says when it serves and when it stops, and exits 0', async () => {
     const dev = runCli(['dev'], { SHERATAN_DATA_DIR: path.join(dataDir, 'dev-process'), PORT: String(await freePort()), LOG_LEVEL: 'warn' });
     try {
-      await waitFor(() => /Sheratan Store \(dev\) is serving http:\/\/127\.0\.0\.1:\d+\/graphql/.test(dev.output()), 90_000, 'dev serving');
+      await waitUntil(() => /Sheratan Store \(dev\) is serving http:\/\/127\.0\.0\.1:\d+\/graphql/.test(dev.output()), 90_000, 'dev serving');
     } finally {
       dev.child.kill('SIGINT');
     }

@@ -6,6 +6,9 @@ import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
 import jwt from 'jsonwebtoken';
 import { signToken } from '../../src/auth.ts';
+import { parseConfig } from '../../src/config.ts';
+import { createTestDatabase, migrateTestDatabase } from '../support/backend.ts';
+import { startGatewayProcess } from '../support/processes.ts';
 
 const SECRET = 'an-unmistakable-jwt-secret-0123456789abcdef';
 let h: Harness;
@@ -97,3 +100,28 @@ test('deleting a row that does not exist (or that another tenant owns) says so, 
   expect(res.body.errors![0]!.message).toMatch(/^No values were deleted in collection 'documents'/);
   expect(res.body.errors![0]!.extensions!.code).toBe('NOT_FOUND');
 });
+
+test('every line the gateway process writes is one JSON log line, errors included (a mutation sent to the read-only endpoint, a bad cursor, bad JSON)', async () => {
+  const database = await createTestDatabase();
+  try {
+    await migrateTestDatabase(parseConfig({ ...database.env, LOG_LEVEL: 'silent' }));
+    const gw = await startGatewayProcess({ ...database.env, JWT_SECRET: SECRET, NODE_ENV: 'production', LOG_LEVEL: 'info' });
+    try {
+      const token = signToken(SECRET, { role: 'sheratan_readonly', tenant: 'acme' });
+      const send = (path: string, body: string) =>
+        fetch(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body }).then((r) => r.text());
+      await send('/reporting/graphql', JSON.stringify({ query: 'mutation { createDocument(input: { document: { title: "x" } }) { clientMutationId } }' }));
+      await send('/graphql', JSON.stringify({ query: '{ allDocuments(first: 1, after: "not-a-cursor") { nodes { rowId } } }' }));
+      await send('/graphql', '{"query": ');
+      await send('/graphql', JSON.stringify({ query: '{ allDocuments(first: 1) { nodes { rowId } }' }));
+    } finally {
+      gw.child.kill('SIGTERM');
+      await gw.exited;
+    }
+    const lines = gw.output().split('\n').filter((l) => l.trim());
+    expect(lines.length).toBeGreaterThan(4);
+    expect(lines.filter((l) => { try { return typeof JSON.parse(l) !== 'object'; } catch { return true; } })).toEqual([]);
+  } finally {
+    await database.drop();
+  }
+}, 120_000);
