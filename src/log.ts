@@ -2,6 +2,7 @@
 // Lines written while serving a request carry its request id (the same as
 // the X-Request-Id response header), so a client's report finds the log.
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { format } from 'node:util';
 import type { Config } from './config.ts';
 
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
@@ -22,4 +23,24 @@ export function log(level: Level, msg: string, fields: Record<string, unknown> =
   if (LEVELS[level] < threshold) return;
   const requestId = requestScope.getStore();
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...(requestId ? { requestId } : {}), ...fields })}\n`);
+}
+
+let consoleRouted = false;
+/**
+ * The libraries under the gateway (grafast, @dataplan/pg, grafserv) report
+ * some problems with console.error/console.warn: multi-line text and stacks
+ * on stderr, between the JSON lines. Once the gateway runs, those become log
+ * lines too (level error/warn, the text in `msg`, stacks in `error`), under
+ * the same LOG_LEVEL and with the request id.
+ */
+export function routeConsoleToLog(): void {
+  if (consoleRouted) return;
+  consoleRouted = true;
+  const asLog = (level: 'warn' | 'error') => (...args: unknown[]): void => {
+    const errors = args.filter((a): a is Error => a instanceof Error);
+    const text = format(...args.map((a) => (a instanceof Error ? a.message : a))).trim();
+    log(level, text || (errors[0]?.message ?? ''), errors.length ? { error: errors.map((e) => e.stack ?? String(e)).join('\n') } : {});
+  };
+  console.error = asLog('error');
+  console.warn = asLog('warn');
 }

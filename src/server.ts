@@ -6,7 +6,7 @@ import { openDatabase, type Database } from './database.ts';
 import { dataDirSecret } from './embedded/index.ts';
 import { createGateway, type Gateway } from './gateway.ts';
 import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from './migrations.ts';
-import { setLogLevel } from './log.ts';
+import { routeConsoleToLog, setLogLevel } from './log.ts';
 import type { SchemaReloader } from './schema-reload.ts';
 import { assertDimension, inspectVector, searchSettings } from './vector.ts';
 
@@ -33,6 +33,7 @@ export interface GatewayOptions {
 
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<RunningGateway> {
   setLogLevel(config.logLevel);
+  routeConsoleToLog();
   const db = await openDatabase(config, { purpose: 'gateway', serve: true });
   let gateway: Gateway | undefined;
   try {

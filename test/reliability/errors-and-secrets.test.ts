@@ -17,12 +17,13 @@ let logged = '';
 const realWrite = process.stderr.write.bind(process.stderr);
 
 beforeAll(async () => {
-  h = await startHarness({ JWT_SECRET: SECRET, LOG_LEVEL: 'debug' });
-  owner = await h.owner();
+  // Captured from the start: the log of starting (migrations) is the test's to read, not the test report's.
   process.stderr.write = ((chunk: string | Uint8Array) => {
     logged += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
     return true;
   }) as typeof process.stderr.write;
+  h = await startHarness({ JWT_SECRET: SECRET, LOG_LEVEL: 'debug' });
+  owner = await h.owner();
 });
 afterAll(async () => {
   process.stderr.write = realWrite;

@@ -263,9 +263,11 @@ const SQL_TEXT = /\bselect\b[\s\S]*\bfrom\b|\binsert into\b|__\w+__\.|sheratan_p
 
 async function fingerprint(): Promise<string> {
   const tables = ['documents', 'document_chunks', 'jobs', 'audit_logs'];
-  const parts = await Promise.all(
-    tables.map(async (t) => (await owner.query(`select count(*) || ':' || coalesce(md5(string_agg(x::text, ',' order by x::text)), '') as f from sheratan.${t} x`)).rows[0].f),
-  );
+  // One query at a time: a pg client runs its queries in turn anyway (and warns when given several at once).
+  const parts: string[] = [];
+  for (const t of tables) {
+    parts.push((await owner.query(`select count(*) || ':' || coalesce(md5(string_agg(x::text, ',' order by x::text)), '') as f from sheratan.${t} x`)).rows[0].f);
+  }
   return parts.join(' ');
 }
 
