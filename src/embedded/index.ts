@@ -120,6 +120,8 @@ export interface StartOptions {
   purpose: string;
   host?: string;
   port?: number;
+  /** The listener's limits (connections, startup time, message size). */
+  limits?: WorkerInput['limits'];
 }
 
 /** Starts the engine for `dataDir` in this process; fails if another process serves it. */
@@ -140,6 +142,7 @@ export async function startEmbedded(dataDir: string, options: StartOptions): Pro
     shadowDatabaseName: SHADOW_DATABASE_NAME,
     host,
     port: options.port ?? 0,
+    ...(options.limits ? { limits: options.limits } : {}),
   };
   const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: input });
   const next = (): Promise<WorkerMessage> =>

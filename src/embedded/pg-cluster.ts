@@ -9,8 +9,30 @@ import * as wire from './wire.ts';
 import { pgDump } from '@electric-sql/pglite-tools/pg_dump';
 import { DUMP_COMMAND, noteQueued, type PgDatabase, type Session, type SessionOutput } from './pg-server.ts';
 
+export interface PgClusterLimits {
+  /** Connections at once (max_connections). */
+  maxConnections: number;
+  /** Time from connecting to logging in (authentication_timeout). */
+  startupTimeoutMs: number;
+  /** Largest frontend message (a server's is 1 GB). */
+  maxMessageBytes: number;
+}
+
+export const DEFAULT_CLUSTER_LIMITS: PgClusterLimits = { maxConnections: 200, startupTimeoutMs: 10_000, maxMessageBytes: 256 * 1024 * 1024 };
+
+/** A server's MAX_STARTUP_PACKET_LENGTH. */
+const MAX_STARTUP_PACKET = 10_000;
+
+/**
+ * The messages a client may send after logging in (simple and extended query,
+ * COPY data, termination). Anything else is answered with an ErrorResponse and
+ * the connection closed, before it reaches the shared backend.
+ */
+const FRONTEND_MESSAGES = new Set(['Q', 'P', 'B', 'E', 'D', 'C', 'H', 'S', 'X', 'd', 'c', 'f']);
+
 export interface PgClusterOptions {
   password: string;
+  limits?: Partial<PgClusterLimits>;
   /** Databases by name. */
   databases: Record<string, PgDatabase>;
   /** Names that reach an existing database (e.g. the maintenance database `postgres`). */
@@ -22,10 +44,16 @@ const quoteName = /^\s*(?:drop|create|alter)\s+database\s+(?:if\s+exists\s+)?("(
 export class PgCluster {
   private readonly options: PgClusterOptions;
   private readonly server: net.Server;
+  private readonly limits: PgClusterLimits;
+  /** Connections counted against the cap. */
+  private readonly connections = new Set<net.Socket>();
+  /** Every socket accepted and not yet closed, refused ones included. */
+  private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
 
   constructor(options: PgClusterOptions) {
     this.options = options;
+    this.limits = { ...DEFAULT_CLUSTER_LIMITS, ...options.limits };
     this.server = net.createServer((socket) => this.accept(socket));
   }
 
@@ -39,6 +67,8 @@ export class PgCluster {
 
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // As a server's shutdown does: connections still open (logged in or not) are cut.
+    for (const socket of this.sockets) socket.destroy();
     await Promise.all(Object.values(this.options.databases).map((d) => d.close()));
     await closed;
   }
@@ -78,39 +108,62 @@ export class PgCluster {
 
   private accept(socket: net.Socket): void {
     socket.setNoDelay(true);
-    let buffer: Buffer = Buffer.alloc(0);
+    socket.on('error', () => undefined);
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    // A connection cap, as max_connections: past it a client is told so, and the others keep their descriptors.
+    if (this.connections.size >= this.limits.maxConnections) {
+      socket.end(wire.errorResponse('FATAL', '53300', `sorry, too many clients already (the embedded engine accepts ${this.limits.maxConnections} connections)`));
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    this.connections.add(socket);
+    const reader = new wire.FrameReader();
     let session: Session | null = null;
     let database: PgDatabase | null = null;
     let startup: Record<string, string> | null = null;
+    let negotiated = false;
+    let closed = false;
 
     const fail = (code: string, text: string): void => {
+      if (closed) return;
+      closed = true;
       socket.end(wire.errorResponse('FATAL', code, text));
+      // A client that does not close its end is cut off shortly after.
+      setTimeout(() => socket.destroy(), 1000).unref();
     };
-    socket.on('error', () => undefined);
+    // authentication_timeout: a client that has not logged in by then is dropped.
+    const startupTimer = setTimeout(() => fail('08P01', `no login within ${this.limits.startupTimeoutMs} ms (startup timeout)`), this.limits.startupTimeoutMs);
+    startupTimer.unref();
     socket.on('close', () => {
+      closed = true;
+      clearTimeout(startupTimer);
+      this.connections.delete(socket);
       if (session && database) void database.disconnect(session);
     });
-    socket.on('data', (chunk: Buffer) => {
-      buffer = Buffer.concat([buffer, chunk]);
-      try {
-        if (session && database) {
-          const [messages, rest] = wire.splitMessages(buffer);
-          buffer = rest;
-          for (const m of messages) {
-            const s = session;
-            const d = database;
-            noteQueued(s);
-            s.queue = s.queue.then(() => d.handle(s, m)).catch((err: unknown) => {
-              socket.end(wire.errorResponse('FATAL', 'XX000', `embedded server: ${String(err)}`));
-            });
-          }
-          return;
+
+    const serve = (): void => {
+      if (closed || !session || !database) return;
+      for (let m = reader.nextMessage(this.limits.maxMessageBytes); m; m = reader.nextMessage(this.limits.maxMessageBytes)) {
+        const type = String.fromCharCode(m[0]!);
+        if (!FRONTEND_MESSAGES.has(type)) {
+          throw new wire.ProtocolError('08P01', `unsupported frontend message type '${type.replace(/[^\x20-\x7e]/g, '?')}' (0x${m[0]!.toString(16).padStart(2, '0')})`);
         }
+        const s = session;
+        const d = database;
+        noteQueued(s);
+        s.queue = s.queue.then(() => d.handle(s, m)).catch((err: unknown) => {
+          fail('XX000', `embedded server: ${String(err)}`);
+        });
+      }
+    };
+
+    const negotiate = (): void => {
+      for (;;) {
+        if (closed || session) return;
         if (startup) {
-          const [messages, rest] = wire.splitMessages(buffer);
-          const m = messages[0];
+          const m = reader.nextMessage(MAX_STARTUP_PACKET);
           if (!m) return;
-          buffer = Buffer.concat([...messages.slice(1), rest]);
           if (m[0] !== 'p'.charCodeAt(0)) return fail('08P01', 'expected a password message');
           const given = Buffer.from(wire.readCString(m.subarray(5), 0)[0]);
           const expected = Buffer.from(this.options.password);
@@ -126,33 +179,49 @@ export class PgCluster {
           void this.login(socket, target, user, params).then(
             (s) => {
               if (!s) return;
+              clearTimeout(startupTimer);
               session = s;
               database = target;
-              if (buffer.length) socket.emit('data', Buffer.alloc(0));
+              try {
+                serve();
+              } catch (err) {
+                fail((err as wire.ProtocolError).code ?? '08P01', (err as Error).message);
+              }
             },
             (err: unknown) => fail('XX000', `embedded server: ${String(err)}`),
           );
           return;
         }
-        if (buffer.length < 8) return;
-        const len = buffer.readInt32BE(0);
-        if (buffer.length < len) return;
-        const code = buffer.readInt32BE(4);
-        const body = buffer.subarray(8, len);
-        buffer = buffer.subarray(len);
+        const frame = reader.nextStartup(MAX_STARTUP_PACKET);
+        if (!frame) return;
+        const code = frame.readInt32BE(4);
+        const body = frame.subarray(8);
         if (code === wire.SSL_REQUEST || code === wire.GSSENC_REQUEST) {
+          // One negotiation, as a server allows; a client repeating it is broken or hostile.
+          if (negotiated) return fail('08P01', 'SSL or GSS negotiation requested twice');
+          negotiated = true;
           socket.write('N');
-          if (buffer.length) socket.emit('data', Buffer.alloc(0));
         } else if (code === wire.CANCEL_REQUEST) {
+          closed = true;
           socket.end();
+          return;
         } else if (code === wire.PROTOCOL_3) {
           startup = wire.startupParameters(body);
           socket.write(wire.authenticationCleartextPassword());
         } else {
-          fail('0A000', `unsupported frontend protocol ${code >> 16}.${code & 0xffff}`);
+          return fail('0A000', `unsupported frontend protocol ${code >> 16}.${code & 0xffff}`);
         }
+      }
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      if (closed) return;
+      reader.push(chunk);
+      try {
+        if (session && database) serve();
+        else negotiate();
       } catch (err) {
-        fail('08P01', String(err));
+        fail(err instanceof wire.ProtocolError ? err.code : '08P01', (err as Error).message);
       }
     });
   }
@@ -186,6 +255,7 @@ export class PgCluster {
       socket.end(wire.errorResponse('FATAL', '28000', session));
       return null;
     }
+    session.untrusted = true;
     socket.write(
       Buffer.concat([
         wire.authenticationOk(),

@@ -38,6 +38,12 @@ export interface Session {
   alive: boolean;
   /** Something this client ran may have changed session-level state. */
   dirty: boolean;
+  /**
+   * Its SQL is not the gateway's own (a socket client): its session state is
+   * read back from Postgres at every hand-over, whatever it ran, instead of
+   * guessing from the SQL text what it might have changed.
+   */
+  untrusted?: boolean;
   /** Session-level settings captured when the backend last passed to another client. */
   saved: Array<[string, string]>;
   role: string;
@@ -246,20 +252,28 @@ export class PgDatabase {
         mark(s, 'done');
         return;
       }
-      if (sql !== undefined && SESSION_STATE_SQL.some((re) => re.test(sql))) s.dirty = true;
+      if (s.untrusted || (sql !== undefined && SESSION_STATE_SQL.some((re) => re.test(sql)))) s.dirty = true;
 
       const { msg, parsedStatement } = wire.namespaceMessage(raw, `s${s.id}_`);
       if (parsedStatement) s.statements.add(parsedStatement);
       mark(s, 'exec');
+      // The last bytes of the reply: a unit of work is over when it ends with
+      // ReadyForQuery, idle ('Z', length 5, 'I'). Until then (a transaction, an
+      // extended-protocol batch before Sync, COPY FROM STDIN waiting for its
+      // data) the backend stays this client's.
+      let tail = Buffer.alloc(0);
       await db.execProtocolRawStream(new Uint8Array(msg), {
         // `data` is a view into the WASM heap that the next output overwrites,
         // while a socket under backpressure keeps what it is given to send
         // later: hand it a copy.
         onRawData: (data: Uint8Array) => {
-          if (s.alive) s.socket.write(Buffer.from(data));
+          const copy = Buffer.from(data);
+          tail = copy.length >= 6 ? copy.subarray(copy.length - 6) : Buffer.concat([tail, copy]).subarray(-6);
+          if (s.alive) s.socket.write(copy);
         },
       });
-      if ((type === 'Q' || type === 'S') && !db.isInTransaction()) this.release(s);
+      const idle = tail.length === 6 && tail[0] === 0x5a && tail.readInt32BE(1) === 5 && tail[5] === 0x49;
+      if (idle) this.release(s);
       mark(s, 'done');
     } catch (err) {
       mark(s, 'done');

@@ -148,3 +148,88 @@ export function singleTextRow(column: string, value: string): Buffer {
     commandComplete('SELECT 1'),
   ]);
 }
+
+/**
+ * Frames as they arrive in chunks: each frame's bytes are joined once, when
+ * the frame is whole, so a large message costs its size, not its size squared
+ * (re-concatenating a growing buffer on every chunk did). Lengths are checked
+ * against a cap before anything is buffered past it.
+ */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private total = 0;
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.total += chunk.length;
+  }
+
+  get buffered(): number {
+    return this.total;
+  }
+
+  /** The first `n` bytes, without consuming them (null when fewer have arrived). */
+  private peek(n: number): Buffer | null {
+    if (this.total < n) return null;
+    if (this.chunks[0]!.length < n) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0]!.subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      const parts: Buffer[] = [];
+      let need = n;
+      while (need > 0) {
+        const c = this.chunks[0]!;
+        if (c.length <= need) {
+          parts.push(c);
+          this.chunks.shift();
+          need -= c.length;
+        } else {
+          parts.push(c.subarray(0, need));
+          this.chunks[0] = c.subarray(need);
+          need = 0;
+        }
+      }
+      out = Buffer.concat(parts, n);
+    }
+    this.total -= n;
+    return out;
+  }
+
+  /** A startup-phase frame (int32 length, then the rest); throws on a length outside 8…max. */
+  nextStartup(max: number): Buffer | null {
+    const head = this.peek(4);
+    if (!head) return null;
+    const len = head.readInt32BE(0);
+    if (len < 8 || len > max) throw new ProtocolError('08P01', `invalid length of startup packet: ${len} bytes (at least 8, at most ${max})`);
+    return this.total >= len ? this.take(len) : null;
+  }
+
+  /** A regular frame (type byte, int32 length, body); throws on a length outside 4…max. */
+  nextMessage(max: number): Buffer | null {
+    const head = this.peek(5);
+    if (!head) return null;
+    const len = head.readInt32BE(1);
+    if (len < 4 || len > max) {
+      throw new ProtocolError('08P01', `invalid length of message '${String.fromCharCode(head[0]!)}': ${len} bytes (at least 4, at most ${max})`);
+    }
+    return this.total >= len + 1 ? this.take(len + 1) : null;
+  }
+}
+
+/** A client broke the protocol: answered with an ErrorResponse of this code, then the connection is closed. */
+export class ProtocolError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}

@@ -2,11 +2,13 @@
 // loop, so the gateway's JavaScript and Postgres's WASM use separate cores.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { PgDatabase } from './pg-server.ts';
-import { PgCluster } from './pg-cluster.ts';
+import { PgCluster, type PgClusterLimits } from './pg-cluster.ts';
 import { openInMemory, openPersistent, wipePersistent } from './instance.ts';
 import { serveChannel } from './channel.ts';
 
 export interface WorkerInput {
+  /** Connection, startup and message limits of the listener (defaults: DEFAULT_CLUSTER_LIMITS). */
+  limits?: Partial<PgClusterLimits>;
   pgdata: string;
   password: string;
   databaseName: string;
@@ -29,6 +31,7 @@ const main = new PgDatabase({
 });
 const cluster = new PgCluster({
   password: input.password,
+  ...(input.limits ? { limits: input.limits } : {}),
   databases: {
     [input.databaseName]: main,
     // The shadow lives in memory: graphile-migrate rebuilds it from scratch on every commit.

@@ -1,0 +1,179 @@
+// Bytes from one client affect only that client: malformed startup packets,
+// repeated negotiation, oversized lengths, unknown message types after login,
+// silent connections and too many of them are refused with an error and the
+// connection closed, while another client's queries go on undisturbed. And a
+// socket client's session state never reaches the next holder of the backend,
+// whatever SQL it used to change it.
+import net from 'node:net';
+import { rmSync } from 'node:fs';
+import pg from 'pg';
+import { startEmbedded, type EmbeddedEngine } from '../../src/embedded/index.ts';
+import { describeEmbedded, tempDataDir } from '../support/backend.ts';
+
+describeEmbedded("it tests the embedded engine's own wire-protocol listener", 'the embedded listener under malformed input', () => {
+  let dataDir: string;
+  let engine: EmbeddedEngine;
+  const MAX_CONNECTIONS = 12;
+
+  beforeAll(async () => {
+    dataDir = tempDataDir();
+    engine = await startEmbedded(dataDir, { purpose: 'test', limits: { maxConnections: MAX_CONNECTIONS, startupTimeoutMs: 1500 } });
+    const setup = new pg.Client(engine.url());
+    await setup.connect();
+    await setup.query('create role sheratan_authenticator login noinherit');
+    await setup.end();
+  });
+  afterAll(async () => {
+    await engine.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** Sends `bytes` on a raw connection; resolves with what came back once the server closed it (or after `ms`). */
+  function raw(bytes: Buffer[], ms = 5000): Promise<{ reply: Buffer; closedBy: 'server' | 'timeout'; after: number }> {
+    return new Promise((resolve) => {
+      const started = Date.now();
+      const socket = net.connect(engine.port, engine.host);
+      const parts: Buffer[] = [];
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve({ reply: Buffer.concat(parts), closedBy: 'timeout', after: Date.now() - started });
+      }, ms);
+      socket.on('data', (d) => parts.push(d));
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve({ reply: Buffer.concat(parts), closedBy: 'server', after: Date.now() - started });
+      });
+      socket.on('connect', () => {
+        for (const b of bytes) socket.write(b);
+      });
+    });
+  }
+  const int32 = (n: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(n);
+    return b;
+  };
+  const SSL_REQUEST = Buffer.concat([int32(8), int32(80877103)]);
+  const startupPacket = (user: string): Buffer => {
+    const body = Buffer.from(`user\0${user}\0database\0sheratan\0\0`);
+    return Buffer.concat([int32(body.length + 8), int32(196608), body]);
+  };
+  const message = (type: string, body: Buffer): Buffer => Buffer.concat([Buffer.from(type), int32(body.length + 4), body]);
+  const password = (): Buffer => message('p', Buffer.from(`${engine.password}\0`));
+  const errorText = (reply: Buffer): string => /M([^\0]*)\0/.exec(reply.toString('latin1'))?.[1] ?? reply.toString('latin1');
+
+  /** A normal client's query latencies while `during` runs. */
+  async function undisturbed<T>(during: () => Promise<T>): Promise<{ result: T; worstMs: number; errors: number }> {
+    const client = new pg.Client(engine.url());
+    await client.connect();
+    let stop = false;
+    let worstMs = 0;
+    let errors = 0;
+    const load = (async () => {
+      while (!stop) {
+        const started = Date.now();
+        await client.query('select count(*) from pg_class').catch(() => errors++);
+        worstMs = Math.max(worstMs, Date.now() - started);
+      }
+    })();
+    try {
+      return { result: await during(), worstMs, errors };
+    } finally {
+      stop = true;
+      await load;
+      await client.end();
+    }
+  }
+
+  test('a zero-length startup packet (as 8 bytes with the SSLRequest code) is refused at once, a thousand times over, without stalling anyone', async () => {
+    const zero = Buffer.concat([int32(0), int32(80877103)]);
+    const { result, worstMs, errors } = await undisturbed(async () => {
+      const replies = [];
+      // In batches below the connection cap (this file's engine allows 12).
+      for (let i = 0; i < 1000; i += 8) replies.push(...(await Promise.all(Array.from({ length: 8 }, () => raw([zero])))));
+      return replies;
+    });
+    expect(result.every((r) => r.closedBy === 'server' && /invalid length of startup packet: 0 bytes/.test(errorText(r.reply)))).toBe(true);
+    expect(errors).toBe(0);
+    expect(worstMs).toBeLessThan(1000);
+  });
+
+  test('a startup packet announcing 2 GiB is refused before anything is buffered; so is SSL negotiation twice', async () => {
+    const huge = await raw([Buffer.concat([int32(0x7fffffff), int32(196608)])]);
+    expect(huge.closedBy).toBe('server');
+    expect(errorText(huge.reply)).toMatch(/invalid length of startup packet: 2147483647 bytes \(at least 8, at most 10000\)/);
+    const twice = await raw([SSL_REQUEST, SSL_REQUEST]);
+    expect(twice.reply[0]).toBe('N'.charCodeAt(0));
+    expect(errorText(twice.reply)).toBe('SSL or GSS negotiation requested twice');
+  });
+
+  test('a message of an unknown type after login is answered with an error and the connection closed; the engine serves new clients', async () => {
+    const { result, errors } = await undisturbed(() => raw([startupPacket('sheratan'), password(), message('z', Buffer.from('junk'))]));
+    expect(result.closedBy).toBe('server');
+    expect(errorText(result.reply.subarray(result.reply.lastIndexOf('E'.charCodeAt(0))))).toMatch(/unsupported frontend message type 'z' \(0x7a\)/);
+    expect(errors).toBe(0);
+    const oversized = await raw([startupPacket('sheratan'), password(), Buffer.concat([Buffer.from('Q'), int32(0x7ffffff0)])]);
+    expect(errorText(oversized.reply.subarray(oversized.reply.lastIndexOf('E'.charCodeAt(0))))).toMatch(/invalid length of message 'Q': 2147483632 bytes/);
+    const fresh = new pg.Client(engine.url());
+    await fresh.connect();
+    expect((await fresh.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+    await fresh.end();
+  });
+
+  test('a connection that never logs in is closed after the startup timeout', async () => {
+    const silent = await raw([], 10_000);
+    expect(silent.closedBy).toBe('server');
+    expect(errorText(silent.reply)).toBe('no login within 1500 ms (startup timeout)');
+    expect(silent.after).toBeGreaterThanOrEqual(1400);
+    expect(silent.after).toBeLessThan(5000);
+  });
+
+  test('past the connection cap a client is told "too many clients"; the others keep working', async () => {
+    const sockets = await Promise.all(
+      Array.from({ length: MAX_CONNECTIONS }, () => new Promise<net.Socket>((resolve) => { const s = net.connect(engine.port, engine.host, () => resolve(s)); s.on('error', () => undefined); })),
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const extra = await raw([startupPacket('sheratan')]);
+      expect(errorText(extra.reply)).toBe(`sorry, too many clients already (the embedded engine accepts ${MAX_CONNECTIONS} connections)`);
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    const again = new pg.Client(engine.url());
+    await again.connect();
+    expect((await again.query('select 2 as two')).rows).toEqual([{ two: 2 }]);
+    await again.end();
+  });
+
+  test.each([
+    ["set_config(…, (false))", "select set_config('default_transaction_read_only', 'on', (false))"],
+    ['a comment inside SET', 'set/**/session_replication_role = replica'],
+    ['a comment before SET', "/*x*/ set statement_timeout = '1234ms'"],
+  ])("a socket client's session state changed with %s stays its own", async (_name, sql) => {
+    const a = new pg.Client(engine.url());
+    await a.connect();
+    await a.query(sql);
+    const b = new pg.Client(engine.url());
+    await b.connect();
+    const seen = await b.query("select current_setting('default_transaction_read_only') as ro, current_setting('session_replication_role') as srr, current_setting('statement_timeout') as st");
+    expect(seen.rows).toEqual([{ ro: 'off', srr: 'origin', st: '0' }]);
+    // …and the client that set it still has it.
+    const own = await a.query("select current_setting('default_transaction_read_only') as ro, current_setting('session_replication_role') as srr, current_setting('statement_timeout') as st");
+    expect(own.rows[0]).not.toEqual({ ro: 'off', srr: 'origin', st: '0' });
+    await Promise.all([a.end(), b.end()]);
+  });
+
+  test('reset role returns a login to itself, not to the engine superuser', async () => {
+    const auth = new pg.Client(engine.url('sheratan_authenticator'));
+    await auth.connect();
+    try {
+      const who = await auth.query("reset role; select session_user as s, current_user as c, current_setting('is_superuser') as su");
+      expect((who as unknown as pg.QueryResult[])[1]!.rows).toEqual([{ s: 'sheratan_authenticator', c: 'sheratan_authenticator', su: 'off' }]);
+      await expect(auth.query('set role postgres')).rejects.toThrow(/permission denied to set role "postgres"/);
+    } finally {
+      await auth.end();
+    }
+  });
+});
