@@ -14,14 +14,15 @@ import { effectiveJwtSecret } from './server.ts';
 function run(command: string, args: string[], io: { stdin?: string; stdout?: string } = {}): Promise<void> {
   return new Promise((resolve, reject) => {
     const out = io.stdout ? createWriteStream(io.stdout, { mode: 0o600 }) : null;
+    // Whether the file is written through may be known before or after the
+    // process's exit: wait for both, however they come.
+    const written = out ? new Promise<void>((done) => out.once('close', () => done())) : Promise.resolve();
     const child = spawn(command, args, { stdio: [io.stdin === undefined ? 'ignore' : 'pipe', out ? 'pipe' : 'inherit', 'inherit'] });
     if (out) child.stdout!.pipe(out);
     if (io.stdin !== undefined) child.stdin!.end(io.stdin);
     child.once('error', (err) => reject(new Error(`could not run ${command} (${err.message}); install the PostgreSQL client tools`, { cause: err })));
     child.once('exit', (code) => {
-      const done = (): void => (code === 0 ? resolve() : reject(new Error(`${command} exited with code ${code}`)));
-      if (out) out.once('close', done);
-      else done();
+      void written.then(() => (code === 0 ? resolve() : reject(new Error(`${command} exited with code ${code}`))));
     });
   });
 }
