@@ -27,6 +27,8 @@ export interface Config {
   port: number;
   host: string;
   statementTimeoutMs: number;
+  /** Embedded: a socket client idle in a transaction while others wait is ended after this long (0: never). */
+  idleInTransactionTimeoutMs: number;
   /** On SIGTERM, how long in-flight requests may take before their connections are cut. */
   shutdownGraceMs: number;
   maxSearchResults: number;
@@ -77,6 +79,7 @@ export const CONFIG_VARIABLES = [
   'HOST',
   'STATEMENT_TIMEOUT_MS',
   'SHUTDOWN_GRACE_MS',
+  'IDLE_IN_TRANSACTION_TIMEOUT_MS',
   'MAX_SEARCH_RESULTS',
   'MAX_PAGE_SIZE',
   'MAX_QUERY_DEPTH',
@@ -185,6 +188,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     host,
     statementTimeoutMs: int(env, 'STATEMENT_TIMEOUT_MS', 10_000, 0, 3_600_000),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 15_000, 0, 3_600_000),
+    idleInTransactionTimeoutMs: int(env, 'IDLE_IN_TRANSACTION_TIMEOUT_MS', 30_000, 0, 3_600_000),
     maxSearchResults: int(env, 'MAX_SEARCH_RESULTS', 100, 1, 10_000),
     maxPageSize: int(env, 'MAX_PAGE_SIZE', 1000, 1, 100_000),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 12, 1, 100),

@@ -68,8 +68,8 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
     return { mode: 'server', ...serverUrls({ ...config, databaseUrl: config.databaseUrl }), close: async () => undefined };
   }
   const engine = options.serve
-    ? await startEmbedded(config.dataDir, { purpose: options.purpose })
-    : await attachOrStartEmbedded(config.dataDir, options.purpose);
+    ? await startEmbedded(config.dataDir, { purpose: options.purpose, idleInTransactionTimeoutMs: config.idleInTransactionTimeoutMs })
+    : await attachOrStartEmbedded(config.dataDir, options.purpose, { idleInTransactionTimeoutMs: config.idleInTransactionTimeoutMs });
   const authUrl = engine.url(AUTHENTICATOR_ROLE);
   return {
     mode: 'embedded',

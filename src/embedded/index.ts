@@ -122,6 +122,8 @@ export interface StartOptions {
   port?: number;
   /** The listener's limits (connections, startup time, message size). */
   limits?: WorkerInput['limits'];
+  /** IDLE_IN_TRANSACTION_TIMEOUT_MS. */
+  idleInTransactionTimeoutMs?: number;
 }
 
 /** Starts the engine for `dataDir` in this process; fails if another process serves it. */
@@ -143,6 +145,7 @@ export async function startEmbedded(dataDir: string, options: StartOptions): Pro
     host,
     port: options.port ?? 0,
     ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.idleInTransactionTimeoutMs !== undefined ? { idleInTransactionTimeoutMs: options.idleInTransactionTimeoutMs } : {}),
   };
   const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: input });
   const next = (): Promise<WorkerMessage> =>
@@ -201,7 +204,7 @@ export async function startEmbedded(dataDir: string, options: StartOptions): Pro
  * For commands (migrate, psql, doctor…): attach to the engine another process
  * is serving for `dataDir`, or start one for the duration of the command.
  */
-export async function attachOrStartEmbedded(dataDir: string, purpose: string): Promise<EmbeddedEngine> {
+export async function attachOrStartEmbedded(dataDir: string, purpose: string, options: Pick<StartOptions, 'idleInTransactionTimeoutMs'> = {}): Promise<EmbeddedEngine> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const holder = existsSync(lockPath(dataDir)) ? readLock(dataDir) : null;
@@ -214,7 +217,7 @@ export async function attachOrStartEmbedded(dataDir: string, purpose: string): P
       continue;
     }
     try {
-      return await startEmbedded(dataDir, { purpose });
+      return await startEmbedded(dataDir, { purpose, ...options });
     } catch (err) {
       if (!(err instanceof DataDirInUseError)) throw err; // lost a race: attach next time round
     }

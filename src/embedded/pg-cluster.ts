@@ -176,6 +176,8 @@ export class PgCluster {
           if (!target) return fail('3D000', `database "${dbName}" does not exist`);
           const params = startup;
           startup = null;
+          // The client has done its part; the rest (the backend may be busy) is the server's wait.
+          clearTimeout(startupTimer);
           void this.login(socket, target, user, params).then(
             (s) => {
               if (!s) return;

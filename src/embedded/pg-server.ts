@@ -15,6 +15,12 @@ import type { PGlite } from '@electric-sql/pglite';
 import * as wire from './wire.ts';
 
 export interface PgDatabaseOptions {
+  /**
+   * A socket client that holds the backend idle inside a transaction for this
+   * long while others wait is ended, as idle_in_transaction_session_timeout
+   * ends it on a server (0: never).
+   */
+  idleInTransactionTimeoutMs?: number;
   /** Opens the instance; called lazily and again after a wipe. */
   open(): Promise<PGlite>;
   /** Deletes persisted data so that the next open() starts empty. */
@@ -180,15 +186,55 @@ export class PgDatabase {
 
   private async acquire(s: Session): Promise<void> {
     while (this.owner !== null && this.owner !== s) {
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      const turn = new Promise<void>((resolve) => this.waiters.push(resolve));
+      this.watchIdleOwner();
+      await turn;
     }
     this.owner = s;
+    this.ownerIdleSince = null;
   }
 
   private release(s: Session): void {
     if (this.owner !== s) return;
     this.owner = null;
+    this.ownerIdleSince = null;
     this.waiters.shift()?.();
+  }
+
+  /** Since when the owner has held the backend with nothing to do (inside a transaction), or null. */
+  private ownerIdleSince: number | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * While clients wait for the backend, the one holding it idle inside a
+   * transaction for longer than idleInTransactionTimeoutMs is ended with
+   * SQLSTATE 25P03, as a server would; its transaction rolls back when its
+   * connection goes (disconnect). The gateway's own channel never idles in a
+   * transaction (each transaction is one batch), so only socket clients are.
+   */
+  private watchIdleOwner(): void {
+    const limit = this.options.idleInTransactionTimeoutMs ?? 0;
+    if (!limit || this.idleTimer) return;
+    const check = (): void => {
+      this.idleTimer = null;
+      const owner = this.owner;
+      if (!owner || this.waiters.length === 0) return;
+      const since = this.ownerIdleSince;
+      if (owner.untrusted && since !== null && Date.now() - since >= limit) {
+        owner.socket.end(
+          wire.errorResponse(
+            'FATAL',
+            '25P03',
+            `terminating connection due to idle-in-transaction timeout: it held the embedded engine's one backend idle inside a transaction for ${limit} ms while other clients waited (IDLE_IN_TRANSACTION_TIMEOUT_MS)`,
+          ),
+        );
+        owner.socket.destroy();
+        return;
+      }
+      this.idleTimer = setTimeout(check, since === null ? limit : Math.max(10, limit - (Date.now() - since)));
+      this.idleTimer.unref();
+    };
+    check();
   }
 
   /** Saves the applied client's session state (if it may have changed) and resets the backend. */
@@ -274,6 +320,7 @@ export class PgDatabase {
       });
       const idle = tail.length === 6 && tail[0] === 0x5a && tail.readInt32BE(1) === 5 && tail[5] === 0x49;
       if (idle) this.release(s);
+      else if (this.owner === s) this.ownerIdleSince = Date.now();
       mark(s, 'done');
     } catch (err) {
       mark(s, 'done');

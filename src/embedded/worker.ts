@@ -7,6 +7,8 @@ import { openInMemory, openPersistent, wipePersistent } from './instance.ts';
 import { serveChannel } from './channel.ts';
 
 export interface WorkerInput {
+  /** A socket client idle in a transaction while others wait is ended after this long (default 30 s; 0: never). */
+  idleInTransactionTimeoutMs?: number;
   /** Connection, startup and message limits of the listener (defaults: DEFAULT_CLUSTER_LIMITS). */
   limits?: Partial<PgClusterLimits>;
   pgdata: string;
@@ -28,6 +30,7 @@ const port = parentPort!;
 const main = new PgDatabase({
   open: () => openPersistent(input.pgdata),
   wipe: () => wipePersistent(input.pgdata),
+  idleInTransactionTimeoutMs: input.idleInTransactionTimeoutMs ?? 30_000,
 });
 const cluster = new PgCluster({
   password: input.password,

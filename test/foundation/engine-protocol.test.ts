@@ -17,7 +17,7 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
 
   beforeAll(async () => {
     dataDir = tempDataDir();
-    engine = await startEmbedded(dataDir, { purpose: 'test', limits: { maxConnections: MAX_CONNECTIONS, startupTimeoutMs: 1500 } });
+    engine = await startEmbedded(dataDir, { purpose: 'test', limits: { maxConnections: MAX_CONNECTIONS, startupTimeoutMs: 1500 }, idleInTransactionTimeoutMs: 1000 });
     const setup = new pg.Client(engine.url());
     await setup.connect();
     await setup.query('create role sheratan_authenticator login noinherit');
@@ -175,5 +175,34 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
     } finally {
       await auth.end();
     }
+  });
+
+  test('a client idle inside a transaction while others wait is ended (25P03) after the timeout, its transaction rolled back; alone, it may idle', async () => {
+    const idler = new pg.Client(engine.url());
+    const told: Array<Error & { code?: string }> = [];
+    idler.on('error', (err) => told.push(err));
+    await idler.connect();
+    await idler.query('create table if not exists idle_probe (n int)');
+    await idler.query('begin');
+    await idler.query('insert into idle_probe values (1)');
+    // Nobody waits: the idle transaction is left alone, past the timeout.
+    await new Promise((r) => setTimeout(r, 1500));
+    await idler.query('insert into idle_probe values (2)');
+    // Another client arrives (its login already needs the backend) and waits.
+    const started = Date.now();
+    const other = new pg.Client(engine.url());
+    await other.connect();
+    const seen = await other.query('select count(*)::int as n from idle_probe');
+    const waited = Date.now() - started;
+    expect(seen.rows).toEqual([{ n: 0 }]); // rolled back, not committed
+    expect(waited).toBeGreaterThanOrEqual(900);
+    expect(waited).toBeLessThan(5000);
+    const after = await idler.query('select 1').then(
+      () => 'answered',
+      (err: Error & { code?: string }) => err.message,
+    );
+    expect(after).not.toBe('answered');
+    expect(told[0]).toMatchObject({ code: '25P03', message: expect.stringMatching(/^terminating connection due to idle-in-transaction timeout: .* for 1000 ms while other clients waited \(IDLE_IN_TRANSACTION_TIMEOUT_MS\)$/) });
+    await other.end();
   });
 });
