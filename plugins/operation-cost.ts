@@ -23,6 +23,7 @@
 // row) the operation would run.
 import {
   getNamedType,
+  getOperationAST,
   getNullableType,
   GraphQLList,
   isInterfaceType,
@@ -34,7 +35,6 @@ import {
   type GraphQLField,
   type GraphQLNamedType,
   type GraphQLSchema,
-  type OperationDefinitionNode,
   type SelectionSetNode,
 } from 'graphql';
 import { getArgumentValues, getVariableValues } from 'graphql/execution/values.js';
@@ -64,11 +64,6 @@ export interface Refusal {
   message: string;
   code: string;
 }
-
-const operationOf = (document: DocumentNode, operationName: string | null | undefined): OperationDefinitionNode | undefined => {
-  const operations = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
-  return operationName ? operations.find((o) => o.name?.value === operationName) : operations.length === 1 ? operations[0] : undefined;
-};
 
 const fragmentsOf = (document: DocumentNode): Map<string, FragmentDefinitionNode> =>
   new Map(
@@ -146,8 +141,8 @@ export function operationCost(
   rawVariables: Record<string, unknown> | null | undefined,
   limits: CostLimits,
 ): { refusal: Refusal } | { report: CostReport } {
-  const operation = operationOf(document, operationName);
-  const root = operation && (operation.operation === 'query' ? schema.getQueryType() : operation.operation === 'mutation' ? schema.getMutationType() : schema.getSubscriptionType());
+  const operation = getOperationAST(document, operationName);
+  const root = operation && schema.getRootType(operation.operation);
   if (!operation || !root) return { report: { cost: 0, searches: 0 } };
   const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], rawVariables ?? {});
   if (coerced.errors) return { report: { cost: 0, searches: 0 } };
@@ -158,14 +153,13 @@ export function operationCost(
   let searches = 0;
   let refusal: Refusal | null = null;
 
+  const capOf = (name: string): { cap: number; setting: string } => limits.fieldCaps?.[name] ?? { cap: limits.maxPageSize, setting: 'MAX_PAGE_SIZE' };
   const pageCheck = (field: FieldNode, args: Record<string, unknown>): void => {
     const name = field.name.value;
     for (const key of ['first', 'last'] as const) {
       const value = args[key];
-      if (typeof value !== 'number') continue;
-      const special = limits.fieldCaps?.[name];
-      const cap = special?.cap ?? limits.maxPageSize;
-      if (value > cap) refusal ??= { code: 'PAGE_TOO_LARGE', message: `${name}(${key}: ${value}) is above the limit of ${cap} (${special?.setting ?? 'MAX_PAGE_SIZE'})` };
+      const { cap, setting } = capOf(name);
+      if (typeof value === 'number' && value > cap) refusal ??= { code: 'PAGE_TOO_LARGE', message: `${name}(${key}: ${value}) is above the limit of ${cap} (${setting})` };
     }
     if (typeof args.offset === 'number' && args.offset > limits.maxOffset) {
       refusal ??= { code: 'OFFSET_TOO_LARGE', message: `${name}(offset: ${args.offset}) is above the limit of ${limits.maxOffset} (MAX_OFFSET)` };
@@ -208,20 +202,20 @@ export function operationCost(
       pageCheck(selection, args);
       if (searchFields.has(name)) searches += multiplier;
       const type = getNamedType(field.type);
+      const size = typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : null;
       let inner = multiplier;
       if (page && (name === 'nodes' || name === 'edges')) {
         if (page.size === null) {
           refusal ??= {
             code: 'PAGE_SIZE_REQUIRED',
-            message: `${page.field} needs first or last (at most ${limits.fieldCaps?.[page.field]?.cap ?? limits.maxPageSize}) to return ${name}`,
+            message: `${page.field} needs first or last (at most ${capOf(page.field).cap}) to return ${name}`,
           };
           return;
         }
         inner = multiplier * page.size;
       } else if (returnsList(field)) {
-        inner = multiplier * (typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : 1);
+        inner = multiplier * (size ?? 1);
       }
-      const size = typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : null;
       walk(selection.selectionSet, type, inner, isConnection(type) ? { field: name, size } : null);
     }
   };

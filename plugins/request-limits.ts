@@ -43,9 +43,7 @@ const withoutSuggestions = (rule: ValidationRule): ValidationRule => (context: V
  */
 const KnownOperationTypesRule: ValidationRule = (context) => ({
   OperationDefinition(node) {
-    const schema = context.getSchema();
-    const root = node.operation === 'mutation' ? schema.getMutationType() : node.operation === 'subscription' ? schema.getSubscriptionType() : schema.getQueryType();
-    if (!root) {
+    if (!context.getSchema().getRootType(node.operation)) {
       const hint = node.operation === 'mutation' ? ' (the reporting endpoint is read-only: send mutations to /graphql)' : '';
       context.reportError(new GraphQLError(`this endpoint has no ${node.operation}s${hint}`, { nodes: node }));
     }

@@ -27,8 +27,11 @@ const keyFor = (secret: string): KeyObject => {
   return key;
 };
 
-// Control characters (NUL among them, which Postgres settings cannot hold) in a claim.
-const CONTROL = /\p{Cc}/u;
+/**
+ * Text that may become a tenant or user setting: at most 200 characters and
+ * no control characters (NUL among them, which Postgres settings cannot hold).
+ */
+export const isClaimText = (s: string): boolean => s.length <= 200 && !/\p{Cc}/u.test(s);
 
 const deny = (status: 401 | 403, code: string, message: string): AuthResult => ({ ok: false, status, code, message });
 
@@ -65,10 +68,10 @@ export function authenticate(header: string | undefined, config: Pick<Config, 'j
   if (typeof role !== 'string' || !(API_ROLES as readonly string[]).includes(role)) {
     return deny(403, 'FORBIDDEN_ROLE', `the token's role must be one of ${API_ROLES.join(', ')}`);
   }
-  if (typeof tenant !== 'string' || tenant.length === 0 || tenant.length > 200 || CONTROL.test(tenant)) {
+  if (typeof tenant !== 'string' || tenant.length === 0 || !isClaimText(tenant)) {
     return deny(401, 'INVALID_TOKEN', 'the token must carry a "tenant" claim (a non-empty string of at most 200 characters, without control characters)');
   }
-  if (sub !== undefined && (typeof sub !== 'string' || sub.length > 200 || CONTROL.test(sub))) {
+  if (sub !== undefined && (typeof sub !== 'string' || !isClaimText(sub))) {
     return deny(401, 'INVALID_TOKEN', 'the token\'s "sub" claim must be a string of at most 200 characters, without control characters');
   }
   return { ok: true, claims: { role: role as ApiRole, tenant, sub } };

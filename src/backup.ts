@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Config } from './config.ts';
 import { withPgClient, type Database } from './database.ts';
 import { ensureRoles } from './migrations.ts';
-import { effectiveJwtSecret } from './server.ts';
+import { effectiveJwtSecret } from './jwt-secret.ts';
 
 /** Runs a PostgreSQL client tool; `stdin` is fed to it, `stdout` (a path) receives its output, created mode 0600. */
 function run(command: string, args: string[], io: { stdin?: string; stdout?: string } = {}): Promise<void> {

@@ -2,12 +2,10 @@
 // ROOT_DATABASE_URL): the owner role and its database when missing, the API
 // roles, the vector extension, the authenticator's password. From then on
 // every command works with the owner's DATABASE_URL alone.
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type pg from 'pg';
 import { ConfigError, type Config } from './config.ts';
 import { databaseName, onDatabase, userName, withPgClient, type Database } from './database.ts';
-import { projectRoot } from './paths.ts';
+import { ensureRoles } from './migrations.ts';
 
 export interface BootstrapOptions {
   /** Give the owner CREATEDB (graphile-migrate's shadow database and db:reset need it). */
@@ -54,9 +52,9 @@ export async function bootstrapServer(config: Config, db: Database, options: Boo
       } else {
         done.push(`the database ${dbName} exists`);
       }
-      const afterReset = readFileSync(path.join(projectRoot, 'migrations', 'afterReset.sql'), 'utf8');
+      // migrations/afterReset.sql, as the superuser on the owner's database.
+      await ensureRoles(db, config);
       await withPgClient(onDatabase(config.rootDatabaseUrl!, dbName), async (target) => {
-        await target.query(afterReset);
         // PostgreSQL 14 gives the public schema to the bootstrap superuser; the
         // migrations grant on it, so its owner must be the database owner (15+ does this itself).
         await target.query(`

@@ -16,7 +16,8 @@ import {
   watchCurrent,
   withMigrationLock,
 } from './migrations.ts';
-import { effectiveJwtSecret, startGateway } from './server.ts';
+import { startGateway } from './server.ts';
+import { effectiveJwtSecret } from './jwt-secret.ts';
 import { SchemaReloader } from './schema-reload.ts';
 import { exportSchemas } from './graphql/export.ts';
 import { log, setLogLevel } from './log.ts';
@@ -128,13 +129,8 @@ const commands: Record<string, Command> = {
 
   async 'db:bootstrap'(config, args) {
     const { values } = parseArgs({ args, options: { 'no-createdb': { type: 'boolean' } } });
-    const db = await openDatabase(config, { purpose: 'db:bootstrap' });
-    try {
-      const done = await bootstrapServer(config, db, { createdb: !values['no-createdb'] });
-      process.stdout.write(`${done.map((line) => `✓ ${line}`).join('\n')}\nnext: npm run db:migrate (as the owner; ROOT_DATABASE_URL is not needed any more)\n`);
-    } finally {
-      await db.close();
-    }
+    const done = await withDatabase(config, 'db:bootstrap', (db) => bootstrapServer(config, db, { createdb: !values['no-createdb'] }));
+    process.stdout.write(`${done.map((line) => `✓ ${line}`).join('\n')}\nnext: npm run db:migrate (as the owner; ROOT_DATABASE_URL is not needed any more)\n`);
   },
 
   async 'db:reporting-login'(config, args) {

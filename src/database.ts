@@ -5,6 +5,8 @@ import type { Config } from './config.ts';
 import { attachOrStartEmbedded, startEmbedded, type EmbeddedEngine } from './embedded/index.ts';
 
 export const AUTHENTICATOR_ROLE = 'sheratan_authenticator';
+/** The roles migrations/afterReset.sql keeps in place: the gateway's login and the three it may become. */
+export const DATABASE_ROLES = [AUTHENTICATOR_ROLE, 'sheratan_app', 'sheratan_readonly', 'sheratan_anonymous'] as const;
 
 export interface Database {
   mode: 'embedded' | 'server';
@@ -81,6 +83,15 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
     engine,
     close: () => engine.stop(),
   };
+}
+
+/**
+ * The most privileged connection string to the owner's database: the embedded
+ * superuser, ROOT_DATABASE_URL on that database when it is set, else the owner.
+ */
+export function privilegedUrl(config: Config, db: Database): string {
+  if (db.mode === 'embedded') return db.rootUrl;
+  return config.rootDatabaseUrl ? onDatabase(config.rootDatabaseUrl, databaseName(db.ownerUrl)) : db.ownerUrl;
 }
 
 /** Runs `fn` on a fresh connection to `url`, closing it afterwards. */

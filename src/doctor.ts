@@ -3,7 +3,7 @@
 import * as gm from 'graphile-migrate';
 import type pg from 'pg';
 import type { Config } from './config.ts';
-import { withPgClient, type Database } from './database.ts';
+import { DATABASE_ROLES, withPgClient, type Database } from './database.ts';
 import { migrateSettings, releaseMigratePools } from './migrations.ts';
 import { ANN_INDEX } from './index-tune.ts';
 
@@ -32,7 +32,6 @@ const INDEXES = [
   'audit_logs_resource_idx',
   'search_logs_created_at_idx',
 ];
-const API_ROLES = ['sheratan_authenticator', 'sheratan_app', 'sheratan_readonly', 'sheratan_anonymous'];
 
 const versionAtLeast = (v: string, major: number, minor: number): boolean => {
   const [a = 0, b = 0] = v.split('.').map(Number);
@@ -152,11 +151,11 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
   const roles = (
     await client.query<{ rolname: string; rolcanlogin: boolean; rolinherit: boolean; rolbypassrls: boolean; rolsuper: boolean }>(
       'select rolname, rolcanlogin, rolinherit, rolbypassrls, rolsuper from pg_roles where rolname = any ($1)',
-      [API_ROLES],
+      [DATABASE_ROLES],
     )
   ).rows;
   const problems: string[] = [];
-  for (const name of API_ROLES) {
+  for (const name of DATABASE_ROLES) {
     const r = roles.find((x) => x.rolname === name);
     if (!r) problems.push(`${name} is missing`);
     else if (r.rolsuper || r.rolbypassrls) problems.push(`${name} can bypass row-level security`);

@@ -19,6 +19,9 @@ import { log } from './log.ts';
 export const GRAPHQL_PATH = '/graphql';
 export const REPORTING_PATH = '/reporting/graphql';
 export const GRAPHIQL_PATH = '/graphiql';
+const HEALTH_PATH = '/healthz';
+const READY_PATH = '/readyz';
+const METRICS_PATH = '/metrics';
 
 interface AuthedRequest extends Request {
   sheratanClaims?: Claims | null;
@@ -138,6 +141,7 @@ export async function createGateway(
   let schemaReady = false;
 
   const metrics = createMetrics({
+    endpoints: [GRAPHQL_PATH, REPORTING_PATH, GRAPHIQL_PATH, HEALTH_PATH, READY_PATH, METRICS_PATH],
     ...(config.metricsToken ? { token: config.metricsToken } : {}),
     pools: readPool === apiPool ? { api: apiPool } : { api: apiPool, read: readPool },
     async jobCounts() {
@@ -146,12 +150,12 @@ export async function createGateway(
     },
   });
   app.use(metrics.middleware);
-  app.get('/metrics', (req, res) => metrics.handler(req, res));
+  app.get(METRICS_PATH, (req, res) => metrics.handler(req, res));
 
-  app.get('/healthz', (_req, res) => {
+  app.get(HEALTH_PATH, (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.get('/readyz', async (_req, res) => {
+  app.get(READY_PATH, async (_req, res) => {
     try {
       await apiPool.query('select 1');
       if (!schemaReady) throw new Error('the GraphQL schema is still being built');

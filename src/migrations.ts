@@ -8,7 +8,7 @@ import * as gm from 'graphile-migrate';
 import { Logger } from '@graphile/logger';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import type { Config } from './config.ts';
-import { databaseName, onDatabase, withPgClient, type Database } from './database.ts';
+import { DATABASE_ROLES, databaseName, onDatabase, privilegedUrl, withPgClient, type Database } from './database.ts';
 import { projectRoot } from './paths.ts';
 import { log } from './log.ts';
 
@@ -50,8 +50,7 @@ export function migrateSettings(config: Config, db: Database, logger?: Logger): 
  */
 export async function ensureRoles(db: Database, config: Config): Promise<void> {
   const sql = readFileSync(path.join(projectRoot, 'migrations', 'afterReset.sql'), 'utf8');
-  const url = db.mode === 'embedded' ? db.rootUrl : config.rootDatabaseUrl ? onDatabase(db.rootUrl, databaseName(db.ownerUrl)) : db.ownerUrl;
-  await withPgClient(url, (client) => client.query(sql));
+  await withPgClient(privilegedUrl(config, db), (client) => client.query(sql));
 }
 
 /**
@@ -223,10 +222,8 @@ export async function resetBlocker(config: Config, db: Database, shadow = false)
       if (me.superuser) return null;
       if (!me.createdb) return `${me.name} may not create databases (CREATEDB), so the database could be dropped but not recreated`;
       if (me.owns === false) return `${me.name} does not own the database ${target}, so it may not drop it`;
-      const roles = (await client.query<{ n: string }>(
-        "select count(*)::text as n from pg_roles where rolname in ('sheratan_authenticator', 'sheratan_app', 'sheratan_readonly', 'sheratan_anonymous')",
-      )).rows[0]!.n;
-      if (roles !== '4') return 'the API roles do not all exist, and creating them needs a superuser';
+      const roles = (await client.query<{ n: number }>('select count(*)::int as n from pg_roles where rolname = any ($1)', [DATABASE_ROLES])).rows[0]!.n;
+      if (roles !== DATABASE_ROLES.length) return 'the API roles do not all exist, and creating them needs a superuser';
       const templated = await withPgClient(onDatabase(db.rootUrl, 'template1'), async (t) =>
         (await t.query("select 1 from pg_extension where extname = 'vector'")).rowCount! > 0,
       ).catch(() => false);

@@ -20,8 +20,6 @@ export interface FactsRequest extends Request {
 const MAX_OPERATION_LABELS = 200;
 /** Operation names longer than this are one label, 'other', like names beyond the count. */
 const MAX_OPERATION_LABEL_LENGTH = 64;
-/** The endpoints that are label values; any other path is 'other' (a 404 flood must not grow /metrics). */
-export const KNOWN_ENDPOINTS = new Set(['/graphql', '/reporting/graphql', '/graphiql', '/healthz', '/readyz', '/metrics']);
 
 export interface Metrics {
   registry: client.Registry;
@@ -35,10 +33,13 @@ export function createMetrics(options: {
   jobCounts: () => Promise<Record<string, number>>;
   /** METRICS_TOKEN: when set, /metrics answers only `Authorization: Bearer <token>`. */
   token?: string;
+  /** The gateway's paths: the only endpoint label values; any other path is 'other' (a 404 flood must not grow /metrics). */
+  endpoints: readonly string[];
 }): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'sheratan_' });
   const seenOperations = new Set<string>();
+  const endpoints = new Set(options.endpoints);
   const operationLabel = (name: string | undefined): string => {
     if (!name) return 'unknown';
     if (name.length > MAX_OPERATION_LABEL_LENGTH || !/^[_A-Za-z]\w*$/.test(name)) return 'other';
@@ -103,7 +104,7 @@ export function createMetrics(options: {
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         const path = req.baseUrl + req.path;
         if (path === '/metrics') return;
-        const endpoint = KNOWN_ENDPOINTS.has(path) ? path : 'other';
+        const endpoint = endpoints.has(path) ? path : 'other';
         const operation = operationLabel(facts.operation);
         requests.inc({ endpoint, operation, status: String(res.statusCode) });
         duration.observe({ endpoint, operation }, seconds);
@@ -111,9 +112,9 @@ export function createMetrics(options: {
         log('info', 'request', {
           requestId: facts.requestId,
           method: req.method,
-          path: path.length > 200 ? `${path.slice(0, 200)}…` : path,
+          path: clip(path),
           status: res.statusCode,
-          operation: facts.operation && facts.operation.length > 200 ? `${facts.operation.slice(0, 200)}…` : facts.operation,
+          operation: facts.operation && clip(facts.operation),
           durationMs: Math.round(seconds * 1e4) / 10,
         });
       });
@@ -133,6 +134,9 @@ export function createMetrics(options: {
     },
   };
 }
+
+/** A client-chosen string as a log field: at most 200 characters. */
+const clip = (s: string): string => (s.length > 200 ? `${s.slice(0, 200)}…` : s);
 
 /** Compares without telling by its timing how much of a secret matched. */
 function sameSecret(given: string, expected: string): boolean {

@@ -4,7 +4,8 @@
 // which current_tenant() reads by session_user, so the login cannot widen
 // what it sees by setting jwt.claims.* or switching roles.
 import { ConfigError, type Config } from './config.ts';
-import { databaseName, onDatabase, withPgClient, type Database } from './database.ts';
+import { databaseName, privilegedUrl, withPgClient, type Database } from './database.ts';
+import { isClaimText } from './auth.ts';
 
 export interface ReportingLogin {
   name: string;
@@ -20,7 +21,7 @@ export function validateReportingLogin(login: Partial<ReportingLogin>): Reportin
     throw new ConfigError(`--name must be a role name of lower-case letters, digits and _ (at most 63), not "${name ?? ''}"`);
   }
   if (RESERVED.test(name)) throw new ConfigError(`--name ${name} is reserved (names starting with sheratan or pg_ belong to the store and PostgreSQL)`);
-  if (!tenant || tenant.length > 200 || /\p{Cc}/u.test(tenant)) {
+  if (!tenant || !isClaimText(tenant)) {
     throw new ConfigError('--tenant is required: the tenant the login may read (at most 200 characters, no control characters)');
   }
   if (!password || password.length < 12) throw new ConfigError('--password is required, at least 12 characters');
@@ -33,8 +34,7 @@ export function validateReportingLogin(login: Partial<ReportingLogin>): Reportin
  * owner with CREATEROLE. The binding is written as the owner.
  */
 export async function createReportingLogin(config: Config, db: Database, login: ReportingLogin): Promise<void> {
-  const roleUrl = db.mode === 'embedded' ? db.rootUrl : config.rootDatabaseUrl ? onDatabase(config.rootDatabaseUrl, databaseName(db.ownerUrl)) : db.ownerUrl;
-  await withPgClient(roleUrl, async (client) => {
+  await withPgClient(privilegedUrl(config, db), async (client) => {
     const existing = (await client.query<{ rolsuper: boolean; rolbypassrls: boolean }>('select rolsuper, rolbypassrls from pg_roles where rolname = $1', [login.name])).rows[0];
     if (existing && (existing.rolsuper || existing.rolbypassrls)) {
       throw new ConfigError(`role ${login.name} exists and bypasses row-level security (SUPERUSER or BYPASSRLS); choose another --name`);

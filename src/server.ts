@@ -3,7 +3,7 @@
 // schema, serve HTTP; on SIGTERM/SIGINT shut all of it down in order.
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './database.ts';
-import { dataDirSecret } from './embedded/index.ts';
+import { effectiveJwtSecret } from './jwt-secret.ts';
 import { createGateway, type Gateway } from './gateway.ts';
 import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from './migrations.ts';
 import { routeConsoleToLog, setLogLevel } from './log.ts';
@@ -18,11 +18,6 @@ export interface RunningGateway {
   stop(): Promise<void>;
 }
 
-/** The JWT secret: configured, or generated once per embedded data directory. */
-export function effectiveJwtSecret(config: Config): string | undefined {
-  if (config.jwtSecret) return config.jwtSecret;
-  return config.databaseUrl ? undefined : dataDirSecret(config.dataDir, 'jwt-secret');
-}
 
 export interface GatewayOptions {
   port?: number;

@@ -45,9 +45,7 @@ export class PgCluster {
   private readonly options: PgClusterOptions;
   private readonly server: net.Server;
   private readonly limits: PgClusterLimits;
-  /** Connections counted against the cap. */
-  private readonly connections = new Set<net.Socket>();
-  /** Every socket accepted and not yet closed, refused ones included. */
+  /** Connections accepted and not yet closed (refused ones close themselves within a second). */
   private readonly sockets = new Set<net.Socket>();
   private nextId = 1;
 
@@ -67,7 +65,7 @@ export class PgCluster {
 
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    // As a server's shutdown does: connections still open (logged in or not) are cut.
+    // As a server's shutdown does: connections still open are cut.
     for (const socket of this.sockets) socket.destroy();
     await Promise.all(Object.values(this.options.databases).map((d) => d.close()));
     await closed;
@@ -109,15 +107,13 @@ export class PgCluster {
   private accept(socket: net.Socket): void {
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
     // A connection cap, as max_connections: past it a client is told so, and the others keep their descriptors.
-    if (this.connections.size >= this.limits.maxConnections) {
+    if (this.sockets.size >= this.limits.maxConnections) {
       socket.end(wire.errorResponse('FATAL', '53300', `sorry, too many clients already (the embedded engine accepts ${this.limits.maxConnections} connections)`));
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
-    this.connections.add(socket);
+    this.sockets.add(socket);
     const reader = new wire.FrameReader();
     let session: Session | null = null;
     let database: PgDatabase | null = null;
@@ -133,12 +129,13 @@ export class PgCluster {
       setTimeout(() => socket.destroy(), 1000).unref();
     };
     // authentication_timeout: a client that has not logged in by then is dropped.
+    const failWith = (err: unknown): void => fail(err instanceof wire.ProtocolError ? err.code : '08P01', (err as Error).message);
     const startupTimer = setTimeout(() => fail('08P01', `no login within ${this.limits.startupTimeoutMs} ms (startup timeout)`), this.limits.startupTimeoutMs);
     startupTimer.unref();
     socket.on('close', () => {
       closed = true;
       clearTimeout(startupTimer);
-      this.connections.delete(socket);
+      this.sockets.delete(socket);
       if (session && database) void database.disconnect(session);
     });
 
@@ -181,13 +178,12 @@ export class PgCluster {
           void this.login(socket, target, user, params).then(
             (s) => {
               if (!s) return;
-              clearTimeout(startupTimer);
               session = s;
               database = target;
               try {
                 serve();
               } catch (err) {
-                fail((err as wire.ProtocolError).code ?? '08P01', (err as Error).message);
+                failWith(err);
               }
             },
             (err: unknown) => fail('XX000', `embedded server: ${String(err)}`),
@@ -223,7 +219,7 @@ export class PgCluster {
         if (session && database) serve();
         else negotiate();
       } catch (err) {
-        fail(err instanceof wire.ProtocolError ? err.code : '08P01', (err as Error).message);
+        failWith(err);
       }
     });
   }

@@ -1,0 +1,10 @@
+// The secret tokens are signed with: JWT_SECRET, or one generated once per
+// embedded data directory. Its own module, so that the operations that need
+// it (token, backup, restore) do not import the gateway.
+import type { Config } from './config.ts';
+import { dataDirSecret } from './embedded/index.ts';
+
+export function effectiveJwtSecret(config: Config): string | undefined {
+  if (config.jwtSecret) return config.jwtSecret;
+  return config.databaseUrl ? undefined : dataDirSecret(config.dataDir, 'jwt-secret');
+}
