@@ -16,9 +16,16 @@ export interface PgClusterLimits {
   startupTimeoutMs: number;
   /** Largest frontend message (a server's is 1 GB). */
   maxMessageBytes: number;
+  /** Most data one COPY … FROM STDIN may send: the engine holds it until CopyDone (copy-in.ts). */
+  maxCopyInBytes: number;
 }
 
-export const DEFAULT_CLUSTER_LIMITS: PgClusterLimits = { maxConnections: 200, startupTimeoutMs: 10_000, maxMessageBytes: 256 * 1024 * 1024 };
+export const DEFAULT_CLUSTER_LIMITS: PgClusterLimits = {
+  maxConnections: 200,
+  startupTimeoutMs: 10_000,
+  maxMessageBytes: 256 * 1024 * 1024,
+  maxCopyInBytes: 512 * 1024 * 1024,
+};
 
 /** A server's MAX_STARTUP_PACKET_LENGTH. */
 const MAX_STARTUP_PACKET = 10_000;

@@ -13,6 +13,7 @@
 //    server) with default settings;
 import type { PGlite } from '@electric-sql/pglite';
 import * as wire from './wire.ts';
+import { copyFromStdin, copyInResponse, CopyInResponseFilter } from './copy-in.ts';
 
 export interface PgDatabaseOptions {
   /**
@@ -21,6 +22,8 @@ export interface PgDatabaseOptions {
    * ends it on a server (0: never).
    */
   idleInTransactionTimeoutMs?: number;
+  /** The most COPY … FROM STDIN data one command may send (it is held in memory until CopyDone). */
+  maxCopyInBytes: number;
   /** Opens the instance; called lazily and again after a wipe. */
   open(): Promise<PGlite>;
   /** Deletes persisted data so that the next open() starts empty. */
@@ -54,6 +57,13 @@ export interface Session {
   saved: Array<[string, string]>;
   role: string;
   statements: Set<string>;
+  /** Its statements and portals (its own names) that are COPY … FROM STDIN. */
+  copyStatements?: Set<string>;
+  copyPortals?: Set<string>;
+  /** A COPY FROM STDIN being collected: the command, then the data so far. */
+  copyIn?: { command: Buffer; data: Buffer[]; bytes: number };
+  /** The transaction status of its last ReadyForQuery. */
+  txStatus?: 'I' | 'T' | 'E';
   queue: Promise<void>;
   /** The type of the last message handled (for tracing). */
   last?: string;
@@ -275,13 +285,85 @@ export class PgDatabase {
     this.applied = s;
   }
 
+  /**
+   * COPY … FROM STDIN, collected before it runs (see copy-in.ts). Returns the
+   * whole unit to run — the command followed by its data and its end — once
+   * the client has sent it, or null while the message was taken here.
+   */
+  private collectCopyIn(s: Session, type: string, raw: Buffer): Buffer[] | null | undefined {
+    const copy = s.copyIn;
+    if (copy) {
+      if (type === 'd') {
+        copy.bytes += raw.length;
+        const limit = this.options.maxCopyInBytes;
+        if (copy.bytes <= limit) {
+          copy.data.push(raw);
+          if (this.owner === s) this.ownerIdleSince = null; // busy sending, not idle
+          return null;
+        }
+        // Too much to hold: the command runs with a CopyFail, so the client
+        // gets the server's own error (and its transaction is aborted, as on a
+        // server); the rest of its data is ignored like any stray CopyData.
+        s.copyIn = undefined;
+        const reason = `COPY data exceeds the embedded engine's limit of ${limit} bytes per command; split the load into several COPY commands`;
+        return [copy.command, wire.message('f', Buffer.from(`${reason}\0`))];
+      }
+      if (type === 'H' || type === 'S') {
+        // A server ignores Flush and Sync during COPY IN; they stay in order.
+        copy.data.push(raw);
+        return null;
+      }
+      // CopyDone, CopyFail, or anything else (which fails the COPY on the backend, as on a server).
+      s.copyIn = undefined;
+      return [copy.command, ...copy.data, raw];
+    }
+    // Outside COPY a server ignores CopyData, CopyDone and CopyFail (left over from a failed COPY).
+    if (type === 'd' || type === 'c' || type === 'f') return null;
+    const body = raw.subarray(5);
+    let plan: ReturnType<typeof copyFromStdin> | undefined;
+    if (type === 'Q') {
+      plan = copyFromStdin(wire.readCString(body, 0)[0]);
+    } else if (type === 'P' || type === 'B') {
+      const [name, after] = wire.readCString(body, 0);
+      if (type === 'P') {
+        s.copyStatements ??= new Set();
+        if (copyFromStdin(wire.readCString(body, after)[0]).count > 0) s.copyStatements.add(name);
+        else s.copyStatements.delete(name);
+      } else {
+        s.copyPortals ??= new Set();
+        if (s.copyStatements?.has(wire.readCString(body, after)[0])) s.copyPortals.add(name);
+        else s.copyPortals.delete(name);
+      }
+      return undefined;
+    } else if (type === 'E' && s.copyPortals?.has(wire.readCString(body, 0)[0])) {
+      plan = { count: 1, binary: false };
+    }
+    if (!plan || plan.count === 0) return undefined;
+    if (plan.count > 1) {
+      s.socket.write(
+        Buffer.concat([
+          wire.errorResponse('ERROR', '0A000', 'the embedded engine runs one COPY … FROM STDIN per query message; send each COPY as its own query'),
+          wire.readyForQuery(s.txStatus ?? 'I'),
+        ]),
+      );
+      return null;
+    }
+    s.copyIn = { command: raw, data: [], bytes: 0 };
+    s.socket.write(copyInResponse(plan.binary));
+    return null;
+  }
+
   async handle(s: Session, raw: Buffer): Promise<void> {
     if (TRACE) s.pending = Math.max(0, (s.pending ?? 1) - 1);
     const type = String.fromCharCode(raw[0]!);
     if (type === 'X') {
+      s.copyIn = undefined;
       s.socket.end();
       return;
     }
+    const copyUnit = this.collectCopyIn(s, type, raw);
+    if (copyUnit === null) return;
+    if (copyUnit) raw = copyUnit[0]!;
     mark(s, 'acquire');
     await this.acquire(s);
     s.last = type;
@@ -300,25 +382,32 @@ export class PgDatabase {
       }
       if (s.untrusted || (sql !== undefined && SESSION_STATE_SQL.some((re) => re.test(sql)))) s.dirty = true;
 
-      const { msg, parsedStatement } = wire.namespaceMessage(raw, `s${s.id}_`);
+      const { msg: command, parsedStatement } = wire.namespaceMessage(raw, `s${s.id}_`);
       if (parsedStatement) s.statements.add(parsedStatement);
+      const msg = copyUnit ? Buffer.concat([command, ...copyUnit.slice(1)]) : command;
+      const filter = copyUnit ? new CopyInResponseFilter() : null;
       mark(s, 'exec');
       // The last bytes of the reply: a unit of work is over when it ends with
       // ReadyForQuery, idle ('Z', length 5, 'I'). Until then (a transaction, an
       // extended-protocol batch before Sync, COPY FROM STDIN waiting for its
       // data) the backend stays this client's.
-      let tail = Buffer.alloc(0);
+      let tail: Buffer = Buffer.alloc(0);
       await db.execProtocolRawStream(new Uint8Array(msg), {
         // `data` is a view into the WASM heap that the next output overwrites,
         // while a socket under backpressure keeps what it is given to send
         // later: hand it a copy.
         onRawData: (data: Uint8Array) => {
-          const copy = Buffer.from(data);
+          const copy = filter ? filter.push(Buffer.from(data)) : Buffer.from(data);
+          if (copy.length === 0) return;
           tail = copy.length >= 6 ? copy.subarray(copy.length - 6) : Buffer.concat([tail, copy]).subarray(-6);
           if (s.alive) s.socket.write(copy);
         },
       });
-      const idle = tail.length === 6 && tail[0] === 0x5a && tail.readInt32BE(1) === 5 && tail[5] === 0x49;
+      const held = filter?.flush();
+      if (held?.length && s.alive) s.socket.write(held);
+      const ready = tail.length === 6 && tail[0] === 0x5a && tail.readInt32BE(1) === 5;
+      if (ready) s.txStatus = String.fromCharCode(tail[5]!) as 'I' | 'T' | 'E';
+      const idle = ready && tail[5] === 0x49;
       if (idle) this.release(s);
       else if (this.owner === s) this.ownerIdleSince = Date.now();
       mark(s, 'done');

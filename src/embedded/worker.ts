@@ -2,7 +2,7 @@
 // loop, so the gateway's JavaScript and Postgres's WASM use separate cores.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { PgDatabase } from './pg-server.ts';
-import { PgCluster, type PgClusterLimits } from './pg-cluster.ts';
+import { DEFAULT_CLUSTER_LIMITS, PgCluster, type PgClusterLimits } from './pg-cluster.ts';
 import { openInMemory, openPersistent, wipePersistent } from './instance.ts';
 import { serveChannel } from './channel.ts';
 
@@ -27,7 +27,9 @@ export type WorkerMessage =
 const input = workerData as WorkerInput;
 const port = parentPort!;
 
+const maxCopyInBytes = input.limits?.maxCopyInBytes ?? DEFAULT_CLUSTER_LIMITS.maxCopyInBytes;
 const main = new PgDatabase({
+  maxCopyInBytes,
   open: () => openPersistent(input.pgdata),
   wipe: () => wipePersistent(input.pgdata),
   idleInTransactionTimeoutMs: input.idleInTransactionTimeoutMs ?? 30_000,
@@ -38,7 +40,7 @@ const cluster = new PgCluster({
   databases: {
     [input.databaseName]: main,
     // The shadow lives in memory: graphile-migrate rebuilds it from scratch on every commit.
-    [input.shadowDatabaseName]: new PgDatabase({ open: openInMemory, wipe: async () => undefined }),
+    [input.shadowDatabaseName]: new PgDatabase({ open: openInMemory, wipe: async () => undefined, maxCopyInBytes }),
   },
   aliases: { postgres: input.databaseName, template1: input.databaseName },
 });

@@ -6,7 +6,10 @@
 // whatever SQL it used to change it.
 import net from 'node:net';
 import { rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { startEmbedded, type EmbeddedEngine } from '../../src/embedded/index.ts';
 import { describeEmbedded, tempDataDir } from '../support/backend.ts';
 
@@ -14,10 +17,11 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
   let dataDir: string;
   let engine: EmbeddedEngine;
   const MAX_CONNECTIONS = 12;
+  const MAX_COPY_IN = 1024 * 1024;
 
   beforeAll(async () => {
     dataDir = tempDataDir();
-    engine = await startEmbedded(dataDir, { purpose: 'test', limits: { maxConnections: MAX_CONNECTIONS, startupTimeoutMs: 1500 }, idleInTransactionTimeoutMs: 1000 });
+    engine = await startEmbedded(dataDir, { purpose: 'test', limits: { maxConnections: MAX_CONNECTIONS, startupTimeoutMs: 1500, maxCopyInBytes: MAX_COPY_IN }, idleInTransactionTimeoutMs: 1000 });
     const setup = new pg.Client(engine.url());
     await setup.connect();
     await setup.query('create role sheratan_authenticator login noinherit');
@@ -204,5 +208,44 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
     expect(after).not.toBe('answered');
     expect(told[0]).toMatchObject({ code: '25P03', message: expect.stringMatching(/^terminating connection due to idle-in-transaction timeout: .* for 1000 ms while other clients waited \(IDLE_IN_TRANSACTION_TIMEOUT_MS\)$/) });
     await other.end();
+  });
+
+  test('COPY FROM STDIN past the engine\'s limit fails with an error naming it and stores nothing; the connection and others go on', async () => {
+    const client = new pg.Client(engine.url());
+    await client.connect();
+    await client.query('create table copy_cap (t text)');
+    const row = `${'x'.repeat(1000)}\n`;
+    const { result, errors, worstMs } = await undisturbed(async () => {
+      const copy = client.query(copyFrom('copy copy_cap from stdin'));
+      return pipeline(Readable.from(Array.from({ length: 2000 }, () => row)), copy).then(
+        () => 'loaded',
+        (err: Error) => err.message,
+      );
+    });
+    expect(errors).toBe(0);
+    expect(worstMs).toBeLessThan(1000);
+    expect(result).toMatch(new RegExp(`COPY data exceeds the embedded engine's limit of ${MAX_COPY_IN} bytes per command; split the load`));
+    expect((await client.query('select count(*)::int as n from copy_cap')).rows).toEqual([{ n: 0 }]);
+    // Just under the limit is fine.
+    await pipeline(Readable.from(Array.from({ length: 900 }, () => row)), client.query(copyFrom('copy copy_cap from stdin')));
+    expect((await client.query('select count(*)::int as n from copy_cap')).rows).toEqual([{ n: 900 }]);
+    await client.end();
+  });
+
+  test('COPY … FROM STDIN is recognised by its statement only: in a string, a comment or a function body it is just text', async () => {
+    const client = new pg.Client(engine.url());
+    await client.connect();
+    const texts = await client.query(
+      "select 'copy t from stdin' as a, $$copy t from stdin$$ as b /* copy t from stdin */ -- copy t from stdin\n",
+    );
+    expect(texts.rows).toEqual([{ a: 'copy t from stdin', b: 'copy t from stdin' }]);
+    await client.query("create or replace function copy_text() returns text language sql as $f$ select 'copy x from stdin' $f$");
+    expect((await client.query('select copy_text() as t')).rows).toEqual([{ t: 'copy x from stdin' }]);
+    // Two COPY FROM STDIN in one query message are refused with a clear error (a server would run them one after the other).
+    await expect(client.query('copy copy_cap from stdin; copy copy_cap from stdin')).rejects.toThrow(
+      /the embedded engine runs one COPY … FROM STDIN per query message/,
+    );
+    expect((await client.query('select 1 as ok')).rows).toEqual([{ ok: 1 }]);
+    await client.end();
   });
 });
