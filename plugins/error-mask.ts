@@ -7,6 +7,9 @@ import { isSafeError } from 'grafast';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { log } from '../src/log.ts';
 
+/** The error code of a request that could not have the database in time. */
+export const DATABASE_BUSY = 'DATABASE_BUSY';
+
 const CLIENT_SQLSTATE = /^(22|23)|^42501$|^55000$|^57014$|^P0001$/;
 // @dataplan/pg's words when a delete matched no row the caller may delete.
 const NOTHING_DELETED = /^No values were deleted in collection '\w+' because no values you can delete were found matching these criteria\.$/;
@@ -38,6 +41,10 @@ export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedE
   if (typeof original.code === 'string' && CLIENT_SQLSTATE.test(original.code)) {
     return reword(error, original.message, { ...error.extensions, code: original.code });
   }
+  // The embedded engine's one backend stayed held by another client (a psql
+  // session inside a transaction, say): the request waited DB_POOL_TIMEOUT_MS
+  // and ran nothing; like an exhausted pool it answers 503 (database-busy.ts).
+  if (original.code === 'BACKEND_BUSY') return reword(error, original.message, { code: DATABASE_BUSY });
   // The database going away is not a bug to hide behind a reference: say so, so clients retry.
   if (isConnectionFailure(original)) {
     log('warn', 'database unavailable while executing a request', { path: error.path?.join('.'), error: original.message });

@@ -102,7 +102,7 @@ export async function createGateway(
   // In the process running the embedded engine, GraphQL reaches it in-process
   // (as the same authenticator login); the pools still serve health checks and metrics.
   const channel = db.engine?.channel;
-  const direct = channel ? makeEngineWithPgClient(channel, AUTHENTICATOR_ROLE) : undefined;
+  const direct = channel ? makeEngineWithPgClient(channel, AUTHENTICATOR_ROLE, config.poolTimeoutMs) : undefined;
   const claimsOf = (req: unknown): Claims | null => (req as AuthedRequest | undefined)?.sheratanClaims ?? null;
 
   const api = postgraphile(

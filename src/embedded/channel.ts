@@ -9,7 +9,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import * as wire from './wire.ts';
 import type { PgCluster } from './pg-cluster.ts';
-import type { PgDatabase, Session } from './pg-server.ts';
+import { BackendBusyError, type PgDatabase, type Session } from './pg-server.ts';
 
 export interface ChannelRequest {
   id: number;
@@ -19,6 +19,8 @@ export interface ChannelRequest {
   user: string;
   /** Frontend protocol messages. */
   data: Uint8Array;
+  /** How long the batch may wait for the backend while another client holds it (none: as long as it takes). */
+  waitMs?: number;
 }
 
 export interface ChannelReply {
@@ -26,7 +28,10 @@ export interface ChannelReply {
   /** Backend protocol messages. */
   data?: Uint8Array;
   error?: string;
+  /** The error is BACKEND_BUSY: nothing of the batch ran. */
+  busy?: boolean;
 }
+
 
 /** Worker side: serves channel requests against `database`. */
 export function serveChannel(port: MessagePort, cluster: PgCluster, database: PgDatabase): void {
@@ -50,7 +55,7 @@ export function serveChannel(port: MessagePort, cluster: PgCluster, database: Pg
       const run = session.queue.then(async () => {
         out.length = 0;
         const [messages] = wire.splitMessages(Buffer.from(req.data));
-        for (const m of messages) await database.handle(session, m);
+        for (const m of messages) await database.handle(session, m, req.waitMs);
         return Buffer.concat(out.splice(0));
       });
       session.queue = run.then(
@@ -61,7 +66,8 @@ export function serveChannel(port: MessagePort, cluster: PgCluster, database: Pg
         const data = new Uint8Array(await run);
         port.postMessage({ id: req.id, data } satisfies ChannelReply, [data.buffer]);
       } catch (err) {
-        reply({ error: `embedded server: ${String(err)}` });
+        if (err instanceof BackendBusyError) reply({ error: err.message, busy: true });
+        else reply({ error: `embedded server: ${String(err)}` });
       }
     });
   });
@@ -81,7 +87,7 @@ export class ChannelClient {
       if (!p) return;
       this.pending.delete(r.id);
       if (this.pending.size === 0) this.port.unref();
-      if (r.error !== undefined) p.reject(new Error(r.error));
+      if (r.error !== undefined) p.reject(r.busy ? new BackendBusyError(r.error) : new Error(r.error));
       else p.resolve(Buffer.from(r.data!.buffer, r.data!.byteOffset, r.data!.byteLength));
     });
     port.unref(); // idle, it must not keep the process alive
@@ -92,13 +98,13 @@ export class ChannelClient {
     return this.nextSession++;
   }
 
-  send(sid: number, user: string, data: Buffer): Promise<Buffer> {
+  send(sid: number, user: string, data: Buffer, waitMs?: number): Promise<Buffer> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.port.ref(); // a reply is due: stay alive for it
       this.pending.set(id, { resolve, reject });
       const copy = new Uint8Array(data); // its own buffer, moved rather than cloned
-      this.port.postMessage({ id, sid, user, data: copy } satisfies ChannelRequest, [copy.buffer]);
+      this.port.postMessage({ id, sid, user, data: copy, ...(waitMs ? { waitMs } : {}) } satisfies ChannelRequest, [copy.buffer]);
     });
   }
 

@@ -30,6 +30,11 @@ export interface PgDatabaseOptions {
   wipe(): Promise<void>;
 }
 
+/** A message that could not have the backend in time (nothing of it ran). */
+export class BackendBusyError extends Error {
+  readonly code = 'BACKEND_BUSY';
+}
+
 /** Where a session's replies go: a client socket, or the gateway's in-process channel. */
 export interface SessionOutput {
   write(data: Uint8Array): unknown;
@@ -194,11 +199,30 @@ export class PgDatabase {
 
   // ---- backend ownership -------------------------------------------------
 
-  private async acquire(s: Session): Promise<void> {
+  /** Waits for the backend; past `waitMs` (if given) fails with BackendBusyError, having changed nothing. */
+  private async acquire(s: Session, waitMs?: number): Promise<void> {
+    const deadline = waitMs ? Date.now() + waitMs : Infinity;
     while (this.owner !== null && this.owner !== s) {
-      const turn = new Promise<void>((resolve) => this.waiters.push(resolve));
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw new BackendBusyError(
+          `the embedded database's one backend stayed held by another client (${this.owner.user}, session ${this.owner.id}) for ${waitMs} ms (DB_POOL_TIMEOUT_MS); retry shortly`,
+        );
+      }
+      let wake!: () => void;
+      const turn = new Promise<boolean>((resolve) => {
+        wake = () => resolve(true);
+        this.waiters.push(wake);
+      });
       this.watchIdleOwner();
-      await turn;
+      let timer: NodeJS.Timeout | undefined;
+      const woken = await Promise.race([turn, ...(Number.isFinite(remaining) ? [new Promise<boolean>((r) => (timer = setTimeout(r, remaining, false)))] : [])]);
+      clearTimeout(timer);
+      if (!woken) {
+        const at = this.waiters.indexOf(wake);
+        // Still queued: give up the place. (Not queued: woken at the same moment, so the turn is ours.)
+        if (at >= 0) this.waiters.splice(at, 1);
+      }
     }
     this.owner = s;
     this.ownerIdleSince = null;
@@ -353,7 +377,8 @@ export class PgDatabase {
     return null;
   }
 
-  async handle(s: Session, raw: Buffer): Promise<void> {
+  /** Handles one frontend message of `s`; `waitMs` bounds the wait for the backend (see acquire). */
+  async handle(s: Session, raw: Buffer, waitMs?: number): Promise<void> {
     if (TRACE) s.pending = Math.max(0, (s.pending ?? 1) - 1);
     const type = String.fromCharCode(raw[0]!);
     if (type === 'X') {
@@ -365,7 +390,7 @@ export class PgDatabase {
     if (copyUnit === null) return;
     if (copyUnit) raw = copyUnit[0]!;
     mark(s, 'acquire');
-    await this.acquire(s);
+    await this.acquire(s, waitMs);
     s.last = type;
     try {
       mark(s, 'open');

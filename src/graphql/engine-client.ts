@@ -145,19 +145,24 @@ function toNotice(n: DatabaseError): Notice {
   };
 }
 
+/** One engine session: the line, the session number, its login and how long a batch may wait for the backend. */
+interface SessionLine {
+  channel: ChannelClient;
+  sid: number;
+  user: string;
+  /** DB_POOL_TIMEOUT_MS: a batch that cannot have the backend within this long fails with BACKEND_BUSY. */
+  waitMs?: number;
+}
+
 class EngineClient implements PgClient {
-  private readonly channel: ChannelClient;
-  private readonly sid: number;
-  private readonly user: string;
+  private readonly line: SessionLine;
   private readonly settings: string | null;
   private readonly prepared: Prepared;
   /** 0: no explicit transaction; 1: in `begin`; 2…: savepoints. */
   private readonly level: number;
 
-  constructor(channel: ChannelClient, sid: number, user: string, settings: string | null, prepared: Prepared, level = 0) {
-    this.channel = channel;
-    this.sid = sid;
-    this.user = user;
+  constructor(line: SessionLine, settings: string | null, prepared: Prepared, level = 0) {
+    this.line = line;
     this.settings = settings;
     this.prepared = prepared;
     this.level = level;
@@ -169,7 +174,8 @@ class EngineClient implements PgClient {
     arrayMode = false,
     parsed: Array<[string, string] | null> = [],
   ): Promise<PgClientResult<unknown>> {
-    const reply = await this.channel.send(this.sid, this.user, Buffer.concat(messages));
+    const { channel, sid, user, waitMs } = this.line;
+    const reply = await channel.send(sid, user, Buffer.concat(messages), waitMs);
     return readReplies(reply, target, arrayMode, this.prepared, parsed);
   }
 
@@ -209,7 +215,7 @@ class EngineClient implements PgClient {
     } else {
       await this.run([serialize.query(`savepoint ${savepoint}`)], -1);
     }
-    const inner = new EngineClient(this.channel, this.sid, this.user, this.settings, this.prepared, this.level + 1) as this;
+    const inner = new EngineClient(this.line, this.settings, this.prepared, this.level + 1) as this;
     try {
       const result = await callback(inner);
       await this.run([serialize.query(this.level === 0 ? 'commit' : `release savepoint ${savepoint}`)], -1);
@@ -221,13 +227,18 @@ class EngineClient implements PgClient {
   }
 }
 
-/** A `withPgClient` whose sessions log in as `user` over `channel`. */
-export function makeEngineWithPgClient(channel: ChannelClient, user: string): WithPgClient<PgClient> {
+/**
+ * A `withPgClient` whose sessions log in as `user` over `channel`; a query
+ * waiting longer than `waitMs` for the backend (held by another client) fails
+ * with code BACKEND_BUSY instead of waiting on.
+ */
+export function makeEngineWithPgClient(channel: ChannelClient, user: string, waitMs?: number): WithPgClient<PgClient> {
+  const lineOf = (sid: number): SessionLine => ({ channel, sid, user, ...(waitMs ? { waitMs } : {}) });
   /** Sessions not in use, each with the statements it has prepared. */
   const idle: Array<{ sid: number; prepared: Prepared }> = [];
   let memberOf: Promise<Set<string>> | null = null;
   const rolesOf = (): Promise<Set<string>> =>
-    (memberOf ??= new EngineClient(channel, channel.newSession(), user, null, noPrepared())
+    (memberOf ??= new EngineClient(lineOf(channel.newSession()), null, noPrepared())
       .query<{ rolname: string }>({ text: "select rolname from pg_roles where pg_has_role(current_user, oid, 'member')" })
       .then((r) => new Set(r.rows.map((row) => row.rolname)))
       .catch((err: unknown) => {
@@ -245,7 +256,7 @@ export function makeEngineWithPgClient(channel: ChannelClient, user: string): Wi
     }
     const session = idle.pop() ?? { sid: channel.newSession(), prepared: noPrepared() };
     try {
-      return await callback(new EngineClient(channel, session.sid, user, entries.length ? JSON.stringify(entries) : null, session.prepared));
+      return await callback(new EngineClient(lineOf(session.sid), entries.length ? JSON.stringify(entries) : null, session.prepared));
     } finally {
       idle.push(session);
     }

@@ -16,6 +16,7 @@ import { MoreLikeThisPlugin } from '../../plugins/more-like-this.ts';
 import { SEARCH_FIELDS } from '../../plugins/match-select.ts';
 import { RequestFactsPlugin } from '../../plugins/request-facts.ts';
 import { ChunkOrderPlugin } from '../../plugins/chunk-order.ts';
+import { DatabaseBusyPlugin } from '../../plugins/database-busy.ts';
 
 export const EXPOSED_SCHEMA = 'sheratan';
 
@@ -63,6 +64,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       MoreLikeThisPlugin,
       RequestFactsPlugin,
       ChunkOrderPlugin,
+      DatabaseBusyPlugin,
       makeRequestLimitsPlugin({
         maxQueryDepth: config.maxQueryDepth,
         maxFields: config.maxQueryFields,
