@@ -4,7 +4,9 @@ import pg from 'pg';
 import type { Config } from './config.ts';
 import { attachOrStartEmbedded, startEmbedded, type EmbeddedEngine } from './embedded/index.ts';
 
-export const AUTHENTICATOR_ROLE = 'sheratan_authenticator';
+import { AUTHENTICATOR_ROLE } from './embedded/instance.ts';
+
+export { AUTHENTICATOR_ROLE };
 /** The roles migrations/afterReset.sql keeps in place: the gateway's login and the three it may become. */
 export const DATABASE_ROLES = [AUTHENTICATOR_ROLE, 'sheratan_app', 'sheratan_readonly', 'sheratan_anonymous'] as const;
 

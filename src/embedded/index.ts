@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync, chmodSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkerInput, WorkerMessage } from './worker.ts';
-import { OWNER_ROLE } from './instance.ts';
+import { AUTHENTICATOR_ROLE, ENGINE_SUPERUSER, OWNER_ROLE } from './instance.ts';
 import { ChannelClient } from './channel.ts';
 
 export const DATABASE_NAME = 'sheratan';
@@ -16,10 +16,13 @@ export const SHADOW_DATABASE_NAME = 'sheratan_shadow';
 export interface EmbeddedEngine {
   host: string;
   port: number;
+  /** The owner's password. */
   password: string;
+  /** The passwords the engine keeps for its logins (owner, engine superuser, authenticator). */
+  passwords: Record<string, string>;
   /** True when this process runs the engine (false: attached to another process's engine). */
   owned: boolean;
-  /** Connection string for `user` on the main database (or the shadow). */
+  /** Connection string for `user` on the main database (or the shadow); with its password when the engine keeps it. */
   url(user?: string, shadow?: boolean): string;
   /** The in-process line to the main database (only in the process running the engine). */
   channel?: ChannelClient;
@@ -93,10 +96,20 @@ function tryLock(dataDir: string, purpose: string): LockInfo | null {
   throw new Error(`could not take the lock ${lockPath(dataDir)}`);
 }
 
+/**
+ * The logins whose passwords live in the data directory (0600): the owner's
+ * (`password`, also the engine superuser's) and the authenticator's. Every
+ * other role logs in with the password Postgres stores for it, if any.
+ */
+export function loginPasswords(dataDir: string): Record<string, string> {
+  const owner = dataDirSecret(dataDir, 'password');
+  return { [OWNER_ROLE]: owner, [ENGINE_SUPERUSER]: owner, [AUTHENTICATOR_ROLE]: dataDirSecret(dataDir, 'authenticator-password') };
+}
+
 function makeEngine(
   host: string,
   port: number,
-  password: string,
+  passwords: Record<string, string>,
   owned: boolean,
   stop: () => Promise<void>,
   channel?: ChannelClient,
@@ -104,12 +117,15 @@ function makeEngine(
   return {
     host,
     port,
-    password,
+    password: passwords[OWNER_ROLE]!,
+    passwords,
     owned,
     ...(channel ? { channel } : {}),
     url(user = OWNER_ROLE, shadow = false) {
       const db = shadow ? SHADOW_DATABASE_NAME : DATABASE_NAME;
-      return `postgres://${encodeURIComponent(user)}:${password}@${host}:${port}/${db}`;
+      const password = passwords[user];
+      const auth = password === undefined ? encodeURIComponent(user) : `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
+      return `postgres://${auth}@${host}:${port}/${db}`;
     },
     stop,
   };
@@ -129,7 +145,7 @@ export interface StartOptions {
 /** Starts the engine for `dataDir` in this process; fails if another process serves it. */
 export async function startEmbedded(dataDir: string, options: StartOptions): Promise<EmbeddedEngine> {
   ensureDataDir(dataDir);
-  const password = dataDirSecret(dataDir, 'password');
+  const passwords = loginPasswords(dataDir);
   const holder = tryLock(dataDir, options.purpose);
   if (holder) {
     throw new DataDirInUseError(
@@ -139,7 +155,7 @@ export async function startEmbedded(dataDir: string, options: StartOptions): Pro
   const host = options.host ?? '127.0.0.1';
   const input: WorkerInput = {
     pgdata: path.join(dataDir, 'pgdata'),
-    password,
+    passwords,
     databaseName: DATABASE_NAME,
     shadowDatabaseName: SHADOW_DATABASE_NAME,
     host,
@@ -197,7 +213,7 @@ export async function startEmbedded(dataDir: string, options: StartOptions): Pro
       if (result.type === 'error') throw new Error(`the embedded database did not close cleanly: ${result.message}`);
     })());
   worker.unref();
-  return makeEngine(host, ready.port, password, true, stop, channel);
+  return makeEngine(host, ready.port, passwords, true, stop, channel);
 }
 
 /**
@@ -210,7 +226,7 @@ export async function attachOrStartEmbedded(dataDir: string, purpose: string, op
     const holder = existsSync(lockPath(dataDir)) ? readLock(dataDir) : null;
     if (holder && alive(holder.pid) && holder.pid !== process.pid) {
       if (holder.port) {
-        return makeEngine('127.0.0.1', holder.port, dataDirSecret(dataDir, 'password'), false, async () => undefined);
+        return makeEngine('127.0.0.1', holder.port, loginPasswords(dataDir), false, async () => undefined);
       }
       if (Date.now() > deadline) throw new Error(`process ${holder.pid} holds ${dataDir} but never finished starting the engine`);
       await new Promise((r) => setTimeout(r, 200)); // still starting

@@ -5,6 +5,10 @@ import { vector } from '@electric-sql/pglite-pgvector';
 
 /** The embedded superuser role that owns the schema, as `sheratan` owns it on a server. */
 export const OWNER_ROLE = 'sheratan';
+/** The gateway's login (created by the migrations); its password is generated in the data directory like the owner's. */
+export const AUTHENTICATOR_ROLE = 'sheratan_authenticator';
+/** PGlite's bootstrap superuser. */
+export const ENGINE_SUPERUSER = 'postgres';
 
 async function bootstrap(db: PGlite): Promise<PGlite> {
   // PGlite starts with only `postgres`; the owner must exist before anyone can log in as it.

@@ -1,10 +1,14 @@
 // The embedded "cluster": one loopback listener speaking the Postgres
 // protocol, routing each connection by database name to its PGlite instance
 // (the persistent database and the throw-away shadow), like a real server
-// with two databases. Logins are checked against a generated password and
-// pg_roles (LOGIN required).
+// with two databases. Each login role authenticates with its own password:
+// the owner and the authenticator with the ones generated in the data
+// directory, any other role with the password Postgres stores for it
+// (pg_authid, SCRAM or MD5), as a server with password authentication would;
+// a role without a password, or without LOGIN, cannot log in.
 import net from 'node:net';
-import { randomInt, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, pbkdf2, randomInt, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
 import * as wire from './wire.ts';
 import { pgDump } from '@electric-sql/pglite-tools/pg_dump';
 import { DUMP_COMMAND, noteQueued, type PgDatabase, type Session, type SessionOutput } from './pg-server.ts';
@@ -38,12 +42,33 @@ const MAX_STARTUP_PACKET = 10_000;
 const FRONTEND_MESSAGES = new Set(['Q', 'P', 'B', 'E', 'D', 'C', 'H', 'S', 'X', 'd', 'c', 'f']);
 
 export interface PgClusterOptions {
-  password: string;
+  /** Passwords of the roles whose secrets live in the data directory (the owner, the engine superuser, the authenticator). */
+  passwords: Record<string, string>;
   limits?: Partial<PgClusterLimits>;
   /** Databases by name. */
   databases: Record<string, PgDatabase>;
   /** Names that reach an existing database (e.g. the maintenance database `postgres`). */
   aliases?: Record<string, string>;
+}
+
+const sameSecret = (given: string, expected: string): boolean => {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+};
+
+/** Whether `given` is the password behind a pg_authid.rolpassword (SCRAM-SHA-256 or MD5) of `user`. */
+export async function matchesStoredPassword(user: string, given: string, stored: string | null): Promise<boolean> {
+  if (!stored) return false;
+  const scram = /^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)$/.exec(stored);
+  if (scram) {
+    // (Off the engine's thread: 4,096 rounds of PBKDF2 take milliseconds.)
+    const salted = await promisify(pbkdf2)(given.normalize('NFKC'), Buffer.from(scram[2]!, 'base64'), Number(scram[1]), 32, 'sha256');
+    const storedKey = createHash('sha256').update(createHmac('sha256', salted).update('Client Key').digest()).digest();
+    return timingSafeEqual(storedKey, Buffer.from(scram[3]!, 'base64'));
+  }
+  if (/^md5[0-9a-f]{32}$/.test(stored)) return sameSecret(`md5${createHash('md5').update(given + user).digest('hex')}`, stored);
+  return false;
 }
 
 const quoteName = /^\s*(?:drop|create|alter)\s+database\s+(?:if\s+exists\s+)?("(?:[^"]|"")+"|\w+)|\bon\s+database\s+("(?:[^"]|"")+"|\w+)/i;
@@ -169,12 +194,8 @@ export class PgCluster {
           const m = reader.nextMessage(MAX_STARTUP_PACKET);
           if (!m) return;
           if (m[0] !== 'p'.charCodeAt(0)) return fail('08P01', 'expected a password message');
-          const given = Buffer.from(wire.readCString(m.subarray(5), 0)[0]);
-          const expected = Buffer.from(this.options.password);
+          const given = wire.readCString(m.subarray(5), 0)[0];
           const user = startup.user ?? '';
-          if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-            return fail('28P01', `password authentication failed for user "${user}"`);
-          }
           const dbName = startup.database || user;
           const target = this.database(dbName);
           if (!target) return fail('3D000', `database "${dbName}" does not exist`);
@@ -182,7 +203,15 @@ export class PgCluster {
           startup = null;
           // The client has done its part; the rest (the backend may be busy) is the server's wait.
           clearTimeout(startupTimer);
-          void this.login(socket, target, user, params).then(
+          void this.authenticate(target, user, given)
+            .then((ok) => {
+              if (!ok) {
+                fail('28P01', `password authentication failed for user "${user}"`);
+                return null;
+              }
+              return this.login(socket, target, user, params);
+            })
+            .then(
             (s) => {
               if (!s) return;
               session = s;
@@ -229,6 +258,14 @@ export class PgCluster {
         failWith(err);
       }
     });
+  }
+
+  /** Whether `given` is `user`'s password: its data-directory secret, or what pg_authid stores. */
+  private async authenticate(database: PgDatabase, user: string, given: string): Promise<boolean> {
+    const secret = this.options.passwords[user];
+    if (secret !== undefined) return sameSecret(given, secret);
+    const stored = await database.exclusive((d) => d.query<{ rolpassword: string | null }>('select rolpassword from pg_authid where rolname = $1', [user]));
+    return matchesStoredPassword(user, given, stored.rows[0]?.rolpassword ?? null);
   }
 
   /** A session of `user` (who must be allowed to log in) on `database`, replying to `output`. */

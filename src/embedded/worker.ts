@@ -12,7 +12,8 @@ export interface WorkerInput {
   /** Connection, startup and message limits of the listener (defaults: DEFAULT_CLUSTER_LIMITS). */
   limits?: Partial<PgClusterLimits>;
   pgdata: string;
-  password: string;
+  /** Login passwords kept in the data directory, by role (see PgClusterOptions.passwords). */
+  passwords: Record<string, string>;
   databaseName: string;
   shadowDatabaseName: string;
   host: string;
@@ -35,7 +36,7 @@ const main = new PgDatabase({
   idleInTransactionTimeoutMs: input.idleInTransactionTimeoutMs ?? 30_000,
 });
 const cluster = new PgCluster({
-  password: input.password,
+  passwords: input.passwords,
   ...(input.limits ? { limits: input.limits } : {}),
   databases: {
     [input.databaseName]: main,

@@ -1,7 +1,8 @@
 // The embedded engine behaves like a real server for sequential and
 // concurrent clients: nothing leaks from one connection to another.
 import pg from 'pg';
-import { rmSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { DataDirInUseError, startEmbedded, type EmbeddedEngine } from '../../src/embedded/index.ts';
 import { tempDataDir } from '../support/harness.ts';
 import { describeEmbedded } from '../support/backend.ts';
@@ -28,8 +29,10 @@ describeEmbedded("it tests the embedded engine's own wire-protocol server", 'the
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  async function connect(user?: string, password = engine.password): Promise<pg.Client> {
-    const client = new pg.Client(engine.url(user).replace(engine.password, password));
+  async function connect(user?: string, password?: string): Promise<pg.Client> {
+    const url = new URL(engine.url(user));
+    if (password !== undefined) url.password = password;
+    const client = new pg.Client(url.toString());
     await client.connect();
     return client;
   }
@@ -122,10 +125,31 @@ describeEmbedded("it tests the embedded engine's own wire-protocol server", 'the
     await Promise.all(clients.map((c) => c.end()));
   }, 60_000);
 
-  test('logins need the generated password and an existing LOGIN role', async () => {
-    await expect(connect(undefined, 'wrong-password')).rejects.toThrow(/password authentication failed/);
-    await expect(connect('nobody')).rejects.toThrow(/role "nobody" does not exist/);
-    await expect(connect('tenant_reader')).rejects.toThrow(/not permitted to log in/);
+  test('each login role authenticates with its own password; a role without one, or without LOGIN, cannot log in', async () => {
+    await expect(connect(undefined, 'wrong-password')).rejects.toThrow(/password authentication failed for user "sheratan"/);
+    // The owner's password opens no other role (it once opened every one).
+    await expect(connect('sheratan_authenticator', engine.password)).rejects.toThrow(/password authentication failed for user "sheratan_authenticator"/);
+    await expect(connect('nobody', engine.password)).rejects.toThrow(/password authentication failed for user "nobody"/);
+    // A LOGIN role with no password set, and a NOLOGIN role with one.
+    const owner = await connect();
+    await owner.query("create role sheratan_authenticator login noinherit; create role passwordless login; create role cannot_login nologin password 'a-password-of-its-own'; create role scram_login login password 'its-own-secret-1'");
+    await owner.query("set password_encryption = 'md5'; create role md5_login login password 'its-own-secret-2'");
+    await owner.end();
+    await expect(connect('passwordless', '')).rejects.toThrow(/password authentication failed for user "passwordless"/);
+    await expect(connect('passwordless', engine.password)).rejects.toThrow(/password authentication failed/);
+    await expect(connect('cannot_login', 'a-password-of-its-own')).rejects.toThrow(/role "cannot_login" is not permitted to log in/);
+    // Stored passwords (SCRAM, and MD5 as older clusters have them) work, and only the right one.
+    await expect(connect('scram_login', 'wrong')).rejects.toThrow(/password authentication failed/);
+    for (const [role, password] of [['scram_login', 'its-own-secret-1'], ['md5_login', 'its-own-secret-2']] as const) {
+      const c = await connect(role, password);
+      expect((await c.query("select session_user as s, current_setting('is_superuser') as su")).rows).toEqual([{ s: role, su: 'off' }]);
+      await c.end();
+    }
+    // The authenticator has its own generated password, in the data directory (0600).
+    const auth = await connect('sheratan_authenticator');
+    await auth.end();
+    expect(engine.passwords.sheratan_authenticator).not.toBe(engine.password);
+    expect(statSync(path.join(dataDir, 'authenticator-password')).mode & 0o777).toBe(0o600);
     const unknownDb = new pg.Client({ connectionString: engine.url().replace(/\/sheratan$/, '/elsewhere') });
     await expect(unknownDb.connect()).rejects.toThrow(/database "elsewhere" does not exist/);
   });

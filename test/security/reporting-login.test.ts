@@ -39,11 +39,11 @@ const cli = (args: string[]) =>
     timeout: 60_000,
   });
 
-/** The login's connection string: its own password on a server; the engine's on the embedded database. */
+/** The login's connection string: the owner's, with the login's own name and password (on both backends). */
 const loginUrl = (): string => {
   const url = new URL(h.ownerUrl);
   url.username = LOGIN;
-  if (backend === 'server') url.password = PASSWORD;
+  url.password = PASSWORD;
   return url.toString();
 };
 
