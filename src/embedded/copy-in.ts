@@ -13,6 +13,7 @@
 // `FROM STDIN`, outside quotes, comments and parentheses: this is a framing
 // decision (where the client's data goes), never a security one.
 import * as wire from './wire.ts';
+import { sqlStatements } from './sql-lexer.ts';
 
 export interface CopyInPlan {
   /** How many statements of the text are COPY … FROM STDIN. */
@@ -21,73 +22,12 @@ export interface CopyInPlan {
   binary: boolean;
 }
 
-/** The words of each statement of `sql` at parenthesis depth 0, lower-cased; quoted text and comments removed. */
-function statementWords(sql: string): string[][] {
-  const statements: string[][] = [[]];
-  let depth = 0;
-  let i = 0;
-  const n = sql.length;
-  const current = (): string[] => statements[statements.length - 1]!;
-  while (i < n) {
-    const c = sql[i]!;
-    if (c === '-' && sql[i + 1] === '-') {
-      while (i < n && sql[i] !== '\n') i++;
-    } else if (c === '/' && sql[i + 1] === '*') {
-      let nest = 1;
-      i += 2;
-      while (i < n && nest > 0) {
-        const pair = sql.slice(i, i + 2);
-        if (pair === '/*' || pair === '*/') {
-          nest += pair === '/*' ? 1 : -1;
-          i += 2;
-        } else {
-          i++;
-        }
-      }
-    } else if (c === "'" || c === '"') {
-      // A string (E'…' escapes backslashes) or a quoted identifier; a doubled quote stays inside.
-      const escapes = c === "'" && /[eE]/.test(sql[i - 1] ?? '') && !/[\w$]/.test(sql[i - 2] ?? '');
-      i++;
-      while (i < n) {
-        if (escapes && sql[i] === '\\') i += 2;
-        else if (sql[i] === c && sql[i + 1] === c) i += 2;
-        else if (sql[i] === c) break;
-        else i++;
-      }
-      i++;
-      if (c === '"') current().push('"');
-    } else if (c === '$' && /^\$(?:[A-Za-z_][\w]*)?\$/.test(sql.slice(i, i + 64)) && !/[\w$]/.test(sql[i - 1] ?? '')) {
-      const tag = /^\$(?:[A-Za-z_][\w]*)?\$/.exec(sql.slice(i, i + 64))![0];
-      const end = sql.indexOf(tag, i + tag.length);
-      i = end < 0 ? n : end + tag.length;
-    } else if (c === '(') {
-      depth++;
-      i++;
-    } else if (c === ')') {
-      depth = Math.max(0, depth - 1);
-      i++;
-    } else if (c === ';') {
-      statements.push([]);
-      depth = 0;
-      i++;
-    } else if (/[A-Za-z_]/.test(c)) {
-      const start = i;
-      while (i < n && /[\w$]/.test(sql[i]!)) i++;
-      if (depth === 0) current().push(sql.slice(start, i).toLowerCase());
-      else if (sql.slice(start, i).toLowerCase() === 'binary') current().push('binary');
-    } else {
-      i++;
-    }
-  }
-  return statements.filter((s) => s.length > 0);
-}
-
 /** Which statements of a Query (or Parse) text are COPY … FROM STDIN. */
 export function copyFromStdin(sql: string): CopyInPlan {
   let count = 0;
   if (!/copy/i.test(sql)) return { count, binary: false }; // the common case, without lexing
   let binary = false;
-  for (const words of statementWords(sql)) {
+  for (const { words } of sqlStatements(sql)) {
     if (words[0] !== 'copy') continue;
     const from = words.indexOf('from');
     if (from < 0 || words[from + 1] !== 'stdin') continue;

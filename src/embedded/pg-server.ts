@@ -14,6 +14,7 @@
 import type { PGlite } from '@electric-sql/pglite';
 import * as wire from './wire.ts';
 import { copyFromStdin, copyInResponse, CopyInResponseFilter } from './copy-in.ts';
+import { sqlStatements } from './sql-lexer.ts';
 
 export interface PgDatabaseOptions {
   /**
@@ -60,6 +61,8 @@ export interface Session {
   untrusted?: boolean;
   /** Session-level settings captured when the backend last passed to another client. */
   saved: Array<[string, string]>;
+  /** Its SQL-level PREPAREd statements (name, the PREPARE to recreate it), kept off the backend while others hold it. */
+  savedPrepared?: Array<[string, string]>;
   role: string;
   statements: Set<string>;
   /** Its statements and portals (its own names) that are COPY … FROM STDIN. */
@@ -111,6 +114,17 @@ export const DATABASE_COMMAND = /^\s*(drop|create|alter)\s+database\b|^\s*(grant
 
 const sameSettings = (a: Array<[string, string]>, b: Array<[string, string]>): boolean =>
   a.length === b.length && a.every(([k, v], i) => b[i]![0] === k && b[i]![1] === v);
+
+/**
+ * The PREPARE that created statement `name`, from pg_prepared_statements'
+ * `statement` (the whole query string it came in, which may hold other
+ * statements too: only the PREPARE itself is run again).
+ */
+function preparingStatement(name: string, source: string): string {
+  const prepares = sqlStatements(source).filter((st) => st.words[0] === 'prepare');
+  const own = prepares.length === 1 ? prepares[0] : prepares.find((st) => st.words[1] === name || st.words[1] === '"');
+  return own?.text ?? `select 1 where false`;
+}
 
 const quoteIdent = (s: string): string => `"${s.replace(/"/g, '""')}"`;
 const quoteLiteral = (s: string): string => `'${s.replace(/'/g, "''")}'`;
@@ -274,13 +288,22 @@ export class PgDatabase {
   /** Saves the applied client's session state (if it may have changed) and resets the backend. */
   private async leave(db: PGlite): Promise<void> {
     const prev = this.applied;
-    if (prev?.alive && prev.dirty) {
-      const res = await db.query<{ name: string; setting: string }>(
-        "select name, setting from pg_settings where source = 'session' union all select 'role', current_setting('role')",
+    if (prev?.dirty) {
+      // Read from Postgres, whatever SQL changed it: settings, role, and the
+      // statements PREPAREd in SQL (those are not namespaced like protocol-level
+      // ones, so they leave the backend with their client and come back with it).
+      const res = await db.query<{ kind: string; name: string; value: string }>(
+        `select 'setting' as kind, name, setting as value from pg_settings where source = 'session'
+         union all select 'role', 'role', current_setting('role')
+         union all select 'prepared', name, statement from pg_prepared_statements where from_sql`,
       );
-      prev.saved = res.rows.filter((r) => r.name !== 'role' && r.name !== 'session_authorization').map((r) => [r.name, r.setting]);
-      const role = res.rows.find((r) => r.name === 'role')?.setting;
+      const settings = res.rows.filter((r) => r.kind === 'setting' && r.name !== 'session_authorization');
+      prev.saved = settings.map((r) => [r.name, r.value]);
+      const role = res.rows.find((r) => r.kind === 'role')?.value;
       prev.role = role && role !== 'none' ? role : prev.user;
+      const prepared = res.rows.filter((r) => r.kind === 'prepared');
+      prev.savedPrepared = prepared.map((r) => [r.name, preparingStatement(r.name, r.value)]);
+      for (const r of prepared) await db.exec(`deallocate ${quoteIdent(r.name)}`);
       prev.dirty = false;
     }
     // (PGlite ignores RESET SESSION AUTHORIZATION: name the engine's superuser.)
@@ -293,7 +316,7 @@ export class PgDatabase {
     if (prev === s) return;
     // Hand-over between clients in the same session state (same role, same
     // saved settings, e.g. the connections of one pool) costs nothing.
-    const trivial = prev !== null && !prev.dirty && prev.role === s.role && sameSettings(prev.saved, s.saved);
+    const trivial = prev !== null && !prev.dirty && prev.role === s.role && sameSettings(prev.saved, s.saved) && !s.savedPrepared?.length;
     if (!trivial) {
       await this.leave(db);
       // The login becomes the session user, as on a server: session_user names
@@ -305,6 +328,11 @@ export class PgDatabase {
         ...s.saved.map(([k, v]) => `select set_config(${quoteLiteral(k)}, ${quoteLiteral(v)}, false);`),
       ].join('');
       if (sql) await db.exec(sql);
+      for (const [, prepare] of s.savedPrepared ?? []) {
+        // Recreated as its client made it; one that cannot be (its objects gone) is simply absent, as after a DEALLOCATE.
+        await db.exec(prepare).catch(() => undefined);
+      }
+      s.savedPrepared = undefined;
     }
     this.applied = s;
   }

@@ -169,6 +169,31 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
     await Promise.all([a.end(), b.end()]);
   });
 
+  test("SQL-level PREPAREd statements belong to their connection: others neither see nor run them, and may use the same names", async () => {
+    const a = new pg.Client(engine.url());
+    const b = new pg.Client(engine.url());
+    await Promise.all([a.connect(), b.connect()]);
+    await a.query("prepare mine as select 'a' as who");
+    await a.query('select 1; prepare plus_one(int) as select $1 + 1 as v; select 2');
+    const seen = await b.query('select name from pg_prepared_statements where from_sql');
+    expect(seen.rows).toEqual([]);
+    await expect(b.query('execute mine')).rejects.toThrow(/prepared statement "mine" does not exist/);
+    await b.query("prepare mine as select 'b' as who");
+    expect((await a.query('execute mine')).rows).toEqual([{ who: 'a' }]);
+    expect((await b.query('execute mine')).rows).toEqual([{ who: 'b' }]);
+    expect((await a.query('execute plus_one(41)')).rows).toEqual([{ v: 42 }]);
+    expect((await a.query('select name from pg_prepared_statements where from_sql order by name')).rows).toEqual([{ name: 'mine' }, { name: 'plus_one' }]);
+    await a.query('deallocate mine');
+    await expect(a.query('execute mine')).rejects.toThrow(/does not exist/);
+    await a.end();
+    // Gone with their connection.
+    const c = new pg.Client(engine.url());
+    await c.connect();
+    expect((await c.query('select name from pg_prepared_statements where from_sql')).rows).toEqual([]);
+    expect((await b.query('execute mine')).rows).toEqual([{ who: 'b' }]);
+    await Promise.all([b.end(), c.end()]);
+  });
+
   test('reset role returns a login to itself, not to the engine superuser', async () => {
     const auth = new pg.Client(engine.url('sheratan_authenticator'));
     await auth.connect();

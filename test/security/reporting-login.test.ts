@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { projectRoot } from '../../src/paths.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
-import { backend, SUPERUSER_URL } from '../support/backend.ts';
+import { SUPERUSER_URL } from '../support/backend.ts';
 
 let h: Harness;
 const LOGIN = `acme_reports_${process.pid}`;
