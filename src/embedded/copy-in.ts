@@ -44,37 +44,3 @@ export function copyInResponse(binary: boolean): Buffer {
   body.writeInt16BE(0, 1);
   return wire.message('G', body);
 }
-
-/**
- * Passes a reply through, message by message, leaving out its first
- * CopyInResponse (the client already has the engine's).
- */
-export class CopyInResponseFilter {
-  private pending: Buffer = Buffer.alloc(0);
-  private dropped = false;
-
-  /** The bytes of `data` to send on (possibly held back until a message is whole). */
-  push(data: Buffer): Buffer {
-    if (this.dropped) return data;
-    this.pending = this.pending.length ? Buffer.concat([this.pending, data]) : data;
-    const out: Buffer[] = [];
-    let at = 0;
-    while (!this.dropped && at + 5 <= this.pending.length) {
-      const end = at + 1 + this.pending.readInt32BE(at + 1);
-      if (end > this.pending.length) break;
-      if (this.pending[at] === 0x47) this.dropped = true;
-      else out.push(this.pending.subarray(at, end));
-      at = end;
-    }
-    if (this.dropped) out.push(this.pending.subarray(at));
-    this.pending = this.dropped ? Buffer.alloc(0) : Buffer.from(this.pending.subarray(at));
-    return Buffer.concat(out);
-  }
-
-  /** Whatever was held back (a reply without CopyInResponse ends whole). */
-  flush(): Buffer {
-    const rest = this.pending;
-    this.pending = Buffer.alloc(0);
-    return rest;
-  }
-}

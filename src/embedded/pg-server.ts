@@ -13,7 +13,8 @@
 //    server) with default settings;
 import type { PGlite } from '@electric-sql/pglite';
 import * as wire from './wire.ts';
-import { copyFromStdin, copyInResponse, CopyInResponseFilter } from './copy-in.ts';
+import { copyFromStdin, copyInResponse } from './copy-in.ts';
+import { NotificationRouter } from './notifications.ts';
 import { sqlStatements } from './sql-lexer.ts';
 
 export interface PgDatabaseOptions {
@@ -61,6 +62,8 @@ export interface Session {
   untrusted?: boolean;
   /** Session-level settings captured when the backend last passed to another client. */
   saved: Array<[string, string]>;
+  /** Channels its LISTEN statements named since its listening was last read (see notifications.ts). */
+  listenNamed?: Set<string>;
   /** Its SQL-level PREPAREd statements (name, the PREPARE to recreate it), kept off the backend while others hold it. */
   savedPrepared?: Array<[string, string]>;
   role: string;
@@ -122,7 +125,7 @@ const sameSettings = (a: Array<[string, string]>, b: Array<[string, string]>): b
  */
 function preparingStatement(name: string, source: string): string {
   const prepares = sqlStatements(source).filter((st) => st.words[0] === 'prepare');
-  const own = prepares.length === 1 ? prepares[0] : prepares.find((st) => st.words[1] === name || st.words[1] === '"');
+  const own = prepares.length === 1 ? prepares[0] : prepares.find((st) => st.words[1] === name || st.words[1] === `"${name}`);
   return own?.text ?? `select 1 where false`;
 }
 
@@ -139,6 +142,8 @@ export class PgDatabase {
   private readonly waiters: Array<() => void> = [];
   /** Whose session state the backend currently holds. */
   private applied: Session | null = null;
+  /** Who listens to which channel (see notifications.ts). */
+  private readonly notifications = new NotificationRouter<Session>();
   serverVersion = '';
 
   constructor(options: PgDatabaseOptions) {
@@ -201,6 +206,7 @@ export class PgDatabase {
       await db.close();
       this.db = null;
       this.applied = null;
+      this.notifications.reset();
       for (const other of this.sessions) other.statements.clear();
       await this.options.wipe();
     });
@@ -295,8 +301,10 @@ export class PgDatabase {
       const res = await db.query<{ kind: string; name: string; value: string }>(
         `select 'setting' as kind, name, setting as value from pg_settings where source = 'session'
          union all select 'role', 'role', current_setting('role')
-         union all select 'prepared', name, statement from pg_prepared_statements where from_sql`,
+         union all select 'prepared', name, statement from pg_prepared_statements where from_sql
+         union all select 'listen', c, '' from pg_listening_channels() c`,
       );
+      await this.relisten(db, prev, res.rows.filter((r) => r.kind === 'listen').map((r) => r.name));
       const settings = res.rows.filter((r) => r.kind === 'setting' && r.name !== 'session_authorization');
       prev.saved = settings.map((r) => [r.name, r.value]);
       const role = res.rows.find((r) => r.kind === 'role')?.value;
@@ -309,6 +317,13 @@ export class PgDatabase {
     // (PGlite ignores RESET SESSION AUTHORIZATION: name the engine's superuser.)
     await db.exec('reset all; reset role; set session authorization postgres');
     this.applied = null;
+  }
+
+  /** `s` ran SQL and the backend listens to `channels` now: record its LISTENs and UNLISTENs, keep others' channels. */
+  private async relisten(db: PGlite, s: Session, channels: string[]): Promise<void> {
+    const named = s.listenNamed ?? [];
+    s.listenNamed = undefined;
+    for (const c of this.notifications.update(s, channels, named)) await db.exec(`listen ${quoteIdent(c)}`);
   }
 
   private async switchTo(db: PGlite, s: Session): Promise<void> {
@@ -434,11 +449,33 @@ export class PgDatabase {
         return;
       }
       if (s.untrusted || (sql !== undefined && SESSION_STATE_SQL.some((re) => re.test(sql)))) s.dirty = true;
+      if (sql !== undefined && /listen/i.test(sql)) {
+        for (const { words } of sqlStatements(sql)) {
+          if (words[0] !== 'listen' || !words[1]) continue;
+          (s.listenNamed ??= new Set()).add(words[1].startsWith('"') ? words[1].slice(1) : words[1]);
+        }
+      }
 
       const { msg: command, parsedStatement } = wire.namespaceMessage(raw, `s${s.id}_`);
       if (parsedStatement) s.statements.add(parsedStatement);
       const msg = copyUnit ? Buffer.concat([command, ...copyUnit.slice(1)]) : command;
-      const filter = copyUnit ? new CopyInResponseFilter() : null;
+      // What the engine takes out of the reply: the CopyInResponse the client
+      // already has (copy-in.ts), and notifications, which go to their
+      // listeners rather than to whoever runs when they are sent.
+      let copyResponsePending = copyUnit !== undefined;
+      const scanning = this.notifications.active;
+      const notifications: Buffer[] = [];
+      const filter =
+        copyResponsePending || scanning
+          ? new wire.ReplyFilter(
+              (m) => {
+                if (copyResponsePending && m[0] === 0x47) return !(copyResponsePending = false);
+                if (scanning && m[0] === 0x41) return notifications.push(Buffer.from(m)) > 0;
+                return false;
+              },
+              () => !copyResponsePending && !scanning,
+            )
+          : null;
       mark(s, 'exec');
       // The last bytes of the reply: a unit of work is over when it ends with
       // ReadyForQuery, idle ('Z', length 5, 'I'). Until then (a transaction, an
@@ -458,6 +495,12 @@ export class PgDatabase {
       });
       const held = filter?.flush();
       if (held?.length && s.alive) s.socket.write(held);
+      if (notifications.length) {
+        // This client may have started listening in the same unit.
+        const now = await db.query<{ c: string }>('select pg_listening_channels() as c');
+        await this.relisten(db, s, now.rows.map((r) => r.c));
+        for (const n of notifications) this.notifications.deliver(n);
+      }
       const ready = tail.length === 6 && tail[0] === 0x5a && tail.readInt32BE(1) === 5;
       if (ready) s.txStatus = String.fromCharCode(tail[5]!) as 'I' | 'T' | 'E';
       const idle = ready && tail[5] === 0x49;
@@ -484,6 +527,7 @@ export class PgDatabase {
           await db.exec(`deallocate ${quoteIdent(name)}`).catch(() => undefined);
         }
         if (this.applied === s) await this.leave(db);
+        for (const c of this.notifications.forget(s)) await db.exec(`unlisten ${quoteIdent(c)}`);
       }
     } catch {
       // The instance may be closing; there is nothing left to clean.

@@ -1,13 +1,17 @@
 // A small lexer for query strings: where statements end and what their
 // leading words are, skipping quoted text, comments and dollar quoting. The
 // engine uses it for framing and bookkeeping only (which statement is a COPY
-// FROM STDIN, which part of a query string created a prepared statement),
+// FROM STDIN, which part of a query string created a prepared statement,
+// which channel a LISTEN names),
 // never to decide what a client may do.
 
 export interface SqlStatement {
   /** Its source text (without the `;`). */
   text: string;
-  /** Its words at parenthesis depth 0, lower-cased (a quoted identifier is `"`; `binary` is kept at any depth). */
+  /**
+   * Its words at parenthesis depth 0: lower-cased, or for a quoted identifier
+   * `"` and its exact name; `binary` is kept at any depth.
+   */
   words: string[];
 }
 
@@ -43,6 +47,7 @@ export function sqlStatements(sql: string): SqlStatement[] {
     } else if (c === "'" || c === '"') {
       // A string (E'…' escapes backslashes) or a quoted identifier; a doubled quote stays inside.
       const escapes = c === "'" && /[eE]/.test(sql[i - 1] ?? '') && !/[\w$]/.test(sql[i - 2] ?? '');
+      const start = i;
       i++;
       while (i < n) {
         if (escapes && sql[i] === '\\') i += 2;
@@ -51,7 +56,7 @@ export function sqlStatements(sql: string): SqlStatement[] {
         else i++;
       }
       i++;
-      if (c === '"') words.push('"');
+      if (c === '"' && depth === 0) words.push(`"${sql.slice(start + 1, i - 1).replace(/""/g, '"')}`);
     } else if (c === '$' && /^\$(?:[A-Za-z_][\w]*)?\$/.test(sql.slice(i, i + 64)) && !/[\w$]/.test(sql[i - 1] ?? '')) {
       const tag = /^\$(?:[A-Za-z_][\w]*)?\$/.exec(sql.slice(i, i + 64))![0];
       const end = sql.indexOf(tag, i + tag.length);

@@ -233,3 +233,49 @@ export class ProtocolError extends Error {
     this.code = code;
   }
 }
+
+/**
+ * Passes backend output through message by message, letting `take` keep
+ * some messages back (it returns true for those). Once `take` says it wants
+ * no more (`finished`), bytes pass straight through.
+ */
+export class ReplyFilter {
+  private pending: Buffer = Buffer.alloc(0);
+  private readonly take: (msg: Buffer) => boolean;
+  private readonly finished: () => boolean;
+
+  constructor(take: (msg: Buffer) => boolean, finished: () => boolean = () => false) {
+    this.take = take;
+    this.finished = finished;
+  }
+
+  /** The bytes of `data` to send on now (a message split across outputs is held until whole). */
+  push(data: Buffer): Buffer {
+    if (this.pending.length === 0 && this.finished()) return data;
+    this.pending = this.pending.length ? Buffer.concat([this.pending, data]) : data;
+    const out: Buffer[] = [];
+    let at = 0;
+    while (at + 5 <= this.pending.length) {
+      if (this.finished()) break;
+      const end = at + 1 + this.pending.readInt32BE(at + 1);
+      if (end > this.pending.length) break;
+      const msg = this.pending.subarray(at, end);
+      if (!this.take(msg)) out.push(msg);
+      at = end;
+    }
+    if (this.finished()) {
+      out.push(this.pending.subarray(at));
+      this.pending = Buffer.alloc(0);
+    } else {
+      this.pending = Buffer.from(this.pending.subarray(at));
+    }
+    return Buffer.concat(out);
+  }
+
+  /** Whatever is still held (output ends on a message boundary, so normally nothing). */
+  flush(): Buffer {
+    const rest = this.pending;
+    this.pending = Buffer.alloc(0);
+    return rest;
+  }
+}
