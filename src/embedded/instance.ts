@@ -22,13 +22,18 @@ async function bootstrap(db: PGlite): Promise<PGlite> {
   return db;
 }
 
+// PGlite starts its backend with search_path=public; a server's default is
+// `"$user", public`, under which the owner `sheratan` finds its own schema
+// (psql's \dt lists the store's tables, as on a server).
+const startParams = PGlite.defaultStartParams.map((p) => (p === 'search_path=public' ? 'search_path="$user", public' : p));
+
 export async function openPersistent(pgdata: string): Promise<PGlite> {
   await mkdir(pgdata, { recursive: true, mode: 0o700 });
-  return bootstrap(await PGlite.create({ dataDir: pgdata, extensions: { vector } }));
+  return bootstrap(await PGlite.create({ dataDir: pgdata, extensions: { vector }, startParams }));
 }
 
 export async function openInMemory(): Promise<PGlite> {
-  return bootstrap(await PGlite.create({ extensions: { vector } }));
+  return bootstrap(await PGlite.create({ extensions: { vector }, startParams }));
 }
 
 export async function wipePersistent(pgdata: string): Promise<void> {

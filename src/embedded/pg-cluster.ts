@@ -71,6 +71,16 @@ export async function matchesStoredPassword(user: string, given: string, stored:
   return false;
 }
 
+/** `name=value` settings in the order given, a later one replacing an earlier one of the same name. */
+function loginSettings(settings: string[]): Array<[string, string]> {
+  const byName = new Map<string, string>();
+  for (const cfg of settings) {
+    const at = cfg.indexOf('=');
+    if (at > 0) byName.set(cfg.slice(0, at), cfg.slice(at + 1));
+  }
+  return [...byName];
+}
+
 const quoteName = /^\s*(?:drop|create|alter)\s+database\s+(?:if\s+exists\s+)?("(?:[^"]|"")+"|\w+)|\bon\s+database\s+("(?:[^"]|"")+"|\w+)/i;
 
 export class PgCluster {
@@ -270,8 +280,18 @@ export class PgCluster {
 
   /** A session of `user` (who must be allowed to log in) on `database`, replying to `output`. */
   async openSession(database: PgDatabase, user: string, output: SessionOutput): Promise<Session | string> {
+    // With the settings a server applies at login (ALTER DATABASE / ALTER
+    // ROLE … SET): the database's, then the role's, then both together.
     const role = await database.exclusive((d) =>
-      d.query<{ rolcanlogin: boolean; rolsuper: boolean }>('select rolcanlogin, rolsuper from pg_roles where rolname = $1', [user]),
+      d.query<{ rolcanlogin: boolean; rolsuper: boolean; settings: string[] }>(
+        `select r.rolcanlogin, r.rolsuper,
+                coalesce((select array_agg(cfg order by s.setrole <> 0, s.setdatabase <> 0)
+                            from pg_db_role_setting s, unnest(s.setconfig) cfg
+                           where s.setrole in (0, r.oid)
+                             and s.setdatabase in (0, (select oid from pg_database where datname = current_database()))), '{}') as settings
+           from pg_roles r where r.rolname = $1`,
+        [user],
+      ),
     );
     const found = role.rows[0];
     if (!found || !found.rolcanlogin) return found ? `role "${user}" is not permitted to log in` : `role "${user}" does not exist`;
@@ -282,7 +302,7 @@ export class PgCluster {
       role: user,
       alive: true,
       dirty: false,
-      saved: [],
+      saved: loginSettings(found.settings),
       statements: new Set(),
       queue: Promise.resolve(),
       databaseCommand: (sql) => (DUMP_COMMAND.test(sql) ? this.dump(database, found.rolsuper) : this.databaseCommand(sql)),

@@ -194,6 +194,27 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
     await Promise.all([b.end(), c.end()]);
   });
 
+  test('a login starts with the settings a server applies at login: ALTER DATABASE … SET, then ALTER ROLE … SET', async () => {
+    const owner = new pg.Client(engine.url());
+    await owner.connect();
+    await owner.query("create role settings_login login password 'settings-login-password'");
+    await owner.query("alter role settings_login set statement_timeout = '4321ms'");
+    await owner.query("do $$ begin execute format('alter database %I set work_mem = %L', current_database(), '5MB'); execute format('alter database %I set statement_timeout = %L', current_database(), '999ms'); end $$");
+    await owner.end();
+    const url = new URL(engine.url());
+    url.username = 'settings_login';
+    url.password = 'settings-login-password';
+    const login = new pg.Client(url.toString());
+    await login.connect();
+    const other = new pg.Client(engine.url());
+    await other.connect();
+    const show = "select current_setting('statement_timeout') as st, current_setting('work_mem') as wm";
+    expect((await login.query(show)).rows).toEqual([{ st: '4321ms', wm: '5MB' }]); // the role's wins over the database's
+    expect((await other.query(show)).rows).toEqual([{ st: '999ms', wm: '5MB' }]);
+    await other.query("do $$ begin execute format('alter database %I reset all', current_database()); end $$");
+    await Promise.all([login.end(), other.end()]);
+  });
+
   test('reset role returns a login to itself, not to the engine superuser', async () => {
     const auth = new pg.Client(engine.url('sheratan_authenticator'));
     await auth.connect();
