@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import * as gm from 'graphile-migrate';
 import { ConfigError, loadConfig, redact, type Config } from './config.ts';
 import { openDatabase, withPgClient, type Database } from './database.ts';
+import { embeddedAddress } from './embedded/index.ts';
 import { API_ROLES, signToken, type ApiRole } from './auth.ts';
 import {
   ensureRoles,
@@ -211,13 +212,14 @@ const commands: Record<string, Command> = {
       process.stdout.write(`${config.databaseUrl}\n`);
       return;
     }
-    // The embedded URL changes per run; it is valid while something serves the engine.
-    const db = await openDatabase(config, { purpose: 'db:url' });
-    process.stdout.write(`${db.ownerUrl}\n`);
-    if (db.engine?.owned) {
-      process.stderr.write('(nothing else is serving the embedded database, so this URL stops working when this command exits; run `npm start` or `npm run db:psql`)\n');
+    // The embedded URL is the same across restarts; it works while something serves the engine.
+    const { engine, servedBy } = await embeddedAddress(config.dataDir, config.embeddedPort);
+    process.stdout.write(`${engine.url()}\n`);
+    if (servedBy === undefined) {
+      process.stderr.write(
+        `(nothing is serving the embedded database in ${config.dataDir} right now: this URL works while \`npm start\`, \`npm run dev\` or \`npm run db:psql\` runs; its port stays the same across restarts, EMBEDDED_PORT chooses it)\n`,
+      );
     }
-    await db.close();
   },
 
   async 'db:psql'(config, args) {

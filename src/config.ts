@@ -29,6 +29,8 @@ export interface Config {
   statementTimeoutMs: number;
   /** Embedded: a socket client idle in a transaction while others wait is ended after this long (0: never). */
   idleInTransactionTimeoutMs: number;
+  /** EMBEDDED_PORT: the embedded engine's loopback port (unset: the one remembered in the data directory). */
+  embeddedPort?: number;
   /** On SIGTERM, how long in-flight requests may take before their connections are cut. */
   shutdownGraceMs: number;
   maxSearchResults: number;
@@ -80,6 +82,7 @@ export const CONFIG_VARIABLES = [
   'STATEMENT_TIMEOUT_MS',
   'SHUTDOWN_GRACE_MS',
   'IDLE_IN_TRANSACTION_TIMEOUT_MS',
+  'EMBEDDED_PORT',
   'MAX_SEARCH_RESULTS',
   'MAX_PAGE_SIZE',
   'MAX_QUERY_DEPTH',
@@ -189,6 +192,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     statementTimeoutMs: int(env, 'STATEMENT_TIMEOUT_MS', 10_000, 0, 3_600_000),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 15_000, 0, 3_600_000),
     idleInTransactionTimeoutMs: int(env, 'IDLE_IN_TRANSACTION_TIMEOUT_MS', 30_000, 0, 3_600_000),
+    ...(env.EMBEDDED_PORT ? { embeddedPort: int(env, 'EMBEDDED_PORT', 0, 1, 65535) } : {}),
     maxSearchResults: int(env, 'MAX_SEARCH_RESULTS', 100, 1, 10_000),
     maxPageSize: int(env, 'MAX_PAGE_SIZE', 1000, 1, 100_000),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 12, 1, 100),

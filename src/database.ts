@@ -71,9 +71,13 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
   if (config.databaseUrl) {
     return { mode: 'server', ...serverUrls({ ...config, databaseUrl: config.databaseUrl }), close: async () => undefined };
   }
+  const engineOptions = {
+    idleInTransactionTimeoutMs: config.idleInTransactionTimeoutMs,
+    ...(config.embeddedPort ? { port: config.embeddedPort } : {}),
+  };
   const engine = options.serve
-    ? await startEmbedded(config.dataDir, { purpose: options.purpose, idleInTransactionTimeoutMs: config.idleInTransactionTimeoutMs })
-    : await attachOrStartEmbedded(config.dataDir, options.purpose, { idleInTransactionTimeoutMs: config.idleInTransactionTimeoutMs });
+    ? await startEmbedded(config.dataDir, { purpose: options.purpose, ...engineOptions })
+    : await attachOrStartEmbedded(config.dataDir, options.purpose, engineOptions);
   const authUrl = engine.url(AUTHENTICATOR_ROLE);
   return {
     mode: 'embedded',

@@ -5,6 +5,7 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync, chmodSync, existsSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import type { WorkerInput, WorkerMessage } from './worker.ts';
 import { AUTHENTICATOR_ROLE, ENGINE_SUPERUSER, OWNER_ROLE } from './instance.ts';
@@ -38,6 +39,29 @@ interface LockInfo {
 export class DataDirInUseError extends Error {}
 
 const lockPath = (dataDir: string): string => path.join(dataDir, 'engine.lock');
+const portPath = (dataDir: string): string => path.join(dataDir, 'port');
+
+/** The port the engine last listened on for `dataDir` (its connection strings stay the same across restarts). */
+function rememberedPort(dataDir: string): number | undefined {
+  try {
+    const port = Number(readFileSync(portPath(dataDir), 'utf8').trim());
+    return Number.isInteger(port) && port > 0 && port < 65536 ? port : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A port nothing listens on right now, on `host`. */
+async function freePort(host: string): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => resolve());
+  });
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 /** A secret generated once per data directory, readable only by its owner. */
 export function dataDirSecret(dataDir: string, name: string): string {
@@ -135,6 +159,11 @@ export interface StartOptions {
   /** Shown to other processes that find the data directory in use. */
   purpose: string;
   host?: string;
+  /**
+   * EMBEDDED_PORT; a port in use is an error. Unset: the port remembered in
+   * the data directory (a new free one, remembered, if it is taken or there is
+   * none yet), so connection strings stay the same across restarts.
+   */
   port?: number;
   /** The listener's limits (connections, startup time, message size). */
   limits?: WorkerInput['limits'];
@@ -153,13 +182,28 @@ export async function startEmbedded(dataDir: string, options: StartOptions): Pro
     );
   }
   const host = options.host ?? '127.0.0.1';
+  try {
+    try {
+      return await runEngine(dataDir, passwords, host, options.port ?? rememberedPort(dataDir) ?? (await freePort(host)), options);
+    } catch (err) {
+      // The remembered port was taken by something else meanwhile: take another (and remember it).
+      if (options.port !== undefined || !/EADDRINUSE/.test(String(err))) throw err;
+      return await runEngine(dataDir, passwords, host, await freePort(host), options);
+    }
+  } catch (err) {
+    rmSync(lockPath(dataDir), { force: true });
+    throw err;
+  }
+}
+
+async function runEngine(dataDir: string, passwords: Record<string, string>, host: string, port: number, options: StartOptions): Promise<EmbeddedEngine> {
   const input: WorkerInput = {
     pgdata: path.join(dataDir, 'pgdata'),
     passwords,
     databaseName: DATABASE_NAME,
     shadowDatabaseName: SHADOW_DATABASE_NAME,
     host,
-    port: options.port ?? 0,
+    port,
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.idleInTransactionTimeoutMs !== undefined ? { idleInTransactionTimeoutMs: options.idleInTransactionTimeoutMs } : {}),
   };
@@ -183,9 +227,13 @@ export async function startEmbedded(dataDir: string, options: StartOptions): Pro
     if (ready.type !== 'ready') throw new Error(ready.type === 'error' ? ready.message : 'unexpected message from the engine');
   } catch (err) {
     await worker.terminate();
-    rmSync(lockPath(dataDir), { force: true });
-    throw new Error(`the embedded database in ${dataDir} failed to start: ${(err as Error).message}`, { cause: err });
+    const message = (err as Error).message;
+    if (/EADDRINUSE/.test(message)) {
+      throw new Error(`the embedded database in ${dataDir} cannot listen on ${host}:${port}: the port is in use (EADDRINUSE); free it, or set EMBEDDED_PORT to another port`, { cause: err });
+    }
+    throw new Error(`the embedded database in ${dataDir} failed to start: ${message}`, { cause: err });
   }
+  writeFileSync(portPath(dataDir), `${ready.port}\n`, { mode: 0o600 });
   writeFileSync(
     lockPath(dataDir),
     JSON.stringify({ pid: process.pid, purpose: options.purpose, port: ready.port } satisfies LockInfo),
@@ -217,10 +265,30 @@ export async function startEmbedded(dataDir: string, options: StartOptions): Pro
 }
 
 /**
+ * Where the engine for `dataDir` is or will be, without starting it: the
+ * serving process's port, else EMBEDDED_PORT or the remembered port (a free
+ * one is chosen and remembered if there is none yet). `servedBy` is the pid
+ * of the process serving it, if any.
+ */
+export async function embeddedAddress(dataDir: string, port?: number): Promise<{ engine: EmbeddedEngine; servedBy?: number }> {
+  ensureDataDir(dataDir);
+  const holder = existsSync(lockPath(dataDir)) ? readLock(dataDir) : null;
+  const passwords = loginPasswords(dataDir);
+  const noop = async (): Promise<void> => undefined;
+  if (holder?.port && alive(holder.pid)) return { engine: makeEngine('127.0.0.1', holder.port, passwords, false, noop), servedBy: holder.pid };
+  let chosen = port ?? rememberedPort(dataDir);
+  if (chosen === undefined) {
+    chosen = await freePort('127.0.0.1');
+    writeFileSync(portPath(dataDir), `${chosen}\n`, { mode: 0o600 });
+  }
+  return { engine: makeEngine('127.0.0.1', chosen, passwords, false, noop) };
+}
+
+/**
  * For commands (migrate, psql, doctor…): attach to the engine another process
  * is serving for `dataDir`, or start one for the duration of the command.
  */
-export async function attachOrStartEmbedded(dataDir: string, purpose: string, options: Pick<StartOptions, 'idleInTransactionTimeoutMs'> = {}): Promise<EmbeddedEngine> {
+export async function attachOrStartEmbedded(dataDir: string, purpose: string, options: Pick<StartOptions, 'idleInTransactionTimeoutMs' | 'port'> = {}): Promise<EmbeddedEngine> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const holder = existsSync(lockPath(dataDir)) ? readLock(dataDir) : null;
