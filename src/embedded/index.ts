@@ -33,7 +33,10 @@ export interface EmbeddedEngine {
 interface LockInfo {
   pid: number;
   purpose: string;
+  /** Set once the engine serves; removed again when it starts stopping. */
   port?: number;
+  /** The holder is closing the engine: others wait for it to go, then start their own. */
+  stopping?: boolean;
 }
 
 export class DataDirInUseError extends Error {}
@@ -49,6 +52,18 @@ function rememberedPort(dataDir: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Whether something accepts connections on loopback `port`. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 /** A port nothing listens on right now, on `host`. */
@@ -244,6 +259,8 @@ async function runEngine(dataDir: string, passwords: Record<string, string>, hos
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      // First say so: a command arriving now waits for this process to go instead of attaching to a closing listener.
+      writeFileSync(lockPath(dataDir), JSON.stringify({ pid: process.pid, purpose: options.purpose, stopping: true } satisfies LockInfo));
       const done = next();
       worker.postMessage({ type: 'stop' });
       const result = await done.catch((err: Error) => ({ type: 'error', message: err.message }) as WorkerMessage);
@@ -293,11 +310,14 @@ export async function attachOrStartEmbedded(dataDir: string, purpose: string, op
   for (;;) {
     const holder = existsSync(lockPath(dataDir)) ? readLock(dataDir) : null;
     if (holder && alive(holder.pid) && holder.pid !== process.pid) {
-      if (holder.port) {
+      // (A listener that refuses connections belongs to a holder that is stopping, whatever its lock says yet.)
+      if (holder.port && !holder.stopping && (await accepts(holder.port))) {
         return makeEngine('127.0.0.1', holder.port, loginPasswords(dataDir), false, async () => undefined);
       }
-      if (Date.now() > deadline) throw new Error(`process ${holder.pid} holds ${dataDir} but never finished starting the engine`);
-      await new Promise((r) => setTimeout(r, 200)); // still starting
+      if (Date.now() > deadline) {
+        throw new Error(`process ${holder.pid} (${holder.purpose}) holds ${dataDir} but has been ${holder.port || holder.stopping ? 'stopping' : 'starting'} for over 60 s`);
+      }
+      await new Promise((r) => setTimeout(r, 100)); // starting or stopping: wait for it
       continue;
     }
     try {

@@ -66,3 +66,28 @@ describeEmbedded('it tests the embedded engine’s own port', 'the embedded conn
     }
   }, 120_000);
 });
+
+describeEmbedded('it tests commands attaching to an engine another process serves', 'commands while the serving gateway exits', () => {
+  test('doctor run while the gateway is still exiting after SIGTERM waits for it and succeeds, every time', async () => {
+    const dir = tempDataDir();
+    try {
+      expect((await runCli(['db:migrate'], { SHERATAN_DATA_DIR: dir, LOG_LEVEL: 'silent' }).exited).code).toBe(0);
+      for (let round = 0; round < 3; round++) {
+        const gw = await startGatewayProcess({ SHERATAN_DATA_DIR: dir, JWT_SECRET: SECRET, SHUTDOWN_GRACE_MS: '0' });
+        gw.child.kill('SIGTERM');
+        // Straight after the signal, and a little later, while the engine closes.
+        const doctors = [];
+        for (const delay of [0, 150, 300]) {
+          await new Promise((r) => setTimeout(r, delay ? 150 : 0));
+          const d = runCli(['doctor'], { SHERATAN_DATA_DIR: dir, LOG_LEVEL: 'silent', JWT_SECRET: SECRET });
+          doctors.push(d.exited.then((e) => ({ code: e.code, output: e.code === 0 ? '' : d.output() })));
+          await d.exited; // one command at a time on the data directory
+        }
+        expect((await gw.exited).code).toBe(0);
+        expect(await Promise.all(doctors)).toEqual([{ code: 0, output: '' }, { code: 0, output: '' }, { code: 0, output: '' }]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
