@@ -12,6 +12,7 @@ import {
   ensureRoles,
   migrateSettings,
   migrateToHead,
+  migrationStatus,
   releaseMigratePools,
   resetBlocker,
   watchCurrent,
@@ -195,15 +196,9 @@ const commands: Record<string, Command> = {
 
   async 'db:status'(config) {
     return withDatabase(config, 'db:status', async (db) => {
-      const status = await gm.status(migrateSettings(config, db));
-      const pending = status.remainingMigrations ?? [];
-      process.stdout.write(
-        pending.length
-          ? `${pending.length} committed migration(s) not yet applied: ${pending.join(', ')}\n`
-          : 'Database is up to date with the committed migrations.\n',
-      );
-      if (status.hasCurrentMigration) process.stdout.write('migrations/current.sql has uncommitted changes.\n');
-      return pending.length ? 1 : 0;
+      const status = await migrationStatus(migrateSettings(config, db));
+      process.stdout.write(status.report);
+      return status.exitCode;
     });
   },
 

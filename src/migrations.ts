@@ -7,6 +7,13 @@ import JSON5 from 'json5';
 import * as gm from 'graphile-migrate';
 import { Logger } from '@graphile/logger';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
+import { runStringMigration } from 'graphile-migrate/dist/migration.js';
+import { executeActions } from 'graphile-migrate/dist/actions.js';
+import { parseSettings } from 'graphile-migrate/dist/settings.js';
+import { getCurrentMigrationLocation, readCurrentMigration } from 'graphile-migrate/dist/current.js';
+import { isNoTransactionDefined } from 'graphile-migrate/dist/header.js';
+import pgMinify from 'pg-minify';
+import type { PoolClient } from 'pg';
 import type { Config } from './config.ts';
 import { DATABASE_ROLES, databaseName, onDatabase, privilegedUrl, withPgClient, type Database } from './database.ts';
 import { projectRoot } from './paths.ts';
@@ -150,6 +157,22 @@ export function releaseMigratePools(): void {
   clearAllPools();
 }
 
+/**
+ * `db:status`: what graphile-migrate's status reports, with its exit code, a
+ * bitmap: 1 when committed migrations are not yet applied, 2 when current.sql
+ * has uncommitted changes (3: both).
+ */
+export async function migrationStatus(settings: gm.Settings): Promise<{ report: string; exitCode: number }> {
+  const status = await gm.status(settings);
+  const pending = status.remainingMigrations ?? [];
+  const report =
+    (pending.length
+      ? `${pending.length} committed migration(s) not yet applied: ${pending.join(', ')}\n`
+      : 'Database is up to date with the committed migrations.\n') +
+    (status.hasCurrentMigration ? 'migrations/current.sql has uncommitted changes.\n' : '');
+  return { report, exitCode: (pending.length ? 1 : 0) | (status.hasCurrentMigration ? 2 : 0) };
+}
+
 export interface CurrentWatcher {
   /** The result of the first run (true: applied). */
   first: Promise<boolean>;
@@ -157,47 +180,96 @@ export interface CurrentWatcher {
 }
 
 /**
- * Runs migrations/current.sql (or `file`) in one transaction now and on every
- * save. graphile-migrate's own watch holds a lock in one transaction while
- * running current.sql on a second connection, which the single embedded
- * backend cannot do; here a failed run rolls back completely, so the last
- * good state (and schema) stays. `onApplied` hears of every successful run.
+ * graphile-migrate's watch, on one connection. Its own holds
+ * graphile_migrate.current locked in one transaction while it runs
+ * current.sql on a second connection, which the embedded engine's single
+ * backend cannot do (the second waits for the first: see the README). This
+ * runs the same steps one after the other, under the migration lock file:
+ * compile current.sql (or the current/ folder, or `file`) with the
+ * placeholders; skip it when it equals, minified, what last ran (recorded in
+ * graphile_migrate.current); otherwise run the `beforeCurrent` actions, run it
+ * (in a transaction unless it starts with `--! no-transaction`), record it and
+ * run the `afterCurrent` actions. A failed run records nothing, so the next
+ * save runs again; in a transaction it rolls back completely and the last good
+ * schema stays. `onApplied` hears of every run that changed something.
  */
 export function watchCurrent(
   config: Config,
   db: Database,
-  options: { file?: string; onApplied?: () => void; log?: (line: string) => void; once?: boolean } = {},
+  options: {
+    file?: string;
+    onApplied?: () => void;
+    log?: (line: string) => void;
+    once?: boolean;
+    /** Settings on top of .gmrc's (e.g. beforeCurrent/afterCurrent actions). */
+    settings?: Partial<gm.Settings>;
+  } = {},
 ): CurrentWatcher {
-  const settings = migrateSettings(config, db);
-  const file = options.file ?? path.join(settings.migrationsFolder!, 'current.sql');
+  const settings = { ...migrateSettings(config, db), ...options.settings };
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const parsing = parseSettings(settings);
+  const location = parsing.then(async (parsed) => (options.file ? null : getCurrentMigrationLocation(parsed)));
+  const readBody = async (): Promise<string> => {
+    const where = await location;
+    return where ? readCurrentMigration(await parsing, where) : readFile(options.file!, 'utf8');
+  };
   const run = async (): Promise<boolean> => {
-    const sql = await gm.compile(settings, await readFile(file, 'utf8'));
+    const parsed = await parsing;
     const started = Date.now();
-    const ok = await withPgClient(db.ownerUrl, async (client) => {
-      try {
-        await client.query('begin');
-        await client.query(sql);
-        await client.query('commit');
-        log(`current.sql applied in ${Date.now() - started} ms`);
-        return true;
-      } catch (err) {
-        await client.query('rollback').catch(() => undefined);
-        log(`current.sql failed (nothing applied; the last good schema stays): ${(err as Error).message}`);
-        return false;
-      }
-    });
-    if (ok) options.onApplied?.();
-    return ok;
+    let body: string;
+    try {
+      body = await readBody();
+    } catch (err) {
+      log(`current.sql could not be read: ${(err as Error).message}`);
+      return false;
+    }
+    const transactional = !isNoTransactionDefined(body);
+    const outcome = await withMigrationLock(config, () =>
+      withPgClient(db.ownerUrl, async (connection): Promise<'applied' | 'unchanged' | 'failed'> => {
+        // (graphile-migrate's functions take a pool's client; this one is not released to a pool.)
+        const client = Object.assign(connection, { release: () => undefined }) as unknown as PoolClient;
+        const context = { database: databaseName(db.ownerUrl) };
+        try {
+          const { sql } = await runStringMigration(client, parsed, context, body, 'current.sql', undefined, true);
+          const previous = await client.query<{ content: string }>("select content from graphile_migrate.current where filename = 'current.sql'");
+          const minified = pgMinify(sql);
+          const last = previous.rows[0]?.content;
+          if (last !== undefined && pgMinify(last) === minified) return 'unchanged';
+          await executeActions(parsed, false, parsed.beforeCurrent);
+          if (minified !== '') await runStringMigration(client, parsed, context, body, 'current.sql', undefined);
+          await client.query(
+            `insert into graphile_migrate.current (content) values ($1)
+               on conflict (filename) do update set content = excluded.content, date = excluded.date`,
+            [sql],
+          );
+          await executeActions(parsed, false, parsed.afterCurrent);
+          return 'applied';
+        } catch (err) {
+          const kept = transactional ? 'nothing applied; the last good schema stays' : 'it ran without a transaction: what ran before the error stays';
+          log(`current.sql failed (${kept}): ${(err as Error).message}`);
+          return 'failed';
+        }
+      }),
+    );
+    if (outcome === 'unchanged') log('current.sql unchanged since it last ran, skipped');
+    if (outcome === 'applied') {
+      log(`current.sql applied in ${Date.now() - started} ms`);
+      options.onApplied?.();
+    }
+    return outcome !== 'failed';
   };
   let queue = run();
   const first = queue;
+  let watched: string | null = null;
   if (!options.once) {
-    watchFile(file, { interval: 200 }, () => {
-      queue = queue.then(run, run);
+    void location.then((where) => {
+      watched = where?.path ?? options.file!;
+      watchFile(watched, { interval: 200 }, () => {
+        queue = queue.then(run, run);
+      });
     });
   }
-  return { first, stop: () => unwatchFile(file) };
+  return { first, stop: () => watched && unwatchFile(watched) };
 }
 
 /**

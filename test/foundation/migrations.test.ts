@@ -8,7 +8,7 @@ import path from 'node:path';
 import * as gm from 'graphile-migrate';
 import { parseConfig, type Config } from '../../src/config.ts';
 import { onDatabase, openDatabase, withPgClient, type Database } from '../../src/database.ts';
-import { migrateSettings, migrateToHead, releaseMigratePools, structuredMigrateLogger as quiet } from '../../src/migrations.ts';
+import { migrateSettings, migrateToHead, migrationStatus, releaseMigratePools, structuredMigrateLogger as quiet } from '../../src/migrations.ts';
 import { setLogLevel } from '../../src/log.ts';
 import { projectRoot } from '../../src/paths.ts';
 import { AUTHENTICATOR_PASSWORD, createTestDatabase, SUPERUSER_URL, serverTest, type TestDatabase } from '../support/backend.ts';
@@ -78,6 +78,24 @@ test('db:commit and db:uncommit work as the owner alone (on a server the shadow 
     releaseMigratePools();
     expect(readdirSync(path.join(folder, 'committed'))).toHaveLength(before);
     expect(readFileSync(path.join(folder, 'current.sql'), 'utf8')).toMatch(/commit_probe/);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test('db:status exits as graphile-migrate status does: 0 up to date, 2 when current.sql has uncommitted changes', async () => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'sheratan-migrations-'));
+  try {
+    cpSync(path.join(projectRoot, 'migrations'), folder, { recursive: true });
+    const settings = { ...migrateSettings(config, db, quiet), migrationsFolder: folder };
+    writeFileSync(path.join(folder, 'current.sql'), '-- Enter migration here\n');
+    expect(await migrationStatus(settings)).toEqual({ report: 'Database is up to date with the committed migrations.\n', exitCode: 0 });
+    writeFileSync(path.join(folder, 'current.sql'), 'create table if not exists sheratan_private.status_probe (id int);\n');
+    expect(await migrationStatus(settings)).toEqual({
+      report: 'Database is up to date with the committed migrations.\nmigrations/current.sql has uncommitted changes.\n',
+      exitCode: 2,
+    });
+    releaseMigratePools();
   } finally {
     rmSync(folder, { recursive: true, force: true });
   }
