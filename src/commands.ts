@@ -5,7 +5,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as gm from 'graphile-migrate';
 import { ConfigError, loadConfig, redact, type Config } from './config.ts';
-import { openDatabase, withPgClient, type Database } from './database.ts';
+import { openDatabase, serverUrls, withPgClient, type Database } from './database.ts';
 import { embeddedAddress } from './embedded/index.ts';
 import { API_ROLES, signToken, type ApiRole } from './auth.ts';
 import {
@@ -215,6 +215,33 @@ const commands: Record<string, Command> = {
         `(nothing is serving the embedded database in ${config.dataDir} right now: this URL works while \`npm start\`, \`npm run dev\` or \`npm run db:psql\` runs; its port stays the same across restarts, EMBEDDED_PORT chooses it)\n`,
       );
     }
+  },
+
+  async 'db:env'(config) {
+    // For graphile-migrate's own CLI (and other tools): `eval "$(npm run -s db:env)"`
+    // in the shell that runs them exports the connection strings and the
+    // placeholders .gmrc takes from the environment.
+    let urls: { ownerUrl: string; shadowUrl: string; rootUrl: string };
+    if (config.databaseUrl) {
+      urls = serverUrls({ ...config, databaseUrl: config.databaseUrl });
+      process.stdout.write(`# the server database ${redact(urls.ownerUrl)}\n`);
+    } else {
+      const { engine, servedBy } = await embeddedAddress(config.dataDir, config.embeddedPort);
+      urls = { ownerUrl: engine.url(), shadowUrl: engine.url(undefined, true), rootUrl: engine.url('postgres') };
+      process.stdout.write(
+        `# the embedded database in ${config.dataDir}: ${servedBy ? `served by process ${servedBy}` : 'nothing serves it right now'}; ` +
+          'it answers while `npm start`, `npm run dev` or `npm run db:psql` runs (use `npm run db:watch`, not graphile-migrate watch)\n',
+      );
+    }
+    const quote = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;
+    const vars: Array<[string, string]> = [
+      ['DATABASE_URL', urls.ownerUrl],
+      ['SHADOW_DATABASE_URL', urls.shadowUrl],
+      ['ROOT_DATABASE_URL', urls.rootUrl],
+      ['VECTOR_DIMENSION', String(config.vectorDimension)],
+      ['TEXT_SEARCH_CONFIG', config.textSearchConfig],
+    ];
+    process.stdout.write(vars.map(([k, v]) => `export ${k}=${quote(v)}\n`).join(''));
   },
 
   async 'db:psql'(config, args) {

@@ -73,6 +73,8 @@ export interface Session {
   copyPortals?: Set<string>;
   /** A COPY FROM STDIN being collected: the command, then the data so far. */
   copyIn?: { command: Buffer; data: Buffer[]; bytes: number };
+  /** Checked, in its current idle spell, for graphile-migrate watch's lock (see watchIdleOwner). */
+  watchProbed?: boolean;
   /** The transaction status of its last ReadyForQuery. */
   txStatus?: 'I' | 'T' | 'E';
   queue: Promise<void>;
@@ -93,6 +95,9 @@ const SESSION_STATE_SQL = [
   /(^|;)\s*(reset|discard|listen|unlisten|prepare|deallocate|load)\b/i,
   /set_config\s*\([^)]*,\s*false\s*\)/i,
 ];
+
+/** How long an owner idle in a transaction may make others wait before the engine checks for graphile-migrate's watch lock. */
+const GRAPHILE_WATCH_PROBE_MS = 1000;
 
 const TRACE = process.env.SHERATAN_ENGINE_TRACE === '1';
 
@@ -246,6 +251,7 @@ export class PgDatabase {
     }
     this.owner = s;
     this.ownerIdleSince = null;
+    s.watchProbed = false;
   }
 
   private release(s: Session): void {
@@ -268,27 +274,66 @@ export class PgDatabase {
    */
   private watchIdleOwner(): void {
     const limit = this.options.idleInTransactionTimeoutMs ?? 0;
-    if (!limit || this.idleTimer) return;
+    if (this.idleTimer) return;
     const check = (): void => {
       this.idleTimer = null;
       const owner = this.owner;
       if (!owner || this.waiters.length === 0) return;
       const since = this.ownerIdleSince;
-      if (owner.untrusted && since !== null && Date.now() - since >= limit) {
-        owner.socket.end(
-          wire.errorResponse(
-            'FATAL',
-            '25P03',
-            `terminating connection due to idle-in-transaction timeout: it held the embedded engine's one backend idle inside a transaction for ${limit} ms while other clients waited (IDLE_IN_TRANSACTION_TIMEOUT_MS)`,
-          ),
-        );
-        owner.socket.destroy();
-        return;
+      const idle = since === null ? 0 : Date.now() - since;
+      if (owner.untrusted && since !== null && idle >= GRAPHILE_WATCH_PROBE_MS && !owner.watchProbed) {
+        owner.watchProbed = true;
+        if (this.holdsGraphileMigrateWatchLock()) {
+          return this.end(
+            owner,
+            '55P03',
+            "graphile-migrate watch cannot run on the embedded engine: it keeps graphile_migrate.current locked in a transaction on one connection while it runs current.sql on another, and the engine has one backend, so the second would wait forever; use `npm run db:watch`, which does the same steps on one connection",
+          );
+        }
       }
-      this.idleTimer = setTimeout(check, since === null ? limit : Math.max(10, limit - (Date.now() - since)));
+      if (limit && owner.untrusted && since !== null && idle >= limit) {
+        return this.end(
+          owner,
+          '25P03',
+          `terminating connection due to idle-in-transaction timeout: it held the embedded engine's one backend idle inside a transaction for ${limit} ms while other clients waited (IDLE_IN_TRANSACTION_TIMEOUT_MS)`,
+        );
+      }
+      const probeIn = owner.untrusted && !owner.watchProbed ? GRAPHILE_WATCH_PROBE_MS - idle : Infinity;
+      const next = Math.min(limit ? limit - idle : Infinity, probeIn);
+      if (!Number.isFinite(next)) return;
+      this.idleTimer = setTimeout(check, Math.max(10, next));
       this.idleTimer.unref();
     };
     check();
+  }
+
+  /** Ends `s`'s connection with a FATAL error; its transaction rolls back as it disconnects. */
+  private end(s: Session, code: string, text: string): void {
+    s.socket.end(wire.errorResponse('FATAL', code, text));
+    s.socket.destroy();
+  }
+
+  /**
+   * Whether the idle owner's open transaction holds graphile_migrate.current
+   * locked EXCLUSIVE, as graphile-migrate's watch does before it runs
+   * current.sql on a second connection. Read from pg_locks (every lock of the
+   * one backend's open transaction is the owner's), in one synchronous
+   * protocol call between the owner's own messages; the query cannot fail,
+   * so the owner's transaction is left as it was.
+   */
+  private holdsGraphileMigrateWatchLock(): boolean {
+    const db = this.db;
+    if (!db || !db.isInTransaction()) return false;
+    const sql =
+      "select 1 from pg_locks where locktype = 'relation' and relation = to_regclass('graphile_migrate.current') and mode = 'ExclusiveLock' and granted";
+    const reply: Buffer[] = [];
+    // (Without the file sync, execProtocolRawStream does all its work before it returns.)
+    void db.execProtocolRawStream(new Uint8Array(wire.message('Q', Buffer.from(`${sql}\0`))), {
+      syncToFs: false,
+      onRawData: (data: Uint8Array) => reply.push(Buffer.from(data)),
+    });
+    const [messages] = wire.splitMessages(Buffer.concat(reply));
+    return messages.some((m) => m[0] === 0x44); // a DataRow
   }
 
   /** Saves the applied client's session state (if it may have changed) and resets the backend. */
