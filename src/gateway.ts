@@ -10,7 +10,6 @@ import type { Config } from './config.ts';
 import { AUTHENTICATOR_ROLE, type Database } from './database.ts';
 import { authenticate, pgSettingsFor, type Claims } from './auth.ts';
 import { makePreset } from './graphql/preset.ts';
-import { makeEngineWithPgClient } from './graphql/engine-client.ts';
 import { Admission } from './admission.ts';
 import { createMetrics } from './observability.ts';
 import type { SchemaReloader } from './schema-reload.ts';
@@ -101,8 +100,7 @@ export async function createGateway(
   const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
   // In the process running the embedded engine, GraphQL reaches it in-process
   // (as the same authenticator login); the pools still serve health checks and metrics.
-  const channel = db.engine?.channel;
-  const direct = channel ? makeEngineWithPgClient(channel, AUTHENTICATOR_ROLE, config.poolTimeoutMs) : undefined;
+  const direct = db.engine?.withPgClient?.(AUTHENTICATOR_ROLE, config.poolTimeoutMs);
   const claimsOf = (req: unknown): Claims | null => (req as AuthedRequest | undefined)?.sheratanClaims ?? null;
 
   const api = postgraphile(

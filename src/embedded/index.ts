@@ -10,6 +10,8 @@ import path from 'node:path';
 import type { WorkerInput, WorkerMessage } from './worker.ts';
 import { AUTHENTICATOR_ROLE, ENGINE_SUPERUSER, OWNER_ROLE } from './instance.ts';
 import { ChannelClient } from './channel.ts';
+import { makeEngineWithPgClient } from './gateway-client.ts';
+import type { PgClient, WithPgClient } from 'postgraphile/@dataplan/pg';
 
 export const DATABASE_NAME = 'sheratan';
 export const SHADOW_DATABASE_NAME = 'sheratan_shadow';
@@ -27,6 +29,13 @@ export interface EmbeddedEngine {
   url(user?: string, shadow?: boolean): string;
   /** The in-process line to the main database (only in the process running the engine). */
   channel?: ChannelClient;
+  /**
+   * The gateway's face (only in the process running the engine): a
+   * PostGraphile `withPgClient` whose sessions log in as `user` over the
+   * channel; a query that cannot have the backend within `waitMs` fails with
+   * BACKEND_BUSY.
+   */
+  withPgClient?: (user: string, waitMs?: number) => WithPgClient<PgClient>;
   stop(): Promise<void>;
 }
 
@@ -159,7 +168,7 @@ function makeEngine(
     password: passwords[OWNER_ROLE]!,
     passwords,
     owned,
-    ...(channel ? { channel } : {}),
+    ...(channel ? { channel, withPgClient: (user: string, waitMs?: number) => makeEngineWithPgClient(channel, user, waitMs) } : {}),
     url(user = OWNER_ROLE, shadow = false) {
       const db = shadow ? SHADOW_DATABASE_NAME : DATABASE_NAME;
       const password = passwords[user];

@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import type { PgClient, WithPgClient } from 'postgraphile/@dataplan/pg';
 import { startHarness, type Harness } from '../support/harness.ts';
-import { makeEngineWithPgClient } from '../../src/graphql/engine-client.ts';
+import { makeEngineWithPgClient } from '../../src/embedded/gateway-client.ts';
 import { AUTHENTICATOR_ROLE } from '../../src/database.ts';
 import { describeEmbedded } from '../support/backend.ts';
 

@@ -1,5 +1,6 @@
-// PostGraphile's `withPgClient` over the embedded engine's in-process channel
-// (src/embedded/channel.ts), used by the gateway that runs the engine.
+// The engine's face for the gateway: PostGraphile's `withPgClient` over the
+// in-process channel (channel.ts), used by the gateway in the process that runs
+// the engine (tools use the other face, connection strings to the listener).
 //
 // It speaks the ordinary Postgres protocol with node-postgres's own message
 // serializer, parser and type parsers, so results are exactly what the `pg`
@@ -12,16 +13,16 @@
 //
 // The session logs in as the authenticator (NOINHERIT, no privileges of its
 // own); the request's role comes from pgSettings, transaction-locally, as with
-// the `pg` adaptor. The engine's backend is a superuser session underneath, so
-// Postgres itself would let any role be set: this client refuses a role the
-// login role is not a member of, as a real server would.
+// the `pg` adaptor. The engine makes the login the session's session user for
+// both faces alike (pg-server.ts), so Postgres itself refuses a role the
+// authenticator is not a member of, as on a server.
 import { Readable } from 'node:stream';
 import { parse, serialize, type DatabaseError } from 'pg-protocol';
 import pg from 'pg';
 import Result from 'pg/lib/result.js';
 import utils from 'pg/lib/utils.js';
 import type { PgClient, PgClientQuery, PgClientResult, WithPgClient } from 'postgraphile/@dataplan/pg';
-import type { ChannelClient } from '../embedded/channel.ts';
+import type { ChannelClient } from './channel.ts';
 
 type Notice = NonNullable<PgClientResult<unknown>['notices']>[number];
 
@@ -236,24 +237,11 @@ export function makeEngineWithPgClient(channel: ChannelClient, user: string, wai
   const lineOf = (sid: number): SessionLine => ({ channel, sid, user, ...(waitMs ? { waitMs } : {}) });
   /** Sessions not in use, each with the statements it has prepared. */
   const idle: Array<{ sid: number; prepared: Prepared }> = [];
-  let memberOf: Promise<Set<string>> | null = null;
-  const rolesOf = (): Promise<Set<string>> =>
-    (memberOf ??= new EngineClient(lineOf(channel.newSession()), null, noPrepared())
-      .query<{ rolname: string }>({ text: "select rolname from pg_roles where pg_has_role(current_user, oid, 'member')" })
-      .then((r) => new Set(r.rows.map((row) => row.rolname)))
-      .catch((err: unknown) => {
-        memberOf = null;
-        throw err;
-      }));
   const withPgClient = async <T>(
     pgSettings: Record<string, string | undefined> | null,
     callback: (client: PgClient) => T | Promise<T>,
   ): Promise<T> => {
     const entries = Object.entries(pgSettings ?? {}).filter((e): e is [string, string] => e[1] != null);
-    const role = pgSettings?.role;
-    if (role != null && !(await rolesOf()).has(role)) {
-      throw Object.assign(new Error(`permission denied to set role "${role}"`), { code: '42501' });
-    }
     const session = idle.pop() ?? { sid: channel.newSession(), prepared: noPrepared() };
     try {
       return await callback(new EngineClient(lineOf(session.sid), entries.length ? JSON.stringify(entries) : null, session.prepared));
