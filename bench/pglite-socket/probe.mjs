@@ -1,3 +1,7 @@
+// The client scenarios of src/embedded/README.md against @electric-sql/pglite-socket.
+// Not a dependency of the store: run it in a scratch directory,
+//   npm i @electric-sql/pglite-socket@0.2.17 @electric-sql/pglite@0.5.14 pg && node probe.mjs
+// It prints what each scenario gave.
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import pg from 'pg';
@@ -17,7 +21,7 @@ result.preparedNames = await within((async () => { await a.query({ name: 'same',
 result.uncommittedVisible = await within((async () => { await a.query('begin'); await a.query('insert into t values (1)'); const r = (await b.query('select count(*)::int as n from t')).rows[0].n; return r; })(), 3000);
 await within(a.query('rollback'), 3000);
 const c = new pg.Client(url()); c.on('error', () => {}); await c.connect();
-result.listenNotify = await within((async () => { const heard = []; a.on('notification', (n) => heard.push('a'));  c.on('notification', (n) => heard.push('c')); await a.query('listen x'); await c.query("notify x, 'hi'"); await new Promise((r) => setTimeout(r, 300)); return heard.join(',') || 'nobody'; })(), 3000);
+result.listenNotify = await within((async () => { const heard = []; a.on('notification', () => heard.push('a')); c.on('notification', () => heard.push('c')); await a.query('listen x'); await c.query("notify x, 'hi'"); await new Promise((r) => setTimeout(r, 300)); return heard.join(',') || 'nobody'; })(), 3000);
 console.log(JSON.stringify(result));
 result.copyFromStdin = await within(c.query('copy t from stdin').then(() => 'ok', (e) => e.message), 3000);
 console.log(JSON.stringify(result, null, 1));
