@@ -7,7 +7,8 @@ import JSON5 from 'json5';
 import * as gm from 'graphile-migrate';
 import { Logger } from '@graphile/logger';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
-import { runStringMigration } from 'graphile-migrate/dist/migration.js';
+import { generatePlaceholderReplacement, getAllMigrations, runStringMigration } from 'graphile-migrate/dist/migration.js';
+import { sqlStatements } from './embedded/sql-lexer.ts';
 import { executeActions } from 'graphile-migrate/dist/actions.js';
 import { parseSettings } from 'graphile-migrate/dist/settings.js';
 import { getCurrentMigrationLocation, readCurrentMigration } from 'graphile-migrate/dist/current.js';
@@ -144,8 +145,79 @@ async function nested<T>(fn: () => Promise<T>): Promise<T> {
 export async function migrateToHead(config: Config, db: Database, logger?: Logger): Promise<void> {
   await withMigrationLock(config, async () => {
     await ensureRoles(db, config);
-    await gm.migrate(migrateSettings(config, db, logger));
+    let running: string | undefined;
+    const settings = migrateSettings(config, db, observingLogger(logger ?? gm.defaultLogger, (message) => {
+      running = /Running migration '([^']+)'/.exec(message)?.[1] ?? running;
+    }));
+    try {
+      await gm.migrate(settings);
+    } catch (err) {
+      throw await explainMigrationFailure(err, settings, db, running);
+    }
   });
+}
+
+/** `base`, also telling `onMessage` every message (to know which migration runs). */
+function observingLogger(base: Logger, onMessage: (message: string) => void): Logger {
+  return new Logger(() => (level, message, meta) => {
+    onMessage(message);
+    if (level === 'error') base.error(message, meta);
+    else if (level === 'warning') base.warn(message, meta);
+    else if (level === 'debug') base.debug(message, meta);
+    else base.info(message, meta);
+  });
+}
+
+interface DatabaseErrorFields {
+  message: string;
+  code?: string;
+  position?: string;
+  detail?: string;
+  hint?: string;
+  where?: string;
+}
+
+/**
+ * A failed migration, told the way a user can act on it: the migration file,
+ * the statement and its line, then the database's own message, SQLSTATE,
+ * detail and hint. The statement comes from the error's position; when the
+ * database gives none (an error raised while executing, such as an index
+ * refusing a dimension), the migration's statements are run again one by one
+ * in a transaction that is rolled back, up to the one that fails.
+ */
+async function explainMigrationFailure(err: unknown, settings: gm.Settings, db: Database, file: string | undefined): Promise<Error> {
+  const e = err as DatabaseErrorFields;
+  if (!file || typeof e?.message !== 'string') return err as Error;
+  const parsed = await parseSettings(settings);
+  const migration = (await getAllMigrations(parsed)).find((m) => m.realFilename === file);
+  const reason = `${e.message}${e.code ? ` (SQLSTATE ${e.code})` : ''}${e.detail ? `\n  detail: ${e.detail}` : ''}${e.hint ? `\n  hint: ${e.hint}` : ''}${e.where ? `\n  where: ${e.where.split('\n')[0]}` : ''}`;
+  if (!migration) return new Error(`migration ${file} failed: ${reason}`, { cause: err });
+  const sql = generatePlaceholderReplacement(parsed, { database: databaseName(db.ownerUrl) })(migration.body);
+  const statements = sqlStatements(sql);
+  let failing = e.position ? statements.findLast((st) => st.offset <= Number(e.position) - 1) : undefined;
+  if (!failing && !isNoTransactionDefined(sql)) {
+    failing = await withPgClient(db.ownerUrl, async (client) => {
+      await client.query('begin');
+      try {
+        for (const st of statements) {
+          if (!(await client.query(st.text).then(() => true, () => false))) return st;
+        }
+        return undefined;
+      } finally {
+        await client.query('rollback').catch(() => undefined);
+      }
+    }).catch(() => undefined);
+  }
+  if (!failing) return new Error(`migration ${file} failed: ${reason}`, { cause: err });
+  // The line in the file: the header's lines, then the statement's first line that is not a comment.
+  const fileText = await readFile(migration.fullPath, 'utf8').catch(() => migration.body);
+  const headerLines = fileText.slice(0, Math.max(0, fileText.indexOf(migration.body))).split('\n').length - 1;
+  const lines = failing.text.split('\n');
+  const leadingComments = lines.findIndex((l) => !/^\s*(--.*)?$/.test(l));
+  const line = headerLines + sql.slice(0, failing.offset).split('\n').length + Math.max(0, leadingComments);
+  const shown = lines.slice(Math.max(0, leadingComments));
+  const excerpt = shown.slice(0, 6).map((l) => `    ${l}`).join('\n') + (shown.length > 6 ? '\n    …' : '');
+  return new Error(`migration ${file} failed at line ${line}, in the statement:\n${excerpt}\n  ${reason}`, { cause: err });
 }
 
 /**

@@ -67,6 +67,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     };
   } catch (err) {
     // Nothing may be left open (pools, schema builders, the engine): the process must be able to exit now.
+    // graphile-migrate's pools go first: a pool whose connection drops as the
+    // engine stops would end the process before the error is reported.
+    releaseMigratePools();
     await gateway?.close().catch(() => undefined);
     await db.close();
     throw err;

@@ -8,6 +8,8 @@
 export interface SqlStatement {
   /** Its source text (without the `;`). */
   text: string;
+  /** Where it starts in the query string (0-based, after leading whitespace). */
+  offset: number;
   /**
    * Its words at parenthesis depth 0: lower-cased, or for a quoted identifier
    * `"` and its exact name; `binary` is kept at any depth.
@@ -21,7 +23,8 @@ export function sqlStatements(sql: string): SqlStatement[] {
   let words: string[] = [];
   let from = 0;
   const end = (at: number): void => {
-    if (words.length > 0) statements.push({ text: sql.slice(from, at).trim(), words });
+    const raw = sql.slice(from, at);
+    if (words.length > 0) statements.push({ text: raw.trim(), offset: from + (raw.length - raw.trimStart().length), words });
     words = [];
     from = at + 1;
   };
