@@ -11,6 +11,7 @@ import { AUTHENTICATOR_ROLE, type Database } from './database.ts';
 import { authenticate, pgSettingsFor, type Claims } from './auth.ts';
 import { makePreset } from './graphql/preset.ts';
 import { Admission } from './admission.ts';
+import { makePipelinedWithPgClient, poolTransport } from './graphql/pipelined-client.ts';
 import { createMetrics } from './observability.ts';
 import type { SchemaReloader } from './schema-reload.ts';
 import { log } from './log.ts';
@@ -98,9 +99,13 @@ export async function createGateway(
 ): Promise<Gateway> {
   const apiPool = makePool(db.authUrl, config, 'sheratan-gateway');
   const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
-  // In the process running the embedded engine, GraphQL reaches it in-process
-  // (as the same authenticator login); the pools still serve health checks and metrics.
-  const direct = db.engine?.withPgClient?.(AUTHENTICATOR_ROLE, config.poolTimeoutMs);
+  // GraphQL statements go one round trip each (pipelined-client.ts): in the
+  // process running the embedded engine over its in-process channel (as the
+  // same authenticator login), on a server over the pools' connections. The
+  // pools also serve health checks and metrics.
+  const engine = db.engine?.transport?.(AUTHENTICATOR_ROLE, config.poolTimeoutMs);
+  const direct = makePipelinedWithPgClient(engine ?? poolTransport(apiPool));
+  const readDirect = readPool === apiPool ? direct : engine ? undefined : makePipelinedWithPgClient(poolTransport(readPool));
   const claimsOf = (req: unknown): Claims | null => (req as AuthedRequest | undefined)?.sheratanClaims ?? null;
 
   const api = postgraphile(
@@ -119,7 +124,7 @@ export async function createGateway(
     makePreset({
       config,
       pool: readPool,
-      ...(direct && readPool === apiPool ? { withPgClient: direct } : {}),
+      ...(readDirect ? { withPgClient: readDirect } : {}),
       readOnly: true,
       graphqlPath: REPORTING_PATH,
       reloader,

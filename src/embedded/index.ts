@@ -10,8 +10,7 @@ import path from 'node:path';
 import type { WorkerInput, WorkerMessage } from './worker.ts';
 import { AUTHENTICATOR_ROLE, ENGINE_SUPERUSER, OWNER_ROLE } from './instance.ts';
 import { ChannelClient } from './channel.ts';
-import { makeEngineWithPgClient } from './gateway-client.ts';
-import type { PgClient, WithPgClient } from 'postgraphile/@dataplan/pg';
+import { channelTransport } from './channel-transport.ts';
 
 export const DATABASE_NAME = 'sheratan';
 export const SHADOW_DATABASE_NAME = 'sheratan_shadow';
@@ -30,12 +29,11 @@ export interface EmbeddedEngine {
   /** The in-process line to the main database (only in the process running the engine). */
   channel?: ChannelClient;
   /**
-   * The gateway's face (only in the process running the engine): a
-   * PostGraphile `withPgClient` whose sessions log in as `user` over the
-   * channel; a query that cannot have the backend within `waitMs` fails with
-   * BACKEND_BUSY.
+   * The gateway's face (only in the process running the engine): sessions
+   * logging in as `user` over the channel (channel-transport.ts); a batch
+   * that cannot have the backend within `waitMs` fails with BACKEND_BUSY.
    */
-  withPgClient?: (user: string, waitMs?: number) => WithPgClient<PgClient>;
+  transport?: (user: string, waitMs?: number) => ReturnType<typeof channelTransport>;
   stop(): Promise<void>;
 }
 
@@ -168,7 +166,7 @@ function makeEngine(
     password: passwords[OWNER_ROLE]!,
     passwords,
     owned,
-    ...(channel ? { channel, withPgClient: (user: string, waitMs?: number) => makeEngineWithPgClient(channel, user, waitMs) } : {}),
+    ...(channel ? { channel, transport: (user: string, waitMs?: number) => channelTransport(channel, user, waitMs) } : {}),
     url(user = OWNER_ROLE, shadow = false) {
       const db = shadow ? SHADOW_DATABASE_NAME : DATABASE_NAME;
       const password = passwords[user];

@@ -1,26 +1,37 @@
-// The gateway's in-process line to the embedded engine: the same results,
-// errors and role discipline as a node-postgres connection, with the settings
-// and the query in one implicit transaction.
-import type pg from 'pg';
+// The gateway's pipelined client, over each transport it has: the embedded
+// engine's in-process channel, and a pool's connections (to a server, or to
+// the engine's listener). The same results, errors and role discipline as a
+// node-postgres connection, with the settings and the query in one implicit
+// transaction.
+import pg from 'pg';
 import type { PgClient, WithPgClient } from 'postgraphile/@dataplan/pg';
 import { startHarness, type Harness } from '../support/harness.ts';
-import { makeEngineWithPgClient } from '../../src/embedded/gateway-client.ts';
+import { makePipelinedWithPgClient, poolTransport } from '../../src/graphql/pipelined-client.ts';
 import { AUTHENTICATOR_ROLE } from '../../src/database.ts';
-import { describeEmbedded } from '../support/backend.ts';
+import { backend } from '../support/backend.ts';
 
-describeEmbedded("the in-process channel is the embedded engine's line to the gateway", "the gateway's in-process channel to the engine", () => {
+describe.each(backend === 'embedded' ? ['channel', 'pool'] : ['pool'])("the gateway's pipelined client over the %s transport", (transport) => {
   let h: Harness;
   let withPgClient: WithPgClient<PgClient>;
   let owner: pg.Client;
+  let pool: pg.Pool | undefined;
 
   const APP = { role: 'sheratan_app', 'jwt.claims.tenant': 'acme', 'jwt.claims.sub': 'alice' };
 
   beforeAll(async () => {
     h = await startHarness();
     owner = await h.owner();
-    withPgClient = makeEngineWithPgClient(h.gateway.db.engine!.channel!, AUTHENTICATOR_ROLE);
+    if (transport === 'channel') {
+      withPgClient = makePipelinedWithPgClient(h.gateway.db.engine!.transport!(AUTHENTICATOR_ROLE));
+    } else {
+      pool = new pg.Pool({ connectionString: h.gateway.db.authUrl, max: 4 });
+      withPgClient = makePipelinedWithPgClient(poolTransport(pool));
+    }
   });
-  afterAll(() => h.stop());
+  afterAll(async () => {
+    await pool?.end();
+    await h.stop();
+  });
 
   const one = <T>(settings: Record<string, string> | null, text: string, values?: unknown[]) =>
     withPgClient(settings, (c) => c.query<T>({ text, ...(values ? { values } : {}) }));
