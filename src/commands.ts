@@ -12,6 +12,7 @@ import {
   ensureRoles,
   migrateSettings,
   migrateToHead,
+  migrationPlaceholders,
   migrationStatus,
   releaseMigratePools,
   resetBlocker,
@@ -238,8 +239,7 @@ const commands: Record<string, Command> = {
       ['DATABASE_URL', urls.ownerUrl],
       ['SHADOW_DATABASE_URL', urls.shadowUrl],
       ['ROOT_DATABASE_URL', urls.rootUrl],
-      ['VECTOR_DIMENSION', String(config.vectorDimension)],
-      ['TEXT_SEARCH_CONFIG', config.textSearchConfig],
+      ...Object.entries(migrationPlaceholders(config)).map(([k, v]): [string, string] => [k.slice(1), v]),
     ];
     process.stdout.write(vars.map(([k, v]) => `export ${k}=${quote(v)}\n`).join(''));
   },

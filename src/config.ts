@@ -178,7 +178,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     rootDatabaseUrl: postgresUrl(env, 'ROOT_DATABASE_URL'),
     readDatabaseUrl: postgresUrl(env, 'READ_DATABASE_URL'),
     dataDir: path.resolve(cwd, env.SHERATAN_DATA_DIR || '.sheratan'),
-    vectorDimension: int(env, 'VECTOR_DIMENSION', 384, 1, 16000),
+    vectorDimension: int(env, 'VECTOR_DIMENSION', 384, 1, 4000), // halfvec's HNSW limit (migration 000011)
     textSearchConfig: identifier(env, 'TEXT_SEARCH_CONFIG', 'english'),
     poolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
     poolMaxOverflow: int(env, 'DB_MAX_OVERFLOW', 20, 0, 1000),

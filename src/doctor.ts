@@ -5,7 +5,7 @@ import type pg from 'pg';
 import type { Config } from './config.ts';
 import { DATABASE_ROLES, withPgClient, type Database } from './database.ts';
 import { migrateSettings, releaseMigratePools } from './migrations.ts';
-import { ANN_INDEX } from './index-tune.ts';
+import { ANN_INDEX, describeAnnIndex } from './index-tune.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
 export interface Check {
@@ -121,11 +121,17 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
       : { name: 'indexes', status: 'ok', detail: `${INDEXES.length} expected indexes present` },
   );
   const ann = indexes.find((i) => i.name === ANN_INDEX);
+  const annInfo = ann ? await describeAnnIndex(client) : null;
   if (ann) {
+    // Above 2,000 dimensions pgvector indexes vector only as halfvec: say so.
+    const on =
+      annInfo && annInfo.opclass.startsWith('halfvec')
+        ? ` on embedding::halfvec(${annInfo.dimension}) (half precision: pgvector indexes vector columns of up to 2,000 dimensions, halfvec of up to 4,000; the searches order by the same expression and report full-precision distances)`
+        : '';
     add({
       name: 'ANN index',
       status: ann.method === 'hnsw' || ann.method === 'ivfflat' ? 'ok' : 'fail',
-      detail: `${ANN_INDEX} uses ${ann.method}; ${ann.scans ?? 0} index scans since statistics were reset (pg_stat_user_indexes)`,
+      detail: `${ANN_INDEX} uses ${ann.method}${on}; ${ann.scans ?? 0} index scans since statistics were reset (pg_stat_user_indexes)`,
       ...(ann.method === 'hnsw' || ann.method === 'ivfflat' ? {} : { fix: 'npm run index:tune -- --hnsw' }),
     });
   }

@@ -9,6 +9,10 @@ export const ANN_INDEX = 'document_chunks_embedding_idx';
 export interface AnnIndex {
   name: string;
   method: string;
+  /** Its operator class: vector_cosine_ops, or halfvec_cosine_ops on embedding::halfvec(n). */
+  opclass: string;
+  /** The embedding column's dimension. */
+  dimension: number;
   options: string[];
   size: string;
   scans: number;
@@ -20,6 +24,9 @@ export type AnnSpec = { method: 'hnsw'; m: number; efConstruction: number } | { 
 export async function describeAnnIndex(client: pg.Client): Promise<AnnIndex | null> {
   const { rows } = await client.query(`
     select i.relname as name, am.amname as method, coalesce(i.reloptions, '{}') as options,
+           (select o.opcname from pg_opclass o where o.oid = x.indclass[0]) as opclass,
+           (select a.atttypmod from pg_attribute a
+             where a.attrelid = 'sheratan.document_chunks'::regclass and a.attname = 'embedding') as dimension,
            pg_size_pretty(pg_relation_size(i.oid)) as size, coalesce(s.idx_scan, 0)::int as scans,
            (select count(*) from sheratan.document_chunks where embedding is not null)::int as rows
       from pg_index x
@@ -30,6 +37,21 @@ export async function describeAnnIndex(client: pg.Client): Promise<AnnIndex | nu
      order by i.relname = $1 desc
      limit 1`, [ANN_INDEX]);
   return (rows[0] as AnnIndex | undefined) ?? null;
+}
+
+/**
+ * What the index is built on: the embedding with vector_cosine_ops, or above
+ * 2,000 dimensions (pgvector's limit for vector in HNSW and IVFFlat) the
+ * embedding as halfvec(n) with halfvec_cosine_ops, which the searches order
+ * by (sheratan_private.ann_distance_sql).
+ */
+async function annColumn(client: pg.Client, current: AnnIndex | null): Promise<string> {
+  const dimension =
+    current?.dimension ??
+    (await client.query<{ d: number }>(
+      "select atttypmod as d from pg_attribute where attrelid = 'sheratan.document_chunks'::regclass and attname = 'embedding'",
+    )).rows[0]!.d;
+  return dimension > 2000 ? `(embedding::halfvec(${dimension})) halfvec_cosine_ops` : 'embedding vector_cosine_ops';
 }
 
 /** The seed guide's rule of thumb for IVFFlat lists. */
@@ -47,15 +69,16 @@ export async function rebuildAnnIndex(
   options: { concurrently: boolean; maintenanceWorkMem: string },
 ): Promise<string> {
   const current = await describeAnnIndex(client);
+  const column = await annColumn(client, current);
   let using: string;
   if (spec.method === 'hnsw') {
-    using = `hnsw (embedding vector_cosine_ops) with (m = ${spec.m}, ef_construction = ${spec.efConstruction})`;
+    using = `hnsw (${column}) with (m = ${spec.m}, ef_construction = ${spec.efConstruction})`;
   } else {
     const rows = current?.rows ?? 0;
     if (!spec.lists && rows === 0) {
       throw new Error('IVFFlat needs data to build its lists: load chunks first (HNSW works on an empty table), or pass --lists');
     }
-    using = `ivfflat (embedding vector_cosine_ops) with (lists = ${spec.lists ?? ivfflatLists(rows)})`;
+    using = `ivfflat (${column}) with (lists = ${spec.lists ?? ivfflatLists(rows)})`;
   }
   const cc = options.concurrently ? ' concurrently' : '';
   await client.query(`set maintenance_work_mem = ${client.escapeLiteral(options.maintenanceWorkMem)}`);

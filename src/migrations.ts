@@ -39,11 +39,25 @@ export function migrateSettings(config: Config, db: Database, logger?: Logger): 
     connectionString: db.ownerUrl,
     shadowConnectionString: db.shadowUrl,
     rootConnectionString: db.rootUrl,
-    placeholders: {
-      ...rc.placeholders,
-      ':VECTOR_DIMENSION': String(config.vectorDimension),
-      ':TEXT_SEARCH_CONFIG': config.textSearchConfig,
-    },
+    placeholders: { ...rc.placeholders, ...migrationPlaceholders(config) },
+  };
+}
+
+/** pgvector's HNSW limit for vector columns (halfvec: 4,000). */
+export const HNSW_VECTOR_MAX_DIMENSION = 2000;
+
+/**
+ * The values of .gmrc's placeholders. The first migration creates the column
+ * as vector(:VECTOR_DIMENSION) with an HNSW index, which pgvector refuses above
+ * 2,000 dimensions, and committed migrations do not change: it gets at most
+ * 2,000, and migration 000011 sets the real dimension, :EMBEDDING_DIMENSION
+ * (indexing it as halfvec above 2,000).
+ */
+export function migrationPlaceholders(config: Pick<Config, 'vectorDimension' | 'textSearchConfig'>): Record<string, string> {
+  return {
+    ':VECTOR_DIMENSION': String(Math.min(config.vectorDimension, HNSW_VECTOR_MAX_DIMENSION)),
+    ':EMBEDDING_DIMENSION': String(config.vectorDimension),
+    ':TEXT_SEARCH_CONFIG': config.textSearchConfig,
   };
 }
 

@@ -27,7 +27,7 @@ test('defaults follow the spec', () => {
 });
 
 test.each([
-  [{ VECTOR_DIMENSION: 'abc' }, /^VECTOR_DIMENSION must be an integer between 1 and 16000, not "abc"$/],
+  [{ VECTOR_DIMENSION: 'abc' }, /^VECTOR_DIMENSION must be an integer between 1 and 4000, not "abc"$/],
   [{ TEXT_SEARCH_CONFIG: "english'; drop table x; --" }, /^TEXT_SEARCH_CONFIG must be the name of a text search configuration/],
   [{ PORT: '70000' }, /^PORT must be an integer between 0 and 65535, not 70000$/],
   [{ DB_POOL_SIZE: '0' }, /^DB_POOL_SIZE must be an integer/],
@@ -53,5 +53,5 @@ test('npm start with an invalid value exits 1 with one line naming the variable'
     timeout: 30_000,
   });
   expect(result.status).toBe(1);
-  expect(result.stderr.trim()).toBe('sheratan: VECTOR_DIMENSION must be an integer between 1 and 16000, not "lots"');
+  expect(result.stderr.trim()).toBe('sheratan: VECTOR_DIMENSION must be an integer between 1 and 4000, not "lots"');
 });
