@@ -272,10 +272,19 @@ export function poolTransport(pool: pg.Pool): Transport {
       const client = await pool.connect();
       let prepared = preparedOf.get(client);
       if (!prepared) preparedOf.set(client, (prepared = noPrepared()));
+      // A connection that failed under a batch is not given back to the pool.
+      let broken: Error | undefined;
       return {
         prepared,
-        run: (batch, onMessage) => client.query(new Batch(batch, onMessage) as unknown as pg.Submittable) as unknown as Promise<void>,
-        release: () => client.release(),
+        run: async (batch, onMessage) => {
+          try {
+            await (client.query(new Batch(batch, onMessage) as unknown as pg.Submittable) as unknown as Promise<void>);
+          } catch (err) {
+            broken = err as Error;
+            throw err;
+          }
+        },
+        release: () => client.release(broken),
       };
     },
   };
