@@ -17,7 +17,7 @@ const { signToken } = await import('../src/auth.ts');
 const { inspectVector, searchSettings } = await import('../src/vector.ts');
 const { projectRoot } = await import('../src/paths.ts');
 const { rng, topicalVectors, toPgVector } = await import('../test/support/embeddings.ts');
-const { graphqlClient, insertDocument, percentile, removeBenchTenants } = await import('./support.ts');
+const { graphqlClient, insertDocument, percentile, postJson, removeBenchTenants, startPeer } = await import('./support.ts');
 
 const quick = process.argv.includes('--quick');
 const DIM = 384;
@@ -255,7 +255,47 @@ for (const [name, mode] of Object.entries(MODES)) {
   modes[name] = { p50_ms: round(percentile(lat, 50)), p95_ms: round(percentile(lat, 95)) };
 }
 
+// ---- peers: what a user would write instead, each in its own process, on the
+// same database, data, queries, RLS and per-request role switch (bench/peers/).
+await raw.query(`
+  create schema if not exists sheratan_bench;
+  create or replace function sheratan_bench.search_chunks(q text, k integer) returns table (id uuid, distance double precision)
+    language sql stable
+    as $$ select c.id, c.embedding <=> q::vector from sheratan.document_chunks c order by c.embedding <=> q::vector limit k $$;
+  grant usage on schema sheratan_bench to sheratan_app;
+  grant execute on function sheratan_bench.search_chunks(text, integer) to sheratan_app;`);
+const PEERS: Record<string, (url: string, q: number[]) => Promise<unknown>> = {
+  postgraphile_plain: (url, q) =>
+    postJson(`${url}/graphql`, token, { query: 'query ($q: String!) { searchChunks(q: $q, k: 10) { nodes { id distance } } }', variables: { q: toPgVector(q) } }, agent).then((r) => {
+      if (r.errors) throw new Error(JSON.stringify(r.errors));
+      return r;
+    }),
+  yoga_pg: (url, q) =>
+    postJson(`${url}/graphql`, token, { query: 'query ($e: [Float!]!) { search(embedding: $e, k: 10) { id distance } }', variables: { e: q } }, agent).then((r) => {
+      if (r.errors) throw new Error(JSON.stringify(r.errors));
+      return r;
+    }),
+  http_pg: (url, q) => postJson(`${url}/search`, token, { embedding: q, k: 10 }, agent),
+};
+const peers: Record<string, { p50_ms: number; p95_ms: number; qps: number; qps_c1: number }> = {};
+try {
+for (const [name, call] of Object.entries(PEERS)) {
+  const peer = await startPeer(name.replaceAll('_', '-'), running.db.authUrl, running.config.jwtSecret!, CONCURRENCY);
+  try {
+    for (const q of queries.slice(0, 10)) await call(peer.url, q); // warm plans and caches
+    const c1 = await measure(queries, 1, (q) => call(peer.url, q));
+    const c8 = await measure(queries, CONCURRENCY, (q) => call(peer.url, q));
+    peers[name] = { p50_ms: round(percentile(c1.lat, 50)), p95_ms: round(percentile(c1.lat, 95)), qps: round(c8.qps, 1), qps_c1: round(c1.qps, 1) };
+  } finally {
+    await peer.stop();
+  }
+}
+} finally {
+  await raw.query('drop schema sheratan_bench cascade');
+}
+
 const result = {
+  backend: running.db.mode,
   dataset: { n: maxN, dim: DIM, kind: 'synthetic topical mixture: 64 topics in a 16-d latent space projected to 384-d, isotropic noise 0.05, L2-normalised, seed 2024' },
   search: {
     graphql: { p50_ms: round(percentile(g1.lat, 50)), p95_ms: round(percentile(g1.lat, 95)), qps: round(g8.qps, 1), qps_c1: round(g1.qps, 1) },
@@ -268,6 +308,7 @@ const result = {
     },
     raw_sql_pgvector_defaults: { p50_ms: round(percentile(d1.lat, 50)), p95_ms: round(percentile(d1.lat, 95)), qps: round(d8.qps, 1), qps_c1: round(d1.qps, 1) },
     exact_sql: { p50_ms: round(percentile(exactLat, 50)) },
+    peers,
     recall_at_10: round(recall, 3),
     concurrency: CONCURRENCY,
     ratios: { p50_graphql_over_raw: round(percentile(g1.lat, 50) / percentile(r1.lat, 50)), qps_graphql_over_raw_c8: round(g8.qps / r8.qps) },
@@ -288,11 +329,14 @@ process.stdout.write(
   [
     `dataset: ${maxN} chunks × ${DIM} dims (${result.mode}), ${QUERIES} queries, k = 10`,
     '',
-    '                    p50 ms   p95 ms   qps@1   qps@8',
-    `graphql search   ${String(s.graphql.p50_ms).padStart(8)} ${String(s.graphql.p95_ms).padStart(8)} ${String(s.graphql.qps_c1).padStart(7)} ${String(s.graphql.qps).padStart(7)}`,
-    `raw sql (same)   ${String(s.raw_sql.p50_ms).padStart(8)} ${String(s.raw_sql.p95_ms).padStart(8)} ${String(s.raw_sql.qps_c1).padStart(7)} ${String(s.raw_sql.qps).padStart(7)}`,
-    `raw sql (ef 40)  ${String(s.raw_sql_pgvector_defaults.p50_ms).padStart(8)} ${String(s.raw_sql_pgvector_defaults.p95_ms).padStart(8)} ${String(s.raw_sql_pgvector_defaults.qps_c1).padStart(7)} ${String(s.raw_sql_pgvector_defaults.qps).padStart(7)}`,
-    `exact sql        ${String(s.exact_sql.p50_ms).padStart(8)}`,
+    '                          p50 ms   p95 ms   qps@1   qps@8',
+    `graphql search         ${String(s.graphql.p50_ms).padStart(8)} ${String(s.graphql.p95_ms).padStart(8)} ${String(s.graphql.qps_c1).padStart(7)} ${String(s.graphql.qps).padStart(7)}`,
+    `raw sql (same)         ${String(s.raw_sql.p50_ms).padStart(8)} ${String(s.raw_sql.p95_ms).padStart(8)} ${String(s.raw_sql.qps_c1).padStart(7)} ${String(s.raw_sql.qps).padStart(7)}`,
+    `raw sql (ef 40)        ${String(s.raw_sql_pgvector_defaults.p50_ms).padStart(8)} ${String(s.raw_sql_pgvector_defaults.p95_ms).padStart(8)} ${String(s.raw_sql_pgvector_defaults.qps_c1).padStart(7)} ${String(s.raw_sql_pgvector_defaults.qps).padStart(7)}`,
+    `exact sql              ${String(s.exact_sql.p50_ms).padStart(8)}`,
+    ...Object.entries(s.peers).map(
+      ([name, p]) => `${`peer ${name}`.padEnd(23)}${String(p.p50_ms).padStart(8)} ${String(p.p95_ms).padStart(8)} ${String(p.qps_c1).padStart(7)} ${String(p.qps).padStart(7)}`,
+    ),
     `ratios: p50 graphql/raw ${s.ratios.p50_graphql_over_raw} (target <= 1.25); qps@8 graphql/raw ${s.ratios.qps_graphql_over_raw_c8} (target >= 0.8)`,
     `recall@10 vs exact: ${s.recall_at_10} (target >= 0.95)`,
     `ingest chunks/s: graphql ${result.ingest.graphql_chunks_per_s}, raw ${result.ingest.raw_chunks_per_s} (ratio ${result.ingest.ratio}, target >= 0.5)`,

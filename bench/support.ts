@@ -53,3 +53,60 @@ export async function removeBenchTenants(pool: pg.Pool, which: (tenant: string) 
     await pool.query(`delete from sheratan.${table} where tenant = any ($1)`, [tenants]);
   }
 }
+
+/** A peer of the gateway (bench/peers/), running in its own process. */
+export interface Peer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts `bench/peers/<name>.ts` against the authenticator's `authUrl`; resolves once it listens. */
+export async function startPeer(name: string, authUrl: string, jwtSecret: string, poolSize: number): Promise<Peer> {
+  const { spawn } = await import('node:child_process');
+  const path = await import('node:path');
+  const child = spawn(process.execPath, [path.join(import.meta.dirname, 'peers', `${name}.ts`)], {
+    env: { ...process.env, DATABASE_URL: authUrl, JWT_SECRET: jwtSecret, PORT: '0', POOL_SIZE: String(poolSize), NODE_ENV: 'production' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`peer ${name} did not start within 60 s:\n${output}`)), 60_000);
+    const onData = (d: Buffer): void => {
+      output += d.toString();
+      const m = /listening (\d+)/.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    child.once('exit', (code) => reject(new Error(`peer ${name} exited (${code}) before it listened:\n${output}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** POSTs JSON to `url` over `agent` with a bearer token; resolves with the parsed reply, throws on a non-200. */
+export function postJson(url: string, token: string, payload: unknown, agent: http.Agent): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify(payload);
+    import('node:http').then(({ default: h }) => {
+      const req = h.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(body) } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(text) as Record<string, unknown>) : reject(new Error(`${url}: ${res.statusCode} ${text.slice(0, 200)}`))));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    }, reject);
+  });
+}

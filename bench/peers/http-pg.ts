@@ -1,0 +1,16 @@
+// Peer `http_pg`: a bare HTTP JSON endpoint over pg, the floor for any HTTP
+// API over this query. POST /search {"embedding": [...], "k": 10} → {"matches": [{id, distance}]}.
+import http from 'node:http';
+import { body, claimsOf, listen, search } from './common.ts';
+
+listen(
+  http.createServer((req, res) => {
+    void (async () => {
+      const claims = claimsOf(req);
+      if (!claims) return res.writeHead(401).end();
+      const { embedding, k } = await body(req);
+      const matches = await search(claims, `[${(embedding as number[]).join(',')}]`, Number(k ?? 10));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ matches }));
+    })().catch((err: Error) => res.writeHead(500).end(err.message));
+  }),
+);

@@ -1,0 +1,27 @@
+// Peer `yoga_pg`: a hand-written GraphQL server (graphql-yoga) with one
+// resolver over pg running the same SQL, switching role and claims per request.
+import http from 'node:http';
+import { createSchema, createYoga } from 'graphql-yoga';
+import { claimsOf, listen, search, type Claims } from './common.ts';
+
+const yoga = createYoga<{ req: http.IncomingMessage }>({
+  graphqlEndpoint: '/graphql',
+  logging: false,
+  schema: createSchema<{ req: http.IncomingMessage }>({
+    typeDefs: /* GraphQL */ `
+      type Match { id: ID!, distance: Float! }
+      type Query { search(embedding: [Float!]!, k: Int = 10): [Match!]! }
+    `,
+    resolvers: {
+      Query: {
+        search: (_root: unknown, args: { embedding: number[]; k: number }, ctx: { req: http.IncomingMessage }) => {
+          const claims: Claims | null = claimsOf(ctx.req);
+          if (!claims) throw new Error('unauthenticated');
+          return search(claims, `[${args.embedding.join(',')}]`, args.k);
+        },
+      },
+    },
+  }),
+});
+
+listen(http.createServer((req, res) => void yoga(req, res, { req })));
