@@ -26,7 +26,7 @@ import { exportSchemas } from './graphql/export.ts';
 import { log, setLogLevel } from './log.ts';
 import { GRAPHIQL_PATH } from './gateway.ts';
 import { projectRoot } from './paths.ts';
-import { describeAnnIndex, rebuildAnnIndex, type AnnSpec } from './index-tune.ts';
+import { describeAnnIndex, INDEX_KINDS, kindOf, rebuildAnnIndex, specForKind, type AnnSpec, type IndexKind } from './index-tune.ts';
 import { formatChecks, runDoctor } from './doctor.ts';
 import { backup, defaultBackupFile, restore } from './backup.ts';
 import { bootstrapServer } from './bootstrap.ts';
@@ -292,6 +292,7 @@ const commands: Record<string, Command> = {
       options: {
         hnsw: { type: 'boolean' },
         ivfflat: { type: 'boolean' },
+        kind: { type: 'string' },
         m: { type: 'string', default: '16' },
         'ef-construction': { type: 'string', default: '64' },
         lists: { type: 'string' },
@@ -304,12 +305,19 @@ const commands: Record<string, Command> = {
       if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`--${name} must be a whole number from ${min} to ${max}, not "${raw}"`);
       return n;
     };
-    if (values.hnsw && values.ivfflat) throw new ConfigError('choose one of --hnsw and --ivfflat');
+    if ([values.hnsw, values.ivfflat, values.kind].filter(Boolean).length > 1) throw new ConfigError('choose one of --hnsw, --ivfflat and --kind');
+    if (values.kind !== undefined && !(INDEX_KINDS as readonly string[]).includes(values.kind)) {
+      throw new ConfigError(`--kind must be one of ${INDEX_KINDS.join(', ')}, not "${values.kind}"`);
+    }
     await withDatabase(config, 'index:tune', (db) =>
       withPgClient(db.ownerUrl, async (client) => {
         let spec: AnnSpec | null = null;
         if (values.hnsw) spec = { method: 'hnsw', m: whole('m', values.m, 2, 100)!, efConstruction: whole('ef-construction', values['ef-construction'], 4, 1000)! };
         if (values.ivfflat) spec = { method: 'ivfflat', lists: whole('lists', values.lists, 1, 32768) };
+        if (values.kind) {
+          const base = specForKind(values.kind as IndexKind, whole('lists', values.lists, 1, 32768));
+          spec = base.method === 'hnsw' ? { ...base, m: whole('m', values.m, 2, 100)!, efConstruction: whole('ef-construction', values['ef-construction'], 4, 1000)! } : base;
+        }
         if (spec) {
           const started = Date.now();
           const using = await rebuildAnnIndex(client, spec, {
@@ -324,7 +332,7 @@ const commands: Record<string, Command> = {
           return;
         }
         process.stdout.write(
-          `${index.name}: ${index.method} ${index.options.join(', ') || '(default parameters)'}, ${index.size}, ` +
+          `${index.name}: ${kindOf(index)} (${index.method} with ${index.opclass}) ${index.options.join(', ') || '(default parameters)'}, ${index.size}, ` +
             `${index.rows} embedded chunks, ${index.scans} scans since statistics reset\n`,
         );
       }),

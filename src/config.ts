@@ -48,6 +48,10 @@ export interface Config {
   maxQueryTextLength: number;
   maxBodyBytes: number;
   searchEf: number;
+  /** VECTOR_INDEX: what the ANN index should be (index-tune.ts INDEX_KINDS). */
+  vectorIndex: 'hnsw' | 'hnsw_halfvec' | 'hnsw_binary' | 'ivfflat';
+  /** ANN_RERANK_FACTOR: with the binary index, how many times `first` candidates are re-ranked by exact distance. */
+  annRerankFactor: number;
   /** Seconds a worker may hold a job before it is claimable again. */
   jobLockTimeoutS: number;
   ivfflatProbes: number | undefined;
@@ -94,6 +98,8 @@ export const CONFIG_VARIABLES = [
   'MAX_QUERY_TEXT_LENGTH',
   'MAX_BODY_BYTES',
   'SEARCH_EF',
+  'VECTOR_INDEX',
+  'ANN_RERANK_FACTOR',
   'IVFFLAT_PROBES',
   'JOB_LOCK_TIMEOUT',
   'NODE_ENV',
@@ -204,6 +210,8 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     maxQueryTextLength: int(env, 'MAX_QUERY_TEXT_LENGTH', 2000, 1, 1_000_000),
     maxBodyBytes: int(env, 'MAX_BODY_BYTES', 16 * MiB, 1024, 1024 * MiB),
     searchEf: int(env, 'SEARCH_EF', 100, 1, 1000),
+    vectorIndex: oneOf(env, 'VECTOR_INDEX', ['hnsw', 'hnsw_halfvec', 'hnsw_binary', 'ivfflat'] as const, 'hnsw'),
+    annRerankFactor: int(env, 'ANN_RERANK_FACTOR', 10, 1, 100),
     jobLockTimeoutS: int(env, 'JOB_LOCK_TIMEOUT', 600, 1, 7 * 24 * 3600),
     ivfflatProbes: ivfflat === undefined || ivfflat === '' || ivfflat === 'auto' ? undefined : int(env, 'IVFFLAT_PROBES', 1, 1, 32768),
     production,

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import type { Config } from './config.ts';
 import { DATABASE_ROLES, withPgClient, type Database } from './database.ts';
 import { migrateSettings, releaseMigratePools } from './migrations.ts';
-import { ANN_INDEX, describeAnnIndex } from './index-tune.ts';
+import { ANN_INDEX, describeAnnIndex, kindOf } from './index-tune.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
 export interface Check {
@@ -123,11 +123,25 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
   const ann = indexes.find((i) => i.name === ANN_INDEX);
   const annInfo = ann ? await describeAnnIndex(client) : null;
   if (ann) {
-    // Above 2,000 dimensions pgvector indexes vector only as halfvec: say so.
-    const on =
-      annInfo && annInfo.opclass.startsWith('halfvec')
-        ? ` on embedding::halfvec(${annInfo.dimension}) (half precision: pgvector indexes vector columns of up to 2,000 dimensions, halfvec of up to 4,000; the searches order by the same expression and report full-precision distances)`
-        : '';
+    // What the index holds of each embedding, and why (above 2,000 dimensions pgvector indexes vector only as halfvec).
+    const n = annInfo?.dimension;
+    const on = !annInfo
+      ? ''
+      : annInfo.opclass.startsWith('bit')
+        ? ` on binary_quantize(embedding)::bit(${n}) (one bit per dimension; searches re-rank the nearest ANN_RERANK_FACTOR × first candidates by Hamming distance with the exact cosine distance)`
+        : annInfo.opclass.startsWith('halfvec') && (n ?? 0) > 2000
+          ? ` on embedding::halfvec(${n}) (half precision: pgvector indexes vector columns of up to 2,000 dimensions, halfvec of up to 4,000; the searches order by the same expression and report full-precision distances)`
+          : annInfo.opclass.startsWith('halfvec')
+            ? ` on embedding::halfvec(${n}) (half precision, half the size, as VECTOR_INDEX=hnsw_halfvec asks; the searches report full-precision distances)`
+            : '';
+    if (annInfo && kindOf(annInfo) !== config.vectorIndex) {
+      add({
+        name: 'ANN index kind',
+        status: 'warn',
+        detail: `VECTOR_INDEX is ${config.vectorIndex} but the index is ${kindOf(annInfo)} (it is built as VECTOR_INDEX says only while the table has no embeddings)`,
+        fix: `npm run index:tune -- --kind ${config.vectorIndex}`,
+      });
+    }
     add({
       name: 'ANN index',
       status: ann.method === 'hnsw' || ann.method === 'ivfflat' ? 'ok' : 'fail',

@@ -19,7 +19,33 @@ export interface AnnIndex {
   rows: number;
 }
 
-export type AnnSpec = { method: 'hnsw'; m: number; efConstruction: number } | { method: 'ivfflat'; lists?: number };
+/**
+ * What an index stores of each embedding: `auto` the vector itself where
+ * pgvector allows (up to 2,000 dimensions) and halfvec above; `half` halfvec
+ * (half the size, any dimension up to 4,000); `binary` one bit per dimension
+ * (binary_quantize, searched by Hamming distance and re-ranked exactly).
+ */
+export type AnnPrecision = 'auto' | 'half' | 'binary';
+
+export type AnnSpec = ({ method: 'hnsw'; m: number; efConstruction: number } | { method: 'ivfflat'; lists?: number }) & { precision?: AnnPrecision };
+
+/** VECTOR_INDEX and `index:tune -- --kind`: the ANN index kinds. */
+export const INDEX_KINDS = ['hnsw', 'hnsw_halfvec', 'hnsw_binary', 'ivfflat'] as const;
+export type IndexKind = (typeof INDEX_KINDS)[number];
+
+/** The spec that builds `kind` (HNSW with pgvector's default m and ef_construction). */
+export function specForKind(kind: IndexKind, lists?: number): AnnSpec {
+  if (kind === 'ivfflat') return { method: 'ivfflat', ...(lists ? { lists } : {}) };
+  return { method: 'hnsw', m: 16, efConstruction: 64, precision: kind === 'hnsw_halfvec' ? 'half' : kind === 'hnsw_binary' ? 'binary' : 'auto' };
+}
+
+/** The kind an index is, as VECTOR_INDEX names it. */
+export function kindOf(index: AnnIndex): IndexKind {
+  if (index.method === 'ivfflat') return 'ivfflat';
+  if (index.opclass.startsWith('bit')) return 'hnsw_binary';
+  // Above 2,000 dimensions an index on halfvec is what plain `hnsw` builds too.
+  return index.opclass.startsWith('halfvec') && index.dimension <= 2000 ? 'hnsw_halfvec' : 'hnsw';
+}
 
 export async function describeAnnIndex(client: pg.Client): Promise<AnnIndex | null> {
   const { rows } = await client.query(`
@@ -45,13 +71,27 @@ export async function describeAnnIndex(client: pg.Client): Promise<AnnIndex | nu
  * embedding as halfvec(n) with halfvec_cosine_ops, which the searches order
  * by (sheratan_private.ann_distance_sql).
  */
-async function annColumn(client: pg.Client, current: AnnIndex | null): Promise<string> {
+async function annColumn(client: pg.Client, current: AnnIndex | null, precision: AnnPrecision): Promise<string> {
   const dimension =
     current?.dimension ??
     (await client.query<{ d: number }>(
       "select atttypmod as d from pg_attribute where attrelid = 'sheratan.document_chunks'::regclass and attname = 'embedding'",
     )).rows[0]!.d;
-  return dimension > 2000 ? `(embedding::halfvec(${dimension})) halfvec_cosine_ops` : 'embedding vector_cosine_ops';
+  if (precision === 'binary') return `(binary_quantize(embedding)::bit(${dimension})) bit_hamming_ops`;
+  return precision === 'half' || dimension > 2000 ? `(embedding::halfvec(${dimension})) halfvec_cosine_ops` : 'embedding vector_cosine_ops';
+}
+
+/**
+ * After migrating: builds the index VECTOR_INDEX names when the table has no
+ * embedded chunks yet (a cheap build). With chunks it is left as it is, never
+ * a surprise rebuild at start: doctor says how to switch (index:tune).
+ */
+export async function ensureIndexKind(client: pg.Client, kind: IndexKind): Promise<'as asked' | 'built' | 'left'> {
+  const index = await describeAnnIndex(client);
+  if (index && kindOf(index) === kind) return 'as asked';
+  if ((index?.rows ?? 1) > 0 || kind === 'ivfflat') return 'left';
+  await rebuildAnnIndex(client, specForKind(kind), { concurrently: false, maintenanceWorkMem: '64MB' });
+  return 'built';
 }
 
 /** The seed guide's rule of thumb for IVFFlat lists. */
@@ -69,7 +109,7 @@ export async function rebuildAnnIndex(
   options: { concurrently: boolean; maintenanceWorkMem: string },
 ): Promise<string> {
   const current = await describeAnnIndex(client);
-  const column = await annColumn(client, current);
+  const column = await annColumn(client, current, spec.precision ?? 'auto');
   let using: string;
   if (spec.method === 'hnsw') {
     using = `hnsw (${column}) with (m = ${spec.m}, ef_construction = ${spec.efConstruction})`;

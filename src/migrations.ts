@@ -9,6 +9,7 @@ import { Logger } from '@graphile/logger';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import { generatePlaceholderReplacement, getAllMigrations, runStringMigration } from 'graphile-migrate/dist/migration.js';
 import { sqlStatements } from './embedded/sql-lexer.ts';
+import { ensureIndexKind } from './index-tune.ts';
 import { executeActions } from 'graphile-migrate/dist/actions.js';
 import { parseSettings } from 'graphile-migrate/dist/settings.js';
 import { getCurrentMigrationLocation, readCurrentMigration } from 'graphile-migrate/dist/current.js';
@@ -168,6 +169,8 @@ export async function migrateToHead(config: Config, db: Database, logger?: Logge
     } catch (err) {
       throw await explainMigrationFailure(err, settings, db, running);
     }
+    // VECTOR_INDEX on a table without embeddings yet (see ensureIndexKind).
+    await withPgClient(db.ownerUrl, (client) => ensureIndexKind(client, config.vectorIndex));
   });
 }
 

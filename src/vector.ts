@@ -49,8 +49,12 @@ function atLeast(version: string, major: number, minor: number): boolean {
  * (pgvector >= 0.8) let a filtered search keep scanning until it has its k
  * results; strict order keeps results exactly sorted by distance.
  */
-export function searchSettings(config: Pick<Config, 'searchEf' | 'ivfflatProbes'>, info: VectorInfo): Record<string, string> {
-  const settings: Record<string, string> = { 'hnsw.ef_search': String(config.searchEf) };
+export function searchSettings(config: Pick<Config, 'searchEf' | 'ivfflatProbes' | 'annRerankFactor'>, info: VectorInfo): Record<string, string> {
+  const settings: Record<string, string> = {
+    'hnsw.ef_search': String(config.searchEf),
+    // How many candidates a binary-quantized index hands to the exact re-ranking (nearest_sql).
+    'sheratan.ann_rerank_factor': String(config.annRerankFactor),
+  };
   if (config.ivfflatProbes !== undefined) settings['ivfflat.probes'] = String(config.ivfflatProbes);
   if (atLeast(info.version, 0, 8)) {
     settings['hnsw.iterative_scan'] = 'strict_order';
