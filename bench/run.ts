@@ -294,6 +294,13 @@ for (const [name, call] of Object.entries(PEERS)) {
   await raw.query('drop schema sheratan_bench cascade');
 }
 
+// ---- index kinds (VECTOR_INDEX) side by side, on a scratch table per dimension
+const { measureIndexKinds } = await import('./index-kinds.ts');
+const KIND_DIMS = quick ? [384] : [384, 1536];
+const KIND_ROWS = quick ? 1000 : 10_000;
+process.stderr.write(`  index kinds: ${KIND_DIMS.join(' and ')} dimensions, ${KIND_ROWS} rows each\n`);
+const indexKinds = await measureIndexKinds(raw, KIND_DIMS, KIND_ROWS, quick ? 30 : 100, tunedSettings, running.config.annRerankFactor);
+
 const result = {
   backend: running.db.mode,
   dataset: { n: maxN, dim: DIM, kind: 'synthetic topical mixture: 64 topics in a 16-d latent space projected to 384-d, isotropic noise 0.05, L2-normalised, seed 2024' },
@@ -316,6 +323,7 @@ const result = {
   ingest: { graphql_chunks_per_s: round(graphqlChunksPerS, 1), raw_chunks_per_s: round(rawChunksPerS, 1), ratio: round(graphqlChunksPerS / rawChunksPerS) },
   scaling,
   modes,
+  index_kinds: { rows: KIND_ROWS, kinds: indexKinds },
   mode: running.db.mode,
   quick,
   measured_at: new Date().toISOString(),
@@ -344,6 +352,13 @@ process.stdout.write(
     ...scaling.map((x) => `            ${String(x.n).padStart(8)} ${String(x.hnsw_p50_ms).padStart(6)} ${String(x.exact_p50_ms).padStart(7)}`),
     `retrieval modes over GraphQL at ${maxN} chunks (k = 10):  p50 ms   p95 ms`,
     ...Object.entries(modes).map(([name, m]) => `  ${name.padEnd(44)} ${String(m.p50_ms).padStart(7)} ${String(m.p95_ms).padStart(8)}`),
+    `index kinds (${KIND_ROWS} rows, raw SQL as the searches give it):  recall@10   p50 ms   build s   size`,
+    ...Object.entries(indexKinds).flatMap(([dim, kinds]) =>
+      Object.entries(kinds).map(
+        ([kind, f]) =>
+          `  ${`${dim} dims, ${kind}`.padEnd(28)} ${String(f.recall_at_10).padStart(9)} ${String(f.p50_ms).padStart(8)} ${String(f.build_s).padStart(9)} ${`${Math.round(f.index_bytes / 1024)} kB`.padStart(9)}`,
+      ),
+    ),
     `wrote bench/results/latest.json`,
     '',
   ].join('\n'),
