@@ -1,5 +1,5 @@
---! Previous: sha1:c37ab1d319f62546b6ea8ca0177bf341b231c341
---! Hash: sha1:73e6048bd315541c1ad36ed73790c06cacc5854a
+--! Previous: sha1:bced1783e4c3e615492374919230980046ab5f58
+--! Hash: sha1:26583e53a689d45eb6c44a86d37cf04ff3e032a0
 --! Message: Search logs do not wait for the WAL flush
 
 -- A search's only write is its search_logs row, and waiting for that row's

@@ -1,6 +1,6 @@
 --! Previous: sha1:4984380f46e5f9a0bac5a869caa38d8460bef08b
---! Hash: sha1:c37ab1d319f62546b6ea8ca0177bf341b231c341
---! Message: Embeddings above 2,000 dimensions, indexed as halfvec
+--! Hash: sha1:bced1783e4c3e615492374919230980046ab5f58
+--! Message: Embeddings above 2,000 dimensions and the ANN index kinds
 
 -- pgvector's HNSW index takes vector columns of up to 2,000 dimensions and
 -- halfvec ones of up to 4,000. The committed history creates the column with
@@ -27,56 +27,73 @@ begin
 end
 $$;
 
--- Whether the ANN index is on the embedding as halfvec (its operator class).
-create or replace function sheratan_private.ann_is_halfvec() returns boolean
+-- The ANN index may be built on the embedding itself (vector_cosine_ops), on
+-- embedding::halfvec(n) (halfvec_cosine_ops: half the size), or on
+-- binary_quantize(embedding)::bit(n) (bit_hamming_ops: a bit per dimension).
+-- `npm run index:tune -- --kind …` and VECTOR_INDEX choose; the searches
+-- follow whatever the index is (ann_kind). With the binary index the nearest
+-- candidates by Hamming distance, ANN_RERANK_FACTOR times as many as asked
+-- for (at least 40), are re-ranked by exact cosine distance.
+
+-- What the ANN index is built on: 'vector', 'halfvec', 'bit', or 'none'.
+create or replace function sheratan_private.ann_kind() returns text
   language sql stable
   set search_path = pg_catalog, pg_temp
 as $$
   select coalesce((
-    select o.opcname like 'halfvec%'
+    select case when o.opcname like 'halfvec%' then 'halfvec' when o.opcname like 'bit%' then 'bit' else 'vector' end
       from pg_index x
       join pg_opclass o on o.oid = x.indclass[0]
      where x.indexrelid = to_regclass('sheratan.document_chunks_embedding_idx')
-  ), false)
+  ), 'none')
 $$;
-comment on function sheratan_private.ann_is_halfvec() is
-  'Whether the ANN index (document_chunks_embedding_idx) is built on embedding::halfvec(n).';
+comment on function sheratan_private.ann_kind() is
+  'What the ANN index (document_chunks_embedding_idx) is built on: vector, halfvec, bit (binary quantized), or none.';
 
--- The cosine distance between c.embedding and `arg` as the ANN index has it:
--- `c.embedding <=> arg`, or both cast to halfvec(n) when the index is on halfvec.
+-- The distance between c.embedding and `arg` as the ANN index orders by it.
 create or replace function sheratan_private.ann_distance_sql(arg text) returns text
   language sql stable
   set search_path = pg_catalog, pg_temp
 as $$
-  select case when sheratan_private.ann_is_halfvec()
-    then format('(c.embedding::halfvec(%1$s) <=> %2$s::halfvec(%1$s))', a.atttypmod, arg)
+  select case sheratan_private.ann_kind()
+    when 'halfvec' then format('(c.embedding::halfvec(%1$s) <=> %2$s::halfvec(%1$s))', a.atttypmod, arg)
+    when 'bit' then format('(binary_quantize(c.embedding)::bit(%1$s) <~> binary_quantize(%2$s))', a.atttypmod, arg)
     else format('(c.embedding <=> %s)', arg) end
     from pg_attribute a
    where a.attrelid = 'sheratan.document_chunks'::regclass and a.attname = 'embedding'
 $$;
+
 comment on function sheratan_private.ann_distance_sql(text) is
   'SQL for the cosine distance between c.embedding and an argument, in the form the ANN index serves.';
 
--- nearest_sql orders by that expression (it reads the index, so: stable).
+-- With a binary index the query takes ANN_RERANK_FACTOR × limit candidates
+-- (at least 40) in Hamming order and keeps the nearest by exact distance.
 create or replace function sheratan_private.nearest_sql(
   filter jsonb, has_threshold boolean, excludes_chunk boolean, excludes_document boolean
 ) returns text
   language sql stable
   set search_path = pg_catalog, pg_temp
 as $$
-  select 'select c.id, c.document_id, c.embedding <=> $1 as distance from sheratan.document_chunks c where c.embedding is not null'
-    || sheratan_private.chunk_filter_sql(filter)
-    || case when has_threshold then ' and (c.embedding <=> $1) <= $8' else '' end
-    || case when excludes_chunk then ' and c.id <> $10' else '' end
-    || case when excludes_document then ' and c.document_id <> $11' else '' end
-    || ' order by ' || sheratan_private.ann_distance_sql('$1') || ' limit $2'
+  with q as (
+    select 'select c.id, c.document_id, c.embedding <=> $1 as distance from sheratan.document_chunks c where c.embedding is not null'
+      || sheratan_private.chunk_filter_sql(filter)
+      || case when has_threshold then ' and (c.embedding <=> $1) <= $8' else '' end
+      || case when excludes_chunk then ' and c.id <> $10' else '' end
+      || case when excludes_document then ' and c.document_id <> $11' else '' end
+      || ' order by ' || sheratan_private.ann_distance_sql('$1') as body
+  )
+  select case when sheratan_private.ann_kind() = 'bit'
+    then 'select r.* from (' || q.body
+         || ' limit greatest(40, $2 * coalesce(nullif(current_setting(''sheratan.ann_rerank_factor'', true), '''')::integer, 10))) r'
+         || ' order by r.distance limit $2'
+    else q.body || ' limit $2' end
+    from q
 $$;
 
-revoke all on function sheratan_private.ann_is_halfvec() from public;
+revoke all on function sheratan_private.ann_kind() from public;
 revoke all on function sheratan_private.ann_distance_sql(text) from public;
-grant execute on function sheratan_private.ann_is_halfvec(), sheratan_private.ann_distance_sql(text) to sheratan_app, sheratan_readonly;
+grant execute on function sheratan_private.ann_kind(), sheratan_private.ann_distance_sql(text) to sheratan_app, sheratan_readonly;
 
--- Searches without filters take their static query only when a vector index serves it.
 create or replace function sheratan.search_document_chunks(
   embedding vector,
   first integer default 10,
@@ -118,9 +135,9 @@ begin
     pool := coalesce(mmr_candidates, least(greatest(4 * (k + skip), 20), 1000));
   end if;
 
-  -- (The static query orders by `embedding <=> q`, which only a vector index serves.)
+  -- (The static query orders by `embedding <=> q`, which only an index on the vector itself serves.)
   if f = '{}'::jsonb and min_similarity is null and max_per_document is null and not diversify
-     and not sheratan_private.ann_is_halfvec() then
+     and sheratan_private.ann_kind() = 'vector' then
     select coalesce(array_agg(h.id order by h.distance, h.id), '{}'), coalesce(array_agg(h.distance order by h.distance, h.id), '{}')
       into ids, dists
       from (select c.id, c.embedding <=> q as distance
