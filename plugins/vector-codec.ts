@@ -8,9 +8,9 @@ import type { PgCodec } from 'postgraphile/@dataplan/pg';
 import { sql } from 'postgraphile/pg-sql2';
 
 /** Checks a would-be embedding; returns the problem, or null when it is a valid vector. */
-export function vectorProblem(value: unknown, dimension: number): string | null {
+export function vectorProblem(value: unknown, dimensions: readonly number[]): string | null {
   if (!Array.isArray(value)) return 'an embedding must be a list of numbers';
-  if (value.length !== dimension) return `expected ${dimension} dimensions, not ${value.length}`;
+  if (!dimensions.includes(value.length)) return `expected ${dimensions.join(' or ')} dimensions, not ${value.length}`;
   let nonZero = false;
   for (let i = 0; i < value.length; i++) {
     const x: unknown = value[i];
@@ -22,8 +22,8 @@ export function vectorProblem(value: unknown, dimension: number): string | null 
   return null;
 }
 
-function parse(value: unknown, dimension: number): number[] {
-  const problem = vectorProblem(value, dimension);
+function parse(value: unknown, dimensions: readonly number[]): number[] {
+  const problem = vectorProblem(value, dimensions);
   if (problem) throw new GraphQLError(problem);
   return value as number[];
 }
@@ -52,7 +52,13 @@ export const vectorCodec: PgCodec<'vector', undefined, string, number[]> = {
   executor: null,
 };
 
-export function makeVectorCodecPlugin(dimension: number): GraphileConfig.Plugin {
+/**
+ * `dimension` is the live embedding's (VECTOR_DIMENSION). `accepted`, when
+ * given, is read at every parse: during a model switch the gateway accepts
+ * the new model's dimension too (for storeEmbeddings), and after the switch
+ * the new one only, without a restart; the columns' types check each write.
+ */
+export function makeVectorCodecPlugin(dimension: number, accepted: () => readonly number[] = () => [dimension]): GraphileConfig.Plugin {
   return {
     name: 'SheratanVectorCodecPlugin',
     version: '1.0.0',
@@ -80,8 +86,8 @@ export function makeVectorCodecPlugin(dimension: number): GraphileConfig.Plugin 
                 'type',
               ),
               serialize: (value: unknown) => value,
-              parseValue: (value: unknown) => parse(value, dimension),
-              parseLiteral: (ast: ValueNode) => parse(literalNumbers(ast), dimension),
+              parseValue: (value: unknown) => parse(value, accepted()),
+              parseLiteral: (ast: ValueNode) => parse(literalNumbers(ast), accepted()),
             }),
             'Adding the Vector scalar',
           );

@@ -28,11 +28,33 @@ import { GRAPHIQL_PATH } from './gateway.ts';
 import { projectRoot } from './paths.ts';
 import { describeAnnIndex, INDEX_KINDS, kindOf, rebuildAnnIndex, specForKind, type AnnSpec, type IndexKind } from './index-tune.ts';
 import { formatChecks, runDoctor } from './doctor.ts';
+import {
+  dropEmbeddingColumn,
+  embeddingModelStatus,
+  formatEmbeddingStatus,
+  queueReembedJobs,
+  REEMBED_JOB_TYPE,
+  startEmbeddingMigration,
+  switchEmbeddingModel,
+} from './embedding-models.ts';
 import { backup, defaultBackupFile, restore } from './backup.ts';
 import { bootstrapServer } from './bootstrap.ts';
 import { createReportingLogin, validateReportingLogin } from './reporting-login.ts';
 
 type Command = (config: Config, args: string[]) => Promise<number | void>;
+
+const EMBEDDINGS_MIGRATE_HELP = `npm run embeddings:migrate -- [step]   change the embedding model without downtime
+
+  --dimension N --name MODEL [--live-name NAME] [--jobs]
+                    add embedding_next vector(N) and its index beside the live embedding
+                    (the live model is recorded as NAME, default "initial")
+  --jobs            queue one embeddings.store job per document still missing new vectors
+  --switch [--force]
+                    make the new embedding live (refused while chunks miss it, unless --force)
+  --drop-previous   drop the old embedding, kept as embedding_previous after the switch
+  --cancel          drop embedding_next: the migration never happened
+  (no step)         show the models and the progress
+`;
 
 /** Runs `fn` with the database open (attaching to a running embedded engine if there is one). */
 async function withDatabase<T>(config: Config, purpose: string, fn: (db: Database) => Promise<T>): Promise<T> {
@@ -335,6 +357,70 @@ const commands: Record<string, Command> = {
           `${index.name}: ${kindOf(index)} (${index.method} with ${index.opclass}) ${index.options.join(', ') || '(default parameters)'}, ${index.size}, ` +
             `${index.rows} embedded chunks, ${index.scans} scans since statistics reset\n`,
         );
+      }),
+    );
+  },
+
+  async 'embeddings:migrate'(config, args) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        dimension: { type: 'string' },
+        name: { type: 'string' },
+        'live-name': { type: 'string', default: 'initial' },
+        jobs: { type: 'boolean' },
+        switch: { type: 'boolean' },
+        force: { type: 'boolean' },
+        'drop-previous': { type: 'boolean' },
+        cancel: { type: 'boolean' },
+        status: { type: 'boolean' },
+        help: { type: 'boolean' },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(EMBEDDINGS_MIGRATE_HELP);
+      return 0;
+    }
+    const starting = values.dimension !== undefined || values.name !== undefined;
+    const steps = [starting, values.switch, values['drop-previous'], values.cancel].filter(Boolean).length;
+    if (steps > 1) throw new ConfigError('choose one step: --dimension/--name (start), --switch, --drop-previous or --cancel');
+    if (starting && (values.dimension === undefined || values.name === undefined)) throw new ConfigError('starting a model switch takes both --dimension and --name');
+    const dimension = values.dimension === undefined ? undefined : Number(values.dimension);
+    if (dimension !== undefined && (!Number.isInteger(dimension) || dimension < 1 || dimension > 4000)) {
+      throw new ConfigError(`--dimension must be a whole number from 1 to 4000, not "${values.dimension}"`);
+    }
+    await withDatabase(config, 'embeddings:migrate', (db) =>
+      withPgClient(db.ownerUrl, async (client) => {
+        if (starting) {
+          await startEmbeddingMigration(client, values.name!, dimension!, values['live-name']);
+          process.stdout.write(
+            `added embedding_next vector(${dimension}) and its index for ${values.name}; searches keep using the live embedding\n` +
+              `store the new vectors with the storeEmbeddings mutation (running gateways accept ${dimension}-dimension vectors within seconds)\n`,
+          );
+        } else if (values.switch) {
+          const left = await switchEmbeddingModel(client, values.force ?? false);
+          process.stdout.write(
+            `switched: searches now use the new model's embedding${left ? ` (${left} chunks have none)` : ''}; ` +
+              `send queries of its dimension, then set VECTOR_DIMENSION to it; the old column is kept as embedding_previous until --drop-previous\n`,
+          );
+        } else if (values['drop-previous']) {
+          await dropEmbeddingColumn(client, 'previous');
+          process.stdout.write('dropped embedding_previous and its index\n');
+        } else if (values.cancel) {
+          await dropEmbeddingColumn(client, 'next');
+          process.stdout.write('cancelled: dropped embedding_next and its index; searches were not affected\n');
+        }
+        const status = await embeddingModelStatus(client);
+        if (values.jobs) {
+          const next = status.models.find((m) => m.state === 'next');
+          if (!next) throw new ConfigError('--jobs needs a model switch in progress (start one with --dimension and --name)');
+          const queued = await queueReembedJobs(client, next.name, next.dimension);
+          process.stdout.write(`queued ${queued} ${REEMBED_JOB_TYPE} job(s), one per document still missing ${next.name} vectors\n`);
+        }
+        const live = (await client.query<{ d: number }>(
+          "select atttypmod as d from pg_attribute where attrelid = 'sheratan.document_chunks'::regclass and attname = 'embedding'",
+        )).rows[0]!.d;
+        process.stdout.write(formatEmbeddingStatus(status, live));
       }),
     );
   },

@@ -209,7 +209,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     maxSearchesPerRequest: int(env, 'MAX_SEARCHES_PER_REQUEST', 20, 1, 10_000),
     maxQueryTextLength: int(env, 'MAX_QUERY_TEXT_LENGTH', 2000, 1, 1_000_000),
     maxBodyBytes: int(env, 'MAX_BODY_BYTES', 16 * MiB, 1024, 1024 * MiB),
-    searchEf: int(env, 'SEARCH_EF', 100, 1, 1000),
+    searchEf: int(env, 'SEARCH_EF', 40, 1, 1000),
     vectorIndex: oneOf(env, 'VECTOR_INDEX', ['hnsw', 'hnsw_halfvec', 'hnsw_binary', 'ivfflat'] as const, 'hnsw'),
     annRerankFactor: int(env, 'ANN_RERANK_FACTOR', 10, 1, 100),
     jobLockTimeoutS: int(env, 'JOB_LOCK_TIMEOUT', 600, 1, 7 * 24 * 3600),

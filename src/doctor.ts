@@ -6,6 +6,7 @@ import type { Config } from './config.ts';
 import { DATABASE_ROLES, withPgClient, type Database } from './database.ts';
 import { migrateSettings, releaseMigratePools } from './migrations.ts';
 import { ANN_INDEX, describeAnnIndex, kindOf } from './index-tune.ts';
+import { embeddingModelStatus } from './embedding-models.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
 export interface Check {
@@ -15,7 +16,7 @@ export interface Check {
   fix?: string;
 }
 
-const TABLES = ['documents', 'document_chunks', 'jobs', 'audit_logs', 'search_logs'];
+const TABLES = ['documents', 'document_chunks', 'jobs', 'audit_logs', 'search_logs', 'embedding_models'];
 const INDEXES = [
   'documents_created_at_idx',
   'documents_tenant_source_idx',
@@ -92,11 +93,34 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
       status: 'fail',
       detail: `VECTOR_DIMENSION is ${config.vectorDimension} but the column is vector(${dim}): inserts fail with "expected ${dim} dimensions, not ${config.vectorDimension}"`,
       fix:
-        `either set VECTOR_DIMENSION=${dim} to match the column, or change the column in a new migration ` +
-        `(alter table sheratan.document_chunks alter column embedding type vector(${config.vectorDimension}) using null; then re-embed every chunk and npm run index:tune -- --hnsw)`,
+        `set VECTOR_DIMENSION=${dim} to match the column (after an embedding model switch, the new model's dimension); ` +
+        `to change the model, npm run embeddings:migrate -- --dimension ${config.vectorDimension} --name <model> (README, "Changing the embedding model")`,
     });
   } else {
     add({ name: 'embedding dimension', status: 'ok', detail: `vector(${dim}) = VECTOR_DIMENSION` });
+  }
+  if (tables.includes('embedding_models')) {
+    const status = await embeddingModelStatus(client);
+    const next = status.models.find((m) => m.state === 'next');
+    const previous = status.models.find((m) => m.state === 'previous');
+    if (next) {
+      const total = status.embedded! + status.missing!;
+      add({
+        name: 'embedding model switch',
+        status: 'warn',
+        detail: `migrating to ${next.name} (vector(${next.dimension})): ${status.embedded} of ${total} chunks have its embedding, ${status.missing} to go; searches use the live embedding`,
+        fix: status.missing
+          ? 'store the new vectors with the storeEmbeddings mutation (or npm run embeddings:migrate -- --jobs and a worker), then npm run embeddings:migrate -- --switch'
+          : 'every chunk has its new embedding: npm run embeddings:migrate -- --switch',
+      });
+    } else if (previous) {
+      add({
+        name: 'embedding model switch',
+        status: 'warn',
+        detail: `switched from ${previous.name} (vector(${previous.dimension})), whose column is still kept as embedding_previous`,
+        fix: 'once no client sends the old model\'s vectors: npm run embeddings:migrate -- --drop-previous',
+      });
+    }
   }
 
   const indexes = (

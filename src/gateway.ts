@@ -14,6 +14,7 @@ import { Admission } from './admission.ts';
 import { makePipelinedWithPgClient, poolTransport } from './graphql/pipelined-client.ts';
 import { createMetrics } from './observability.ts';
 import type { SchemaReloader } from './schema-reload.ts';
+import { AcceptedDimensions } from './vector.ts';
 import { log } from './log.ts';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -22,6 +23,8 @@ export const GRAPHIQL_PATH = '/graphiql';
 const HEALTH_PATH = '/healthz';
 const READY_PATH = '/readyz';
 const METRICS_PATH = '/metrics';
+// How soon a running gateway follows a model switch (embeddings:migrate).
+const DIMENSIONS_REFRESH_MS = 2000;
 
 interface AuthedRequest extends Request {
   sheratanClaims?: Claims | null;
@@ -98,6 +101,12 @@ export async function createGateway(
   reloader?: SchemaReloader,
 ): Promise<Gateway> {
   const apiPool = makePool(db.authUrl, config, 'sheratan-gateway');
+  // The Vector scalar's dimensions follow a model switch without a restart.
+  const dimensions = new AcceptedDimensions([config.vectorDimension]);
+  await dimensions.refresh((text) => apiPool.query(text));
+  const refreshDimensions = setInterval(() => {
+    dimensions.refresh((text) => apiPool.query(text)).catch(() => undefined);
+  }, DIMENSIONS_REFRESH_MS).unref();
   const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
   // GraphQL statements go one round trip each (pipelined-client.ts): in the
   // process running the embedded engine over its in-process channel (as the
@@ -117,6 +126,7 @@ export async function createGateway(
       graphqlPath: GRAPHQL_PATH,
       graphiqlPath: GRAPHIQL_PATH,
       reloader,
+      acceptedDimensions: dimensions.get,
       pgSettings: (req) => ({ ...extraSettings, ...pgSettingsFor(claimsOf(req), config) }),
     }),
   );
@@ -128,6 +138,7 @@ export async function createGateway(
       readOnly: true,
       graphqlPath: REPORTING_PATH,
       reloader,
+      acceptedDimensions: dimensions.get,
       // Reporting always reads as sheratan_readonly, whatever role the token names.
       pgSettings: (req) => ({ ...extraSettings, ...pgSettingsFor(claimsOf(req), config, 'sheratan_readonly') }),
     }),
@@ -207,6 +218,7 @@ export async function createGateway(
         }, config.shutdownGraceMs);
         await closed;
         clearTimeout(cut);
+        clearInterval(refreshDimensions);
         await Promise.all([api.release(), reporting.release()]);
         await apiPool.end();
         if (readPool !== apiPool) await readPool.end();

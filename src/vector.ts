@@ -30,12 +30,42 @@ export async function inspectVector(url: string): Promise<VectorInfo> {
   });
 }
 
+/**
+ * The dimensions of the live embedding and, during a model switch, of the
+ * one being migrated to (npm run embeddings:migrate). Catalogs only, so the
+ * authenticator may run it.
+ */
+export const EMBEDDING_DIMENSIONS_SQL = `
+  select array_agg(a.atttypmod order by a.attname) as dimensions
+    from pg_attribute a
+    join pg_class c on c.oid = a.attrelid
+    join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'sheratan' and c.relname = 'document_chunks'
+     and a.attname in ('embedding', 'embedding_next') and not a.attisdropped`;
+
+/**
+ * What the Vector scalar accepts, kept current while the gateway runs: a
+ * model switch changes it without a restart.
+ */
+export class AcceptedDimensions {
+  private values: readonly number[];
+  constructor(initial: readonly number[]) {
+    this.values = initial;
+  }
+  get = (): readonly number[] => this.values;
+  async refresh(query: (sql: string) => Promise<{ rows: Array<{ dimensions: number[] | null }> }>): Promise<void> {
+    const dimensions = (await query(EMBEDDING_DIMENSIONS_SQL)).rows[0]?.dimensions;
+    if (dimensions?.length) this.values = dimensions;
+  }
+}
+
 /** Refuses to serve when VECTOR_DIMENSION and the column disagree (the seed guide's "expected 384 dimensions, not 768"). */
 export function assertDimension(config: Pick<Config, 'vectorDimension'>, info: VectorInfo): void {
   if (info.dimension === config.vectorDimension) return;
   throw new DimensionMismatchError(
     `VECTOR_DIMENSION is ${config.vectorDimension} but sheratan.document_chunks.embedding is vector(${info.dimension}); ` +
-      `set VECTOR_DIMENSION=${info.dimension}, or migrate the column to vector(${config.vectorDimension}) and re-embed every chunk`,
+      `set VECTOR_DIMENSION=${info.dimension} (after an embedding model switch, the new model's dimension), ` +
+      `or change the model with npm run embeddings:migrate -- --dimension ${config.vectorDimension} --name <model>`,
   );
 }
 

@@ -33,6 +33,8 @@ export interface PresetOptions {
   withPgClient?: WithPgClient;
   /** Computes the request's transaction settings (role, claims, timeout). */
   pgSettings: (req: unknown) => Record<string, string>;
+  /** The embedding dimensions the Vector scalar accepts now (the live one, and during a model switch the new one). */
+  acceptedDimensions?: () => readonly number[];
 }
 
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
@@ -58,7 +60,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   return {
     extends: [PostGraphileAmberPreset, PgAggregatesPreset],
     plugins: [
-      makeVectorCodecPlugin(config.vectorDimension),
+      makeVectorCodecPlugin(config.vectorDimension, options.acceptedDimensions),
       SimilaritySearchPlugin,
       HybridSearchPlugin,
       MoreLikeThisPlugin,

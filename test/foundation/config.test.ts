@@ -19,7 +19,7 @@ test('defaults follow the spec', () => {
     maxSearchResults: 100,
     maxQueryDepth: 12,
     maxBodyBytes: 16 * 1024 * 1024,
-    searchEf: 100,
+    searchEf: 40,
     ivfflatProbes: undefined,
     introspection: true,
   });

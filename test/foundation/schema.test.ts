@@ -25,11 +25,11 @@ test('every committed migration has been applied', async () => {
   expect(rows.map((r) => r.filename)).toEqual(committed);
 });
 
-test('the five tables exist', async () => {
+test('the six tables exist', async () => {
   const { rows } = await db.query(
     "select table_name from information_schema.tables where table_schema = 'sheratan' order by table_name",
   );
-  expect(rows.map((r) => r.table_name)).toEqual(['audit_logs', 'document_chunks', 'documents', 'jobs', 'search_logs']);
+  expect(rows.map((r) => r.table_name)).toEqual(['audit_logs', 'document_chunks', 'documents', 'embedding_models', 'jobs', 'search_logs']);
 });
 
 test('the vector extension is installed', async () => {

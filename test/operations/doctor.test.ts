@@ -41,7 +41,7 @@ test('VECTOR_DIMENSION different from the column fails with both ways out', asyn
   expect(dim.status).toBe('fail');
   expect(dim.detail).toMatch(/expected 384 dimensions, not 768/);
   expect(dim.fix).toMatch(/set VECTOR_DIMENSION=384/);
-  expect(dim.fix).toMatch(/alter column embedding type vector\(768\)/);
+  expect(dim.fix).toMatch(/npm run embeddings:migrate -- --dimension 768 --name <model>/);
 });
 
 test('a dropped ANN index fails, with the command that rebuilds it', async () => {

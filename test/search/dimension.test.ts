@@ -20,7 +20,8 @@ test('VECTOR_DIMENSION=768 against a vector(384) column stops with both numbers 
   await first.stop();
   const message =
     'VECTOR_DIMENSION is 768 but sheratan.document_chunks.embedding is vector(384); ' +
-    'set VECTOR_DIMENSION=384, or migrate the column to vector(768) and re-embed every chunk';
+    "set VECTOR_DIMENSION=384 (after an embedding model switch, the new model's dimension), " +
+    'or change the model with npm run embeddings:migrate -- --dimension 768 --name <model>';
   await expect(startGateway(parseConfig({ ...db.env, VECTOR_DIMENSION: '768', LOG_LEVEL: 'silent' }), { port: 0 })).rejects.toThrow(
     new DimensionMismatchError(message),
   );

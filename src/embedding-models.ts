@@ -1,0 +1,96 @@
+// Changing the embedding model without downtime (`npm run embeddings:migrate`):
+// a second column beside the live one, filled while searches go on, then a
+// switch in one short transaction and, later, the old column dropped. The
+// steps are SQL functions of migration 000013, run as the owner; this module
+// reads the state and, for --jobs, queues the re-embedding work.
+import type pg from 'pg';
+
+export interface EmbeddingModel {
+  name: string;
+  dimension: number;
+  state: 'live' | 'next' | 'previous';
+}
+
+export interface EmbeddingModelStatus {
+  models: EmbeddingModel[];
+  /** During a migration: chunks that have the new embedding, and those still without it (all tenants). */
+  embedded?: number;
+  missing?: number;
+}
+
+/** The job type `--jobs` queues: one job per document whose chunks need the new model's vectors. */
+export const REEMBED_JOB_TYPE = 'embeddings.store';
+
+export async function embeddingModelStatus(client: pg.Client): Promise<EmbeddingModelStatus> {
+  const models = (
+    await client.query<EmbeddingModel>(
+      "select name, dimension, state from sheratan.embedding_models order by case state when 'live' then 0 when 'next' then 1 else 2 end",
+    )
+  ).rows;
+  if (!models.some((m) => m.state === 'next')) return { models };
+  const { rows } = await client.query<{ embedded: string; missing: string }>('select embedded, missing from sheratan.embedding_migration()');
+  return { models, embedded: Number(rows[0]!.embedded), missing: Number(rows[0]!.missing) };
+}
+
+export async function startEmbeddingMigration(client: pg.Client, model: string, dimension: number, liveModel: string): Promise<void> {
+  await client.query('begin');
+  try {
+    // The column is added under a short exclusive lock: wait for running searches, not for a long transaction.
+    await client.query("set local lock_timeout = '10s'");
+    await client.query('select sheratan_private.start_embedding_migration($1, $2, $3)', [model, dimension, liveModel]);
+    await client.query('commit');
+  } catch (err) {
+    await client.query('rollback');
+    throw err;
+  }
+}
+
+/** Returns how many chunks were left without an embedding (only with `force`). */
+export async function switchEmbeddingModel(client: pg.Client, force: boolean): Promise<number> {
+  await client.query('begin');
+  try {
+    await client.query("set local lock_timeout = '10s'");
+    const { rows } = await client.query<{ missing: string }>('select sheratan_private.switch_embedding_model($1) as missing', [force]);
+    await client.query('commit');
+    return Number(rows[0]!.missing);
+  } catch (err) {
+    await client.query('rollback');
+    throw err;
+  }
+}
+
+export async function dropEmbeddingColumn(client: pg.Client, which: 'next' | 'previous'): Promise<void> {
+  await client.query('select sheratan_private.drop_embedding_column($1)', [which]);
+}
+
+/**
+ * Queues one job per document that has chunks without the new model's
+ * vector, in the document's tenant, unless one is already pending or running.
+ * A worker (src/client/worker.ts) embeds the document's chunks and calls
+ * storeEmbeddings. Returns how many jobs were queued.
+ */
+export async function queueReembedJobs(client: pg.Client, model: string, dimension: number): Promise<number> {
+  const { rowCount } = await client.query(
+    `insert into sheratan.jobs (tenant, job_type, payload)
+     select d.tenant, $1, jsonb_build_object('model', $2::text, 'dimension', $3::integer, 'documentId', d.id)
+       from sheratan.documents d
+      where exists (select 1 from sheratan.document_chunks c where c.document_id = d.id and c.embedding is not null and c.embedding_next is null)
+        and not exists (select 1 from sheratan.jobs j
+                         where j.tenant = d.tenant and j.job_type = $1 and j.status in ('pending', 'running')
+                           and j.payload ->> 'model' = $2 and j.payload ->> 'documentId' = d.id::text)`,
+    [REEMBED_JOB_TYPE, model, dimension],
+  );
+  return rowCount ?? 0;
+}
+
+/** One line per model, and the progress of a migration. */
+export function formatEmbeddingStatus(status: EmbeddingModelStatus, liveDimension: number): string {
+  if (status.models.length === 0) return `live: vector(${liveDimension}); no model switch has been started\n`;
+  const lines = status.models.map((m) => `${m.state}: ${m.name}, vector(${m.dimension})`);
+  if (status.embedded !== undefined) {
+    const total = status.embedded + status.missing!;
+    const share = total === 0 ? 100 : (100 * status.embedded) / total;
+    lines.push(`progress: ${status.embedded} of ${total} chunks have the new embedding (${share.toFixed(1)} %), ${status.missing} to go`);
+  }
+  return `${lines.join('\n')}\n`;
+}
