@@ -293,9 +293,12 @@ test('a full model switch, 384 → 768, with searches answering throughout', asy
 test('--cancel drops the new column; nothing else changes', async () => {
   const models = async () => (await owner.query('select name, dimension, state from sheratan.embedding_models order by state')).rows;
   const before = await models();
-  const start = await cli('--dimension', '256', '--name', 'small');
-  expect(start.out).toContain('next: small, vector(256)');
+  // Above 2,000 dimensions the new column's index is on halfvec, as for the live one.
+  const start = await cli('--dimension', '3072', '--name', 'large');
+  expect(start.out).toContain('next: large, vector(3072)');
   expect(start.code).toBe(0);
+  const index = await owner.query<{ def: string }>("select pg_get_indexdef('sheratan.document_chunks_embedding_next_idx'::regclass) as def");
+  expect(index.rows[0]!.def).toMatch(/USING hnsw \(\(\(embedding_next\)::halfvec\(3072\)\) halfvec_cosine_ops\)/);
   const cancel = await cli('--cancel');
   expect(cancel.code).toBe(0);
   expect(cancel.out).toContain('cancelled: dropped embedding_next');
