@@ -2,20 +2,25 @@
 // against the raw query: the socket round trip, the search function as the
 // app role (RLS, search log), the log insert alone, a bare GraphQL request,
 // a one-row GraphQL read, and the whole GraphQL search (4,000 chunks, p50).
+// Runs on the embedded engine, or on DATABASE_URL when set (its rows are a
+// tenant of its own, removed at the end). Beside them, the `http_pg` peer
+// (bench/peers/): the same search over bare HTTP + pg, and its request that
+// only checks the token.
 import { rmSync } from 'node:fs';
 import http from 'node:http';
 import pg from 'pg';
-import { parseConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config.ts';
 import { startGateway } from '../src/server.ts';
 import { signToken } from '../src/auth.ts';
 import { inspectVector, searchSettings } from '../src/vector.ts';
 import { tempDataDir } from '../test/support/harness.ts';
 import { topicalVectors, toPgVector } from '../test/support/embeddings.ts';
-import { graphqlClient, insertDocument, percentile } from './support.ts';
+import { graphqlClient, insertDocument, percentile, postJson, removeBenchTenants, startPeer } from './support.ts';
 
-const TENANT = 'floor';
+const TENANT = `bench-floor-${process.pid}`;
 const dataDir = tempDataDir();
-const running = await startGateway(parseConfig({ SHERATAN_DATA_DIR: dataDir, LOG_LEVEL: 'silent' }), { port: 0 });
+const running = await startGateway({ ...loadConfig(), dataDir, logLevel: 'silent' }, { port: 0 });
+console.log(`backend: ${running.db.mode}, 4,000 chunks × 384, p50 of 200 queries`);
 const owner = new pg.Client(running.db.ownerUrl);
 await owner.connect();
 const vectors = topicalVectors(4000, 384, 2024, 64, 1.0);
@@ -68,7 +73,23 @@ await time('GraphQL searchDocumentChunks(first: 10) { distance chunk { rowId } }
   graphql('query ($e: Vector!) { searchDocumentChunks(embedding: $e, first: 10) { distance chunk { rowId } } }', { e: q }),
 );
 
+const token = signToken(running.config.jwtSecret!, { role: 'sheratan_app', tenant: TENANT, sub: 'u' });
+const peer = await startPeer('http-pg', running.db.authUrl, running.config.jwtSecret!, 8);
+try {
+  await time('http_pg peer: GET with the token checked, nothing else', () =>
+    new Promise<void>((resolve, reject) => {
+      http.get(`${peer.url}/ping`, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => res.resume().on('end', resolve)).on('error', reject);
+    }),
+  );
+  await time('http_pg peer: the same top-10 search over HTTP + pg', (q) => postJson(`${peer.url}/search`, token, { embedding: q, k: 10 }, agent));
+} finally {
+  await peer.stop();
+}
+
 agent.destroy();
+const pool = new pg.Pool({ connectionString: running.db.ownerUrl, max: 1 });
+await removeBenchTenants(pool, (tenant) => tenant === TENANT);
+await pool.end();
 await Promise.all([owner.end(), tuned.end(), app.end()]);
 await running.stop();
 rmSync(dataDir, { recursive: true, force: true });

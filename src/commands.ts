@@ -20,6 +20,7 @@ import {
   withMigrationLock,
 } from './migrations.ts';
 import { startGateway } from './server.ts';
+import { embeddingColumns } from './vector.ts';
 import { effectiveJwtSecret } from './jwt-secret.ts';
 import { SchemaReloader } from './schema-reload.ts';
 import { exportSchemas } from './graphql/export.ts';
@@ -417,10 +418,7 @@ const commands: Record<string, Command> = {
           const queued = await queueReembedJobs(client, next.name, next.dimension);
           process.stdout.write(`queued ${queued} ${REEMBED_JOB_TYPE} job(s), one per document still missing ${next.name} vectors\n`);
         }
-        const live = (await client.query<{ d: number }>(
-          "select atttypmod as d from pg_attribute where attrelid = 'sheratan.document_chunks'::regclass and attname = 'embedding'",
-        )).rows[0]!.d;
-        process.stdout.write(formatEmbeddingStatus(status, live));
+        process.stdout.write(formatEmbeddingStatus(status, (await embeddingColumns(client)).live!));
       }),
     );
   },

@@ -7,6 +7,7 @@ import { DATABASE_ROLES, withPgClient, type Database } from './database.ts';
 import { migrateSettings, releaseMigratePools } from './migrations.ts';
 import { ANN_INDEX, describeAnnIndex, kindOf } from './index-tune.ts';
 import { embeddingModelStatus } from './embedding-models.ts';
+import { embeddingColumns, versionAtLeast } from './vector.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
 export interface Check {
@@ -34,10 +35,6 @@ const INDEXES = [
   'search_logs_created_at_idx',
 ];
 
-const versionAtLeast = (v: string, major: number, minor: number): boolean => {
-  const [a = 0, b = 0] = v.split('.').map(Number);
-  return a > major || (a === major && b >= minor);
-};
 
 async function catalogChecks(client: pg.Client, config: Config, db: Database): Promise<Check[]> {
   const checks: Check[] = [];
@@ -80,11 +77,7 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
       : { name: 'tables', status: 'ok', detail: TABLES.join(', ') },
   );
 
-  const dim = (
-    await client.query<{ d: number | null }>(`
-      select a.atttypmod as d from pg_attribute a
-       where a.attrelid = to_regclass('sheratan.document_chunks') and a.attname = 'embedding' and not a.attisdropped`)
-  ).rows[0]?.d;
+  const dim = (await embeddingColumns(client)).live;
   if (dim == null) {
     add({ name: 'embedding dimension', status: 'fail', detail: 'sheratan.document_chunks.embedding does not exist', fix: 'npm run db:migrate' });
   } else if (dim !== config.vectorDimension) {

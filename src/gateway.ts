@@ -103,9 +103,9 @@ export async function createGateway(
   const apiPool = makePool(db.authUrl, config, 'sheratan-gateway');
   // The Vector scalar's dimensions follow a model switch without a restart.
   const dimensions = new AcceptedDimensions([config.vectorDimension]);
-  await dimensions.refresh((text) => apiPool.query(text));
+  await dimensions.refresh(apiPool);
   const refreshDimensions = setInterval(() => {
-    dimensions.refresh((text) => apiPool.query(text)).catch(() => undefined);
+    dimensions.refresh(apiPool).catch(() => undefined);
   }, DIMENSIONS_REFRESH_MS).unref();
   const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
   // GraphQL statements go one round trip each (pipelined-client.ts): in the

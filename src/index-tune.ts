@@ -3,6 +3,7 @@
 // (seed guide, "IVFFlat Index Tuning": lists = rows / 1000, sqrt(rows) above
 // 1M rows). The index keeps its name, so checks and plans keep finding it.
 import type pg from 'pg';
+import { embeddingColumns } from './vector.ts';
 
 export const ANN_INDEX = 'document_chunks_embedding_idx';
 
@@ -51,8 +52,6 @@ export async function describeAnnIndex(client: pg.Client): Promise<AnnIndex | nu
   const { rows } = await client.query(`
     select i.relname as name, am.amname as method, coalesce(i.reloptions, '{}') as options,
            (select o.opcname from pg_opclass o where o.oid = x.indclass[0]) as opclass,
-           (select a.atttypmod from pg_attribute a
-             where a.attrelid = 'sheratan.document_chunks'::regclass and a.attname = 'embedding') as dimension,
            pg_size_pretty(pg_relation_size(i.oid)) as size, coalesce(s.idx_scan, 0)::int as scans,
            (select count(*) from sheratan.document_chunks where embedding is not null)::int as rows
       from pg_index x
@@ -62,7 +61,8 @@ export async function describeAnnIndex(client: pg.Client): Promise<AnnIndex | nu
      where x.indrelid = 'sheratan.document_chunks'::regclass and am.amname in ('hnsw', 'ivfflat')
      order by i.relname = $1 desc
      limit 1`, [ANN_INDEX]);
-  return (rows[0] as AnnIndex | undefined) ?? null;
+  const index = rows[0] as Omit<AnnIndex, 'dimension'> | undefined;
+  return index ? { ...index, dimension: (await embeddingColumns(client)).live! } : null;
 }
 
 /**
@@ -72,11 +72,7 @@ export async function describeAnnIndex(client: pg.Client): Promise<AnnIndex | nu
  * by (sheratan_private.ann_distance_sql).
  */
 async function annColumn(client: pg.Client, current: AnnIndex | null, precision: AnnPrecision): Promise<string> {
-  const dimension =
-    current?.dimension ??
-    (await client.query<{ d: number }>(
-      "select atttypmod as d from pg_attribute where attrelid = 'sheratan.document_chunks'::regclass and attname = 'embedding'",
-    )).rows[0]!.d;
+  const dimension = current?.dimension ?? (await embeddingColumns(client)).live!;
   if (precision === 'binary') return `(binary_quantize(embedding)::bit(${dimension})) bit_hamming_ops`;
   return precision === 'half' || dimension > 2000 ? `(embedding::halfvec(${dimension})) halfvec_cosine_ops` : 'embedding vector_cosine_ops';
 }

@@ -13,35 +13,38 @@ export interface VectorInfo {
   dimension: number;
 }
 
-/** Reads catalogs only, so it works as the authenticator (which has no schema privileges of its own). */
-export async function inspectVector(url: string): Promise<VectorInfo> {
-  return withPgClient(url, async (client) => {
-    const { rows } = await client.query<{ version: string | null; dimension: number | null }>(`
-      select (select extversion from pg_extension where extname = 'vector') as version,
-             (select a.atttypmod from pg_attribute a
-                join pg_class c on c.oid = a.attrelid
-                join pg_namespace n on n.oid = c.relnamespace
-               where n.nspname = 'sheratan' and c.relname = 'document_chunks'
-                 and a.attname = 'embedding' and not a.attisdropped) as dimension`);
-    const row = rows[0]!;
-    if (!row.version) throw new Error('the vector extension is not installed; run the migrations (npm run db:migrate)');
-    if (row.dimension === null) throw new Error('sheratan.document_chunks.embedding does not exist; run the migrations (npm run db:migrate)');
-    return { version: row.version, dimension: row.dimension };
-  });
+/** Anything that runs a query: a client or a pool. */
+interface Queryable {
+  query<R extends object>(text: string): Promise<{ rows: R[] }>;
 }
 
 /**
- * The dimensions of the live embedding and, during a model switch, of the
- * one being migrated to (npm run embeddings:migrate). Catalogs only, so the
- * authenticator may run it.
+ * The dimensions of the live embedding (`embedding`) and, during a model
+ * switch (npm run embeddings:migrate), of the one being migrated to
+ * (`embedding_next`); null where there is no such column. Reads catalogs
+ * only, so the authenticator (which has no schema privileges) may run it.
  */
-export const EMBEDDING_DIMENSIONS_SQL = `
-  select array_agg(a.atttypmod order by a.attname) as dimensions
-    from pg_attribute a
-    join pg_class c on c.oid = a.attrelid
-    join pg_namespace n on n.oid = c.relnamespace
-   where n.nspname = 'sheratan' and c.relname = 'document_chunks'
-     and a.attname in ('embedding', 'embedding_next') and not a.attisdropped`;
+export async function embeddingColumns(client: Queryable): Promise<{ live: number | null; next: number | null }> {
+  const { rows } = await client.query<{ name: string; dimension: number }>(`
+    select a.attname as name, a.atttypmod as dimension
+      from pg_attribute a
+      join pg_class c on c.oid = a.attrelid
+      join pg_namespace n on n.oid = c.relnamespace
+     where n.nspname = 'sheratan' and c.relname = 'document_chunks'
+       and a.attname in ('embedding', 'embedding_next') and not a.attisdropped`);
+  const of = (name: string): number | null => rows.find((r) => r.name === name)?.dimension ?? null;
+  return { live: of('embedding'), next: of('embedding_next') };
+}
+
+export async function inspectVector(url: string): Promise<VectorInfo> {
+  return withPgClient(url, async (client) => {
+    const { rows } = await client.query<{ version: string | null }>("select extversion as version from pg_extension where extname = 'vector'");
+    if (!rows[0]?.version) throw new Error('the vector extension is not installed; run the migrations (npm run db:migrate)');
+    const { live } = await embeddingColumns(client);
+    if (live === null) throw new Error('sheratan.document_chunks.embedding does not exist; run the migrations (npm run db:migrate)');
+    return { version: rows[0].version, dimension: live };
+  });
+}
 
 /**
  * What the Vector scalar accepts, kept current while the gateway runs: a
@@ -53,9 +56,10 @@ export class AcceptedDimensions {
     this.values = initial;
   }
   get = (): readonly number[] => this.values;
-  async refresh(query: (sql: string) => Promise<{ rows: Array<{ dimensions: number[] | null }> }>): Promise<void> {
-    const dimensions = (await query(EMBEDDING_DIMENSIONS_SQL)).rows[0]?.dimensions;
-    if (dimensions?.length) this.values = dimensions;
+  async refresh(client: Queryable): Promise<void> {
+    const { live, next } = await embeddingColumns(client);
+    const values = [live, next].filter((d): d is number => d !== null);
+    if (values.length) this.values = values;
   }
 }
 
@@ -69,7 +73,8 @@ export function assertDimension(config: Pick<Config, 'vectorDimension'>, info: V
   );
 }
 
-function atLeast(version: string, major: number, minor: number): boolean {
+/** Whether a version like "0.8.0" is at least major.minor. */
+export function versionAtLeast(version: string, major: number, minor: number): boolean {
   const [a = 0, b = 0] = version.split('.').map(Number);
   return a > major || (a === major && b >= minor);
 }
@@ -86,7 +91,7 @@ export function searchSettings(config: Pick<Config, 'searchEf' | 'ivfflatProbes'
     'sheratan.ann_rerank_factor': String(config.annRerankFactor),
   };
   if (config.ivfflatProbes !== undefined) settings['ivfflat.probes'] = String(config.ivfflatProbes);
-  if (atLeast(info.version, 0, 8)) {
+  if (versionAtLeast(info.version, 0, 8)) {
     settings['hnsw.iterative_scan'] = 'strict_order';
     settings['ivfflat.iterative_scan'] = 'relaxed_order';
   }

@@ -1,5 +1,6 @@
 // Peer `http_pg`: a bare HTTP JSON endpoint over pg, the floor for any HTTP
-// API over this query. POST /search {"embedding": [...], "k": 10} → {"matches": [{id, distance}]}.
+// API over this query. POST /search {"embedding": [...], "k": 10} → {"matches": [{id, distance}]};
+// GET (any path) answers {} once the token is checked.
 import http from 'node:http';
 import { body, claimsOf, listen, search } from './common.ts';
 
@@ -8,6 +9,8 @@ listen(
     void (async () => {
       const claims = claimsOf(req);
       if (!claims) return res.writeHead(401).end();
+      // GET /ping: the token checked and nothing else (bench:floor's HTTP floor).
+      if (req.method === 'GET') return res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       const { embedding, k } = await body(req);
       const matches = await search(claims, `[${(embedding as number[]).join(',')}]`, Number(k ?? 10));
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ matches }));

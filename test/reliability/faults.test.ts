@@ -161,7 +161,7 @@ test('two db:migrate at once on a new database: both succeed (one waits for the 
     expect(rows.length).toBeGreaterThanOrEqual(9);
     expect(rows.every((r) => r.n === 1)).toBe(true);
     const tables = await client.query(`select count(*)::int as n from pg_tables where schemaname = 'sheratan'`);
-    expect(tables.rows[0].n).toBe(5);
+    expect(tables.rows[0].n).toBe(6);
   } finally {
     await client.end();
     if (engine) expect((await engine.stop()).code).toBe(0);
