@@ -45,8 +45,8 @@ async function time(label: string, fn: (q: number[]) => Promise<unknown>): Promi
 // gateway's role and claims, in one transaction rolled back at the end (the
 // embedded engine serves one transaction at a time, so it opens after `tuned` is done).
 const settings = searchSettings(running.config, await inspectVector(running.db.ownerUrl));
-const connect = async (): Promise<pg.Client> => {
-  const client = new pg.Client(running.db.ownerUrl);
+const connect = async (url = running.db.ownerUrl): Promise<pg.Client> => {
+  const client = new pg.Client(url);
   await client.connect();
   return client;
 };
@@ -56,7 +56,8 @@ await time('raw ORDER BY <=> LIMIT 10 (socket, gateway settings)', (q) =>
   tuned.query(`select id, embedding <=> $1 as distance from sheratan.document_chunks where tenant = $2 order by embedding <=> $1 limit 10`, [toPgVector(q), TENANT]),
 );
 
-const app = await connect();
+// As the gateway's login (the authenticator; on a server the owner may not become sheratan_app).
+const app = await connect(running.db.authUrl);
 await app.query('begin');
 await app.query(`select set_config('role', 'sheratan_app', true), set_config('jwt.claims.tenant', $1, true), set_config('jwt.claims.sub', 'u', true)`, [TENANT]);
 for (const [k, v] of Object.entries(settings)) await app.query('select set_config($1, $2, true)', [k, v]);

@@ -17,7 +17,7 @@ const { signToken } = await import('../src/auth.ts');
 const { inspectVector, searchSettings } = await import('../src/vector.ts');
 const { projectRoot } = await import('../src/paths.ts');
 const { rng, topicalVectors, toPgVector } = await import('../test/support/embeddings.ts');
-const { graphqlClient, insertDocument, percentile, postJson, removeBenchTenants, startPeer } = await import('./support.ts');
+const { graphqlClient, insertDocument, measureHttp, percentile, removeBenchTenants, startPeer } = await import('./support.ts');
 
 const quick = process.argv.includes('--quick');
 const DIM = 384;
@@ -229,10 +229,12 @@ for (const n of sizes) {
 for (const q of queries.slice(0, 10)) await graphqlSearch(q); // warm plans and caches
 for (const q of queries.slice(0, 10)) await rawSearch(q);
 for (const q of queries.slice(0, 10)) await tunedSearch(q);
-const g1 = await measure(queries, 1, graphqlSearch);
+// Over HTTP, the load comes from a process of its own (bench/load.ts), as for the peers.
+const searchBodies = queries.map((q) => ({ query: SEARCH, variables: { e: q } }));
+const g1 = await measureHttp(`${running.url}/graphql`, token, searchBodies, 1);
 const r1 = await measure(queries, 1, tunedSearch);
 const d1 = await measure(queries, 1, rawSearch);
-const g8 = await measure(queries, CONCURRENCY, graphqlSearch);
+const g8 = await measureHttp(`${running.url}/graphql`, token, searchBodies, CONCURRENCY);
 const r8 = await measure(queries, CONCURRENCY, tunedSearch);
 const d8 = await measure(queries, CONCURRENCY, rawSearch);
 const exactLat: number[] = [];
@@ -334,27 +336,23 @@ await raw.query(`
     as $$ select c.id, c.embedding <=> q::vector from sheratan.document_chunks c order by c.embedding <=> q::vector limit k $$;
   grant usage on schema sheratan_bench to sheratan_app;
   grant execute on function sheratan_bench.search_chunks(text, integer) to sheratan_app;`);
-const PEERS: Record<string, (url: string, q: number[]) => Promise<unknown>> = {
-  postgraphile_plain: (url, q) =>
-    postJson(`${url}/graphql`, token, { query: 'query ($q: String!) { searchChunks(q: $q, k: 10) { nodes { id distance } } }', variables: { q: toPgVector(q) } }, agent).then((r) => {
-      if (r.errors) throw new Error(JSON.stringify(r.errors));
-      return r;
-    }),
-  yoga_pg: (url, q) =>
-    postJson(`${url}/graphql`, token, { query: 'query ($e: [Float!]!) { search(embedding: $e, k: 10) { id distance } }', variables: { e: q } }, agent).then((r) => {
-      if (r.errors) throw new Error(JSON.stringify(r.errors));
-      return r;
-    }),
-  http_pg: (url, q) => postJson(`${url}/search`, token, { embedding: q, k: 10 }, agent),
+// Each peer's request for a query vector, and where it goes.
+const PEERS: Record<string, { path: string; body: (q: number[]) => unknown }> = {
+  postgraphile_plain: {
+    path: '/graphql',
+    body: (q) => ({ query: 'query ($q: String!) { searchChunks(q: $q, k: 10) { nodes { id distance } } }', variables: { q: toPgVector(q) } }),
+  },
+  yoga_pg: { path: '/graphql', body: (q) => ({ query: 'query ($e: [Float!]!) { search(embedding: $e, k: 10) { id distance } }', variables: { e: q } }) },
+  http_pg: { path: '/search', body: (q) => ({ embedding: q, k: 10 }) },
 };
 const peers: Record<string, { p50_ms: number; p95_ms: number; qps: number; qps_c1: number }> = {};
 try {
 for (const [name, call] of Object.entries(PEERS)) {
   const peer = await startPeer(name.replaceAll('_', '-'), running.db.authUrl, running.config.jwtSecret!, CONCURRENCY);
   try {
-    for (const q of queries.slice(0, 10)) await call(peer.url, q); // warm plans and caches
-    const c1 = await measure(queries, 1, (q) => call(peer.url, q));
-    const c8 = await measure(queries, CONCURRENCY, (q) => call(peer.url, q));
+    const bodies = queries.map(call.body);
+    const c1 = await measureHttp(`${peer.url}${call.path}`, token, bodies, 1);
+    const c8 = await measureHttp(`${peer.url}${call.path}`, token, bodies, CONCURRENCY);
     peers[name] = { p50_ms: round(percentile(c1.lat, 50)), p95_ms: round(percentile(c1.lat, 95)), qps: round(c8.qps, 1), qps_c1: round(c1.qps, 1) };
   } finally {
     await peer.stop();

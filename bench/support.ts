@@ -110,3 +110,27 @@ export function postJson(url: string, token: string, payload: unknown, agent: ht
     }, reject);
   });
 }
+
+/**
+ * Times `bodies` POSTed to `url` at `concurrency` from a load generator in a
+ * process of its own (bench/load.ts), after `warm` untimed requests.
+ */
+export async function measureHttp(url: string, token: string, bodies: unknown[], concurrency: number, warm = 10): Promise<{ lat: number[]; qps: number }> {
+  const { execFile } = await import('node:child_process');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sheratan-load-'));
+  try {
+    const file = path.join(dir, 'job.json');
+    writeFileSync(file, JSON.stringify({ url, token, bodies: bodies.map((b) => JSON.stringify(b)), concurrency, warm }));
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, [path.join(import.meta.dirname, 'load.ts'), file], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
+        err ? reject(new Error(`the load generator failed: ${stderr || err.message}`)) : resolve(stdout),
+      ),
+    );
+    return JSON.parse(out) as { lat: number[]; qps: number };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

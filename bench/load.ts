@@ -1,0 +1,60 @@
+// The benchmark's load generator, in a process of its own, so that every
+// system under test (the gateway and each peer) has its own process and the
+// load never shares a thread with any of them. Reads a JSON job from the file
+// named by argv[2] — { url, token, bodies, concurrency, warm } — POSTs each
+// body (a JSON request, sent as is) over keep-alive connections, and prints
+// { lat, qps } as JSON: each request's latency (ms) and requests per second.
+// A non-200 reply, or a GraphQL reply with errors, ends it with exit code 1.
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+
+interface Job {
+  url: string;
+  token: string;
+  bodies: string[];
+  concurrency: number;
+  /** Requests sent first and not timed (plans and caches warm up). */
+  warm: number;
+}
+
+const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job;
+const agent = new http.Agent({ keepAlive: true, maxSockets: job.concurrency });
+
+function post(body: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      job.url,
+      { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${job.token}`, 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => {
+          if (res.statusCode !== 200 || text.startsWith('{"errors"') || text.includes('"errors":[')) reject(new Error(`${job.url}: ${res.statusCode} ${text.slice(0, 300)}`));
+          else resolve();
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+for (const body of job.bodies.slice(0, job.warm)) await post(body);
+const lat: number[] = [];
+let next = 0;
+const started = performance.now();
+await Promise.all(
+  Array.from({ length: job.concurrency }, async () => {
+    while (next < job.bodies.length) {
+      const body = job.bodies[next++]!;
+      const t = performance.now();
+      await post(body);
+      lat.push(performance.now() - t);
+    }
+  }),
+);
+const qps = job.bodies.length / ((performance.now() - started) / 1000);
+agent.destroy();
+process.stdout.write(JSON.stringify({ lat, qps }));
