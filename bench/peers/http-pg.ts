@@ -2,6 +2,7 @@
 // API over this query. POST /search {"embedding": [...], "k": 10} → {"matches": [{id, distance}]};
 // GET (any path) answers {} once the token is checked.
 import http from 'node:http';
+import { toSql } from 'pgvector/pg';
 import { body, claimsOf, listen, search } from './common.ts';
 
 listen(
@@ -12,7 +13,7 @@ listen(
       // GET /ping: the token checked and nothing else (bench:floor's HTTP floor).
       if (req.method === 'GET') return res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       const { embedding, k } = await body(req);
-      const matches = await search(claims, `[${(embedding as number[]).join(',')}]`, Number(k ?? 10));
+      const matches = await search(claims, toSql(embedding as number[]) as string, Number(k ?? 10));
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ matches }));
     })().catch((err: Error) => res.writeHead(500).end(err.message));
   }),

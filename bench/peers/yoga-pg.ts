@@ -1,7 +1,9 @@
 // Peer `yoga_pg`: a hand-written GraphQL server (graphql-yoga) with one
-// resolver over pg running the same SQL, switching role and claims per request.
+// resolver over pg running the same SQL, switching role and claims per request;
+// the vector printed by pgvector's own `toSql`, as a user of pg + pgvector would.
 import http from 'node:http';
 import { createSchema, createYoga } from 'graphql-yoga';
+import { toSql } from 'pgvector/pg';
 import { claimsOf, listen, search, type Claims } from './common.ts';
 
 const yoga = createYoga<{ req: http.IncomingMessage }>({
@@ -17,7 +19,7 @@ const yoga = createYoga<{ req: http.IncomingMessage }>({
         search: (_root: unknown, args: { embedding: number[]; k: number }, ctx: { req: http.IncomingMessage }) => {
           const claims: Claims | null = claimsOf(ctx.req);
           if (!claims) throw new Error('unauthenticated');
-          return search(claims, `[${args.embedding.join(',')}]`, args.k);
+          return search(claims, toSql(args.embedding) as string, args.k);
         },
       },
     },
