@@ -5,7 +5,6 @@
 import { randomUUID } from 'node:crypto';
 import { isSafeError } from 'grafast';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
-import { log } from '../src/log.ts';
 
 /** The error code of a request that could not have the database in time. */
 export const DATABASE_BUSY = 'DATABASE_BUSY';
@@ -35,7 +34,16 @@ function reword(error: GraphQLError, message: string, extensions: Record<string,
   return new GraphQLError(message, { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, extensions });
 }
 
-export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedError {
+/** Where the details of a masked error go (the gateway's log, with the request id). */
+export type ErrorLog = (level: 'warn' | 'error', message: string, fields: Record<string, unknown>) => void;
+
+/** The preset's `maskError`, logging through `log`. */
+export const makeMaskError =
+  (log: ErrorLog) =>
+  (error: GraphQLError): GraphQLError | GraphQLFormattedError =>
+    maskError(error, log);
+
+function maskError(error: GraphQLError, log: ErrorLog): GraphQLError | GraphQLFormattedError {
   const original = error.originalError as (Error & { code?: unknown }) | undefined;
   if (!original || original instanceof GraphQLError) return error;
   if (typeof original.code === 'string' && CLIENT_SQLSTATE.test(original.code)) {

@@ -12,7 +12,7 @@ import { authenticate, pgSettingsFor, type Claims } from './auth.ts';
 import { makePreset } from './graphql/preset.ts';
 import { Admission } from './admission.ts';
 import { makePipelinedWithPgClient, poolTransport } from './graphql/pipelined-client.ts';
-import { createMetrics } from './observability.ts';
+import { createMetrics, factsOfRequestContext } from './observability.ts';
 import type { SchemaReloader } from './schema-reload.ts';
 import { AcceptedDimensions } from './vector.ts';
 import { log } from './log.ts';
@@ -127,6 +127,7 @@ export async function createGateway(
       graphiqlPath: GRAPHIQL_PATH,
       reloader,
       acceptedDimensions: dimensions.get,
+      factsOf: factsOfRequestContext,
       pgSettings: (req) => ({ ...extraSettings, ...pgSettingsFor(claimsOf(req), config) }),
     }),
   );
@@ -139,6 +140,7 @@ export async function createGateway(
       graphqlPath: REPORTING_PATH,
       reloader,
       acceptedDimensions: dimensions.get,
+      factsOf: factsOfRequestContext,
       // Reporting always reads as sheratan_readonly, whatever role the token names.
       pgSettings: (req) => ({ ...extraSettings, ...pgSettingsFor(claimsOf(req), config, 'sheratan_readonly') }),
     }),

@@ -5,17 +5,20 @@ import type { NextFunction, Request, Response } from 'express';
 import type pg from 'pg';
 import client from 'prom-client';
 import { inRequest, log } from './log.ts';
+import type { GraphQLFacts } from '../plugins/request-facts.ts';
 
-/** Per-request facts the GraphQL layer fills in for logs and metrics. */
-export interface RequestFacts {
+/** Per-request facts for logs and metrics; the GraphQL layer fills in its part (plugins/request-facts.ts). */
+export interface RequestFacts extends GraphQLFacts {
   requestId: string;
-  operation?: string;
-  search?: boolean;
 }
 
 export interface FactsRequest extends Request {
   sheratanFacts?: RequestFacts;
 }
+
+/** The facts of the HTTP request behind grafserv's request context (express adaptor). */
+export const factsOfRequestContext = (requestContext: unknown): RequestFacts | undefined =>
+  (requestContext as { expressv4?: { req: FactsRequest } } | undefined)?.expressv4?.req.sheratanFacts;
 
 const MAX_OPERATION_LABELS = 200;
 /** Operation names longer than this are one label, 'other', like names beyond the count. */
@@ -142,13 +145,4 @@ const clip = (s: string): string => (s.length > 200 ? `${s.slice(0, 200)}…` : 
 function sameSecret(given: string, expected: string): boolean {
   const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
   return timingSafeEqual(digest(given), digest(expected));
-}
-
-/** The operation name of a GraphQL request: its name, or else its first root field. */
-export function operationName(query: unknown, given: unknown): string | undefined {
-  if (typeof given === 'string' && given) return given;
-  if (typeof query !== 'string') return undefined;
-  const named = /^\s*(?:query|mutation|subscription)\s+([_A-Za-z]\w*)/.exec(query);
-  if (named) return named[1];
-  return /{\s*([_A-Za-z]\w*)/.exec(query)?.[1];
 }

@@ -6,15 +6,16 @@ import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import { makePgService } from 'postgraphile/adaptors/pg';
 import { PgAggregatesPreset } from '@graphile/pg-aggregates';
 import type { Config } from '../config.ts';
+import { log } from '../log.ts';
 import type { SchemaReloader } from '../schema-reload.ts';
 import { makeRequestLimitsPlugin } from '../../plugins/request-limits.ts';
-import { maskError } from '../../plugins/error-mask.ts';
+import { makeMaskError } from '../../plugins/error-mask.ts';
 import { makeVectorCodecPlugin } from '../../plugins/vector-codec.ts';
 import { SimilaritySearchPlugin } from '../../plugins/similarity-search.ts';
 import { HybridSearchPlugin } from '../../plugins/hybrid-search.ts';
 import { MoreLikeThisPlugin } from '../../plugins/more-like-this.ts';
 import { SEARCH_FIELDS } from '../../plugins/match-select.ts';
-import { RequestFactsPlugin } from '../../plugins/request-facts.ts';
+import { makeRequestFactsPlugin, type GraphQLFacts } from '../../plugins/request-facts.ts';
 import { ChunkOrderPlugin } from '../../plugins/chunk-order.ts';
 import { DatabaseBusyPlugin } from '../../plugins/database-busy.ts';
 
@@ -33,6 +34,8 @@ export interface PresetOptions {
   withPgClient?: WithPgClient;
   /** Computes the request's transaction settings (role, claims, timeout). */
   pgSettings: (req: unknown) => Record<string, string>;
+  /** Finds, from grafserv's request context, the HTTP layer's facts to fill in for logs and metrics. */
+  factsOf?: (requestContext: unknown) => GraphQLFacts | undefined;
   /** The embedding dimensions the Vector scalar accepts now (the live one, and during a model switch the new one). */
   acceptedDimensions?: () => readonly number[];
 }
@@ -64,7 +67,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       SimilaritySearchPlugin,
       HybridSearchPlugin,
       MoreLikeThisPlugin,
-      RequestFactsPlugin,
+      makeRequestFactsPlugin(options.factsOf ?? (() => undefined)),
       ChunkOrderPlugin,
       DatabaseBusyPlugin,
       makeRequestLimitsPlugin({
@@ -99,7 +102,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       websockets: false,
       watch: Boolean(options.reloader),
       maxRequestLength: config.maxBodyBytes,
-      maskError,
+      maskError: makeMaskError(log),
     },
     // The reloader replaces LISTEN/NOTIFY, so no event-trigger fixtures are needed.
     gather: { installWatchFixtures: false },
