@@ -1,7 +1,7 @@
 // graphile-migrate, driven with connection strings for either run mode.
 import { readFileSync } from 'node:fs';
 import { unwatchFile, watchFile } from 'node:fs';
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import JSON5 from 'json5';
 import * as gm from 'graphile-migrate';
@@ -9,6 +9,7 @@ import { Logger } from '@graphile/logger';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import { generatePlaceholderReplacement, getAllMigrations, runStringMigration } from 'graphile-migrate/dist/migration.js';
 import { sqlStatements } from './embedded/sql-lexer.ts';
+import { releaseLockFile, tryLockFile } from './embedded/lock-file.ts';
 import { ensureIndexKind } from './index-tune.ts';
 import { executeActions } from 'graphile-migrate/dist/actions.js';
 import { parseSettings } from 'graphile-migrate/dist/settings.js';
@@ -91,36 +92,15 @@ export async function withMigrationLock<T>(config: Config, fn: () => Promise<T>)
   const file = path.join(config.dataDir, 'migrate.lock');
   const deadline = Date.now() + 120_000;
   for (;;) {
-    try {
-      const handle = await open(file, 'wx');
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      let holder: number;
-      try {
-        holder = Number(readFileSync(file, 'utf8'));
-      } catch {
-        continue; // released meanwhile
-      }
-      let holderAlive: boolean;
-      try {
-        if (holder) process.kill(holder, 0);
-        holderAlive = holder > 0 && holder !== process.pid;
-      } catch {
-        holderAlive = false;
-      }
-      if (!holderAlive) await rm(file, { force: true });
-      // eslint-disable-next-line preserve-caught-error -- EEXIST is expected here, not the cause
-      else if (Date.now() > deadline) throw new Error(`another migration (process ${holder}) has held ${file} for two minutes`);
-      else await new Promise((r) => setTimeout(r, 100));
-    }
+    const holder = tryLockFile(file, { pid: process.pid });
+    if (!holder) break;
+    if (Date.now() > deadline) throw new Error(`another migration (process ${holder.pid}) has held ${file} for two minutes`);
+    await new Promise((r) => setTimeout(r, 100));
   }
   try {
     return await nested(fn);
   } finally {
-    await rm(file, { force: true });
+    releaseLockFile(file);
   }
 }
 

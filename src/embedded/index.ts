@@ -4,13 +4,14 @@
 // nobody is serving.
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync, chmodSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { WorkerInput, WorkerMessage } from './worker.ts';
 import { AUTHENTICATOR_ROLE, ENGINE_SUPERUSER, OWNER_ROLE } from './instance.ts';
 import { ChannelClient } from './channel.ts';
 import { channelTransport } from './channel-transport.ts';
+import { processAlive, readLockFile, releaseLockFile, tryLockFile, updateLockFile, type LockHolder } from './lock-file.ts';
 
 export const DATABASE_NAME = 'sheratan';
 export const SHADOW_DATABASE_NAME = 'sheratan_shadow';
@@ -37,8 +38,7 @@ export interface EmbeddedEngine {
   stop(): Promise<void>;
 }
 
-interface LockInfo {
-  pid: number;
+interface LockInfo extends LockHolder {
   purpose: string;
   /** Set once the engine serves; removed again when it starts stopping. */
   port?: number;
@@ -107,40 +107,10 @@ function ensureDataDir(dataDir: string): void {
   chmodSync(dataDir, 0o700);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function readLock(dataDir: string): LockInfo | null {
-  try {
-    return JSON.parse(readFileSync(lockPath(dataDir), 'utf8')) as LockInfo;
-  } catch {
-    return null;
-  }
-}
+const readLock = (dataDir: string): LockInfo | null => readLockFile<LockInfo>(lockPath(dataDir));
 
 /** Takes the lock, or returns the live holder's info. */
-function tryLock(dataDir: string, purpose: string): LockInfo | null {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = openSync(lockPath(dataDir), 'wx', 0o600);
-      writeFileSync(fd, JSON.stringify({ pid: process.pid, purpose } satisfies LockInfo));
-      closeSync(fd);
-      return null;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = readLock(dataDir);
-      if (holder && alive(holder.pid)) return holder;
-      if (holder || attempt > 0) rmSync(lockPath(dataDir), { force: true }); // stale: its process is gone
-    }
-  }
-  throw new Error(`could not take the lock ${lockPath(dataDir)}`);
-}
+const tryLock = (dataDir: string, purpose: string): LockInfo | null => tryLockFile<LockInfo>(lockPath(dataDir), { pid: process.pid, purpose });
 
 /**
  * The logins whose passwords live in the data directory (0600): the owner's
@@ -213,7 +183,7 @@ export async function startEmbedded(dataDir: string, options: StartOptions): Pro
       return await runEngine(dataDir, passwords, host, await freePort(host), options);
     }
   } catch (err) {
-    rmSync(lockPath(dataDir), { force: true });
+    releaseLockFile(lockPath(dataDir));
     throw err;
   }
 }
@@ -256,10 +226,7 @@ async function runEngine(dataDir: string, passwords: Record<string, string>, hos
     throw new Error(`the embedded database in ${dataDir} failed to start: ${message}`, { cause: err });
   }
   writeFileSync(portPath(dataDir), `${ready.port}\n`, { mode: 0o600 });
-  writeFileSync(
-    lockPath(dataDir),
-    JSON.stringify({ pid: process.pid, purpose: options.purpose, port: ready.port } satisfies LockInfo),
-  );
+  updateLockFile<LockInfo>(lockPath(dataDir), { pid: process.pid, purpose: options.purpose, port: ready.port });
   const { port1, port2 } = new MessageChannel();
   worker.postMessage({ type: 'channel', port: port2 }, [port2]);
   const channel = new ChannelClient(port1);
@@ -267,7 +234,7 @@ async function runEngine(dataDir: string, passwords: Record<string, string>, hos
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       // First say so: a command arriving now waits for this process to go instead of attaching to a closing listener.
-      writeFileSync(lockPath(dataDir), JSON.stringify({ pid: process.pid, purpose: options.purpose, stopping: true } satisfies LockInfo));
+      updateLockFile<LockInfo>(lockPath(dataDir), { pid: process.pid, purpose: options.purpose, stopping: true });
       const done = next();
       worker.postMessage({ type: 'stop' });
       const result = await done.catch((err: Error) => ({ type: 'error', message: err.message }) as WorkerMessage);
@@ -281,7 +248,7 @@ async function runEngine(dataDir: string, passwords: Record<string, string>, hos
         });
       });
       if (!(await exited)) await worker.terminate();
-      rmSync(lockPath(dataDir), { force: true });
+      releaseLockFile(lockPath(dataDir));
       if (result.type === 'error') throw new Error(`the embedded database did not close cleanly: ${result.message}`);
     })());
   worker.unref();
@@ -299,7 +266,7 @@ export async function embeddedAddress(dataDir: string, port?: number): Promise<{
   const holder = existsSync(lockPath(dataDir)) ? readLock(dataDir) : null;
   const passwords = loginPasswords(dataDir);
   const noop = async (): Promise<void> => undefined;
-  if (holder?.port && alive(holder.pid)) return { engine: makeEngine('127.0.0.1', holder.port, passwords, false, noop), servedBy: holder.pid };
+  if (holder?.port && processAlive(holder.pid)) return { engine: makeEngine('127.0.0.1', holder.port, passwords, false, noop), servedBy: holder.pid };
   let chosen = port ?? rememberedPort(dataDir);
   if (chosen === undefined) {
     chosen = await freePort('127.0.0.1');
@@ -316,7 +283,7 @@ export async function attachOrStartEmbedded(dataDir: string, purpose: string, op
   const deadline = Date.now() + 60_000;
   for (;;) {
     const holder = existsSync(lockPath(dataDir)) ? readLock(dataDir) : null;
-    if (holder && alive(holder.pid) && holder.pid !== process.pid) {
+    if (holder && processAlive(holder.pid) && holder.pid !== process.pid) {
       // (A listener that refuses connections belongs to a holder that is stopping, whatever its lock says yet.)
       if (holder.port && !holder.stopping && (await accepts(holder.port))) {
         return makeEngine('127.0.0.1', holder.port, loginPasswords(dataDir), false, async () => undefined);
