@@ -5,9 +5,9 @@ import { createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { Config } from './config.ts';
 
-export const API_ROLES = ['sheratan_app', 'sheratan_readonly'] as const;
-export type ApiRole = (typeof API_ROLES)[number];
-export const ANONYMOUS_ROLE = 'sheratan_anonymous';
+import { ANONYMOUS_ROLE, API_ROLES, type ApiRole } from './roles.ts';
+
+export { API_ROLES, type ApiRole };
 
 export interface Claims {
   role: ApiRole;

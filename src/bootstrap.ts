@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { ConfigError, type Config } from './config.ts';
 import { databaseName, onDatabase, userName, withPgClient, type Database } from './database.ts';
 import { ensureRoles } from './migrations.ts';
+import { DATABASE_ROLES } from './roles.ts';
 
 export interface BootstrapOptions {
   /** Give the owner CREATEDB (graphile-migrate's shadow database and db:reset need it). */
@@ -64,7 +65,7 @@ export async function bootstrapServer(config: Config, db: Database, options: Boo
             end if;
           end $$`);
       });
-      done.push('the API roles sheratan_authenticator, sheratan_app, sheratan_readonly and sheratan_anonymous are in place');
+      done.push(`the API roles ${DATABASE_ROLES.join(', ')} are in place`);
       done.push(`the vector extension is created in ${dbName}`);
       // Databases graphile-migrate creates (the shadow on every db:commit, the
       // database on db:reset) are copies of template1: with the extension there

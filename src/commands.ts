@@ -7,7 +7,8 @@ import * as gm from 'graphile-migrate';
 import { ConfigError, loadConfig, redact, type Config } from './config.ts';
 import { openDatabase, serverUrls, withPgClient, type Database } from './database.ts';
 import { embeddedAddress } from './embedded/index.ts';
-import { API_ROLES, signToken, type ApiRole } from './auth.ts';
+import { signToken } from './auth.ts';
+import { API_ROLES, APP_ROLE, READONLY_ROLE, type ApiRole } from './roles.ts';
 import {
   ensureRoles,
   migrateSettings,
@@ -81,7 +82,7 @@ const commands: Record<string, Command> = {
       process.stderr.write(
         `\nSheratan Store is serving ${running.url}/graphql\n` +
           `For a token to paste into Ruru's headers ({"Authorization": "Bearer <token>"}):\n` +
-          `  npm run token -- --role sheratan_app --tenant demo --sub me\n\n`,
+          `  npm run token -- --role ${APP_ROLE} --tenant demo --sub me\n\n`,
       );
     }
     await new Promise<void>((resolve) => {
@@ -164,7 +165,7 @@ const commands: Record<string, Command> = {
     const login = validateReportingLogin(values);
     await withDatabase(config, 'db:reporting-login', (db) => createReportingLogin(config, db, login));
     process.stdout.write(
-      `login ${login.name} reads tenant ${login.tenant} only (as sheratan_readonly); ` +
+      `login ${login.name} reads tenant ${login.tenant} only (as ${READONLY_ROLE}); ` +
         `connect with the owner's connection string, user ${login.name} and its password\n`,
     );
   },
@@ -281,7 +282,7 @@ const commands: Record<string, Command> = {
     const { values } = parseArgs({
       args,
       options: {
-        role: { type: 'string', default: 'sheratan_app' },
+        role: { type: 'string', default: APP_ROLE },
         tenant: { type: 'string' },
         sub: { type: 'string' },
         expires: { type: 'string', default: '12h' },

@@ -4,11 +4,9 @@ import pg from 'pg';
 import type { Config } from './config.ts';
 import { attachOrStartEmbedded, startEmbedded, type EmbeddedEngine } from './embedded/index.ts';
 
-import { AUTHENTICATOR_ROLE } from './embedded/instance.ts';
+import { AUTHENTICATOR_ROLE, DATABASE_ROLES } from './roles.ts';
 
-export { AUTHENTICATOR_ROLE };
-/** The roles migrations/afterReset.sql keeps in place: the gateway's login and the three it may become. */
-export const DATABASE_ROLES = [AUTHENTICATOR_ROLE, 'sheratan_app', 'sheratan_readonly', 'sheratan_anonymous'] as const;
+export { AUTHENTICATOR_ROLE, DATABASE_ROLES };
 
 export interface Database {
   mode: 'embedded' | 'server';

@@ -3,7 +3,8 @@
 import * as gm from 'graphile-migrate';
 import type pg from 'pg';
 import type { Config } from './config.ts';
-import { DATABASE_ROLES, withPgClient, type Database } from './database.ts';
+import { withPgClient, type Database } from './database.ts';
+import { APP_ROLE, AUTHENTICATOR_ROLE, DATABASE_ROLES, READONLY_ROLE } from './roles.ts';
 import { migrateSettings, releaseMigratePools } from './migrations.ts';
 import { ANN_INDEX, describeAnnIndex, kindOf } from './index-tune.ts';
 import { embeddingModelStatus } from './embedding-models.ts';
@@ -197,7 +198,7 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
     if (!r) problems.push(`${name} is missing`);
     else if (r.rolsuper || r.rolbypassrls) problems.push(`${name} can bypass row-level security`);
   }
-  const auth = roles.find((r) => r.rolname === 'sheratan_authenticator');
+  const auth = roles.find((r) => r.rolname === AUTHENTICATOR_ROLE);
   if (auth && (!auth.rolcanlogin || auth.rolinherit)) problems.push('sheratan_authenticator must be LOGIN NOINHERIT');
   const noRls = (
     await client.query<{ t: string }>(`
@@ -207,7 +208,8 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
   if (noRls.length) problems.push(`row-level security is off on ${noRls.join(', ')}`);
   const grants = (
     await client.query<{ ok: boolean }>(
-      "select has_table_privilege('sheratan_app', 'sheratan.documents', 'select') and not has_table_privilege('sheratan_readonly', 'sheratan.documents', 'insert') as ok",
+      "select has_table_privilege($1, 'sheratan.documents', 'select') and not has_table_privilege($2, 'sheratan.documents', 'insert') as ok",
+      [APP_ROLE, READONLY_ROLE],
     ).catch(() => ({ rows: [{ ok: false }] }))
   ).rows[0]!.ok;
   if (!grants) problems.push('grants on sheratan.documents are not as the migrations set them');

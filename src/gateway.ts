@@ -7,7 +7,8 @@ import pg from 'pg';
 import { postgraphile, type PostGraphileInstance } from 'postgraphile';
 import { grafserv } from 'postgraphile/grafserv/express/v4';
 import type { Config } from './config.ts';
-import { AUTHENTICATOR_ROLE, type Database } from './database.ts';
+import type { Database } from './database.ts';
+import { AUTHENTICATOR_ROLE, READONLY_ROLE } from './roles.ts';
 import { authenticate, pgSettingsFor, type Claims } from './auth.ts';
 import { makePreset } from './graphql/preset.ts';
 import { Admission } from './admission.ts';
@@ -142,7 +143,7 @@ export async function createGateway(
       acceptedDimensions: dimensions.get,
       factsOf: factsOfRequestContext,
       // Reporting always reads as sheratan_readonly, whatever role the token names.
-      pgSettings: (req) => ({ ...extraSettings, ...pgSettingsFor(claimsOf(req), config, 'sheratan_readonly') }),
+      pgSettings: (req) => ({ ...extraSettings, ...pgSettingsFor(claimsOf(req), config, READONLY_ROLE) }),
     }),
   );
 

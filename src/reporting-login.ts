@@ -6,6 +6,7 @@
 import { ConfigError, type Config } from './config.ts';
 import { databaseName, privilegedUrl, withPgClient, type Database } from './database.ts';
 import { isClaimText } from './auth.ts';
+import { READONLY_ROLE } from './roles.ts';
 
 export interface ReportingLogin {
   name: string;
@@ -45,7 +46,7 @@ export async function createReportingLogin(config: Config, db: Database, login: 
       await client.query('begin');
       await client.query(existing ? `alter role ${role} with login password ${password}` : `create role ${role} with login password ${password}`);
       await client.query(`alter role ${role} with nosuperuser nocreatedb nocreaterole nobypassrls inherit`);
-      await client.query(`grant sheratan_readonly to ${role}`);
+      await client.query(`grant ${READONLY_ROLE} to ${role}`);
       await client.query(`grant connect on database ${client.escapeIdentifier(databaseName(db.ownerUrl))} to ${role}`);
       await client.query('commit');
     } catch (err) {

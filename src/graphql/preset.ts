@@ -7,6 +7,7 @@ import { makePgService } from 'postgraphile/adaptors/pg';
 import { PgAggregatesPreset } from '@graphile/pg-aggregates';
 import type { Config } from '../config.ts';
 import { log } from '../log.ts';
+import { APP_ROLE, READONLY_ROLE } from '../roles.ts';
 import type { SchemaReloader } from '../schema-reload.ts';
 import { makeRequestLimitsPlugin } from '../../plugins/request-limits.ts';
 import { makeMaskError } from '../../plugins/error-mask.ts';
@@ -47,7 +48,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
     schemas: [EXPOSED_SCHEMA],
     // The authenticator is NOINHERIT and holds no privileges itself: build
     // each schema from what its role may actually do.
-    pgSettingsForIntrospection: { role: options.readOnly ? 'sheratan_readonly' : 'sheratan_app' },
+    pgSettingsForIntrospection: { role: options.readOnly ? READONLY_ROLE : APP_ROLE },
     ...(options.reloader ? { pgSubscriber: options.reloader } : {}),
   });
   const direct = options.withPgClient;
