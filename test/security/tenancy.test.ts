@@ -20,9 +20,11 @@ const create = (title: string, token: string) =>
     { variables: { t: title }, token },
   );
 
+// Each test uses tenants of its own and seeds what it reads: none depends on
+// another's rows or on the order they run in.
 test('a tenant sees and changes only its own documents through GraphQL', async () => {
-  const acme = h.token('sheratan_app', 'acme', 'alice');
-  const globex = h.token('sheratan_app', 'globex', 'bob');
+  const acme = h.token('sheratan_app', 'isolation-acme', 'alice');
+  const globex = h.token('sheratan_app', 'isolation-globex', 'bob');
   const a = (await create('acme doc', acme)).body.data!.createDocument.document.rowId;
   await create('globex doc', globex);
 
@@ -57,9 +59,11 @@ test('the tenant column comes from the token, not from input', async () => {
 });
 
 test('sheratan_readonly reads its tenant and cannot write', async () => {
-  const ro = h.token('sheratan_readonly', 'acme');
+  await create('readable', h.token('sheratan_app', 'readonly-acme'));
+  await create('not readable', h.token('sheratan_app', 'readonly-globex'));
+  const ro = h.token('sheratan_readonly', 'readonly-acme');
   const read = await h.graphql<{ allDocuments: { totalCount: number } }>('{ allDocuments { totalCount } }', { token: ro });
-  expect(read.body.data!.allDocuments.totalCount).toBeGreaterThan(0);
+  expect(read.body.data!.allDocuments.totalCount).toBe(1);
   const write = await create('nope', ro);
   expect(write.body.errors?.[0]?.message).toMatch(/permission denied/);
 });
@@ -69,10 +73,16 @@ const asRole = <T>(role: string, tenant: string, fn: (client: pg.Client) => Prom
 test.each(['documents', 'document_chunks', 'jobs', 'audit_logs', 'search_logs'])(
   'SQL: %s rows of another tenant are invisible, and anonymous reads nothing',
   async (table) => {
-    const total = (await owner.query(`select count(*)::int as n from sheratan.${table}`)).rows[0].n as number;
-    const own = await asRole('sheratan_app', 'nobody-here', (c) => c.query(`select count(*)::int as n from sheratan.${table}`));
+    // A row of each kind for a tenant of this test's own (the document's audit row comes from its trigger).
+    const tenant = `seeded-${table}`;
+    const doc = await owner.query<{ id: string }>("insert into sheratan.documents (tenant, title) values ($1, 'seed') returning id", [tenant]);
+    await owner.query("insert into sheratan.document_chunks (tenant, document_id, chunk_index, content) values ($1, $2, 0, 'seed')", [tenant, doc.rows[0]!.id]);
+    await owner.query("insert into sheratan.jobs (tenant, job_type) values ($1, 'seed')", [tenant]);
+    await owner.query('insert into sheratan.search_logs (tenant, k, result_count, latency_ms) values ($1, 10, 0, 1)', [tenant]);
+    const count = `select count(*)::int as n from sheratan.${table}`;
+    expect((await asRole('sheratan_app', tenant, (c) => c.query(count))).rows[0].n).toBeGreaterThan(0);
+    const own = await asRole('sheratan_app', 'nobody-here', (c) => c.query(count));
     expect(own.rows[0].n).toBe(0);
-    if (table === 'documents') expect(total).toBeGreaterThan(0);
     await expect(asRole('sheratan_anonymous', 'acme', (c) => c.query(`select * from sheratan.${table}`))).rejects.toThrow(/permission denied/);
   },
 );
@@ -104,12 +114,14 @@ test('audit rows are written by writes and cannot be changed or erased by API ro
 test('the reporting schema has no mutation type and reads as sheratan_readonly', async () => {
   const intro = await h.graphql<{ __schema: { mutationType: null } }>('{ __schema { mutationType { name } } }', { path: '/reporting/graphql' });
   expect(intro.body.data!.__schema.mutationType).toBeNull();
-  const agg = await h.graphql<{ allDocuments: { groupedAggregates: unknown[] } }>(
+  await create('reported', h.token('sheratan_app', 'reporting-acme'));
+  const agg = await h.graphql<{ allDocuments: { totalCount: number; groupedAggregates: Array<{ keys: string[] }> } }>(
     '{ allDocuments { totalCount groupedAggregates(groupBy: SOURCE) { keys distinctCount { rowId } } } }',
-    { path: '/reporting/graphql', token: h.token('sheratan_app', 'acme') },
+    { path: '/reporting/graphql', token: h.token('sheratan_app', 'reporting-acme') },
   );
   expect(agg.body.errors).toBeUndefined();
-  expect(agg.body.data!.allDocuments.groupedAggregates.length).toBeGreaterThan(0);
+  expect(agg.body.data!.allDocuments.totalCount).toBe(1);
+  expect(agg.body.data!.allDocuments.groupedAggregates.map((g) => g.keys)).toEqual([['s']]);
   const mutation = await h.graphql('mutation { createDocument(input: { document: { title: "x" } }) { clientMutationId } }', {
     path: '/reporting/graphql',
   });
