@@ -2,21 +2,19 @@
 // { similarity, distance, chunk }, optionally at most N per document and
 // re-ranked for diversity (MMR). The search itself is the SQL function
 // sheratan.search_document_chunks (explicit `order by embedding <=> q limit k`,
-// RLS as the caller, one search_logs row per call), which returns the chunk
-// rows in result order; this plugin gives them their GraphQL shape in the same
-// statement: each row is the `chunk`, and the distance is recomputed for the
-// k rows.
-import { TYPES, pgSelect, type PgCodec, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
-import { each, object, type ExecutableStep } from 'postgraphile/grafast';
+// RLS as the caller, one search_logs row per call), which returns (id,
+// distance) in result order, as every search does; the chunks are joined by
+// id in the same statement (match-select.ts).
+import { TYPES, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
+import { each, object } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
-import { sql } from 'postgraphile/pg-sql2';
 import { vectorCodec } from './vector-codec.ts';
-import { distanceFields, namedCall, planFieldsOf } from './match-select.ts';
+import { distanceFields, planFieldsOf, selectMatches } from './match-select.ts';
 
 export const SimilaritySearchPlugin = extendSchema((build) => {
   const resources = build.input.pgRegistry.pgResources as Record<string, PgResource>;
-  const search = resources.search_document_chunks;
-  if (!search) throw new Error('SimilaritySearchPlugin needs the function sheratan.search_document_chunks');
+  const chunks = resources.document_chunks;
+  if (!chunks) throw new Error('SimilaritySearchPlugin needs the table sheratan.document_chunks');
   return {
     typeDefs: gql`
       """
@@ -88,51 +86,25 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
       Query: {
         plans: {
           searchDocumentChunks(_$root, fieldArgs) {
-            const $embedding = fieldArgs.getRaw('embedding');
-            // The query vector is one parameter shared by the function call and
-            // the distance of each row (parsing 384 floats is not free), and
-            // both live inside the FROM: identical searches in one request are
-            // deduplicated into one step, so nothing outside may refer to the
-            // placeholder of a step that may be dropped. 'normal' mode (the
-            // function is volatile only because it logs the search) lets
-            // relations of `chunk` join into this statement.
-            const $select = pgSelect({
-              resource: search,
-              identifiers: [],
-              mode: 'normal',
-              // The order is explicit (below), so relations may join into this statement.
-              hasImplicitOrder: false,
-              from: {
-                callback: ($root) => {
-                  const arg = (name: string, $step: ExecutableStep, codec: PgCodec) => [name, $root.placeholder($step, codec)] as const;
-                  const call = namedCall(
-                    ['sheratan', 'search_document_chunks'],
-                    [
-                      ['embedding', sql`q.embedding`],
-                      arg('first', fieldArgs.getRaw('first'), TYPES.int),
-                      arg('offset', fieldArgs.getRaw('offset'), TYPES.int),
-                      arg('min_similarity', fieldArgs.getRaw('minSimilarity'), TYPES.float),
-                      arg('filter', fieldArgs.getRaw('filter'), TYPES.jsonb),
-                      arg('query_text', fieldArgs.getRaw('queryText'), TYPES.text),
-                      arg('max_per_document', fieldArgs.getRaw('maxPerDocument'), TYPES.int),
-                      arg('mmr_lambda', fieldArgs.getRaw(['diversity', 'lambda']), TYPES.float),
-                      arg('mmr_candidates', fieldArgs.getRaw(['diversity', 'candidates']), TYPES.int),
-                    ],
-                  );
-                  return sql`(select c.*, c.embedding <=> q.embedding as match_distance
-  from (select ${$root.placeholder($embedding, vectorCodec)} as embedding) as q
-  cross join lateral ${call} with ordinality as c)`;
-                },
-              },
-            });
-            const distance = sql`${$select.alias}.match_distance`;
-            // The function returns its rows in result order (nearest first, or as
-            // MMR chose them); the outer statement keeps that order explicitly.
-            $select.orderBy({ fragment: sql`${$select.alias}.ordinality`, codec: TYPES.bigint, direction: 'ASC' });
-            $select.setOrderIsUnique();
+            const { $select, score } = selectMatches(
+              chunks,
+              ['sheratan', 'search_document_chunks'],
+              [
+                ['embedding', fieldArgs.getRaw('embedding'), vectorCodec],
+                ['first', fieldArgs.getRaw('first'), TYPES.int],
+                ['offset', fieldArgs.getRaw('offset'), TYPES.int],
+                ['min_similarity', fieldArgs.getRaw('minSimilarity'), TYPES.float],
+                ['filter', fieldArgs.getRaw('filter'), TYPES.jsonb],
+                ['query_text', fieldArgs.getRaw('queryText'), TYPES.text],
+                ['max_per_document', fieldArgs.getRaw('maxPerDocument'), TYPES.int],
+                ['mmr_lambda', fieldArgs.getRaw(['diversity', 'lambda']), TYPES.float],
+                ['mmr_candidates', fieldArgs.getRaw(['diversity', 'candidates']), TYPES.int],
+              ],
+              { distance: TYPES.float },
+            );
             return each($select, ($row) => {
               const $chunk = $row as PgSelectSingleStep;
-              return object({ chunk: $chunk, ...distanceFields($chunk, distance) });
+              return object({ chunk: $chunk, ...distanceFields($chunk, score('distance')) });
             });
           },
         },

@@ -1,5 +1,5 @@
 --! Previous: sha1:26583e53a689d45eb6c44a86d37cf04ff3e032a0
---! Hash: sha1:8b35a7052a225d47a4ef17fccee95f76247f088b
+--! Hash: sha1:17960ebc879e830bf177aec1acba5571d6d5c065
 --! Message: Changing the embedding model without downtime
 
 -- A model switch keeps two embedding columns for a while: the live one,
@@ -10,6 +10,98 @@
 -- the search functions name `embedding`, so they follow without a change.
 -- The owner runs the steps (`npm run embeddings:migrate`); API roles only
 -- store vectors and read the progress. Idempotent for `db:watch`.
+
+-- searchDocumentChunks's function returns (id, distance), as the other
+-- searches do, instead of document_chunks rows: the statement that calls it
+-- then names the table (it joins the rows by id), so it takes the table's
+-- lock and is planned afresh after a change to its columns. Returning the
+-- table's row type, a statement prepared before a model switch kept the
+-- row's columns by position (a search during the switch failed).
+drop function if exists sheratan.search_document_chunks(vector, integer, integer, double precision, jsonb, text, integer, double precision, integer);
+create function sheratan.search_document_chunks(
+  embedding vector,
+  first integer default 10,
+  "offset" integer default 0,
+  min_similarity double precision default null,
+  filter jsonb default null,
+  query_text text default null,
+  max_per_document integer default null,
+  mmr_lambda double precision default null,
+  mmr_candidates integer default null
+) returns table (id uuid, distance double precision)
+  language plpgsql volatile
+  set search_path = pg_catalog, public, pg_temp
+as $$
+#variable_conflict use_column
+declare
+  started timestamptz := clock_timestamp();
+  q vector := sheratan_private.assert_embedding(embedding);
+  f jsonb := jsonb_strip_nulls(coalesce(filter, '{}'::jsonb));
+  k integer := coalesce(first, 10);
+  skip integer := coalesce("offset", 0);
+  diversify boolean := mmr_lambda is not null or mmr_candidates is not null;
+  pool integer;
+  ids uuid[];
+  dists double precision[];
+begin
+  if q is null then
+    raise exception 'embedding is required' using errcode = '22023';
+  end if;
+  perform sheratan_private.assert_search_limits(k, skip);
+  pool := k + skip;
+  if diversify then
+    if coalesce(mmr_lambda, 0.5) not between 0 and 1 then
+      raise exception 'diversity.lambda must be between 0 and 1, not %', mmr_lambda using errcode = '22023';
+    end if;
+    if mmr_candidates is not null and mmr_candidates not between k + skip and 1000 then
+      raise exception 'diversity.candidates must be between first + offset (%) and 1000, not %', k + skip, mmr_candidates
+        using errcode = '22023';
+    end if;
+    pool := coalesce(mmr_candidates, least(greatest(4 * (k + skip), 20), 1000));
+  end if;
+
+  -- (The static query orders by `embedding <=> q`, which only an index on the vector itself serves.)
+  if f = '{}'::jsonb and min_similarity is null and max_per_document is null and not diversify
+     and sheratan_private.ann_kind() = 'vector' then
+    select coalesce(array_agg(h.id order by h.distance, h.id), '{}'), coalesce(array_agg(h.distance order by h.distance, h.id), '{}')
+      into ids, dists
+      from (select c.id, c.embedding <=> q as distance
+              from sheratan.document_chunks c
+             where c.embedding is not null
+             order by c.embedding <=> q
+             limit k + skip) h;
+  else
+    select coalesce(array_agg(n.id order by n.distance, n.id), '{}'), coalesce(array_agg(n.distance order by n.distance, n.id), '{}')
+      into ids, dists
+      from sheratan_private.nearest_chunks(q, pool, f, 1 - min_similarity, max_per_document) n;
+  end if;
+  if diversify then
+    ids := sheratan_private.mmr_order(ids, q, coalesce(mmr_lambda, 0.5), k + skip);
+    dists := null;
+  end if;
+  ids := ids[skip + 1:];
+
+  perform sheratan_private.log_search(
+    query_text, k,
+    f || jsonb_strip_nulls(jsonb_build_object(
+      'offset', "offset", 'minSimilarity', min_similarity, 'maxPerDocument', max_per_document,
+      'diversity', case when diversify then jsonb_build_object('lambda', coalesce(mmr_lambda, 0.5), 'candidates', pool) end)),
+    cardinality(ids),
+    case when dists is not null then 1 - dists[skip + 1] else (select 1 - (c.embedding <=> q) from sheratan.document_chunks c where c.id = ids[1]) end,
+    extract(epoch from clock_timestamp() - started) * 1000
+  );
+  -- The distances are exact (an index on halfvec or bits only chose the candidates).
+  return query
+    select c.id, c.embedding <=> q from unnest(ids) with ordinality as u(id, i)
+      join sheratan.document_chunks c on c.id = u.id
+     order by u.i;
+end;
+$$;
+comment on function sheratan.search_document_chunks(vector, integer, integer, double precision, jsonb, text, integer, double precision, integer) is
+  E'@behavior -*\nSimilarity search over the caller''s chunks: (id, exact cosine distance) in result order; exposed as `Query.searchDocumentChunks` by a plugin.';
+revoke all on function sheratan.search_document_chunks(vector, integer, integer, double precision, jsonb, text, integer, double precision, integer) from public;
+grant execute on function sheratan.search_document_chunks(vector, integer, integer, double precision, jsonb, text, integer, double precision, integer)
+  to sheratan_app, sheratan_readonly;
 
 create table if not exists sheratan.embedding_models (
   name text primary key check (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$'),
@@ -38,7 +130,6 @@ drop function if exists sheratan.embedding_migration();
 drop function if exists sheratan_private.start_embedding_migration(text, integer, text);
 drop function if exists sheratan_private.switch_embedding_model(boolean);
 drop function if exists sheratan_private.drop_embedding_column(text);
-drop function if exists sheratan_private.replan_chunk_row_functions();
 drop type if exists sheratan.chunk_embedding;
 drop type if exists sheratan.embedding_migration;
 
@@ -158,27 +249,6 @@ $$;
 comment on function sheratan.embedding_migration() is
   'The model switch in progress and how far it is, over your chunks; null when none is.';
 
--- A statement prepared over a function that returns document_chunks rows
--- (searchDocumentChunks's) holds the row's columns by position, and a
--- change to the table's columns does not invalidate it; a change to the
--- function does. So each step ends by touching those functions (their cost,
--- set to what it is), and every session plans them afresh.
-create or replace function sheratan_private.replan_chunk_row_functions() returns void
-  language plpgsql volatile
-  set search_path = pg_catalog, pg_temp
-as $$
-declare
-  f record;
-begin
-  for f in select p.oid::regprocedure as signature, p.procost from pg_proc p
-            where p.prorettype = 'sheratan.document_chunks'::regtype loop
-    execute format('alter function %s cost %s', f.signature, f.procost);
-  end loop;
-end;
-$$;
-comment on function sheratan_private.replan_chunk_row_functions() is
-  'Invalidates every session''s cached plans over functions returning document_chunks rows (after a change to its columns).';
-
 -- The ANN index for a new column, of the kind the live index is (an empty
 -- column builds at once; new vectors are indexed as they are stored).
 create function sheratan_private.start_embedding_migration(model text, dimension integer, live_model text) returns void
@@ -222,7 +292,6 @@ begin
     when kind = 'halfvec' or dimension > 2000 then format('(embedding_next::halfvec(%s)) halfvec_cosine_ops', dimension)
     else 'embedding_next vector_cosine_ops' end;
   execute format('create index document_chunks_embedding_next_idx on sheratan.document_chunks using hnsw (%s)', indexed);
-  perform sheratan_private.replan_chunk_row_functions();
 end;
 $$;
 comment on function sheratan_private.start_embedding_migration(text, integer, text) is
@@ -260,7 +329,6 @@ begin
   update sheratan.embedding_models
      set state = case state when 'live' then 'previous' else 'live' end, switched_at = now()
    where state in ('live', 'next');
-  perform sheratan_private.replan_chunk_row_functions();
   return missing;
 end;
 $$;
@@ -281,7 +349,6 @@ begin
   end if;
   execute format('alter table sheratan.document_chunks drop column embedding_%s', which);
   delete from sheratan.embedding_models where state = which;
-  perform sheratan_private.replan_chunk_row_functions();
 end;
 $$;
 comment on function sheratan_private.drop_embedding_column(text) is
@@ -292,6 +359,5 @@ revoke all on function sheratan.embedding_migration() from public;
 revoke all on function sheratan_private.start_embedding_migration(text, integer, text) from public;
 revoke all on function sheratan_private.switch_embedding_model(boolean) from public;
 revoke all on function sheratan_private.drop_embedding_column(text) from public;
-revoke all on function sheratan_private.replan_chunk_row_functions() from public;
 grant execute on function sheratan.store_embeddings(text, sheratan.chunk_embedding[]) to sheratan_app;
 grant execute on function sheratan.embedding_migration() to sheratan_app, sheratan_readonly;

@@ -288,6 +288,11 @@ test('a full model switch, 384 → 768, with searches answering throughout', asy
   // own check instead.)
   for (const o of during) expect(o.error).toMatch(/expected 768 dimensions, not 384|different vector dimensions 768 and 384/);
   expect(outcomes.filter((o) => o.at < switchStarted && !o.ok)).toEqual([]);
+  const refused = outcomes.filter((o) => !o.ok).length;
+  process.stderr.write(
+    `model switch: ${outcomes.length} searches during the test, ${outcomes.length - refused} answered with the probe chunk first, ` +
+      `${refused} refused for the old dimension between the switch's commit and the searcher's move\n`,
+  );
 }, 240_000);
 
 test('--cancel drops the new column; nothing else changes', async () => {
