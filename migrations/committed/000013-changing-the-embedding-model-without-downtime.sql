@@ -1,5 +1,5 @@
 --! Previous: sha1:26583e53a689d45eb6c44a86d37cf04ff3e032a0
---! Hash: sha1:17960ebc879e830bf177aec1acba5571d6d5c065
+--! Hash: sha1:b36488b49dd5e720eabb30f0b5830e1320dda43b
 --! Message: Changing the embedding model without downtime
 
 -- A model switch keeps two embedding columns for a while: the live one,
@@ -30,6 +30,9 @@ create function sheratan.search_document_chunks(
   mmr_candidates integer default null
 ) returns table (id uuid, distance double precision)
   language plpgsql volatile
+  -- About `first` rows, not the default 1,000: the join by id then reads the
+  -- primary key per row instead of hashing the whole table.
+  rows 10
   set search_path = pg_catalog, public, pg_temp
 as $$
 #variable_conflict use_column
@@ -102,6 +105,12 @@ comment on function sheratan.search_document_chunks(vector, integer, integer, do
 revoke all on function sheratan.search_document_chunks(vector, integer, integer, double precision, jsonb, text, integer, double precision, integer) from public;
 grant execute on function sheratan.search_document_chunks(vector, integer, integer, double precision, jsonb, text, integer, double precision, integer)
   to sheratan_app, sheratan_readonly;
+
+-- The other searches return about `first` rows too; with the default estimate
+-- (1,000) the statement that joins their rows by id hashed the whole table.
+alter function sheratan.hybrid_search_document_chunks(text, vector, integer, integer, jsonb, integer, integer, double precision, double precision, integer) rows 10;
+alter function sheratan.similar_chunks(uuid, integer, jsonb) rows 10;
+alter function sheratan.similar_documents(uuid, integer) rows 10;
 
 create table if not exists sheratan.embedding_models (
   name text primary key check (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$'),
