@@ -90,7 +90,8 @@ test('an unmigrated database fails with the fix (embedded: with no gateway runni
       encoding: 'utf8',
       timeout: 90_000,
     });
-    expect(cli.status).toBe(1);
+    // (On a failure, the signal and stderr say what happened to the process.)
+    expect({ status: cli.status, signal: cli.signal, ...(cli.status === 1 ? {} : { stderr: cli.stderr, error: String(cli.error ?? '') }) }).toEqual({ status: 1, signal: null });
     const report = JSON.parse(cli.stdout) as { ok: boolean; checks: Check[] };
     expect(report.ok).toBe(false);
     // On a server db:bootstrap has created the extension already; embedded, the first migration does.
