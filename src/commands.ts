@@ -50,7 +50,7 @@ const EMBEDDINGS_MIGRATE_HELP = `npm run embeddings:migrate -- [step]   change t
   --dimension N --name MODEL [--live-name NAME] [--jobs]
                     add embedding_next vector(N) and its index beside the live embedding
                     (the live model is recorded as NAME, default "initial")
-  --jobs            queue one embeddings.store job per document still missing new vectors
+  --jobs            queue one ${REEMBED_JOB_TYPE} job per document still missing new vectors
   --switch [--force]
                     make the new embedding live (refused while chunks miss it, unless --force)
   --drop-previous   drop the old embedding, kept as embedding_previous after the switch

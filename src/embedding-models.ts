@@ -32,31 +32,35 @@ export async function embeddingModelStatus(client: pg.Client): Promise<Embedding
   return { models, embedded: Number(rows[0]!.embedded), missing: Number(rows[0]!.missing) };
 }
 
-export async function startEmbeddingMigration(client: pg.Client, model: string, dimension: number, liveModel: string): Promise<void> {
+/**
+ * Runs `fn` in a transaction that waits at most 10 s for the table's lock:
+ * the steps that change its columns take it exclusively for a moment, and
+ * should wait for running searches, not queue everyone behind a long
+ * transaction.
+ */
+async function withTableLock<T>(client: pg.Client, fn: () => Promise<T>): Promise<T> {
   await client.query('begin');
   try {
-    // The column is added under a short exclusive lock: wait for running searches, not for a long transaction.
     await client.query("set local lock_timeout = '10s'");
-    await client.query('select sheratan_private.start_embedding_migration($1, $2, $3)', [model, dimension, liveModel]);
+    const result = await fn();
     await client.query('commit');
+    return result;
   } catch (err) {
     await client.query('rollback');
     throw err;
   }
 }
 
+export async function startEmbeddingMigration(client: pg.Client, model: string, dimension: number, liveModel: string): Promise<void> {
+  await withTableLock(client, () => client.query('select sheratan_private.start_embedding_migration($1, $2, $3)', [model, dimension, liveModel]));
+}
+
 /** Returns how many chunks were left without an embedding (only with `force`). */
 export async function switchEmbeddingModel(client: pg.Client, force: boolean): Promise<number> {
-  await client.query('begin');
-  try {
-    await client.query("set local lock_timeout = '10s'");
-    const { rows } = await client.query<{ missing: string }>('select sheratan_private.switch_embedding_model($1) as missing', [force]);
-    await client.query('commit');
-    return Number(rows[0]!.missing);
-  } catch (err) {
-    await client.query('rollback');
-    throw err;
-  }
+  const { rows } = await withTableLock(client, () =>
+    client.query<{ missing: string }>('select sheratan_private.switch_embedding_model($1) as missing', [force]),
+  );
+  return Number(rows[0]!.missing);
 }
 
 export async function dropEmbeddingColumn(client: pg.Client, which: 'next' | 'previous'): Promise<void> {

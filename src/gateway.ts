@@ -15,7 +15,7 @@ import { Admission } from './admission.ts';
 import { makePipelinedWithPgClient, poolTransport } from './graphql/pipelined-client.ts';
 import { createMetrics, factsOfRequestContext } from './observability.ts';
 import type { SchemaReloader } from './schema-reload.ts';
-import { AcceptedDimensions } from './vector.ts';
+import { AcceptedDimensions, type VectorInfo } from './vector.ts';
 import { log } from './log.ts';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -95,16 +95,20 @@ function admissionMiddleware(admission: Admission) {
   };
 }
 
+/**
+ * `vector` is what start-up read of the embedding columns (inspectVector);
+ * the Vector scalar's dimensions start from it and then follow a model
+ * switch without a restart.
+ */
 export async function createGateway(
   config: Config,
   db: Database,
+  vector: VectorInfo,
   extraSettings: Record<string, string> = {},
   reloader?: SchemaReloader,
 ): Promise<Gateway> {
   const apiPool = makePool(db.authUrl, config, 'sheratan-gateway');
-  // The Vector scalar's dimensions follow a model switch without a restart.
-  const dimensions = new AcceptedDimensions([config.vectorDimension]);
-  await dimensions.refresh(apiPool);
+  const dimensions = new AcceptedDimensions(vector);
   const refreshDimensions = setInterval(() => {
     dimensions.refresh(apiPool).catch(() => undefined);
   }, DIMENSIONS_REFRESH_MS).unref();

@@ -42,6 +42,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     gateway = await createGateway(
       effective,
       db,
+      vector,
       { ...searchSettings(config, vector), 'sheratan.job_lock_timeout': String(config.jobLockTimeoutS) },
       options.reloader,
     );

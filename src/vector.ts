@@ -11,6 +11,8 @@ export interface VectorInfo {
   version: string;
   /** The embedding column's dimension. */
   dimension: number;
+  /** During a model switch, the dimension of the column being migrated to. */
+  next: number | null;
 }
 
 /** Anything that runs a query: a client or a pool. */
@@ -40,9 +42,9 @@ export async function inspectVector(url: string): Promise<VectorInfo> {
   return withPgClient(url, async (client) => {
     const { rows } = await client.query<{ version: string | null }>("select extversion as version from pg_extension where extname = 'vector'");
     if (!rows[0]?.version) throw new Error('the vector extension is not installed; run the migrations (npm run db:migrate)');
-    const { live } = await embeddingColumns(client);
+    const { live, next } = await embeddingColumns(client);
     if (live === null) throw new Error('sheratan.document_chunks.embedding does not exist; run the migrations (npm run db:migrate)');
-    return { version: rows[0].version, dimension: live };
+    return { version: rows[0].version, dimension: live, next };
   });
 }
 
@@ -52,16 +54,17 @@ export async function inspectVector(url: string): Promise<VectorInfo> {
  */
 export class AcceptedDimensions {
   private values: readonly number[];
-  constructor(initial: readonly number[]) {
-    this.values = initial;
+  constructor(columns: { dimension: number; next: number | null }) {
+    this.values = dimensionsOf(columns.dimension, columns.next);
   }
   get = (): readonly number[] => this.values;
   async refresh(client: Queryable): Promise<void> {
     const { live, next } = await embeddingColumns(client);
-    const values = [live, next].filter((d): d is number => d !== null);
-    if (values.length) this.values = values;
+    if (live !== null) this.values = dimensionsOf(live, next);
   }
 }
+
+const dimensionsOf = (live: number, next: number | null): readonly number[] => (next === null ? [live] : [live, next]);
 
 /** Refuses to serve when VECTOR_DIMENSION and the column disagree (the seed guide's "expected 384 dimensions, not 768"). */
 export function assertDimension(config: Pick<Config, 'vectorDimension'>, info: VectorInfo): void {
