@@ -9,10 +9,10 @@
 import { rmSync } from 'node:fs';
 import http from 'node:http';
 import pg from 'pg';
-import { loadConfig } from '../src/config.ts';
-import { startGateway } from '../src/server.ts';
-import { signToken } from '../src/auth.ts';
-import { inspectVector, searchSettings } from '../src/vector.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { startGateway } from '../src/http/start.ts';
+import { signToken } from '../src/http/auth.ts';
+import { inspectVector, searchSettings } from '../src/database/vector-column.ts';
 import { tempDataDir } from '../test/support/harness.ts';
 import { topicalVectors, toPgVector } from '../test/support/embeddings.ts';
 import { graphqlClient, insertDocument, percentile, postJson, removeBenchTenants, startPeer } from './support.ts';

@@ -11,11 +11,11 @@ const os = await import('node:os');
 const { default: http } = await import('node:http');
 const path = await import('node:path');
 const { default: pg } = await import('pg');
-const { loadConfig } = await import('../src/config.ts');
-const { startGateway } = await import('../src/server.ts');
-const { signToken } = await import('../src/auth.ts');
-const { inspectVector, searchSettings } = await import('../src/vector.ts');
-const { projectRoot } = await import('../src/paths.ts');
+const { loadConfig } = await import('../src/config/config.ts');
+const { startGateway } = await import('../src/http/start.ts');
+const { signToken } = await import('../src/http/auth.ts');
+const { inspectVector, searchSettings } = await import('../src/database/vector-column.ts');
+const { projectRoot } = await import('../src/config/paths.ts');
 const { rng, topicalVectors, toPgVector } = await import('../test/support/embeddings.ts');
 const { graphqlClient, insertDocument, measureHttp, percentile, removeBenchTenants, startPeer } = await import('./support.ts');
 

@@ -3,5 +3,5 @@
 // Node runs it). It talks to the gateway over HTTP only and imports nothing
 // of the server.
 export { createStoreClient, type ChunkInput, type DocumentInput, type SearchFilter, type SearchMatch, type SearchOptions, type StoreClient } from './store.ts';
-export { runWorker, type ClaimedJob, type RunningWorker, type WorkerOptions } from './worker.ts';
+export { runWorker, type ClaimedJob, type RunningWorker, type WorkerOptions } from './job-worker.ts';
 export { GraphQLRequestError, graphqlRequest, type Endpoint } from './request.ts';

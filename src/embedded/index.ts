@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { WorkerInput, WorkerMessage } from './worker.ts';
+import type { WorkerInput, WorkerMessage } from './backend-thread.ts';
 import { AUTHENTICATOR_ROLE, ENGINE_SUPERUSER, OWNER_ROLE } from './instance.ts';
 import { ChannelClient } from './channel.ts';
 import { channelTransport } from './channel-transport.ts';
@@ -199,7 +199,7 @@ async function runEngine(dataDir: string, passwords: Record<string, string>, hos
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.idleInTransactionTimeoutMs !== undefined ? { idleInTransactionTimeoutMs: options.idleInTransactionTimeoutMs } : {}),
   };
-  const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: input });
+  const worker = new Worker(new URL('./backend-thread.ts', import.meta.url), { workerData: input });
   const next = (): Promise<WorkerMessage> =>
     new Promise((resolve, reject) => {
       const onMessage = (m: WorkerMessage): void => {

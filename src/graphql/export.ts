@@ -2,8 +2,8 @@
 import { lexicographicSortSchema, printSchema } from 'graphql';
 import pg from 'pg';
 import { postgraphile } from 'postgraphile';
-import type { Config } from '../config.ts';
-import type { Database } from '../database.ts';
+import type { Config } from '../config/config.ts';
+import type { Database } from '../database/connect.ts';
 import { makePreset } from './preset.ts';
 
 export async function exportSchemas(config: Config, db: Database): Promise<{ api: string; reporting: string }> {

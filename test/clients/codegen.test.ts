@@ -9,7 +9,7 @@ import path from 'node:path';
 import { codegen } from '@graphql-codegen/core';
 import * as typescriptOperations from '@graphql-codegen/typescript-operations';
 import { buildSchema, parse, validate } from 'graphql';
-import { projectRoot } from '../../src/paths.ts';
+import { projectRoot } from '../../src/config/paths.ts';
 import { config } from '../../codegen.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'sheratan-codegen-'));

@@ -1,8 +1,8 @@
 // Configuration: defaults, validation, and the one-line failure at start.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { parseConfig } from '../../src/config.ts';
-import { projectRoot } from '../../src/paths.ts';
+import { parseConfig } from '../../src/config/config.ts';
+import { projectRoot } from '../../src/config/paths.ts';
 
 test('defaults follow the spec', () => {
   const c = parseConfig({});

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { exportSchemas } from '../../src/graphql/export.ts';
-import { projectRoot } from '../../src/paths.ts';
+import { projectRoot } from '../../src/config/paths.ts';
 
 let h: Harness;
 beforeAll(async () => {

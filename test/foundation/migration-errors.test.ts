@@ -5,8 +5,8 @@
 // An error occurred in the PgPool: Connection terminated unexpectedly".)
 import { backend, createTestDatabase, type TestDatabase } from '../support/backend.ts';
 import { runCli } from '../support/processes.ts';
-import { parseConfig } from '../../src/config.ts';
-import { openDatabase, withPgClient } from '../../src/database.ts';
+import { parseConfig } from '../../src/config/config.ts';
+import { openDatabase, withPgClient } from '../../src/database/connect.ts';
 
 let database: TestDatabase;
 beforeAll(async () => {

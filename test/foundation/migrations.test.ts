@@ -6,11 +6,11 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import os from 'node:os';
 import path from 'node:path';
 import * as gm from 'graphile-migrate';
-import { parseConfig, type Config } from '../../src/config.ts';
-import { onDatabase, openDatabase, withPgClient, type Database } from '../../src/database.ts';
-import { migrateSettings, migrateToHead, migrationStatus, releaseMigratePools, structuredMigrateLogger as quiet } from '../../src/migrations.ts';
-import { setLogLevel } from '../../src/log.ts';
-import { projectRoot } from '../../src/paths.ts';
+import { parseConfig, type Config } from '../../src/config/config.ts';
+import { onDatabase, openDatabase, withPgClient, type Database } from '../../src/database/connect.ts';
+import { migrateSettings, migrateToHead, migrationStatus, releaseMigratePools, structuredMigrateLogger as quiet } from '../../src/database/migrations.ts';
+import { setLogLevel } from '../../src/config/log.ts';
+import { projectRoot } from '../../src/config/paths.ts';
 import { AUTHENTICATOR_PASSWORD, createTestDatabase, SUPERUSER_URL, serverTest, type TestDatabase } from '../support/backend.ts';
 
 let test_db: TestDatabase;

@@ -7,7 +7,7 @@ import pg from 'pg';
 import type { PgClient, WithPgClient } from 'postgraphile/@dataplan/pg';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { makePipelinedWithPgClient, poolTransport } from '../../src/graphql/pipelined-client.ts';
-import { AUTHENTICATOR_ROLE } from '../../src/database.ts';
+import { AUTHENTICATOR_ROLE } from '../../src/database/connect.ts';
 import { backend } from '../support/backend.ts';
 
 describe.each(backend === 'embedded' ? ['channel', 'pool'] : ['pool'])("the gateway's pipelined client over the %s transport", (transport) => {

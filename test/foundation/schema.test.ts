@@ -2,7 +2,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
-import { projectRoot } from '../../src/paths.ts';
+import { projectRoot } from '../../src/config/paths.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
 let h: Harness;

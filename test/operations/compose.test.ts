@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { CONFIG_VARIABLES, parseConfig } from '../../src/config.ts';
-import { projectRoot } from '../../src/paths.ts';
+import { CONFIG_VARIABLES, parseConfig } from '../../src/config/config.ts';
+import { projectRoot } from '../../src/config/paths.ts';
 
 interface Service {
   image?: string;

@@ -3,11 +3,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseConfig } from '../../src/config.ts';
-import { startGateway, type RunningGateway } from '../../src/server.ts';
-import { watchCurrent, type CurrentWatcher } from '../../src/migrations.ts';
-import { SchemaReloader } from '../../src/schema-reload.ts';
-import { signToken } from '../../src/auth.ts';
+import { parseConfig } from '../../src/config/config.ts';
+import { startGateway, type RunningGateway } from '../../src/http/start.ts';
+import { watchCurrent, type CurrentWatcher } from '../../src/database/migrations.ts';
+import { SchemaReloader } from '../../src/graphql/schema-reload.ts';
+import { signToken } from '../../src/http/auth.ts';
 import { describeEmbedded } from '../support/backend.ts';
 import { freePort, runCli, waitFor as waitUntil } from '../support/processes.ts';
 

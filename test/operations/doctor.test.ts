@@ -4,9 +4,9 @@ import path from 'node:path';
 import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { backend, createTestDatabase, serverTest } from '../support/backend.ts';
-import { runDoctor, type Check } from '../../src/doctor.ts';
-import { rebuildAnnIndex } from '../../src/index-tune.ts';
-import { projectRoot } from '../../src/paths.ts';
+import { runDoctor, type Check } from '../../src/operations/doctor.ts';
+import { rebuildAnnIndex } from '../../src/operations/index-tune.ts';
+import { projectRoot } from '../../src/config/paths.ts';
 
 let h: Harness;
 let owner: pg.Client;

@@ -9,7 +9,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { projectRoot } from '../../src/paths.ts';
+import { projectRoot } from '../../src/config/paths.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { backend } from '../support/backend.ts';
 import { CLI } from '../support/processes.ts';

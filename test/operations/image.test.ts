@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { projectRoot } from '../../src/paths.ts';
+import { projectRoot } from '../../src/config/paths.ts';
 import { createTestDatabase, serverTest, type TestDatabase } from '../support/backend.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 import { spawn } from 'node:child_process';

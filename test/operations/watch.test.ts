@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { watchCurrent } from '../../src/migrations.ts';
+import { watchCurrent } from '../../src/database/migrations.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
 let h: Harness;

@@ -5,8 +5,8 @@
 import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
 import jwt from 'jsonwebtoken';
-import { signToken } from '../../src/auth.ts';
-import { parseConfig } from '../../src/config.ts';
+import { signToken } from '../../src/http/auth.ts';
+import { parseConfig } from '../../src/config/config.ts';
 import { backend, createTestDatabase, migrateTestDatabase } from '../support/backend.ts';
 import { startGatewayProcess } from '../support/processes.ts';
 

@@ -3,8 +3,8 @@
 // Every engine here runs in a child process, never in the test runner's.
 import net from 'node:net';
 import pg from 'pg';
-import { signToken } from '../../src/auth.ts';
-import { parseConfig } from '../../src/config.ts';
+import { signToken } from '../../src/http/auth.ts';
+import { parseConfig } from '../../src/config/config.ts';
 import { backend, createTestDatabase, embeddedTest, migrateTestDatabase, type TestDatabase } from '../support/backend.ts';
 import { randomUnit, rng } from '../support/embeddings.ts';
 import { freePort, postOnce, runCli, startEngineProcess, startGatewayProcess, waitFor, type Reply } from '../support/processes.ts';

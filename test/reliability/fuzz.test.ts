@@ -24,7 +24,7 @@ import {
 } from 'graphql';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { randomUnit, rng } from '../support/embeddings.ts';
-import { projectRoot } from '../../src/paths.ts';
+import { projectRoot } from '../../src/config/paths.ts';
 
 const DIM = 384;
 let h: Harness;

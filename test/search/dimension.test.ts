@@ -1,10 +1,10 @@
 // The gateway refuses to start when VECTOR_DIMENSION disagrees with the column.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { parseConfig } from '../../src/config.ts';
-import { startGateway } from '../../src/server.ts';
-import { projectRoot } from '../../src/paths.ts';
-import { DimensionMismatchError } from '../../src/vector.ts';
+import { parseConfig } from '../../src/config/config.ts';
+import { startGateway } from '../../src/http/start.ts';
+import { projectRoot } from '../../src/config/paths.ts';
+import { DimensionMismatchError } from '../../src/database/vector-column.ts';
 import { createTestDatabase, migrateTestDatabase, type TestDatabase } from '../support/backend.ts';
 
 let db: TestDatabase;

@@ -4,8 +4,8 @@
 // them (EXPLAIN); the binary index's Hamming-order candidates are re-ranked by
 // exact distance; and every retrieval mode keeps answering.
 import type pg from 'pg';
-import { describeAnnIndex, INDEX_KINDS, kindOf, rebuildAnnIndex, specForKind } from '../../src/index-tune.ts';
-import { runDoctor } from '../../src/doctor.ts';
+import { describeAnnIndex, INDEX_KINDS, kindOf, rebuildAnnIndex, specForKind } from '../../src/operations/index-tune.ts';
+import { runDoctor } from '../../src/operations/doctor.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { bruteForce, rng, randomUnit, topicalVectors, toPgVector } from '../support/embeddings.ts';
 

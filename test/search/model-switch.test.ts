@@ -6,8 +6,8 @@
 // searches with the new model's vectors; the old column dropped. A searcher
 // runs against the gateway the whole time.
 import type pg from 'pg';
-import { runDoctor } from '../../src/doctor.ts';
-import { runWorker } from '../../src/client/worker.ts';
+import { runDoctor } from '../../src/operations/doctor.ts';
+import { runWorker } from '../../src/client/job-worker.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { rng, randomUnit } from '../support/embeddings.ts';
 import { runCli, waitFor } from '../support/processes.ts';

@@ -2,8 +2,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
-import { pgSettingsFor } from '../../src/auth.ts';
-import { projectRoot } from '../../src/paths.ts';
+import { pgSettingsFor } from '../../src/http/auth.ts';
+import { projectRoot } from '../../src/config/paths.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
 let h: Harness;

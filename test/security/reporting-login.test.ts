@@ -5,7 +5,7 @@
 // jwt.claims.tenant`) could: that is the defect this guards against.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { projectRoot } from '../../src/paths.ts';
+import { projectRoot } from '../../src/config/paths.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { SUPERUSER_URL } from '../support/backend.ts';
 

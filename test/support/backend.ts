@@ -9,11 +9,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseConfig, type Config } from '../../src/config.ts';
-import { onDatabase, openDatabase, withPgClient } from '../../src/database.ts';
-import { bootstrapServer } from '../../src/bootstrap.ts';
-import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from '../../src/migrations.ts';
-import { setLogLevel } from '../../src/log.ts';
+import { parseConfig, type Config } from '../../src/config/config.ts';
+import { onDatabase, openDatabase, withPgClient } from '../../src/database/connect.ts';
+import { bootstrapServer } from '../../src/operations/bootstrap.ts';
+import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from '../../src/database/migrations.ts';
+import { setLogLevel } from '../../src/config/log.ts';
 
 export const SUPERUSER_URL = process.env.TEST_DATABASE_URL || undefined;
 export const backend: 'embedded' | 'server' = SUPERUSER_URL ? 'server' : 'embedded';

@@ -2,9 +2,9 @@
 // own temp data directory, or a fresh database on TEST_DATABASE_URL's server;
 // see backend.ts), migrated to head, with the gateway on an ephemeral port.
 import pg from 'pg';
-import { parseConfig, type Config } from '../../src/config.ts';
-import { startGateway, type RunningGateway } from '../../src/server.ts';
-import { signToken, type ApiRole } from '../../src/auth.ts';
+import { parseConfig, type Config } from '../../src/config/config.ts';
+import { startGateway, type RunningGateway } from '../../src/http/start.ts';
+import { signToken, type ApiRole } from '../../src/http/auth.ts';
 import { createTestDatabase, migrateTestDatabase, type TestDatabase } from './backend.ts';
 
 export { tempDataDir } from './backend.ts';

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { projectRoot } from '../../src/paths.ts';
+import { projectRoot } from '../../src/config/paths.ts';
 
 export const CLI = path.join(projectRoot, 'src', 'cli.ts');
 

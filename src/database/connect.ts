@@ -1,10 +1,10 @@
 // Where the database is: the embedded engine (no DATABASE_URL) or a server.
 // Both modes end in the same set of ordinary connection strings.
 import pg from 'pg';
-import type { Config } from './config.ts';
-import { attachOrStartEmbedded, startEmbedded, type EmbeddedEngine } from './embedded/index.ts';
+import type { Config } from '../config/config.ts';
+import { attachOrStartEmbedded, startEmbedded, type EmbeddedEngine } from '../embedded/index.ts';
 
-import { AUTHENTICATOR_ROLE, DATABASE_ROLES } from './roles.ts';
+import { AUTHENTICATOR_ROLE, DATABASE_ROLES } from '../config/roles.ts';
 
 export { AUTHENTICATOR_ROLE, DATABASE_ROLES };
 

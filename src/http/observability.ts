@@ -4,8 +4,8 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type pg from 'pg';
 import client from 'prom-client';
-import { inRequest, log } from './log.ts';
-import type { GraphQLFacts } from '../plugins/request-facts.ts';
+import { inRequest, log } from '../config/log.ts';
+import type { GraphQLFacts } from '../../plugins/request-facts.ts';
 
 /** Per-request facts for logs and metrics; the GraphQL layer fills in its part (plugins/request-facts.ts). */
 export interface RequestFacts extends GraphQLFacts {

@@ -3,9 +3,9 @@
 // reaches Postgres except through the fixed keys below.
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import type { Config } from './config.ts';
+import type { Config } from '../config/config.ts';
 
-import { ANONYMOUS_ROLE, API_ROLES, type ApiRole } from './roles.ts';
+import { ANONYMOUS_ROLE, API_ROLES, type ApiRole } from '../config/roles.ts';
 
 export { API_ROLES, type ApiRole };
 

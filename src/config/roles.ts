@@ -1,7 +1,7 @@
 // The database roles, named once for the TypeScript side (graphile/starter's
 // role trio plus the gateway's login and the owner). The engine names the two
 // logins it keeps passwords for; the rest are here.
-import { AUTHENTICATOR_ROLE, OWNER_ROLE } from './embedded/instance.ts';
+import { AUTHENTICATOR_ROLE, OWNER_ROLE } from '../embedded/instance.ts';
 
 export { AUTHENTICATOR_ROLE, OWNER_ROLE };
 /** What a tenant's API requests run as. */

@@ -8,19 +8,19 @@ import * as gm from 'graphile-migrate';
 import { Logger } from '@graphile/logger';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import { generatePlaceholderReplacement, getAllMigrations, runStringMigration } from 'graphile-migrate/dist/migration.js';
-import { sqlStatements } from './embedded/sql-lexer.ts';
-import { releaseLockFile, tryLockFile } from './embedded/lock-file.ts';
-import { ensureIndexKind } from './index-tune.ts';
+import { sqlStatements } from '../embedded/sql-lexer.ts';
+import { releaseLockFile, tryLockFile } from '../embedded/lock-file.ts';
+import { ensureIndexKind } from '../operations/index-tune.ts';
 import { executeActions } from 'graphile-migrate/dist/actions.js';
 import { parseSettings } from 'graphile-migrate/dist/settings.js';
 import { getCurrentMigrationLocation, readCurrentMigration } from 'graphile-migrate/dist/current.js';
 import { isNoTransactionDefined } from 'graphile-migrate/dist/header.js';
 import pgMinify from 'pg-minify';
 import type { PoolClient } from 'pg';
-import type { Config } from './config.ts';
-import { DATABASE_ROLES, databaseName, onDatabase, privilegedUrl, withPgClient, type Database } from './database.ts';
-import { projectRoot } from './paths.ts';
-import { log } from './log.ts';
+import type { Config } from '../config/config.ts';
+import { DATABASE_ROLES, databaseName, onDatabase, privilegedUrl, withPgClient, type Database } from './connect.ts';
+import { projectRoot } from '../config/paths.ts';
+import { log } from '../config/log.ts';
 
 /**
  * graphile-migrate's messages as the gateway's structured log lines (the CLI

@@ -6,17 +6,17 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import pg from 'pg';
 import { postgraphile, type PostGraphileInstance } from 'postgraphile';
 import { grafserv } from 'postgraphile/grafserv/express/v4';
-import type { Config } from './config.ts';
-import type { Database } from './database.ts';
-import { AUTHENTICATOR_ROLE, READONLY_ROLE } from './roles.ts';
+import type { Config } from '../config/config.ts';
+import type { Database } from '../database/connect.ts';
+import { AUTHENTICATOR_ROLE, READONLY_ROLE } from '../config/roles.ts';
 import { authenticate, pgSettingsFor, type Claims } from './auth.ts';
-import { makePreset } from './graphql/preset.ts';
+import { makePreset } from '../graphql/preset.ts';
 import { Admission } from './admission.ts';
-import { makePipelinedWithPgClient, poolTransport } from './graphql/pipelined-client.ts';
+import { makePipelinedWithPgClient, poolTransport } from '../graphql/pipelined-client.ts';
 import { createMetrics, factsOfRequestContext } from './observability.ts';
-import type { SchemaReloader } from './schema-reload.ts';
-import { AcceptedDimensions, type VectorInfo } from './vector.ts';
-import { log } from './log.ts';
+import type { SchemaReloader } from '../graphql/schema-reload.ts';
+import { AcceptedDimensions, type VectorInfo } from '../database/vector-column.ts';
+import { log } from '../config/log.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 export const REPORTING_PATH = '/reporting/graphql';

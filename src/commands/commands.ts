@@ -4,11 +4,11 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as gm from 'graphile-migrate';
-import { ConfigError, loadConfig, redact, type Config } from './config.ts';
-import { openDatabase, serverUrls, withPgClient, type Database } from './database.ts';
-import { embeddedAddress } from './embedded/index.ts';
-import { signToken } from './auth.ts';
-import { API_ROLES, APP_ROLE, READONLY_ROLE, type ApiRole } from './roles.ts';
+import { ConfigError, loadConfig, redact, type Config } from '../config/config.ts';
+import { openDatabase, serverUrls, withPgClient, type Database } from '../database/connect.ts';
+import { embeddedAddress } from '../embedded/index.ts';
+import { signToken } from '../http/auth.ts';
+import { API_ROLES, APP_ROLE, READONLY_ROLE, type ApiRole } from '../config/roles.ts';
 import {
   ensureRoles,
   migrateSettings,
@@ -19,17 +19,17 @@ import {
   resetBlocker,
   watchCurrent,
   withMigrationLock,
-} from './migrations.ts';
-import { startGateway } from './server.ts';
-import { embeddingColumns } from './vector.ts';
-import { effectiveJwtSecret } from './jwt-secret.ts';
-import { SchemaReloader } from './schema-reload.ts';
-import { exportSchemas } from './graphql/export.ts';
-import { log, setLogLevel } from './log.ts';
-import { GRAPHIQL_PATH } from './gateway.ts';
-import { projectRoot } from './paths.ts';
-import { describeAnnIndex, INDEX_KINDS, kindOf, rebuildAnnIndex, specForKind, type AnnSpec, type IndexKind } from './index-tune.ts';
-import { formatChecks, runDoctor } from './doctor.ts';
+} from '../database/migrations.ts';
+import { startGateway } from '../http/start.ts';
+import { embeddingColumns } from '../database/vector-column.ts';
+import { effectiveJwtSecret } from '../config/jwt-secret.ts';
+import { SchemaReloader } from '../graphql/schema-reload.ts';
+import { exportSchemas } from '../graphql/export.ts';
+import { log, setLogLevel } from '../config/log.ts';
+import { GRAPHIQL_PATH } from '../http/gateway.ts';
+import { projectRoot } from '../config/paths.ts';
+import { describeAnnIndex, INDEX_KINDS, kindOf, rebuildAnnIndex, specForKind, type AnnSpec, type IndexKind } from '../operations/index-tune.ts';
+import { formatChecks, runDoctor } from '../operations/doctor.ts';
 import {
   dropEmbeddingColumn,
   embeddingModelStatus,
@@ -38,10 +38,10 @@ import {
   REEMBED_JOB_TYPE,
   startEmbeddingMigration,
   switchEmbeddingModel,
-} from './embedding-models.ts';
-import { backup, defaultBackupFile, restore } from './backup.ts';
-import { bootstrapServer } from './bootstrap.ts';
-import { createReportingLogin, validateReportingLogin } from './reporting-login.ts';
+} from '../operations/embedding-models.ts';
+import { backup, defaultBackupFile, restore } from '../operations/backup.ts';
+import { bootstrapServer } from '../operations/bootstrap.ts';
+import { createReportingLogin, validateReportingLogin } from '../operations/reporting-login.ts';
 
 type Command = (config: Config, args: string[]) => Promise<number | void>;
 

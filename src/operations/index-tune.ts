@@ -3,7 +3,7 @@
 // (seed guide, "IVFFlat Index Tuning": lists = rows / 1000, sqrt(rows) above
 // 1M rows). The index keeps its name, so checks and plans keep finding it.
 import type pg from 'pg';
-import { embeddingColumns } from './vector.ts';
+import { embeddingColumns } from '../database/vector-column.ts';
 
 export const ANN_INDEX = 'document_chunks_embedding_idx';
 

@@ -5,10 +5,10 @@ import { createWriteStream } from 'node:fs';
 import { appendFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import type { Config } from './config.ts';
-import { withPgClient, type Database } from './database.ts';
-import { ensureRoles } from './migrations.ts';
-import { effectiveJwtSecret } from './jwt-secret.ts';
+import type { Config } from '../config/config.ts';
+import { withPgClient, type Database } from '../database/connect.ts';
+import { ensureRoles } from '../database/migrations.ts';
+import { effectiveJwtSecret } from '../config/jwt-secret.ts';
 
 /** Runs a PostgreSQL client tool; `stdin` is fed to it, `stdout` (a path) receives its output, created mode 0600. */
 function run(command: string, args: string[], io: { stdin?: string; stdout?: string } = {}): Promise<void> {

@@ -2,13 +2,13 @@
 // "Troubleshooting" sections as checks, each with the fix spelled out.
 import * as gm from 'graphile-migrate';
 import type pg from 'pg';
-import type { Config } from './config.ts';
-import { withPgClient, type Database } from './database.ts';
-import { APP_ROLE, AUTHENTICATOR_ROLE, DATABASE_ROLES, READONLY_ROLE } from './roles.ts';
-import { migrateSettings, releaseMigratePools } from './migrations.ts';
+import type { Config } from '../config/config.ts';
+import { withPgClient, type Database } from '../database/connect.ts';
+import { APP_ROLE, AUTHENTICATOR_ROLE, DATABASE_ROLES, READONLY_ROLE } from '../config/roles.ts';
+import { migrateSettings, releaseMigratePools } from '../database/migrations.ts';
 import { ANN_INDEX, describeAnnIndex, kindOf } from './index-tune.ts';
 import { embeddingModelStatus } from './embedding-models.ts';
-import { embeddingColumns, versionAtLeast } from './vector.ts';
+import { embeddingColumns, versionAtLeast } from '../database/vector-column.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
 export interface Check {

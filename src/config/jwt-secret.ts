@@ -2,7 +2,7 @@
 // embedded data directory. Its own module, so that the operations that need
 // it (token, backup, restore) do not import the gateway.
 import type { Config } from './config.ts';
-import { dataDirSecret } from './embedded/index.ts';
+import { dataDirSecret } from '../embedded/index.ts';
 
 export function effectiveJwtSecret(config: Config): string | undefined {
   if (config.jwtSecret) return config.jwtSecret;

@@ -1,14 +1,14 @@
 // `npm start`: open the database (serving the embedded engine when there is
 // no DATABASE_URL), apply migrations on the embedded database, build the
 // schema, serve HTTP; on SIGTERM/SIGINT shut all of it down in order.
-import type { Config } from './config.ts';
-import { openDatabase, type Database } from './database.ts';
-import { effectiveJwtSecret } from './jwt-secret.ts';
+import type { Config } from '../config/config.ts';
+import { openDatabase, type Database } from '../database/connect.ts';
+import { effectiveJwtSecret } from '../config/jwt-secret.ts';
 import { createGateway, type Gateway } from './gateway.ts';
-import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from './migrations.ts';
-import { routeConsoleToLog, setLogLevel } from './log.ts';
-import type { SchemaReloader } from './schema-reload.ts';
-import { assertDimension, inspectVector, searchSettings } from './vector.ts';
+import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from '../database/migrations.ts';
+import { routeConsoleToLog, setLogLevel } from '../config/log.ts';
+import type { SchemaReloader } from '../graphql/schema-reload.ts';
+import { assertDimension, inspectVector, searchSettings } from '../database/vector-column.ts';
 
 export interface RunningGateway {
   url: string;

@@ -3,10 +3,10 @@
 // roles, the vector extension, the authenticator's password. From then on
 // every command works with the owner's DATABASE_URL alone.
 import type pg from 'pg';
-import { ConfigError, type Config } from './config.ts';
-import { databaseName, onDatabase, userName, withPgClient, type Database } from './database.ts';
-import { ensureRoles } from './migrations.ts';
-import { DATABASE_ROLES } from './roles.ts';
+import { ConfigError, type Config } from '../config/config.ts';
+import { databaseName, onDatabase, userName, withPgClient, type Database } from '../database/connect.ts';
+import { ensureRoles } from '../database/migrations.ts';
+import { DATABASE_ROLES } from '../config/roles.ts';
 
 export interface BootstrapOptions {
   /** Give the owner CREATEDB (graphile-migrate's shadow database and db:reset need it). */

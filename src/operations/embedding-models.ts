@@ -70,7 +70,7 @@ export async function dropEmbeddingColumn(client: pg.Client, which: 'next' | 'pr
 /**
  * Queues one job per document that has chunks without the new model's
  * vector, in the document's tenant, unless one is already pending or running.
- * A worker (src/client/worker.ts) embeds the document's chunks and calls
+ * A worker (src/client/job-worker.ts) embeds the document's chunks and calls
  * storeEmbeddings. Returns how many jobs were queued.
  */
 export async function queueReembedJobs(client: pg.Client, model: string, dimension: number): Promise<number> {

@@ -3,10 +3,10 @@
 // tenant's rows only. The tenant is bound in sheratan_private.tenant_logins,
 // which current_tenant() reads by session_user, so the login cannot widen
 // what it sees by setting jwt.claims.* or switching roles.
-import { ConfigError, type Config } from './config.ts';
-import { databaseName, privilegedUrl, withPgClient, type Database } from './database.ts';
-import { isClaimText } from './auth.ts';
-import { READONLY_ROLE } from './roles.ts';
+import { ConfigError, type Config } from '../config/config.ts';
+import { databaseName, privilegedUrl, withPgClient, type Database } from '../database/connect.ts';
+import { isClaimText } from '../http/auth.ts';
+import { READONLY_ROLE } from '../config/roles.ts';
 
 export interface ReportingLogin {
   name: string;

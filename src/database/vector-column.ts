@@ -1,8 +1,8 @@
 // What the gateway needs to know about pgvector before serving: that the
 // embedding column has the configured dimension, and which query-time
 // settings this pgvector version understands.
-import type { Config } from './config.ts';
-import { withPgClient } from './database.ts';
+import type { Config } from '../config/config.ts';
+import { withPgClient } from './connect.ts';
 
 export class DimensionMismatchError extends Error {}
 
