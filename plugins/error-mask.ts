@@ -41,9 +41,14 @@ export type ErrorLog = (level: 'warn' | 'error', message: string, fields: Record
 export const makeMaskError =
   (log: ErrorLog) =>
   (error: GraphQLError): GraphQLError | GraphQLFormattedError =>
-    maskError(error, log);
+    masked(error, log);
 
-function maskError(error: GraphQLError, log: ErrorLog): GraphQLError | GraphQLFormattedError {
+/** SheratanPreset's: the details go to stderr as one JSON line (the gateway passes its own log). */
+export const maskError = makeMaskError((level, message, fields) => {
+  process.stderr.write(`${JSON.stringify({ level, message, ...fields })}\n`);
+});
+
+function masked(error: GraphQLError, log: ErrorLog): GraphQLError | GraphQLFormattedError {
   const original = error.originalError as (Error & { code?: unknown }) | undefined;
   if (!original || original instanceof GraphQLError) return error;
   if (typeof original.code === 'string' && CLIENT_SQLSTATE.test(original.code)) {

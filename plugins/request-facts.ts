@@ -1,7 +1,10 @@
 // Records each GraphQL request's operation name (and whether it searches)
-// for the request log line and the metrics labels. Where the facts live is
-// the HTTP layer's business: it passes `factsOf`, which finds them for a
-// request (or not); this plugin imports nothing from src/.
+// for the request log line and the metrics labels. The facts object travels
+// in the GraphQL context (`sheratanFacts`, put there by whoever builds the
+// context: the gateway's grafast.context); this plugin fills it in from the
+// parsed document once the request is valid, and imports nothing from src/.
+import { isPromiseLike } from 'grafast';
+import { Kind, visit, type DocumentNode, type OperationDefinitionNode } from 'graphql';
 import { SEARCH_FIELDS } from './match-select.ts';
 
 /** What the GraphQL layer tells the HTTP layer about a request. */
@@ -10,35 +13,62 @@ export interface GraphQLFacts {
   search?: boolean;
 }
 
-const SEARCHES = new RegExp(SEARCH_FIELDS.join('|'));
-
-/** The operation name of a GraphQL request: its name, or else its first root field. */
-export function operationName(query: unknown, given: unknown): string | undefined {
-  if (typeof given === 'string' && given) return given;
-  if (typeof query !== 'string') return undefined;
-  const named = /^\s*(?:query|mutation|subscription)\s+([_A-Za-z]\w*)/.exec(query);
-  if (named) return named[1];
-  return /{\s*([_A-Za-z]\w*)/.exec(query)?.[1];
+declare global {
+  namespace Grafast {
+    interface Context {
+      /** The request's facts for logs and metrics, filled in by SheratanRequestFactsPlugin. */
+      sheratanFacts?: GraphQLFacts;
+    }
+  }
 }
 
-/** `factsOf` receives grafserv's request context and returns the request's facts to fill in. */
-export function makeRequestFactsPlugin(factsOf: (requestContext: unknown) => GraphQLFacts | undefined): GraphileConfig.Plugin {
-  return {
-    name: 'SheratanRequestFactsPlugin',
-    version: '1.0.0',
-    description: 'Operation names for logs and metrics',
-    grafserv: {
-      middleware: {
-        processGraphQLRequestBody(next, event) {
-          const facts = factsOf(event.request?.requestContext);
+const SEARCHES: ReadonlySet<string> = new Set(SEARCH_FIELDS);
+
+/** The operation a request runs: the one named `operationName`, or the only one. */
+function chosenOperation(document: DocumentNode, operationName: string | null | undefined): OperationDefinitionNode | undefined {
+  const operations = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
+  return operationName ? operations.find((o) => o.name?.value === operationName) : operations[0];
+}
+
+/** The operation name of a request: its name, or else its first root field's. */
+export function operationName(document: DocumentNode, given: string | null | undefined): string | undefined {
+  const operation = chosenOperation(document, given);
+  if (!operation) return undefined;
+  if (operation.name) return operation.name.value;
+  const first = operation.selectionSet.selections.find((s) => s.kind === Kind.FIELD);
+  return first?.kind === Kind.FIELD ? first.name.value : undefined;
+}
+
+/** Whether the document selects a search field anywhere (fragments included). */
+function searches(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    Field(node) {
+      if (SEARCHES.has(node.name.value)) found = true;
+    },
+  });
+  return found;
+}
+
+export const RequestFactsPlugin: GraphileConfig.Plugin = {
+  name: 'SheratanRequestFactsPlugin',
+  version: '1.0.0',
+  description: 'Operation names for logs and metrics',
+  grafast: {
+    middleware: {
+      prepareArgs(next) {
+        // After `next`: the context (and the facts in it) is built there.
+        const record = (args: Grafast.ExecutionArgs): Grafast.ExecutionArgs => {
+          const facts = (args.contextValue as Grafast.Context).sheratanFacts;
           if (facts) {
-            const { query, operationName: given } = event.body;
-            facts.operation = operationName(query, given);
-            facts.search = typeof query === 'string' && SEARCHES.test(query);
+            facts.operation = operationName(args.document, args.operationName);
+            facts.search = searches(args.document);
           }
-          return next();
-        },
+          return args;
+        };
+        const args = next();
+        return isPromiseLike(args) ? args.then(record) : record(args);
       },
     },
-  };
-}
+  },
+};

@@ -6,11 +6,77 @@
 import { depthLimit } from '@graphile/depth-limit';
 import { SafeError } from 'grafast';
 import { GraphQLError, NoSchemaIntrospectionCustomRule, parse, type DocumentNode, type ValidationContext, type ValidationRule } from 'graphql';
+import { SEARCH_FIELDS } from './match-select.ts';
 import { countSelections, operationCost, type CostLimits } from './operation-cost.ts';
 
-export interface RequestLimits extends CostLimits {
+/** The limits every request is held to; the environment variable of each is in its comment. */
+export interface RequestLimits {
+  /** MAX_QUERY_DEPTH */
   maxQueryDepth: number;
+  /** MAX_QUERY_FIELDS */
+  maxFields: number;
+  /** MAX_QUERY_ALIASES */
+  maxAliases: number;
+  /** MAX_QUERY_COST */
+  maxCost: number;
+  /** MAX_PAGE_SIZE */
+  maxPageSize: number;
+  /** MAX_OFFSET */
+  maxOffset: number;
+  /** MAX_SEARCH_RESULTS: the largest `first` of a search field. */
+  maxSearchResults: number;
+  /** MAX_SEARCHES_PER_REQUEST */
+  maxSearches: number;
+  /** MAX_QUERY_TEXT_LENGTH */
+  maxQueryText: number;
+  /** GRAPHQL_INTROSPECTION */
   introspection: boolean;
+}
+
+/** What the limits are when nothing sets them: the environment variables' defaults (src/config/config.ts reads these). */
+export const DEFAULT_REQUEST_LIMITS: Readonly<RequestLimits> = {
+  maxQueryDepth: 12,
+  maxFields: 1000,
+  maxAliases: 50,
+  maxCost: 50_000,
+  maxPageSize: 1000,
+  maxOffset: 10_000,
+  maxSearchResults: 100,
+  maxSearches: 20,
+  maxQueryText: 2000,
+  introspection: true,
+};
+
+declare global {
+  namespace GraphileBuild {
+    interface SchemaOptions {
+      /** The request limits (DEFAULT_REQUEST_LIMITS when unset). */
+      sheratanRequestLimits?: RequestLimits;
+    }
+  }
+}
+
+type Limits = RequestLimits & CostLimits;
+
+// The limits of one resolved preset, with the per-field caps of the search fields.
+const resolved = new WeakMap<GraphileConfig.ResolvedPreset, Limits>();
+const defaults = withSearchCaps(DEFAULT_REQUEST_LIMITS);
+function withSearchCaps(given: RequestLimits): Limits {
+  return {
+    ...given,
+    fieldCaps: Object.fromEntries(SEARCH_FIELDS.map((field) => [field, { cap: given.maxSearchResults, setting: 'MAX_SEARCH_RESULTS' }])),
+    searchFields: SEARCH_FIELDS,
+  };
+}
+function limitsOf(preset: GraphileConfig.ResolvedPreset | undefined): Limits {
+  if (!preset?.schema?.sheratanRequestLimits) return defaults;
+  let limits = resolved.get(preset);
+  if (!limits) {
+    const given = preset.schema.sheratanRequestLimits;
+    limits = withSearchCaps(given);
+    resolved.set(preset, limits);
+  }
+  return limits;
 }
 
 /** Tokens graphql's parser reads at most: bounds the work of parsing whatever arrives (a 4,000-number vector literal is about 8,000). */
@@ -50,61 +116,62 @@ const KnownOperationTypesRule: ValidationRule = (context) => ({
   },
 });
 
-export function makeRequestLimitsPlugin(limits: RequestLimits): GraphileConfig.Plugin {
-  return {
-    name: 'SheratanRequestLimitsPlugin',
-    version: '1.0.0',
-    description: 'Query depth, introspection policy, operation cost and page-size caps',
-    grafserv: {
-      middleware: {
-        setPreset(next, event) {
-          if (!limits.introspection) event.validationRules.splice(0, event.validationRules.length, ...event.validationRules.map(withoutSuggestions));
-          event.validationRules.push(
-            KnownOperationTypesRule,
-            depthLimit({
-              maxDepth: limits.maxQueryDepth,
-              maxListDepth: limits.maxQueryDepth,
-              maxSelfReferentialDepth: limits.maxQueryDepth,
-              maxIntrospectionDepth: INTROSPECTION_DEPTH,
-              maxIntrospectionListDepth: INTROSPECTION_DEPTH,
-              maxIntrospectionSelfReferentialDepth: INTROSPECTION_DEPTH,
-              // depth-limit allows 8; graphql's getIntrospectionQuery() asks for 9.
-              maxDepthByFieldCoordinates: { '__Type.ofType': 10 },
-            }),
-          );
-          if (!limits.introspection) event.validationRules.push(NoSchemaIntrospectionCustomRule);
-          return next();
-        },
-        processGraphQLRequestBody(next, event) {
-          const { query } = event.body;
-          if (typeof query === 'string') {
-            let document: DocumentNode | null = null;
-            try {
-              document = parse(query, { maxTokens: MAX_TOKENS, noLocation: true });
-            } catch (err) {
-              // Syntax errors are reported by the normal validation step; too many tokens here.
-              if (/maximum number of tokens/i.test((err as Error).message)) {
-                throw new SafeError(`the document has more than ${MAX_TOKENS} tokens`, { statusCode: 400 });
-              }
+export const RequestLimitsPlugin: GraphileConfig.Plugin = {
+  name: 'SheratanRequestLimitsPlugin',
+  version: '1.0.0',
+  description: 'Query depth, introspection policy, operation cost and page-size caps',
+  grafserv: {
+    middleware: {
+      setPreset(next, event) {
+        const limits = limitsOf(event.resolvedPreset);
+        if (!limits.introspection) event.validationRules.splice(0, event.validationRules.length, ...event.validationRules.map(withoutSuggestions));
+        event.validationRules.push(
+          KnownOperationTypesRule,
+          depthLimit({
+            maxDepth: limits.maxQueryDepth,
+            maxListDepth: limits.maxQueryDepth,
+            maxSelfReferentialDepth: limits.maxQueryDepth,
+            maxIntrospectionDepth: INTROSPECTION_DEPTH,
+            maxIntrospectionListDepth: INTROSPECTION_DEPTH,
+            maxIntrospectionSelfReferentialDepth: INTROSPECTION_DEPTH,
+            // depth-limit allows 8; graphql's getIntrospectionQuery() asks for 9.
+            maxDepthByFieldCoordinates: { '__Type.ofType': 10 },
+          }),
+        );
+        if (!limits.introspection) event.validationRules.push(NoSchemaIntrospectionCustomRule);
+        return next();
+      },
+      processGraphQLRequestBody(next, event) {
+        const limits = limitsOf(event.resolvedPreset);
+        const { query } = event.body;
+        if (typeof query === 'string') {
+          let document: DocumentNode | null = null;
+          try {
+            document = parse(query, { maxTokens: MAX_TOKENS, noLocation: true });
+          } catch (err) {
+            // Syntax errors are reported by the normal validation step; too many tokens here.
+            if (/maximum number of tokens/i.test((err as Error).message)) {
+              throw new SafeError(`the document has more than ${MAX_TOKENS} tokens`, { statusCode: 400 });
             }
-            const refusal = document && countSelections(document, limits);
-            if (refusal) throw new SafeError(refusal.message, { statusCode: 400, code: refusal.code });
           }
-          return next();
-        },
+          const refusal = document && countSelections(document, limits);
+          if (refusal) throw new SafeError(refusal.message, { statusCode: 400, code: refusal.code });
+        }
+        return next();
       },
     },
-    grafast: {
-      middleware: {
-        execute(next, event) {
-          const { schema, document, operationName, variableValues } = event.args;
-          const result = operationCost(schema, document, operationName, variableValues as Record<string, unknown> | null, limits);
-          if ('refusal' in result) {
-            return { errors: [new GraphQLError(result.refusal.message, { extensions: { code: result.refusal.code } })] };
-          }
-          return next();
-        },
+  },
+  grafast: {
+    middleware: {
+      execute(next, event) {
+        const { schema, document, operationName, variableValues, resolvedPreset } = event.args;
+        const limits = limitsOf(resolvedPreset);
+        const result = operationCost(schema, document, operationName, variableValues as Record<string, unknown> | null, limits);
+        if ('refusal' in result) {
+          return { errors: [new GraphQLError(result.refusal.message, { extensions: { code: result.refusal.code } })] };
+        }
+        return next();
       },
     },
-  };
-}
+  },
+};

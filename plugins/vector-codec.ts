@@ -7,10 +7,10 @@ import { gatherConfig } from 'postgraphile/graphile-build';
 import type { PgCodec } from 'postgraphile/@dataplan/pg';
 import { sql } from 'postgraphile/pg-sql2';
 
-/** Checks a would-be embedding; returns the problem, or null when it is a valid vector. */
+/** Checks a would-be embedding (of one of `dimensions`, any when empty); returns the problem, or null when it is a valid vector. */
 export function vectorProblem(value: unknown, dimensions: readonly number[]): string | null {
   if (!Array.isArray(value)) return 'an embedding must be a list of numbers';
-  if (!dimensions.includes(value.length)) return `expected ${dimensions.join(' or ')} dimensions, not ${value.length}`;
+  if (dimensions.length > 0 && !dimensions.includes(value.length)) return `expected ${dimensions.join(' or ')} dimensions, not ${value.length}`;
   let nonZero = false;
   for (let i = 0; i < value.length; i++) {
     const x: unknown = value[i];
@@ -48,50 +48,61 @@ export const vectorCodec: PgCodec<'vector', undefined, string, number[]> = {
   executor: null,
 };
 
-/**
- * `dimension` is the live embedding's (VECTOR_DIMENSION). `accepted`, when
- * given, is read at every parse: during a model switch the gateway accepts
- * the new model's dimension too (for storeEmbeddings), and after the switch
- * the new one only, without a restart; the columns' types check each write.
- */
-export function makeVectorCodecPlugin(dimension: number, accepted: () => readonly number[] = () => [dimension]): GraphileConfig.Plugin {
-  return {
-    name: 'SheratanVectorCodecPlugin',
-    version: '1.0.0',
-    description: 'Teaches PostGraphile the pgvector `vector` type',
-    gather: gatherConfig({
-      hooks: {
-        async pgCodecs_findPgCodec(info, event) {
-          if (event.pgCodec || event.pgType.typname !== 'vector') return;
-          const ext = await info.helpers.pgIntrospection.getExtensionByName(event.serviceName, 'vector');
-          if (ext && event.pgType.typnamespace === ext.extnamespace) event.pgCodec = vectorCodec;
-        },
-      },
-    }),
-    schema: {
-      hooks: {
-        init(_, build) {
-          const codec = build.pgCodecs.vector;
-          if (!codec) return _;
-          build.registerScalarType(
-            'Vector',
-            { pgCodec: codec },
-            () => ({
-              description: build.wrapDescription(
-                `A pgvector embedding: a JSON array of exactly ${dimension} finite numbers, not all zero.`,
-                'type',
-              ),
-              serialize: (value: unknown) => value,
-              parseValue: (value: unknown) => parse(value, accepted()),
-              parseLiteral: (ast: ValueNode) => parse(literalNumbers(ast), accepted()),
-            }),
-            'Adding the Vector scalar',
-          );
-          build.setGraphQLTypeForPgCodec(codec, 'output', 'Vector');
-          build.setGraphQLTypeForPgCodec(codec, 'input', 'Vector');
-          return _;
-        },
+declare global {
+  namespace GraphileBuild {
+    interface SchemaOptions {
+      /** The live embedding's dimension (VECTOR_DIMENSION), for the Vector scalar's description. */
+      sheratanVectorDimension?: number;
+      /**
+       * The dimensions the Vector scalar accepts now, read at every parse:
+       * during a model switch the gateway accepts the new model's dimension
+       * too (for storeEmbeddings), and after it the new one only, without a
+       * restart. Unset: `sheratanVectorDimension` only (any, when that is
+       * unset too); the columns' types check each write.
+       */
+      sheratanAcceptedDimensions?: () => readonly number[];
+    }
+  }
+}
+
+export const VectorCodecPlugin: GraphileConfig.Plugin = {
+  name: 'SheratanVectorCodecPlugin',
+  version: '1.0.0',
+  description: 'Teaches PostGraphile the pgvector `vector` type',
+  gather: gatherConfig({
+    hooks: {
+      async pgCodecs_findPgCodec(info, event) {
+        if (event.pgCodec || event.pgType.typname !== 'vector') return;
+        const ext = await info.helpers.pgIntrospection.getExtensionByName(event.serviceName, 'vector');
+        if (ext && event.pgType.typnamespace === ext.extnamespace) event.pgCodec = vectorCodec;
       },
     },
-  };
-}
+  }),
+  schema: {
+    hooks: {
+      init(_, build) {
+        const codec = build.pgCodecs.vector;
+        if (!codec) return _;
+        const { sheratanVectorDimension: dimension, sheratanAcceptedDimensions } = build.options;
+        const accepted = sheratanAcceptedDimensions ?? (() => (dimension === undefined ? [] : [dimension]));
+        build.registerScalarType(
+          'Vector',
+          { pgCodec: codec },
+          () => ({
+            description: build.wrapDescription(
+              `A pgvector embedding: a JSON array of ${dimension === undefined ? '' : `exactly ${dimension} `}finite numbers, not all zero.`,
+              'type',
+            ),
+            serialize: (value: unknown) => value,
+            parseValue: (value: unknown) => parse(value, accepted()),
+            parseLiteral: (ast: ValueNode) => parse(literalNumbers(ast), accepted()),
+          }),
+          'Adding the Vector scalar',
+        );
+        build.setGraphQLTypeForPgCodec(codec, 'output', 'Vector');
+        build.setGraphQLTypeForPgCodec(codec, 'input', 'Vector');
+        return _;
+      },
+    },
+  },
+};

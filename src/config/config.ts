@@ -2,6 +2,8 @@
 // validated up front; a bad value stops the process with one line naming it.
 import path from 'node:path';
 import { config as loadDotenv } from 'dotenv';
+// The request limits' defaults are the plugin's own (a preset without options gets the same).
+import { DEFAULT_REQUEST_LIMITS as LIMITS } from '../../plugins/request-limits.ts';
 
 export class ConfigError extends Error {}
 
@@ -199,15 +201,15 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 15_000, 0, 3_600_000),
     idleInTransactionTimeoutMs: int(env, 'IDLE_IN_TRANSACTION_TIMEOUT_MS', 30_000, 0, 3_600_000),
     ...(env.EMBEDDED_PORT ? { embeddedPort: int(env, 'EMBEDDED_PORT', 0, 1, 65535) } : {}),
-    maxSearchResults: int(env, 'MAX_SEARCH_RESULTS', 100, 1, 10_000),
-    maxPageSize: int(env, 'MAX_PAGE_SIZE', 1000, 1, 100_000),
-    maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 12, 1, 100),
-    maxQueryFields: int(env, 'MAX_QUERY_FIELDS', 1000, 10, 100_000),
-    maxQueryAliases: int(env, 'MAX_QUERY_ALIASES', 50, 0, 10_000),
-    maxQueryCost: int(env, 'MAX_QUERY_COST', 50_000, 1, 100_000_000),
-    maxOffset: int(env, 'MAX_OFFSET', 10_000, 0, 10_000_000),
-    maxSearchesPerRequest: int(env, 'MAX_SEARCHES_PER_REQUEST', 20, 1, 10_000),
-    maxQueryTextLength: int(env, 'MAX_QUERY_TEXT_LENGTH', 2000, 1, 1_000_000),
+    maxSearchResults: int(env, 'MAX_SEARCH_RESULTS', LIMITS.maxSearchResults, 1, 10_000),
+    maxPageSize: int(env, 'MAX_PAGE_SIZE', LIMITS.maxPageSize, 1, 100_000),
+    maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', LIMITS.maxQueryDepth, 1, 100),
+    maxQueryFields: int(env, 'MAX_QUERY_FIELDS', LIMITS.maxFields, 10, 100_000),
+    maxQueryAliases: int(env, 'MAX_QUERY_ALIASES', LIMITS.maxAliases, 0, 10_000),
+    maxQueryCost: int(env, 'MAX_QUERY_COST', LIMITS.maxCost, 1, 100_000_000),
+    maxOffset: int(env, 'MAX_OFFSET', LIMITS.maxOffset, 0, 10_000_000),
+    maxSearchesPerRequest: int(env, 'MAX_SEARCHES_PER_REQUEST', LIMITS.maxSearches, 1, 10_000),
+    maxQueryTextLength: int(env, 'MAX_QUERY_TEXT_LENGTH', LIMITS.maxQueryText, 1, 1_000_000),
     maxBodyBytes: int(env, 'MAX_BODY_BYTES', 16 * MiB, 1024, 1024 * MiB),
     searchEf: int(env, 'SEARCH_EF', 40, 1, 1000),
     vectorIndex: oneOf(env, 'VECTOR_INDEX', ['hnsw', 'hnsw_halfvec', 'hnsw_binary', 'ivfflat'] as const, 'hnsw'),

@@ -2,6 +2,8 @@
 // guide's "Connection pool exhausted"): at most `max` GraphQL requests hold a
 // slot at once; a request that cannot get one within `timeoutMs` is answered
 // 503 with Retry-After.
+import type { NextFunction, Request, Response } from 'express';
+
 export class Admission {
   private inUse = 0;
   private readonly queue: Array<() => void> = [];
@@ -47,4 +49,29 @@ export class Admission {
       this.queue.push(wake);
     });
   }
+}
+
+/** Holds a slot for the whole request, or answers 503 with Retry-After when none frees up in time. */
+export function admissionMiddleware(admission: Admission) {
+  return async (_req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const release = await admission.acquire();
+    if (!release) {
+      res
+        .status(503)
+        .set('Retry-After', '1')
+        .json({
+          errors: [
+            {
+              message:
+                `the database connection pool is exhausted: all ${admission.max} connections (DB_POOL_SIZE + DB_MAX_OVERFLOW) ` +
+                `stayed busy for ${admission.timeoutMs} ms (DB_POOL_TIMEOUT_MS); retry shortly`,
+              extensions: { code: 'POOL_EXHAUSTED' },
+            },
+          ],
+        });
+      return;
+    }
+    res.once('close', release);
+    next();
+  };
 }

@@ -2,10 +2,11 @@
 // settings PostGraphile applies before every query. Nothing from the token
 // reaches Postgres except through the fixed keys below.
 import { createSecretKey, type KeyObject } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
 import jwt from 'jsonwebtoken';
 import type { Config } from '../config/config.ts';
-
 import { ANONYMOUS_ROLE, API_ROLES, type ApiRole } from '../config/roles.ts';
+import { requestState } from './request-state.ts';
 
 export { API_ROLES, type ApiRole };
 
@@ -113,4 +114,38 @@ export function signToken(secret: string, options: TokenOptions): string {
     expiresIn: (options.expiresIn ?? '12h') as jwt.SignOptions['expiresIn'],
     ...(options.audience ? { audience: options.audience } : {}),
   });
+}
+
+/** Rejects bad tokens with 401/403 before any GraphQL work; keeps the claims in the request's state otherwise. */
+export function authenticationMiddleware(config: Pick<Config, 'jwtSecret' | 'jwtAudience' | 'jwtMaxAgeS'>) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const result = authenticate(req.headers.authorization, config);
+    if (!result.ok) {
+      res
+        .status(result.status)
+        .set('WWW-Authenticate', `Bearer error="invalid_token"`)
+        .json({ errors: [{ message: result.message, extensions: { code: result.code } }] });
+      return;
+    }
+    const state = requestState(req);
+    if (state) state.claims = result.claims;
+    next();
+  };
+}
+
+/**
+ * grafast's `context` for an endpoint: the one place where a request's claims
+ * become its pgSettings (with `extraSettings`, the ANN accuracy settings),
+ * beside the facts for its log line. `forceRole`: the endpoint's role
+ * whatever the token names (reporting). A request with no state (none the
+ * HTTP layer saw) runs as the anonymous role.
+ */
+export function graphqlContext(config: Pick<Config, 'statementTimeoutMs'>, extraSettings: Record<string, string>, forceRole?: ApiRole) {
+  return (requestContext: Partial<Grafast.RequestContext>): Partial<Grafast.Context> => {
+    const state = requestContext.node && requestState(requestContext.node.req);
+    return {
+      pgSettings: { ...extraSettings, ...pgSettingsFor(state?.claims ?? null, config, forceRole) },
+      ...(state ? { sheratanFacts: state.facts } : {}),
+    };
+  };
 }

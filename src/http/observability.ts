@@ -5,20 +5,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type pg from 'pg';
 import client from 'prom-client';
 import { inRequest, log } from '../config/log.ts';
-import type { GraphQLFacts } from '../../plugins/request-facts.ts';
-
-/** Per-request facts for logs and metrics; the GraphQL layer fills in its part (plugins/request-facts.ts). */
-export interface RequestFacts extends GraphQLFacts {
-  requestId: string;
-}
-
-export interface FactsRequest extends Request {
-  sheratanFacts?: RequestFacts;
-}
-
-/** The facts of the HTTP request behind grafserv's request context (express adaptor). */
-export const factsOfRequestContext = (requestContext: unknown): RequestFacts | undefined =>
-  (requestContext as { expressv4?: { req: FactsRequest } } | undefined)?.expressv4?.req.sheratanFacts;
+import { beginRequest } from './request-state.ts';
 
 const MAX_OPERATION_LABELS = 200;
 /** Operation names longer than this are one label, 'other', like names beyond the count. */
@@ -26,7 +13,7 @@ const MAX_OPERATION_LABEL_LENGTH = 64;
 
 export interface Metrics {
   registry: client.Registry;
-  middleware(req: FactsRequest, res: Response, next: NextFunction): void;
+  middleware(req: Request, res: Response, next: NextFunction): void;
   handler(req: Request, res: Response): Promise<void>;
 }
 
@@ -99,9 +86,8 @@ export function createMetrics(options: {
     registry,
     middleware(req, res, next) {
       const given = req.get('x-request-id');
-      const facts: RequestFacts = { requestId: given && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID() };
-      req.sheratanFacts = facts;
-      res.set('X-Request-Id', facts.requestId);
+      const { requestId, facts } = beginRequest(req, given && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID());
+      res.set('X-Request-Id', requestId);
       const started = process.hrtime.bigint();
       res.on('finish', () => {
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -113,7 +99,7 @@ export function createMetrics(options: {
         duration.observe({ endpoint, operation }, seconds);
         if (facts.search) search.observe(seconds);
         log('info', 'request', {
-          requestId: facts.requestId,
+          requestId,
           method: req.method,
           path: clip(path),
           status: res.statusCode,
@@ -121,7 +107,7 @@ export function createMetrics(options: {
           durationMs: Math.round(seconds * 1e4) / 10,
         });
       });
-      inRequest(facts.requestId, next);
+      inRequest(requestId, next);
     },
     async handler(req, res) {
       // With METRICS_TOKEN set, only a scraper that presents it may read the figures.
@@ -145,4 +131,10 @@ const clip = (s: string): string => (s.length > 200 ? `${s.slice(0, 200)}…` : 
 function sameSecret(given: string, expected: string): boolean {
   const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
   return timingSafeEqual(digest(given), digest(expected));
+}
+
+/** Job counts by status across tenants, from sheratan_private.job_status_counts() (an aggregate, no rows). */
+export async function jobCountsFrom(pool: pg.Pool): Promise<Record<string, number>> {
+  const { rows } = await pool.query<{ status: string; jobs: string }>('select status, jobs from sheratan_private.job_status_counts()');
+  return Object.fromEntries(rows.map((r) => [r.status, Number(r.jobs)]));
 }

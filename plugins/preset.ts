@@ -1,0 +1,55 @@
+// The GraphQL layer as data: SheratanPreset is PostGraphile's Amber preset
+// with aggregates, pgvector and our search fields, limits, error masking and
+// HTTP behaviour; ReportingPreset extends it into the read-only schema. Both
+// are constants, composed with `extends` like @graphile/pg-aggregates'
+// preset. What varies per deployment is a schema option (each plugin
+// declares its own: sheratanVectorDimension, sheratanAcceptedDimensions,
+// sheratanRequestLimits) or the user's preset: pgServices, paths, the
+// context (src/graphql/endpoint-preset.ts composes the gateway's).
+import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
+import { PgAggregatesPreset } from '@graphile/pg-aggregates';
+import { VectorCodecPlugin } from './vector-codec.ts';
+import { SimilaritySearchPlugin } from './similarity-search.ts';
+import { HybridSearchPlugin } from './hybrid-search.ts';
+import { MoreLikeThisPlugin } from './more-like-this.ts';
+import { RequestFactsPlugin } from './request-facts.ts';
+import { ChunkOrderPlugin } from './chunk-order.ts';
+import { DatabaseBusyPlugin } from './database-busy.ts';
+import { RequestLimitsPlugin } from './request-limits.ts';
+import { maskError } from './error-mask.ts';
+
+export const SheratanPreset: GraphileConfig.Preset = {
+  extends: [PostGraphileAmberPreset, PgAggregatesPreset],
+  plugins: [
+    VectorCodecPlugin,
+    SimilaritySearchPlugin,
+    HybridSearchPlugin,
+    MoreLikeThisPlugin,
+    RequestFactsPlugin,
+    ChunkOrderPlugin,
+    DatabaseBusyPlugin,
+    RequestLimitsPlugin,
+  ],
+  schema: {
+    pgForbidSetofFunctionsToReturnNull: true,
+  },
+  grafserv: {
+    graphiqlOnGraphQLGET: false,
+    // Queries (never mutations: grafserv refuses them over GET) as GET, as urql and Apollo send short ones.
+    graphqlOverGET: true,
+    websockets: false,
+    maskError,
+  },
+  // Schema reloads come from our own reloader (pgSubscriber), not event triggers.
+  gather: { installWatchFixtures: false },
+  grafast: { explain: false },
+};
+
+/** Reporting tools: queries and aggregates only, no insert/update/delete, no mutation type at all, no GraphiQL. */
+export const ReportingPreset: GraphileConfig.Preset = {
+  extends: [SheratanPreset],
+  schema: {
+    defaultBehavior: '-insert -update -delete -queryField:mutation -mutationField',
+  },
+  grafserv: { graphiql: false },
+};

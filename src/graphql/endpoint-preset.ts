@@ -1,0 +1,85 @@
+// One endpoint's preset: SheratanPreset or ReportingPreset (plugins/preset.ts,
+// constants) extended with what this deployment supplies: the pg service
+// (its pool, the pipelined client, the role the schema is built for), the
+// configured limits and dimensions as schema options, the paths, and the
+// GraphQL context (where the HTTP layer's claims become pgSettings).
+import type pg from 'pg';
+import type { WithPgClient } from 'postgraphile/@dataplan/pg';
+import { makePgService } from 'postgraphile/adaptors/pg';
+import type { Config } from '../config/config.ts';
+import { log } from '../config/log.ts';
+import { makeMaskError } from '../../plugins/error-mask.ts';
+import type { RequestLimits } from '../../plugins/request-limits.ts';
+import type { SchemaReloader } from './schema-reload.ts';
+
+/** The only schema either endpoint exposes. */
+export const EXPOSED_SCHEMA = 'sheratan';
+
+export interface EndpointOptions {
+  pool: pg.Pool;
+  /** The role the schema is introspected as: what the endpoint's callers may do. */
+  role: string;
+  graphqlPath: string;
+  /** GraphiQL's path (development only). */
+  graphiqlPath?: string;
+  /** Runs the endpoint's queries instead of `pool` (the pipelined client, pipelined-client.ts). */
+  withPgClient?: WithPgClient;
+  /** Watch mode: rebuild the schema when this fires. */
+  reloader?: SchemaReloader;
+  /** The dimensions the Vector scalar accepts now (the live one, and during a model switch the new one). */
+  acceptedDimensions?: () => readonly number[];
+  /** Builds each request's GraphQL context: `pgSettings` (role, claims, timeout) and the request's facts. */
+  context?: (requestContext: Partial<Grafast.RequestContext>) => Partial<Grafast.Context>;
+}
+
+/** The request limits of the environment (README "Configuration"). */
+export const requestLimitsOf = (config: Config): RequestLimits => ({
+  maxQueryDepth: config.maxQueryDepth,
+  maxFields: config.maxQueryFields,
+  maxAliases: config.maxQueryAliases,
+  maxCost: config.maxQueryCost,
+  maxPageSize: config.maxPageSize,
+  maxOffset: config.maxOffset,
+  maxSearchResults: config.maxSearchResults,
+  maxSearches: config.maxSearchesPerRequest,
+  maxQueryText: config.maxQueryTextLength,
+  introspection: config.introspection,
+});
+
+export function endpointPreset(base: GraphileConfig.Preset, config: Config, options: EndpointOptions): GraphileConfig.Preset {
+  const service = makePgService({
+    pool: options.pool,
+    schemas: [EXPOSED_SCHEMA],
+    // The authenticator is NOINHERIT and holds no privileges itself: build
+    // each schema from what its callers' role may actually do.
+    pgSettingsForIntrospection: { role: options.role },
+    ...(options.reloader ? { pgSubscriber: options.reloader } : {}),
+  });
+  const direct = options.withPgClient;
+  if (direct) {
+    const pooled = service.adaptor;
+    service.adaptor = {
+      ...pooled,
+      // Its clients have no node-postgres `rawClient`; nothing in this gateway uses one.
+      createWithPgClient: (settings, variant) =>
+        variant === 'SUPERUSER' ? pooled.createWithPgClient(settings, variant) : (direct as Awaited<ReturnType<typeof pooled.createWithPgClient>>),
+    };
+  }
+  return {
+    extends: [base],
+    pgServices: [service],
+    schema: {
+      sheratanVectorDimension: config.vectorDimension,
+      ...(options.acceptedDimensions ? { sheratanAcceptedDimensions: options.acceptedDimensions } : {}),
+      sheratanRequestLimits: requestLimitsOf(config),
+    },
+    grafserv: {
+      graphqlPath: options.graphqlPath,
+      ...(options.graphiqlPath && !config.production ? { graphiql: true, graphiqlPath: options.graphiqlPath } : { graphiql: false }),
+      watch: Boolean(options.reloader),
+      maxRequestLength: config.maxBodyBytes,
+      maskError: makeMaskError(log),
+    },
+    ...(options.context ? { grafast: { context: options.context } } : {}),
+  };
+}

@@ -1,0 +1,106 @@
+// The gateway's two GraphQL endpoints, each a PostGraphile instance on its
+// own pool: the API (SheratanPreset, as the caller's role) and reporting
+// (ReportingPreset, always as sheratan_readonly). Their statements go one
+// round trip each (graphql/pipelined-client.ts): in the process running the
+// embedded engine over its in-process channel (as the same authenticator
+// login), on a server over the pools' connections. The pools also serve
+// health checks and metrics.
+import pg from 'pg';
+import { postgraphile, type PostGraphileInstance } from 'postgraphile';
+import type { Config } from '../config/config.ts';
+import { APP_ROLE, AUTHENTICATOR_ROLE, READONLY_ROLE } from '../config/roles.ts';
+import type { Database } from '../database/connect.ts';
+import { AcceptedDimensions, type VectorInfo } from '../database/vector-column.ts';
+import { endpointPreset } from '../graphql/endpoint-preset.ts';
+import { makePipelinedWithPgClient, poolTransport } from '../graphql/pipelined-client.ts';
+import type { SchemaReloader } from '../graphql/schema-reload.ts';
+import { ReportingPreset, SheratanPreset } from '../../plugins/preset.ts';
+import { graphqlContext } from './auth.ts';
+
+export const GRAPHQL_PATH = '/graphql';
+export const REPORTING_PATH = '/reporting/graphql';
+export const GRAPHIQL_PATH = '/graphiql';
+// How soon a running gateway follows a model switch (embeddings:migrate).
+const DIMENSIONS_REFRESH_MS = 2000;
+
+export interface Endpoints {
+  api: PostGraphileInstance;
+  reporting: PostGraphileInstance;
+  apiPool: pg.Pool;
+  /** The reporting pool: `apiPool` itself unless READ_DATABASE_URL names a replica. */
+  readPool: pg.Pool;
+  close(): Promise<void>;
+}
+
+function makePool(url: string, config: Config, name: string): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: config.poolSize + config.poolMaxOverflow,
+    connectionTimeoutMillis: config.poolTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    application_name: name,
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/**
+ * `vector` is what start-up read of the embedding columns (inspectVector):
+ * the Vector scalar's dimensions start from it and then follow a model
+ * switch without a restart. `extraSettings` go into every request's
+ * transaction (the ANN accuracy settings).
+ */
+export function createEndpoints(
+  config: Config,
+  db: Database,
+  vector: VectorInfo,
+  extraSettings: Record<string, string>,
+  reloader?: SchemaReloader,
+): Endpoints {
+  const apiPool = makePool(db.authUrl, config, 'sheratan-gateway');
+  const dimensions = new AcceptedDimensions(vector);
+  const refreshDimensions = setInterval(() => {
+    dimensions.refresh(apiPool).catch(() => undefined);
+  }, DIMENSIONS_REFRESH_MS).unref();
+  const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
+  const engine = db.engine?.transport?.(AUTHENTICATOR_ROLE, config.poolTimeoutMs);
+  const direct = makePipelinedWithPgClient(engine ?? poolTransport(apiPool));
+  const readDirect = readPool === apiPool ? direct : engine ? undefined : makePipelinedWithPgClient(poolTransport(readPool));
+  const shared = { reloader, acceptedDimensions: dimensions.get };
+
+  const api = postgraphile(
+    endpointPreset(SheratanPreset, config, {
+      ...shared,
+      pool: apiPool,
+      role: APP_ROLE,
+      withPgClient: direct,
+      graphqlPath: GRAPHQL_PATH,
+      graphiqlPath: GRAPHIQL_PATH,
+      context: graphqlContext(config, extraSettings),
+    }),
+  );
+  const reporting = postgraphile(
+    endpointPreset(ReportingPreset, config, {
+      ...shared,
+      pool: readPool,
+      role: READONLY_ROLE,
+      ...(readDirect ? { withPgClient: readDirect } : {}),
+      graphqlPath: REPORTING_PATH,
+      // Reporting always reads as sheratan_readonly, whatever role the token names.
+      context: graphqlContext(config, extraSettings, READONLY_ROLE),
+    }),
+  );
+  return {
+    api,
+    reporting,
+    apiPool,
+    readPool,
+    async close() {
+      clearInterval(refreshDimensions);
+      await Promise.all([api.release(), reporting.release()]);
+      await apiPool.end();
+      if (readPool !== apiPool) await readPool.end();
+    },
+  };
+}
