@@ -7,7 +7,8 @@ import type pg from 'pg';
 import { describeAnnIndex, INDEX_KINDS, kindOf, rebuildAnnIndex, specForKind } from '../../src/operations/index-tune.ts';
 import { runDoctor } from '../../src/operations/doctor.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
-import { bruteForce, rng, randomUnit, topicalVectors, toPgVector } from '../support/embeddings.ts';
+import { bruteForce, rng, randomUnit, topicalVectors } from '../support/embeddings.ts';
+import { nearestSql } from '../support/search-sql.ts';
 
 const DIM = 384;
 let h: Harness;
@@ -61,9 +62,7 @@ describe.each(INDEX_KINDS)('VECTOR_INDEX=%s', (kind) => {
     await owner.query('begin');
     try {
       await owner.query('set local enable_seqscan = off');
-      const sql = (await owner.query<{ s: string }>("select sheratan_private.nearest_sql('{}', false, false, false) as s")).rows[0]!.s;
-      const literal = sql.replaceAll('$1', `'${toPgVector(vectors[0]!)}'::vector`).replaceAll('$2', '10');
-      const plan = (await owner.query(`explain (costs off) ${literal}`)).rows.map((r) => r['QUERY PLAN'] as string).join('\n');
+      const plan = (await owner.query(`explain (costs off) ${await nearestSql(owner, vectors[0]!, 10)}`)).rows.map((r) => r['QUERY PLAN'] as string).join('\n');
       expect(plan).toMatch(/Index Scan using document_chunks_embedding_idx/);
       const order = { hnsw: /Order By: \(embedding <=> /, hnsw_halfvec: /Order By: \(\(embedding\)::halfvec\(384\) <=> /, hnsw_binary: /Order By: \(\(binary_quantize\(embedding\)\)::bit\(384\) <~> /, ivfflat: /Order By: \(embedding <=> / }[kind];
       expect(plan).toMatch(order);

@@ -11,6 +11,7 @@ import { projectRoot } from '../../src/config/paths.ts';
 import { rebuildAnnIndex } from '../../src/operations/index-tune.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { bruteForce, topicalVectors } from '../support/embeddings.ts';
+import { nearestSql } from '../support/search-sql.ts';
 
 const DIM = 3072;
 let h: Harness;
@@ -79,9 +80,7 @@ test('the searches order by the index expression, so the index serves them (EXPL
   await owner.query('begin');
   try {
     await owner.query('set local enable_seqscan = off');
-    const sql = (await owner.query<{ s: string }>("select sheratan_private.nearest_sql('{}', false, false, false) as s")).rows[0]!.s;
-    await owner.query(`prepare near(vector, int, uuid[], text[], jsonb, timestamptz, timestamptz, float8, tsquery, uuid, uuid) as ${sql}`);
-    const plan = (await owner.query(`explain (costs off) execute near('[${vectors[0]!.join(',')}]', 5, null, null, null, null, null, null, null, null, null)`)).rows
+    const plan = (await owner.query(`explain (costs off) ${await nearestSql(owner, vectors[0]!, 5)}`)).rows
       .map((r) => r['QUERY PLAN'] as string)
       .join('\n');
     expect(plan).toMatch(/Index Scan using document_chunks_embedding_idx/);

@@ -10,6 +10,7 @@ import { runDoctor } from '../../src/operations/doctor.ts';
 import { runWorker } from '../../src/client/job-worker.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { rng, randomUnit } from '../support/embeddings.ts';
+import { nearestSql } from '../support/search-sql.ts';
 import { runCli, waitFor } from '../support/processes.ts';
 
 const OLD = 384;
@@ -230,8 +231,7 @@ test('a full model switch, 384 → 768, with searches answering throughout', asy
   await owner.query('begin');
   try {
     await owner.query('set local enable_seqscan = off');
-    const sql = (await owner.query<{ s: string }>("select sheratan_private.nearest_sql('{}', false, false, false) as s")).rows[0]!.s;
-    const plan = (await owner.query(`explain (costs off) ${sql.replaceAll('$1', `'[${newVectors.get(probe)!.join(',')}]'::vector`).replaceAll('$2', '10')}`)).rows
+    const plan = (await owner.query(`explain (costs off) ${await nearestSql(owner, newVectors.get(probe)!, 10)}`)).rows
       .map((r) => r['QUERY PLAN'] as string)
       .join('\n');
     expect(plan).toMatch(/Index Scan using document_chunks_embedding_idx/);

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { describeAnnIndex, rebuildAnnIndex } from '../../src/operations/index-tune.ts';
 import { bruteForce, randomUnit, rng, toPgVector, topicalVectors } from '../support/embeddings.ts';
+import { nearestSql } from '../support/search-sql.ts';
 
 const DIM = 384;
 let h: Harness;
@@ -282,20 +283,13 @@ describe('a few thousand chunks', () => {
 
   test('the search query is served by the HNSW index (EXPLAIN, as the caller, of the SQL the search runs)', async () => {
     await h.asRole('sheratan_app', 'bulk', async (caller) => {
-      const sqlText = (await caller.query("select sheratan_private.nearest_sql('{}', false, false, false) as s")).rows[0].s as string;
-      const plan = await caller.query(`explain (costs off) ${sqlText.replace(/\$1/g, `'${toPgVector(bulk[0]!.embedding)}'::vector`).replace(/\$2/g, '10')}`);
+      const plan = await caller.query(`explain (costs off) ${await nearestSql(caller, bulk[0]!.embedding, 10)}`);
       const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
       expect(text).toMatch(/Index Scan using document_chunks_embedding_idx/);
       // A broad filter rides on the index scan. (Where the planner expects few
       // matches, e.g. a sources filter, it may rightly prefer an exact scan of them.)
-      const filtered = (await caller.query(`select sheratan_private.nearest_sql('{"createdAfter": "2000-01-01"}', true, false, false) as s`)).rows[0].s as string;
-      const plan2 = await caller.query(
-        `explain (costs off) ${filtered
-          .replace(/\$1/g, `'${toPgVector(bulk[0]!.embedding)}'::vector`)
-          .replace(/\$2/g, '10')
-          .replace(/\$6/g, "'2000-01-01'::timestamptz")
-          .replace(/\$8/g, '0.9')}`,
-      );
+      const scope = `sheratan_private.chunk_scope('{"createdAfter": "2000-01-01"}', 0.9)`;
+      const plan2 = await caller.query(`explain (costs off) ${await nearestSql(caller, bulk[0]!.embedding, 10, scope)}`);
       expect(plan2.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan using document_chunks_embedding_idx/);
       // Without filters the function runs this static query, whose plan is cached
       // per session; its generic plan must ride on the index too.
