@@ -20,7 +20,7 @@ import { graphqlClient, insertDocument, percentile, postJson, removeBenchTenants
 const TENANT = `bench-floor-${process.pid}`;
 const dataDir = tempDataDir();
 const running = await startGateway({ ...loadConfig(), dataDir, logLevel: 'silent' }, { port: 0 });
-console.log(`backend: ${running.db.mode}, 4,000 chunks × 384, p50 of 200 queries`);
+console.log(`backend: ${running.db.backend}, 4,000 chunks × 384, p50 of 200 queries`);
 const owner = new pg.Client(running.db.ownerUrl);
 await owner.connect();
 const vectors = topicalVectors(4000, 384, 2024, 64, 1.0);

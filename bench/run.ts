@@ -384,7 +384,7 @@ const targets = {
 };
 
 const result = {
-  backend: running.db.mode,
+  backend: running.db.backend,
   dataset: { n: maxN, dim: DIM, kind: 'synthetic topical mixture: 64 topics in a 16-d latent space projected to 384-d, isotropic noise 0.05, L2-normalised, seed 2024' },
   search: {
     graphql: { p50_ms: round(percentile(g1.lat, 50)), p95_ms: round(percentile(g1.lat, 95)), qps: round(g8.qps, 1), qps_c1: round(g1.qps, 1) },
@@ -408,7 +408,7 @@ const result = {
   scaling,
   modes,
   index_kinds: { rows: KIND_ROWS, kinds: indexKinds },
-  mode: running.db.mode,
+  mode: running.db.backend,
   quick,
   measured_at: new Date().toISOString(),
 };

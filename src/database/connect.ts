@@ -9,7 +9,8 @@ import { AUTHENTICATOR_ROLE, DATABASE_ROLES } from '../config/roles.ts';
 export { AUTHENTICATOR_ROLE, DATABASE_ROLES };
 
 export interface Database {
-  mode: 'embedded' | 'server';
+  /** Which backend: the embedded engine (PGlite), or a PostgreSQL server (DATABASE_URL). */
+  backend: 'embedded' | 'server';
   /** Owner connection: migrations and admin commands. */
   ownerUrl: string;
   /** The gateway's connection (the authenticator role). */
@@ -45,7 +46,7 @@ export function userName(url: string): string {
   return decodeURIComponent(new URL(url).username);
 }
 
-export function serverUrls(config: Config & { databaseUrl: string }): Omit<Database, 'mode' | 'close' | 'engine'> {
+export function serverUrls(config: Config & { databaseUrl: string }): Omit<Database, 'backend' | 'close' | 'engine'> {
   const owner = config.databaseUrl;
   const dbName = databaseName(owner);
   const authUrl = config.authDatabaseUrl ?? withUser(owner, AUTHENTICATOR_ROLE);
@@ -67,7 +68,7 @@ export interface OpenOptions {
 
 export async function openDatabase(config: Config, options: OpenOptions): Promise<Database> {
   if (config.databaseUrl) {
-    return { mode: 'server', ...serverUrls({ ...config, databaseUrl: config.databaseUrl }), close: async () => undefined };
+    return { backend: 'server', ...serverUrls({ ...config, databaseUrl: config.databaseUrl }), close: async () => undefined };
   }
   const engineOptions = {
     idleInTransactionTimeoutMs: config.idleInTransactionTimeoutMs,
@@ -78,7 +79,7 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
     : await attachOrStartEmbedded(config.dataDir, options.purpose, engineOptions);
   const authUrl = engine.url(AUTHENTICATOR_ROLE);
   return {
-    mode: 'embedded',
+    backend: 'embedded',
     ownerUrl: engine.url(),
     authUrl,
     readUrl: config.readDatabaseUrl ?? authUrl,
@@ -94,7 +95,7 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
  * superuser, ROOT_DATABASE_URL on that database when it is set, else the owner.
  */
 export function privilegedUrl(config: Config, db: Database): string {
-  if (db.mode === 'embedded') return db.rootUrl;
+  if (db.backend === 'embedded') return db.rootUrl;
   return config.rootDatabaseUrl ? onDatabase(config.rootDatabaseUrl, databaseName(db.ownerUrl)) : db.ownerUrl;
 }
 

@@ -353,7 +353,7 @@ export function watchCurrent(
  * runs afterReset.sql there. Returns the reason, or null when it can finish.
  */
 export async function resetBlocker(config: Config, db: Database, shadow = false): Promise<string | null> {
-  if (db.mode !== 'server') return null;
+  if (db.backend !== 'server') return null;
   const target = databaseName(shadow ? db.shadowUrl : db.ownerUrl);
   try {
     return await withPgClient(db.rootUrl, async (client) => {

@@ -32,7 +32,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const db = await openDatabase(config, { purpose: 'gateway', serve: true });
   let gateway: Gateway | undefined;
   try {
-    if (db.mode === 'embedded') {
+    if (db.backend === 'embedded') {
       await migrateToHead(config, db, structuredMigrateLogger);
       releaseMigratePools();
     }

@@ -47,7 +47,7 @@ const fingerprint = (secret: string): string => createHash('sha256').update(secr
 /** Writes a plain SQL dump of the database to `file`; returns its size in bytes. */
 export async function backup(config: Config, db: Database, file: string): Promise<number> {
   await mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  if (db.mode === 'embedded') {
+  if (db.backend === 'embedded') {
     const dump = await withPgClient(db.ownerUrl, async (client) => (await client.query<{ dump: string }>('SHERATAN DUMP')).rows[0]!.dump);
     await writeFile(file, dump, { mode: 0o600 });
   } else {
@@ -76,7 +76,7 @@ export async function restore(config: Config, db: Database, file: string): Promi
   // On a server this needs the bootstrap done (roles, the extension) and
   // says so otherwise; everything restored is owned by the owner that restores it.
   await ensureRoles(db, config);
-  if (db.mode === 'embedded') {
+  if (db.backend === 'embedded') {
     await withPgClient(db.ownerUrl, (client) => client.query(sql));
   } else {
     await run('psql', ['--dbname', db.ownerUrl, '--no-psqlrc', '--single-transaction', '-v', 'ON_ERROR_STOP=1', '--quiet', '--output=/dev/null'], { stdin: withoutExtensionStatements(sql) });
@@ -87,7 +87,7 @@ export async function restore(config: Config, db: Database, file: string): Promi
   return (
     `the backup comes from a database whose tokens were signed with another JWT secret (fingerprint ${theirs}, here ${secret ? fingerprint(secret) : 'none'}): ` +
     'tokens issued there are refused here. To keep them, ' +
-    (db.mode === 'embedded'
+    (db.backend === 'embedded'
       ? `copy the old data directory's jwt-secret file over ${path.join(config.dataDir, 'jwt-secret')} (or set JWT_SECRET to it) before starting the gateway`
       : 'set JWT_SECRET to the old secret') +
     '; otherwise issue new tokens'

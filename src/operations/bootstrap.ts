@@ -21,7 +21,7 @@ async function exists(client: pg.Client, sql: string, params: unknown[]): Promis
 
 /** Runs the bootstrap; returns one line per thing it did or found in place. */
 export async function bootstrapServer(config: Config, db: Database, options: BootstrapOptions): Promise<string[]> {
-  if (db.mode !== 'server') throw new ConfigError('db:bootstrap is for a PostgreSQL server (DATABASE_URL); the embedded database needs none');
+  if (db.backend !== 'server') throw new ConfigError('db:bootstrap is for a PostgreSQL server (DATABASE_URL); the embedded database needs none');
   if (!config.rootDatabaseUrl) {
     throw new ConfigError('db:bootstrap needs ROOT_DATABASE_URL: a superuser connection string (e.g. postgresql://postgres:…@localhost:5432/postgres), used for this command only');
   }

@@ -44,7 +44,7 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
   const version = (await client.query<{ v: string; n: string }>("select current_setting('server_version') as v, current_setting('server_version_num') as n")).rows[0]!;
   add(
     Number(version.n) >= 140000
-      ? { name: 'server version', status: 'ok', detail: `PostgreSQL ${version.v}${db.mode === 'embedded' ? ' (embedded PGlite)' : ''}` }
+      ? { name: 'server version', status: 'ok', detail: `PostgreSQL ${version.v}${db.backend === 'embedded' ? ' (embedded PGlite)' : ''}` }
       : { name: 'server version', status: 'fail', detail: `PostgreSQL ${version.v}`, fix: 'Sheratan needs PostgreSQL 14 or newer (16 is the production target)' },
   );
 
@@ -232,7 +232,7 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
         },
   );
 
-  const wantsSsl = db.mode === 'server' && /[?&]sslmode=(require|verify-ca|verify-full)/.test(db.ownerUrl);
+  const wantsSsl = db.backend === 'server' && /[?&]sslmode=(require|verify-ca|verify-full)/.test(db.ownerUrl);
   if (wantsSsl) {
     const ssl = (await client.query<{ ssl: boolean }>('select ssl from pg_stat_ssl where pid = pg_backend_pid()')).rows[0]?.ssl ?? false;
     add(ssl ? { name: 'SSL', status: 'ok', detail: 'the connection is encrypted' } : { name: 'SSL', status: 'fail', detail: 'sslmode=require but the connection is not encrypted', fix: 'enable ssl on the server (ssl = on with a certificate)' });
@@ -244,7 +244,7 @@ export async function runDoctor(config: Config, db: Database): Promise<Check[]> 
   const checks: Check[] = [];
   try {
     await withPgClient(db.ownerUrl, async (client) => {
-      checks.push({ name: 'connection', status: 'ok', detail: db.mode === 'embedded' ? `embedded database in ${config.dataDir}` : 'connected with DATABASE_URL' });
+      checks.push({ name: 'connection', status: 'ok', detail: db.backend === 'embedded' ? `embedded database in ${config.dataDir}` : 'connected with DATABASE_URL' });
       checks.push(...(await catalogChecks(client, config, db)));
     });
   } catch (err) {

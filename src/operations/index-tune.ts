@@ -125,3 +125,12 @@ export async function rebuildAnnIndex(
   await client.query('reset maintenance_work_mem');
   return using;
 }
+
+/** One line about the ANN index for people (index:tune), or what its absence means. */
+export function formatAnnIndex(index: AnnIndex | null): string {
+  if (!index) return 'no ANN index on sheratan.document_chunks.embedding: searches scan every row (run with --hnsw)\n';
+  return (
+    `${index.name}: ${kindOf(index)} (${index.method} with ${index.opclass}) ${index.options.join(', ') || '(default parameters)'}, ${index.size}, ` +
+    `${index.rows} embedded chunks, ${index.scans} scans since statistics reset\n`
+  );
+}

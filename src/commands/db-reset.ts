@@ -1,0 +1,30 @@
+import { parseArgs } from 'node:util';
+import * as gm from 'graphile-migrate';
+import { migrateSettings, resetBlocker, withMigrationLock } from '../database/migrations.ts';
+import { usingDatabase, type Command } from './command.ts';
+
+export const dbReset: Command = {
+  name: 'db:reset',
+  summary: 'drop and recreate the database (--erase)',
+  usage: `npm run db:reset -- --erase [--shadow]   drop and recreate the database and run the committed migrations: ALL DATA IS DELETED
+
+  --erase    confirms it
+  --shadow   reset the shadow database instead
+`,
+  async run(config, args) {
+    const { values } = parseArgs({ args, options: { erase: { type: 'boolean' }, shadow: { type: 'boolean' } } });
+    if (!values.erase) {
+      process.stderr.write('db:reset drops and recreates the database, deleting all data. Add --erase to confirm.\n');
+      return 2;
+    }
+    const shadow = values.shadow ?? false;
+    await usingDatabase(config, 'db:reset', async (db) => {
+      // Refuse before anything is dropped, rather than fail half-way with no database.
+      const blocker = await resetBlocker(config, db, shadow);
+      if (blocker) {
+        throw new Error(`db:reset refused, nothing was dropped: ${blocker}. Run \`npm run db:bootstrap\` with ROOT_DATABASE_URL once, or set ROOT_DATABASE_URL to a superuser for db:reset`);
+      }
+      await withMigrationLock(config, () => gm.reset(migrateSettings(config, db), shadow));
+    });
+  },
+};

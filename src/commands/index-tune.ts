@@ -1,0 +1,62 @@
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/config.ts';
+import { withPgClient } from '../database/connect.ts';
+import { describeAnnIndex, formatAnnIndex, INDEX_KINDS, rebuildAnnIndex, specForKind, type AnnSpec, type IndexKind } from '../operations/index-tune.ts';
+import { usingDatabase, type Command } from './command.ts';
+
+/** A whole-number option within [min, max], or undefined when not given. */
+function whole(name: string, raw: string | undefined, min: number, max: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`--${name} must be a whole number from ${min} to ${max}, not "${raw}"`);
+  return n;
+}
+
+export const indexTune: Command = {
+  name: 'index:tune',
+  summary: 'show or rebuild the ANN index',
+  usage: `npm run index:tune [-- step]   show the ANN index on document_chunks.embedding, or rebuild it (it keeps its name)
+
+  --hnsw [--m 16] [--ef-construction 64]   HNSW with these parameters
+  --ivfflat [--lists N]                    IVFFlat (lists: rows / 1000 unless given; needs data)
+  --kind ${INDEX_KINDS.join('|')}     the kind VECTOR_INDEX names
+  --maintenance-work-mem 512MB             memory for the build
+  On a server the rebuild is CONCURRENTLY: writes go on meanwhile.
+`,
+  async run(config, args) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        hnsw: { type: 'boolean' },
+        ivfflat: { type: 'boolean' },
+        kind: { type: 'string' },
+        m: { type: 'string', default: '16' },
+        'ef-construction': { type: 'string', default: '64' },
+        lists: { type: 'string' },
+        'maintenance-work-mem': { type: 'string', default: '512MB' },
+      },
+    });
+    if ([values.hnsw, values.ivfflat, values.kind].filter(Boolean).length > 1) throw new ConfigError('choose one of --hnsw, --ivfflat and --kind');
+    if (values.kind !== undefined && !(INDEX_KINDS as readonly string[]).includes(values.kind)) {
+      throw new ConfigError(`--kind must be one of ${INDEX_KINDS.join(', ')}, not "${values.kind}"`);
+    }
+    const hnsw = () => ({ m: whole('m', values.m, 2, 100)!, efConstruction: whole('ef-construction', values['ef-construction'], 4, 1000)! });
+    let spec: AnnSpec | null = null;
+    if (values.hnsw) spec = { method: 'hnsw', ...hnsw() };
+    if (values.ivfflat) spec = { method: 'ivfflat', lists: whole('lists', values.lists, 1, 32768) };
+    if (values.kind) {
+      const base = specForKind(values.kind as IndexKind, whole('lists', values.lists, 1, 32768));
+      spec = base.method === 'hnsw' ? { ...base, ...hnsw() } : base;
+    }
+    await usingDatabase(config, 'index:tune', (db) =>
+      withPgClient(db.ownerUrl, async (client) => {
+        if (spec) {
+          const started = Date.now();
+          const using = await rebuildAnnIndex(client, spec, { concurrently: db.backend === 'server', maintenanceWorkMem: values['maintenance-work-mem'] });
+          process.stdout.write(`rebuilt the ANN index as ${using} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+        }
+        process.stdout.write(formatAnnIndex(await describeAnnIndex(client)));
+      }),
+    );
+  },
+};

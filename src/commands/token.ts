@@ -1,0 +1,34 @@
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/config.ts';
+import { effectiveJwtSecret } from '../config/jwt-secret.ts';
+import { API_ROLES, APP_ROLE, type ApiRole } from '../config/roles.ts';
+import { signToken } from '../http/auth.ts';
+import type { Command } from './command.ts';
+
+export const token: Command = {
+  name: 'token',
+  summary: 'sign a JWT for the API',
+  usage: `npm run token -- --tenant TENANT [--role ROLE] [--sub SUBJECT] [--expires 12h]   print a signed token (HS256, JWT_SECRET)
+
+  --role     ${API_ROLES.join(' or ')} (default ${APP_ROLE})
+  --expires  a duration such as 12h, 7d or 3600 (seconds)
+`,
+  async run(config, args) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        role: { type: 'string', default: APP_ROLE },
+        tenant: { type: 'string' },
+        sub: { type: 'string' },
+        expires: { type: 'string', default: '12h' },
+      },
+    });
+    if (!(API_ROLES as readonly string[]).includes(values.role)) throw new ConfigError(`--role must be one of ${API_ROLES.join(', ')}`);
+    if (!values.tenant) throw new ConfigError('--tenant is required (the tenant the token may see)');
+    const secret = effectiveJwtSecret(config);
+    if (!secret) throw new ConfigError('JWT_SECRET must be set to sign tokens when DATABASE_URL is set');
+    process.stdout.write(
+      `${signToken(secret, { role: values.role as ApiRole, tenant: values.tenant, sub: values.sub, expiresIn: values.expires, audience: config.jwtAudience })}\n`,
+    );
+  },
+};
