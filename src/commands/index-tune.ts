@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config.ts';
 import { withPgClient } from '../database/connect.ts';
-import { describeAnnIndex, formatAnnIndex, INDEX_KINDS, rebuildAnnIndex, specForKind, type AnnSpec, type IndexKind } from '../operations/index-tune.ts';
+import { describeAnnIndex, formatAnnIndex, INDEX_KINDS, rebuildAnnIndex, specForKind, type AnnSpec, type IndexKind } from '../database/ann-index.ts';
 import { usingDatabase, type Command } from './command.ts';
 
 /** A whole-number option within [min, max], or undefined when not given. */

@@ -16,3 +16,9 @@ export const API_ROLES = [APP_ROLE, READONLY_ROLE] as const;
 export type ApiRole = (typeof API_ROLES)[number];
 /** The roles migrations/afterReset.sql keeps in place: the gateway's login and the three it may become. */
 export const DATABASE_ROLES = [AUTHENTICATOR_ROLE, APP_ROLE, READONLY_ROLE, ANONYMOUS_ROLE] as const;
+
+/**
+ * Text that may become a tenant or user setting: at most 200 characters and
+ * no control characters (NUL among them, which Postgres settings cannot hold).
+ */
+export const isClaimText = (s: string): boolean => s.length <= 200 && !/\p{Cc}/u.test(s);

@@ -10,7 +10,7 @@ import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import { generatePlaceholderReplacement, getAllMigrations, runStringMigration } from 'graphile-migrate/dist/migration.js';
 import { sqlStatements } from '../embedded/sql-lexer.ts';
 import { releaseLockFile, tryLockFile } from '../embedded/lock-file.ts';
-import { ensureIndexKind } from '../operations/index-tune.ts';
+import { ensureIndexKind } from './ann-index.ts';
 import { executeActions } from 'graphile-migrate/dist/actions.js';
 import { parseSettings } from 'graphile-migrate/dist/settings.js';
 import { getCurrentMigrationLocation, readCurrentMigration } from 'graphile-migrate/dist/current.js';

@@ -5,7 +5,7 @@ import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import jwt from 'jsonwebtoken';
 import type { Config } from '../config/config.ts';
-import { ANONYMOUS_ROLE, API_ROLES, type ApiRole } from '../config/roles.ts';
+import { ANONYMOUS_ROLE, API_ROLES, isClaimText, type ApiRole } from '../config/roles.ts';
 import { requestState } from './request-state.ts';
 
 export { API_ROLES, type ApiRole };
@@ -27,12 +27,6 @@ const keyFor = (secret: string): KeyObject => {
   if (!key) keys.set(secret, (key = createSecretKey(Buffer.from(secret, 'utf8'))));
   return key;
 };
-
-/**
- * Text that may become a tenant or user setting: at most 200 characters and
- * no control characters (NUL among them, which Postgres settings cannot hold).
- */
-export const isClaimText = (s: string): boolean => s.length <= 200 && !/\p{Cc}/u.test(s);
 
 const deny = (status: 401 | 403, code: string, message: string): AuthResult => ({ ok: false, status, code, message });
 

@@ -6,7 +6,7 @@ import type { Config } from '../config/config.ts';
 import { withPgClient, type Database } from '../database/connect.ts';
 import { APP_ROLE, AUTHENTICATOR_ROLE, DATABASE_ROLES, READONLY_ROLE } from '../config/roles.ts';
 import { migrateSettings, releaseMigratePools } from '../database/migrations.ts';
-import { ANN_INDEX, describeAnnIndex, kindOf } from './index-tune.ts';
+import { ANN_INDEX, describeAnnIndex, kindOf } from '../database/ann-index.ts';
 import { embeddingModelStatus } from './embedding-models.ts';
 import { embeddingColumns, versionAtLeast } from '../database/vector-column.ts';
 

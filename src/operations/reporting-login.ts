@@ -5,8 +5,7 @@
 // what it sees by setting jwt.claims.* or switching roles.
 import { ConfigError, type Config } from '../config/config.ts';
 import { databaseName, privilegedUrl, withPgClient, type Database } from '../database/connect.ts';
-import { isClaimText } from '../http/auth.ts';
-import { READONLY_ROLE } from '../config/roles.ts';
+import { isClaimText, READONLY_ROLE } from '../config/roles.ts';
 
 export interface ReportingLogin {
   name: string;

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { backend, createTestDatabase, serverTest } from '../support/backend.ts';
 import { runDoctor, type Check } from '../../src/operations/doctor.ts';
-import { rebuildAnnIndex } from '../../src/operations/index-tune.ts';
+import { rebuildAnnIndex } from '../../src/database/ann-index.ts';
 import { projectRoot } from '../../src/config/paths.ts';
 
 let h: Harness;

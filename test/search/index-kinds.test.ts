@@ -4,7 +4,7 @@
 // them (EXPLAIN); the binary index's Hamming-order candidates are re-ranked by
 // exact distance; and every retrieval mode keeps answering.
 import type pg from 'pg';
-import { describeAnnIndex, INDEX_KINDS, kindOf, rebuildAnnIndex, specForKind } from '../../src/operations/index-tune.ts';
+import { describeAnnIndex, INDEX_KINDS, kindOf, rebuildAnnIndex, specForKind } from '../../src/database/ann-index.ts';
 import { runDoctor } from '../../src/operations/doctor.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { bruteForce, rng, randomUnit, topicalVectors } from '../support/embeddings.ts';

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import type pg from 'pg';
 import { projectRoot } from '../../src/config/paths.ts';
-import { rebuildAnnIndex } from '../../src/operations/index-tune.ts';
+import { rebuildAnnIndex } from '../../src/database/ann-index.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { bruteForce, topicalVectors } from '../support/embeddings.ts';
 import { nearestSql } from '../support/search-sql.ts';

@@ -2,7 +2,7 @@
 // ranking, filters, thresholds, tenancy, the ANN index, bad input, analytics.
 import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
-import { describeAnnIndex, rebuildAnnIndex } from '../../src/operations/index-tune.ts';
+import { describeAnnIndex, rebuildAnnIndex } from '../../src/database/ann-index.ts';
 import { bruteForce, randomUnit, rng, toPgVector, topicalVectors } from '../support/embeddings.ts';
 import { nearestSql } from '../support/search-sql.ts';
 

@@ -1,9 +1,10 @@
-// `npm run index:tune`: inspect the ANN index on document_chunks.embedding,
-// rebuild HNSW with other parameters, or switch to IVFFlat once there is data
+// The ANN index on document_chunks.embedding (`npm run index:tune`, and
+// VECTOR_INDEX at migrate): inspect it, rebuild HNSW with other parameters,
+// or switch to IVFFlat once there is data
 // (seed guide, "IVFFlat Index Tuning": lists = rows / 1000, sqrt(rows) above
 // 1M rows). The index keeps its name, so checks and plans keep finding it.
 import type pg from 'pg';
-import { embeddingColumns } from '../database/vector-column.ts';
+import { embeddingColumns } from './vector-column.ts';
 
 export const ANN_INDEX = 'document_chunks_embedding_idx';
 
