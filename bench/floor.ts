@@ -12,6 +12,7 @@ import pg from 'pg';
 import { loadConfig } from '../src/config/config.ts';
 import { startGateway } from '../src/http/start.ts';
 import { signToken } from '../src/http/auth.ts';
+import { APP_ROLE } from '../src/config/roles.ts';
 import { inspectVector, searchSettings } from '../src/database/vector-column.ts';
 import { tempDataDir } from '../test/support/harness.ts';
 import { topicalVectors, toPgVector } from '../test/support/embeddings.ts';
@@ -59,7 +60,7 @@ await time('raw ORDER BY <=> LIMIT 10 (socket, gateway settings)', (q) =>
 // As the gateway's login (the authenticator; on a server the owner may not become sheratan_app).
 const app = await connect(running.db.authUrl);
 await app.query('begin');
-await app.query(`select set_config('role', 'sheratan_app', true), set_config('jwt.claims.tenant', $1, true), set_config('jwt.claims.sub', 'u', true)`, [TENANT]);
+await app.query(`select set_config('role', $2, true), set_config('jwt.claims.tenant', $1, true), set_config('jwt.claims.sub', 'u', true)`, [TENANT, APP_ROLE]);
 for (const [k, v] of Object.entries(settings)) await app.query('select set_config($1, $2, true)', [k, v]);
 await time('search_document_chunks(q, 10) as the app role (socket)', (q) => app.query('select id from sheratan.search_document_chunks($1::vector, 10)', [toPgVector(q)]));
 await time('log_search(...) alone', () => app.query(`select sheratan_private.log_search(null, 10, '{}', 10, 0.9, clock_timestamp())`));
@@ -67,14 +68,14 @@ await time('select 1 (socket round trip)', () => app.query('select 1'));
 await app.query('rollback');
 
 const agent = new http.Agent({ keepAlive: true });
-const graphql = graphqlClient(running.url, signToken(running.config.jwtSecret!, { role: 'sheratan_app', tenant: TENANT, sub: 'u' }), agent);
+const graphql = graphqlClient(running.url, signToken(running.config.jwtSecret!, { role: APP_ROLE, tenant: TENANT, sub: 'u' }), agent);
 await time('GraphQL { __typename } over HTTP', () => graphql('{ __typename }'));
 await time('GraphQL { allDocuments(first: 1) { nodes { title } } }', () => graphql('{ allDocuments(first: 1) { nodes { title } } }'));
 await time('GraphQL searchDocumentChunks(first: 10) { distance chunk { rowId } }', (q) =>
   graphql('query ($e: Vector!) { searchDocumentChunks(embedding: $e, first: 10) { distance chunk { rowId } } }', { e: q }),
 );
 
-const token = signToken(running.config.jwtSecret!, { role: 'sheratan_app', tenant: TENANT, sub: 'u' });
+const token = signToken(running.config.jwtSecret!, { role: APP_ROLE, tenant: TENANT, sub: 'u' });
 const peer = await startPeer('http-pg', running.db.authUrl, running.config.jwtSecret!, 8);
 try {
   await time('http_pg peer: GET with the token checked, nothing else', () =>

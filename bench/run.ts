@@ -16,6 +16,7 @@ const { startGateway } = await import('../src/http/start.ts');
 const { signToken } = await import('../src/http/auth.ts');
 const { inspectVector, searchSettings } = await import('../src/database/vector-column.ts');
 const { projectRoot } = await import('../src/config/paths.ts');
+const { APP_ROLE } = await import('../src/config/roles.ts');
 const { rng, topicalVectors, toPgVector } = await import('../test/support/embeddings.ts');
 const { graphqlClient, insertDocument, measureHttp, percentile, removeBenchTenants, startPeer } = await import('./support.ts');
 
@@ -34,7 +35,7 @@ const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sheratan-bench-'));
 const base = loadConfig();
 const config = { ...base, dataDir, logLevel: 'silent' as const, poolSize: CONCURRENCY, poolMaxOverflow: 0, maxSearchResults: 100 };
 const running = await startGateway(config, { port: 0 });
-const token = signToken(running.config.jwtSecret!, { role: 'sheratan_app', tenant: TENANT, sub: 'bench' });
+const token = signToken(running.config.jwtSecret!, { role: APP_ROLE, tenant: TENANT, sub: 'bench' });
 const raw = new pg.Pool({ connectionString: running.db.ownerUrl, max: CONCURRENCY });
 await removeBenchTenants(raw, (tenant) => {
   const pid = Number(/^bench-(\d+)-/.exec(tenant)?.[1]);
