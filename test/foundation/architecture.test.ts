@@ -1,0 +1,50 @@
+// ARCHITECTURE.md's import rules, checked: each box imports only the boxes
+// below it, so the layout keeps showing the architecture.
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { projectRoot } from '../../src/config/paths.ts';
+
+// Each box and what it may import (besides itself and npm packages).
+const ALLOWED: Record<string, readonly string[]> = {
+  'src/commands': ['src/operations', 'src/http', 'src/graphql', 'src/database', 'src/embedded', 'src/config', 'plugins'],
+  'src/cli.ts': ['src/commands'],
+  'src/operations': ['src/database', 'src/config'],
+  'src/http': ['src/graphql', 'src/database', 'src/config', 'plugins'],
+  'src/graphql': ['src/database', 'src/config', 'plugins'],
+  'src/database': ['src/embedded', 'src/config'],
+  'src/config': ['src/embedded', 'plugins/request-limits.ts'],
+  'src/client': [],
+  'src/embedded': [],
+  plugins: [],
+};
+
+function files(dir: string): string[] {
+  return readdirSync(path.join(projectRoot, dir), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
+  );
+}
+
+const boxOf = (file: string): string | undefined =>
+  Object.keys(ALLOWED)
+    .filter((box) => file === box || file.startsWith(`${box}/`))
+    .sort((a, b) => b.length - a.length)[0];
+
+test('every import in src/ and plugins/ goes to its own box or one below it', () => {
+  const wrong: string[] = [];
+  const all = [...files('src'), ...files('plugins')];
+  expect(all.length).toBeGreaterThan(60);
+  for (const file of all) {
+    const box = boxOf(file);
+    if (!box) {
+      if (!file.endsWith('.d.ts')) wrong.push(`${file} is in no box`);
+      continue;
+    }
+    const text = readFileSync(path.join(projectRoot, file), 'utf8');
+    for (const [, spec] of text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) {
+      const target = path.relative(projectRoot, path.resolve(projectRoot, path.dirname(file), spec!));
+      if (boxOf(target) === box) continue;
+      if (!ALLOWED[box]!.some((allowed) => target === allowed || target.startsWith(`${allowed}/`))) wrong.push(`${file} imports ${target}`);
+    }
+  }
+  expect(wrong).toEqual([]);
+});
