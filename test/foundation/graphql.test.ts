@@ -18,25 +18,29 @@ test('{ __typename }', async () => {
 });
 
 test('create a document, read it back, and aggregate', async () => {
+  // Its own tenant: the aggregates count this test's documents only, whatever ran before.
+  const tenant = 'graphql-aggregate';
+  const token = h.token('sheratan_app', tenant);
   const created = await h.graphql<{ createDocument: { document: { rowId: string; title: string; tenant: string } } }>(
     `mutation ($input: CreateDocumentInput!) {
        createDocument(input: $input) { document { rowId title tenant source metadata } }
      }`,
-    { variables: { input: { document: { title: 'Hello', content: 'World', source: 'test', metadata: { lang: 'en' } } } } },
+    { variables: { input: { document: { title: 'Hello', content: 'World', source: 'test', metadata: { lang: 'en' } } } }, token },
   );
   expect(created.body.errors).toBeUndefined();
   const doc = created.body.data!.createDocument.document;
-  expect(doc).toMatchObject({ title: 'Hello', tenant: 'acme', source: 'test', metadata: { lang: 'en' } });
+  expect(doc).toMatchObject({ title: 'Hello', tenant, source: 'test', metadata: { lang: 'en' } });
 
   const read = await h.graphql<{ documentByRowId: { title: string; content: string } }>(
     'query ($id: UUID!) { documentByRowId(rowId: $id) { title content } }',
-    { variables: { id: doc.rowId } },
+    { variables: { id: doc.rowId }, token },
   );
   expect(read.body.data!.documentByRowId).toEqual({ title: 'Hello', content: 'World' });
 
-  await h.graphql('mutation { createDocument(input: { document: { title: "Second", source: "test" } }) { clientMutationId } }');
+  await h.graphql('mutation { createDocument(input: { document: { title: "Second", source: "test" } }) { clientMutationId } }', { token });
   const agg = await h.graphql<{ allDocuments: { totalCount: number; aggregates: { distinctCount: { source: string } } } }>(
     '{ allDocuments { totalCount aggregates { distinctCount { source } } groupedAggregates(groupBy: SOURCE) { keys distinctCount { rowId } } } }',
+    { token },
   );
   expect(agg.body.errors).toBeUndefined();
   expect(agg.body.data!.allDocuments.totalCount).toBe(2);

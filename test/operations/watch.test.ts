@@ -18,6 +18,8 @@ beforeAll(async () => {
   h = await startHarness();
   owner = await h.owner();
   dir = mkdtempSync(path.join(tmpdir(), 'sheratan-watch-'));
+  // The probe's table exists before any test, so each can count its own runs from where it starts.
+  await owner.query('create table if not exists sheratan_private.watch_probe (n serial primary key, note text)');
 });
 afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
@@ -41,13 +43,14 @@ const runs = async (): Promise<number> =>
   (await owner.query<{ n: number }>("select count(*)::int as n from sheratan_private.watch_probe")).rows[0]!.n;
 
 test('an unchanged current.sql is not run again, also when only its comments changed', async () => {
+  const start = await runs();
   expect(await runOnce(PROBE)).toMatchObject({ ok: true, lines: [expect.stringMatching(/^current\.sql applied in \d+ ms$/)] });
-  expect(await runs()).toBe(1);
+  expect(await runs()).toBe(start + 1);
   expect(await runOnce(PROBE)).toEqual({ ok: true, lines: ['current.sql unchanged since it last ran, skipped'] });
   expect(await runOnce(`-- a comment only\n${PROBE}\n-- another`)).toEqual({ ok: true, lines: ['current.sql unchanged since it last ran, skipped'] });
-  expect(await runs()).toBe(1);
+  expect(await runs()).toBe(start + 1);
   expect((await runOnce(`${PROBE}\nselect 1;`)).ok).toBe(true);
-  expect(await runs()).toBe(2);
+  expect(await runs()).toBe(start + 2);
 });
 
 test('--! no-transaction runs current.sql outside a transaction (VACUUM would fail inside one)', async () => {

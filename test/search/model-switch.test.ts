@@ -296,8 +296,23 @@ test('a full model switch, 384 → 768, with searches answering throughout', asy
 }, 240_000);
 
 test('--cancel drops the new column; nothing else changes', async () => {
-  const models = async () => (await owner.query('select name, dimension, state from sheratan.embedding_models order by state')).rows;
+  const models = async () => (await owner.query<ModelRow>('select name, dimension, state from sheratan.embedding_models order by state')).rows;
   const before = await models();
+  try {
+    await cancelAndRefuse(before, models);
+  } finally {
+    // It leaves the models as it found them (a fresh database records none), whichever test runs first.
+    if (!before.length) await owner.query('delete from sheratan.embedding_models');
+  }
+}, 120_000);
+
+interface ModelRow {
+  name: string;
+  dimension: number;
+  state: string;
+}
+
+async function cancelAndRefuse(before: ModelRow[], models: () => Promise<ModelRow[]>): Promise<void> {
   // Above 2,000 dimensions the new column's index is on halfvec, as for the live one.
   const start = await cli('--dimension', '3072', '--name', 'large');
   expect(start.out).toContain('next: large, vector(3072)');
@@ -317,4 +332,4 @@ test('--cancel drops the new column; nothing else changes', async () => {
   expect((await cli('--switch', '--cancel')).out).toMatch(/choose one step/);
   expect((await cli('--dimension', '8', '--name', 'bad name')).out).toMatch(/embedding_models_name_check|violates check constraint/);
   expect((await cli('--help')).out).toContain('change the embedding model without downtime');
-}, 120_000);
+}

@@ -53,8 +53,12 @@ const psql = (sql: string): { out: string; err: string; status: number | null } 
   return { out: r.stdout.trim().split('\n').at(-1) ?? '', err: r.stderr.trim(), status: r.status };
 };
 
+// The login, made once by whichever test needs it first (each test may run alone, in any order).
+let made: ReturnType<typeof cli> | undefined;
+const makeLogin = () => (made ??= cli(['db:reporting-login', '--name', LOGIN, '--tenant', 'acme', '--password', PASSWORD]));
+
 test('db:reporting-login creates a login that reads its tenant only, and cannot write', () => {
-  const made = cli(['db:reporting-login', '--name', LOGIN, '--tenant', 'acme', '--password', PASSWORD]);
+  const made = makeLogin();
   expect(made.stderr).toBe('');
   expect(made.stdout.trim()).toBe(`login ${LOGIN} reads tenant acme only (as sheratan_readonly); connect with the owner's connection string, user ${LOGIN} and its password`);
   expect(made.status).toBe(0);
@@ -65,6 +69,7 @@ test('db:reporting-login creates a login that reads its tenant only, and cannot 
 });
 
 test('setting the tenant claim does not widen what the login sees', () => {
+  expect(makeLogin().status).toBe(0);
   expect(psql("set jwt.claims.tenant = 'globex'; select count(*) from sheratan.documents")).toMatchObject({ out: '2', status: 0 });
   expect(psql("select set_config('jwt.claims.tenant', 'globex', false); select count(*) from sheratan.documents")).toMatchObject({ out: '2', status: 0 });
   // A default for its own later sessions, if the server lets it set one, changes nothing either.
@@ -73,6 +78,7 @@ test('setting the tenant claim does not widen what the login sees', () => {
 });
 
 test('switching to sheratan_readonly or sheratan_app does not widen it either', () => {
+  expect(makeLogin().status).toBe(0);
     expect(psql("set role sheratan_readonly; set jwt.claims.tenant = 'globex'; select count(*) from sheratan.documents")).toMatchObject({ out: '2', status: 0 });
     const app = psql('set role sheratan_app');
     expect(app.status).not.toBe(0);
