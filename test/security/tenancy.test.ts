@@ -156,12 +156,17 @@ test('schema lint: RLS on every table, no security definer in exposed schemas, n
 });
 
 test('audit retention: the owner-only cleanup deletes old rows and API roles cannot call it', async () => {
-  await owner.query("insert into sheratan.audit_logs (event_type, resource, action, created_at) values ('old.event', 'x/1', 'insert', now() - interval '100 days')");
   await expect(asRole('sheratan_app', 'acme', (c) => c.query('select sheratan_private.cleanup_audit_logs(90)'))).rejects.toThrow(/permission denied/);
-  const { rows } = await owner.query('select sheratan_private.cleanup_audit_logs(90) as deleted');
-  expect(Number(rows[0].deleted)).toBe(1);
-  const left = await owner.query("select count(*)::int as n from sheratan.audit_logs where event_type = 'old.event'");
-  expect(left.rows[0].n).toBe(0);
+  // In a transaction rolled back after: the old rows of the CLI test below are not in it.
+  await h.withRootDb(async (root) => {
+    await root.query('select sheratan_private.cleanup_audit_logs(90)');
+    await root.query("insert into sheratan.audit_logs (event_type, resource, action, created_at) values ('old.event', 'x/1', 'insert', now() - interval '100 days')");
+    await root.query("insert into sheratan.audit_logs (event_type, resource, action, created_at) values ('recent.event', 'x/2', 'insert', now() - interval '89 days')");
+    const { rows } = await root.query('select sheratan_private.cleanup_audit_logs(90) as deleted');
+    expect(Number(rows[0].deleted)).toBe(1);
+    const left = await root.query("select event_type from sheratan.audit_logs where event_type in ('old.event', 'recent.event')");
+    expect(left.rows).toEqual([{ event_type: 'recent.event' }]);
+  });
 });
 
 test('npm run audit:cleanup -- --days 90 prints how many rows it deleted', async () => {

@@ -32,6 +32,11 @@ export interface Harness {
    * as `role` with the given tenant claim, as a request would; rolled back after.
    */
   asRole<T>(role: string, tenant: string, fn: (client: pg.Client) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in a transaction on the owner connection, rolled back after
+   * (graphile/starter's withRootDb): what it writes is seen by nothing else.
+   */
+  withRootDb<T>(fn: (client: pg.Client) => Promise<T>): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -74,19 +79,12 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
       clients.push(client);
       return client;
     },
-    async asRole(role, tenant, fn) {
-      const client = new pg.Client(gateway.db.authUrl);
-      client.on('error', () => undefined);
-      await client.connect();
-      try {
-        await client.query('begin');
+    asRole: (role, tenant, fn) =>
+      rolledBack(gateway.db.authUrl, async (client) => {
         await client.query("select set_config('role', $1, true), set_config('jwt.claims.tenant', $2, true)", [role, tenant]);
-        return await fn(client);
-      } finally {
-        await client.query('rollback').catch(() => undefined);
-        await client.end();
-      }
-    },
+        return fn(client);
+      }),
+    withRootDb: (fn) => rolledBack(gateway.db.ownerUrl, fn),
     async stop() {
       await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
       await gateway.stop();
@@ -94,4 +92,18 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     },
   };
   return harness;
+}
+
+/** Runs `fn` in a transaction on a new connection to `url`, rolled back (and the connection closed) after. */
+async function rolledBack<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(url);
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    await client.query('begin');
+    return await fn(client);
+  } finally {
+    await client.query('rollback').catch(() => undefined);
+    await client.end();
+  }
 }
