@@ -3,26 +3,27 @@
 -- graphile-migrate reset and from `npm run db:bootstrap`, and before every
 -- `db:migrate`, where on a server it may run as the database owner, who is not
 -- a superuser. There it is a no-op once the bootstrap has been done, and it
--- fails with the way out when something needs a superuser.
+-- fails with the way out when something needs a superuser. The roles' names
+-- are graphile-migrate placeholders (src/config/roles.ts names them).
 do $$
 declare
   api_role text;
   problem text;
 begin
   -- The authenticator logs in, inherits nothing, and can only become the three API roles.
-  if not exists (select 1 from pg_roles where rolname = 'sheratan_authenticator') then
-    problem := 'role sheratan_authenticator is missing';
-    create role sheratan_authenticator with login noinherit nosuperuser nocreatedb nocreaterole nobypassrls;
+  if not exists (select 1 from pg_roles where rolname = ':DATABASE_AUTHENTICATOR') then
+    problem := 'role :DATABASE_AUTHENTICATOR is missing';
+    create role :DATABASE_AUTHENTICATOR with login noinherit nosuperuser nocreatedb nocreaterole nobypassrls;
   elsif exists (
-    select 1 from pg_roles where rolname = 'sheratan_authenticator'
+    select 1 from pg_roles where rolname = ':DATABASE_AUTHENTICATOR'
        and (not rolcanlogin or rolinherit or rolsuper or rolcreatedb or rolcreaterole or rolbypassrls)
   ) then
-    problem := 'role sheratan_authenticator must be LOGIN NOINHERIT without SUPERUSER, CREATEDB, CREATEROLE or BYPASSRLS';
-    alter role sheratan_authenticator with login noinherit nosuperuser nocreatedb nocreaterole nobypassrls;
+    problem := 'role :DATABASE_AUTHENTICATOR must be LOGIN NOINHERIT without SUPERUSER, CREATEDB, CREATEROLE or BYPASSRLS';
+    alter role :DATABASE_AUTHENTICATOR with login noinherit nosuperuser nocreatedb nocreaterole nobypassrls;
   end if;
 
   -- The API roles cannot log in, bypass row-level security or own anything.
-  foreach api_role in array array['sheratan_app', 'sheratan_readonly', 'sheratan_anonymous'] loop
+  foreach api_role in array array[':DATABASE_VISITOR', ':DATABASE_READONLY', ':DATABASE_ANONYMOUS'] loop
     if not exists (select 1 from pg_roles where rolname = api_role) then
       problem := format('role %s is missing', api_role);
       execute format('create role %I nologin nosuperuser nobypassrls', api_role);
@@ -30,16 +31,16 @@ begin
       problem := format('role %s must be NOLOGIN without SUPERUSER or BYPASSRLS', api_role);
       execute format('alter role %I with nologin nosuperuser nobypassrls', api_role);
     end if;
-    if not pg_has_role('sheratan_authenticator', api_role, 'member') then
-      problem := format('sheratan_authenticator is not a member of %s', api_role);
-      execute format('grant %I to sheratan_authenticator', api_role);
+    if not pg_has_role(':DATABASE_AUTHENTICATOR', api_role, 'member') then
+      problem := format(':DATABASE_AUTHENTICATOR is not a member of %s', api_role);
+      execute format('grant %I to :DATABASE_AUTHENTICATOR', api_role);
     end if;
   end loop;
 
   -- graphile-migrate's reset revokes CONNECT from PUBLIC; the gateway must still connect.
-  if not has_database_privilege('sheratan_authenticator', current_database(), 'connect') then
-    problem := format('sheratan_authenticator may not connect to database %s', current_database());
-    execute format('grant connect on database %I to sheratan_authenticator', current_database());
+  if not has_database_privilege(':DATABASE_AUTHENTICATOR', current_database(), 'connect') then
+    problem := format(':DATABASE_AUTHENTICATOR may not connect to database %s', current_database());
+    execute format('grant connect on database %I to :DATABASE_AUTHENTICATOR', current_database());
   end if;
 
   -- pgvector is not a trusted extension: creating it needs a superuser once per database.

@@ -20,7 +20,7 @@ import type { PoolClient } from 'pg';
 import type { Config } from '../config/config.ts';
 import { DATABASE_ROLES, databaseName, onDatabase, privilegedUrl, withPgClient, type Database } from './connect.ts';
 import { projectRoot } from '../config/paths.ts';
-import { APP_ROLE, READONLY_ROLE } from '../config/roles.ts';
+import { ANONYMOUS_ROLE, APP_ROLE, AUTHENTICATOR_ROLE, READONLY_ROLE } from '../config/roles.ts';
 import { log } from '../config/log.ts';
 
 /**
@@ -54,17 +54,19 @@ export const HNSW_VECTOR_MAX_DIMENSION = 2000;
  * as vector(:VECTOR_DIMENSION) with an HNSW index, which pgvector refuses above
  * 2,000 dimensions, and committed migrations do not change: it gets at most
  * 2,000, and migration 000011 sets the real dimension, :EMBEDDING_DIMENSION
- * (indexing it as halfvec above 2,000). Migrations from 000014 on name the
- * roles they grant to by placeholder too.
+ * (indexing it as halfvec above 2,000). afterReset.sql and the migrations
+ * from 000014 on name the roles by placeholder too.
  */
 export function migrationPlaceholders(config: Pick<Config, 'vectorDimension' | 'textSearchConfig'>): Record<string, string> {
   return {
     ':VECTOR_DIMENSION': String(Math.min(config.vectorDimension, HNSW_VECTOR_MAX_DIMENSION)),
     ':EMBEDDING_DIMENSION': String(config.vectorDimension),
     ':TEXT_SEARCH_CONFIG': config.textSearchConfig,
-    // The API's roles (graphile/starter's names for them), named once in config/roles.ts.
+    // The roles (graphile/starter's names for them), named once in config/roles.ts.
+    ':DATABASE_AUTHENTICATOR': AUTHENTICATOR_ROLE,
     ':DATABASE_VISITOR': APP_ROLE,
     ':DATABASE_READONLY': READONLY_ROLE,
+    ':DATABASE_ANONYMOUS': ANONYMOUS_ROLE,
   };
 }
 
@@ -78,7 +80,9 @@ export function migrationPlaceholders(config: Pick<Config, 'vectorDimension' | '
  * other's authenticator password; `db:bootstrap` sets it, explicitly.
  */
 export async function ensureRoles(db: Database, config: Config): Promise<void> {
-  const sql = readFileSync(path.join(projectRoot, 'migrations', 'afterReset.sql'), 'utf8');
+  const raw = readFileSync(path.join(projectRoot, 'migrations', 'afterReset.sql'), 'utf8');
+  // With .gmrc's placeholders, as graphile-migrate runs it after a reset.
+  const sql = generatePlaceholderReplacement(await parseSettings(migrateSettings(config, db)), { database: databaseName(db.ownerUrl) })(raw);
   await withPgClient(privilegedUrl(config, db), (client) => client.query(sql));
 }
 
