@@ -1,6 +1,7 @@
-// `npm start`: open the database (serving the embedded engine when there is
-// no DATABASE_URL), apply migrations on the embedded database, build the
-// schema, serve HTTP; on SIGTERM/SIGINT shut all of it down in order.
+// A running gateway, as `npm start` and `npm run dev` make one: open the
+// database (serving the embedded engine when there is no DATABASE_URL), apply
+// migrations on the embedded database, build the schema, serve HTTP; `stop`
+// shuts all of it down in order (the commands call it on SIGTERM/SIGINT).
 import type { Config } from '../config/config.ts';
 import { openDatabase, type Database } from '../database/connect.ts';
 import { effectiveJwtSecret } from '../config/jwt-secret.ts';
@@ -17,7 +18,6 @@ export interface RunningGateway {
   config: Config;
   stop(): Promise<void>;
 }
-
 
 export interface GatewayOptions {
   port?: number;
