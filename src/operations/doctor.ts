@@ -199,7 +199,7 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
     else if (r.rolsuper || r.rolbypassrls) problems.push(`${name} can bypass row-level security`);
   }
   const auth = roles.find((r) => r.rolname === AUTHENTICATOR_ROLE);
-  if (auth && (!auth.rolcanlogin || auth.rolinherit)) problems.push('sheratan_authenticator must be LOGIN NOINHERIT');
+  if (auth && (!auth.rolcanlogin || auth.rolinherit)) problems.push(`${AUTHENTICATOR_ROLE} must be LOGIN NOINHERIT`);
   const noRls = (
     await client.query<{ t: string }>(`
       select c.relname as t from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -216,7 +216,7 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
   add(
     problems.length
       ? { name: 'roles, grants and row-level security', status: 'fail', detail: problems.join('; '), fix: 'npm run db:migrate (it recreates the roles from migrations/afterReset.sql); in development npm run db:reset -- --erase' }
-      : { name: 'roles, grants and row-level security', status: 'ok', detail: 'API roles exist without BYPASSRLS, the authenticator is NOINHERIT, RLS is on all five tables' },
+      : { name: 'roles, grants and row-level security', status: 'ok', detail: 'API roles exist without BYPASSRLS, the authenticator is NOINHERIT, RLS is on every table in sheratan' },
   );
 
   const maxConnections = Number((await client.query<{ m: string }>("select current_setting('max_connections') as m")).rows[0]!.m);
