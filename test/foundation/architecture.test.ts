@@ -48,3 +48,23 @@ test('every import in src/ and plugins/ goes to its own box or one below it', ()
   }
   expect(wrong).toEqual([]);
 });
+
+test('afterReset.sql and the migrations from 000014 on name the roles only by placeholder (src/config/roles.ts names them)', () => {
+  const dir = path.join(projectRoot, 'migrations');
+  const files = [
+    'afterReset.sql',
+    ...readdirSync(path.join(dir, 'committed'))
+      .filter((f) => f.endsWith('.sql') && Number(f.slice(0, 6)) >= 14)
+      .map((f) => `committed/${f}`),
+  ];
+  expect(files.length).toBeGreaterThanOrEqual(2);
+  const literal = /\bsheratan_(app|readonly|anonymous|authenticator)\b/;
+  const found = files.flatMap((f) =>
+    readFileSync(path.join(dir, f), 'utf8')
+      .split('\n')
+      .map((line, i) => [`${f}:${i + 1}`, line] as const)
+      .filter(([, line]) => literal.test(line.replace(/--.*$/, '')))
+      .map(([where]) => where),
+  );
+  expect(found).toEqual([]);
+});
