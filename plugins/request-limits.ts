@@ -58,23 +58,19 @@ declare global {
 
 type Limits = RequestLimits & CostLimits;
 
-// The limits of one resolved preset, with the per-field caps of the search fields.
-const resolved = new WeakMap<GraphileConfig.ResolvedPreset, Limits>();
-const defaults = withSearchCaps(DEFAULT_REQUEST_LIMITS);
-function withSearchCaps(given: RequestLimits): Limits {
-  return {
-    ...given,
-    fieldCaps: Object.fromEntries(SEARCH_FIELDS.map((field) => [field, { cap: given.maxSearchResults, setting: 'MAX_SEARCH_RESULTS' }])),
-    searchFields: SEARCH_FIELDS,
-  };
-}
+// The limits a preset sets (or the defaults), with the per-field caps of the
+// search fields; computed once per limits object.
+const withCaps = new WeakMap<RequestLimits, Limits>();
 function limitsOf(preset: GraphileConfig.ResolvedPreset | undefined): Limits {
-  if (!preset?.schema?.sheratanRequestLimits) return defaults;
-  let limits = resolved.get(preset);
+  const given = preset?.schema?.sheratanRequestLimits ?? DEFAULT_REQUEST_LIMITS;
+  let limits = withCaps.get(given);
   if (!limits) {
-    const given = preset.schema.sheratanRequestLimits;
-    limits = withSearchCaps(given);
-    resolved.set(preset, limits);
+    limits = {
+      ...given,
+      fieldCaps: Object.fromEntries(SEARCH_FIELDS.map((field) => [field, { cap: given.maxSearchResults, setting: 'MAX_SEARCH_RESULTS' }])),
+      searchFields: SEARCH_FIELDS,
+    };
+    withCaps.set(given, limits);
   }
   return limits;
 }

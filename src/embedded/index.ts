@@ -4,7 +4,7 @@
 // nobody is serving.
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { WorkerInput, WorkerMessage } from './backend-thread.ts';
@@ -263,7 +263,7 @@ async function runEngine(dataDir: string, passwords: Record<string, string>, hos
  */
 export async function embeddedAddress(dataDir: string, port?: number): Promise<{ engine: EmbeddedEngine; servedBy?: number }> {
   ensureDataDir(dataDir);
-  const holder = existsSync(lockPath(dataDir)) ? readLock(dataDir) : null;
+  const holder = readLock(dataDir);
   const passwords = loginPasswords(dataDir);
   const noop = async (): Promise<void> => undefined;
   if (holder?.port && processAlive(holder.pid)) return { engine: makeEngine('127.0.0.1', holder.port, passwords, false, noop), servedBy: holder.pid };
@@ -282,7 +282,7 @@ export async function embeddedAddress(dataDir: string, port?: number): Promise<{
 export async function attachOrStartEmbedded(dataDir: string, purpose: string, options: Pick<StartOptions, 'idleInTransactionTimeoutMs' | 'port'> = {}): Promise<EmbeddedEngine> {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const holder = existsSync(lockPath(dataDir)) ? readLock(dataDir) : null;
+    const holder = readLock(dataDir);
     if (holder && processAlive(holder.pid) && holder.pid !== process.pid) {
       // (A listener that refuses connections belongs to a holder that is stopping, whatever its lock says yet.)
       if (holder.port && !holder.stopping && (await accepts(holder.port))) {

@@ -36,7 +36,6 @@ const INDEXES = [
   'search_logs_created_at_idx',
 ];
 
-
 async function catalogChecks(client: pg.Client, config: Config, db: Database): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (c: Check): void => void checks.push(c);
