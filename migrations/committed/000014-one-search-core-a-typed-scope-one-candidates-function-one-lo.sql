@@ -1,5 +1,5 @@
 --! Previous: sha1:b36488b49dd5e720eabb30f0b5830e1320dda43b
---! Hash: sha1:85dd9f05dd2f0e1a4f515dd51a3b88a264f9a8b7
+--! Hash: sha1:54b2eca62837849a626464cad3c9804a61ff97a8
 --! Message: one search core: a typed scope, one candidates function, one logging wrapper
 
 --
@@ -13,7 +13,8 @@
 --   $1 the query (vector or tsquery), $2 the scope, $3 the limit.
 -- * sheratan_private.nearest_chunks(q, lim, scope): the vector candidates of
 --   every search (the static, plan-cached query when nothing limits them).
--- * sheratan_private.candidate_pool: the check and default of a candidates count.
+-- * sheratan_private.candidate_pool: the check and default of a candidates count;
+--   assert_search_limits checks first, offset and the per-document cap.
 -- * sheratan_private.log_search(…, started): the latency and the log row.
 -- * All four return (id, scores…) in result order (hybrid's chunk_id is id).
 -- Role names are placeholders (:DATABASE_VISITOR, :DATABASE_READONLY).
@@ -54,9 +55,6 @@ begin
   if f ? 'metadata' and jsonb_typeof(f -> 'metadata') <> 'object' then
     raise exception 'filter.metadata must be a JSON object' using errcode = '22023';
   end if;
-  if per_document is not null and per_document < 1 then
-    raise exception 'maxPerDocument must be at least 1, not %', per_document using errcode = '22023';
-  end if;
   -- An empty list matches nothing (not: limits nothing).
   return row(
     case when f ? 'documentIds' then coalesce((select array_agg(x::uuid) from jsonb_array_elements_text(f -> 'documentIds') x), '{}') end,
@@ -69,7 +67,27 @@ begin
 end;
 $$;
 comment on function sheratan_private.chunk_scope(jsonb, double precision, uuid, uuid, integer) is
-  'The typed scope of a search from its GraphQL filter (JSON) and options; rejects a metadata filter that is not an object and a per-document cap below 1.';
+  'The typed scope of a search from its GraphQL filter (JSON) and options; rejects a metadata filter that is not an object.';
+
+drop function if exists sheratan_private.assert_search_limits(integer, integer);
+create or replace function sheratan_private.assert_search_limits(k integer, skip integer, per_document integer default null) returns void
+  language plpgsql immutable
+  set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if k < 1 then
+    raise exception 'first must be at least 1, not %', k using errcode = '22023';
+  end if;
+  if skip < 0 then
+    raise exception 'offset must not be negative, not %', skip using errcode = '22023';
+  end if;
+  if per_document is not null and per_document < 1 then
+    raise exception 'maxPerDocument must be at least 1, not %', per_document using errcode = '22023';
+  end if;
+end;
+$$;
+comment on function sheratan_private.assert_search_limits(integer, integer, integer) is
+  'Rejects a page size below 1, a negative offset and a per-document cap below 1.';
 
 create function sheratan_private.scope_sql(scope sheratan_private.chunk_scope) returns text
   language sql immutable
@@ -256,7 +274,7 @@ begin
   if q is null then
     raise exception 'embedding is required' using errcode = '22023';
   end if;
-  perform sheratan_private.assert_search_limits(k, skip);
+  perform sheratan_private.assert_search_limits(k, skip, max_per_document);
   pool := k + skip;
   if diversify then
     if coalesce(mmr_lambda, 0.5) not between 0 and 1 then
@@ -272,6 +290,7 @@ begin
     dists := null;
   end if;
   ids := ids[skip + 1:];
+  dists := dists[skip + 1:];
 
   perform sheratan_private.log_search(
     query_text, k,
@@ -279,14 +298,19 @@ begin
       'offset', "offset", 'minSimilarity', min_similarity, 'maxPerDocument', max_per_document,
       'diversity', case when diversify then jsonb_build_object('lambda', coalesce(mmr_lambda, 0.5), 'candidates', pool) end)),
     cardinality(ids),
-    case when dists is not null then 1 - dists[skip + 1] else (select 1 - (c.embedding <=> q) from sheratan.document_chunks c where c.id = ids[1]) end,
+    case when dists is not null then 1 - dists[1] else (select 1 - (c.embedding <=> q) from sheratan.document_chunks c where c.id = ids[1]) end,
     started
   );
-  -- The distances are exact (an index on halfvec or bits only chose the candidates).
-  return query
-    select c.id, c.embedding <=> q from unnest(ids) with ordinality as u(id, i)
-      join sheratan.document_chunks c on c.id = u.id
-     order by u.i;
+  -- nearest_chunks' distances are exact (an index on halfvec or bits only
+  -- chose the candidates); MMR's order needs them computed for its rows.
+  if dists is not null then
+    return query select u.id, u.distance from unnest(ids, dists) with ordinality as u(id, distance, i) order by u.i;
+  else
+    return query
+      select c.id, c.embedding <=> q from unnest(ids) with ordinality as u(id, i)
+        join sheratan.document_chunks c on c.id = u.id
+       order by u.i;
+  end if;
 end;
 $$;
 
@@ -324,15 +348,13 @@ begin
   if q is null and nullif(btrim(query_text), '') is null then
     raise exception 'give queryText, embedding or both' using errcode = '22023';
   end if;
-  perform sheratan_private.assert_search_limits(k, skip);
+  perform sheratan_private.assert_search_limits(k, skip, max_per_document);
   if rk < 1 then
     raise exception 'rrfK must be at least 1, not %', rk using errcode = '22023';
   end if;
   if tw < 0 or vw < 0 or tw + vw = 0 or tw = 'NaN' or vw = 'NaN' then
     raise exception 'textWeight and vectorWeight must not be negative, and not both 0 (got % and %)', tw, vw using errcode = '22023';
   end if;
-  -- (The cap applies to the fused list; its check is the scope's.)
-  perform sheratan_private.chunk_scope(null, per_document => max_per_document);
   pool := sheratan_private.candidate_pool(k, skip, candidates, 'candidates', 50);
 
   return query
@@ -433,6 +455,7 @@ revoke all on function sheratan_private.nearest_sql(sheratan_private.chunk_scope
 revoke all on function sheratan_private.nearest_chunks(vector, integer, sheratan_private.chunk_scope) from public;
 revoke all on function sheratan_private.text_matches(tsquery, integer, sheratan_private.chunk_scope) from public;
 revoke all on function sheratan_private.candidate_pool(integer, integer, integer, text, integer) from public;
+revoke all on function sheratan_private.assert_search_limits(integer, integer, integer) from public;
 revoke all on function sheratan_private.log_search(text, integer, jsonb, integer, double precision, timestamptz) from public;
 revoke all on function sheratan.hybrid_search_document_chunks(text, vector, integer, integer, jsonb, integer, integer, double precision, double precision, integer) from public;
 grant execute on function
@@ -442,6 +465,7 @@ grant execute on function
   sheratan_private.nearest_chunks(vector, integer, sheratan_private.chunk_scope),
   sheratan_private.text_matches(tsquery, integer, sheratan_private.chunk_scope),
   sheratan_private.candidate_pool(integer, integer, integer, text, integer),
+  sheratan_private.assert_search_limits(integer, integer, integer),
   sheratan_private.log_search(text, integer, jsonb, integer, double precision, timestamptz),
   sheratan.hybrid_search_document_chunks(text, vector, integer, integer, jsonb, integer, integer, double precision, double precision, integer)
   to :DATABASE_VISITOR, :DATABASE_READONLY;
