@@ -7,6 +7,7 @@
 // A non-200 reply, or a GraphQL reply with errors, ends it with exit code 1.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import { postText } from '../test/support/processes.ts';
 
 interface Job {
   url: string;
@@ -20,28 +21,12 @@ interface Job {
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job;
 const agent = new http.Agent({ keepAlive: true, maxSockets: job.concurrency });
 
-function post(body: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      job.url,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${job.token}`, 'content-length': Buffer.byteLength(body) } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => {
-          if (res.statusCode !== 200 || text.startsWith('{"errors"') || text.includes('"errors":[')) reject(new Error(`${job.url}: ${res.statusCode} ${text.slice(0, 300)}`));
-          else resolve();
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+async function send(body: string): Promise<void> {
+  const { status, text } = await postText(job.url, job.token, body, agent);
+  if (status !== 200 || text.startsWith('{"errors"') || text.includes('"errors":[')) throw new Error(`${job.url}: ${status} ${text.slice(0, 300)}`);
 }
 
-for (const body of job.bodies.slice(0, job.warm)) await post(body);
+for (const body of job.bodies.slice(0, job.warm)) await send(body);
 const lat: number[] = [];
 let next = 0;
 const started = performance.now();
@@ -50,7 +35,7 @@ await Promise.all(
     while (next < job.bodies.length) {
       const body = job.bodies[next++]!;
       const t = performance.now();
-      await post(body);
+      await send(body);
       lat.push(performance.now() - t);
     }
   }),

@@ -1,9 +1,13 @@
 // Shared by the benchmark programs: documents inserted the hand-written way
 // (the path the gateway is compared with), percentiles, and a GraphQL client.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import type pg from 'pg';
 import { toPgVector } from '../test/support/embeddings.ts';
-import { postOnce } from '../test/support/processes.ts';
+import { postOnce, postText } from '../test/support/processes.ts';
 
 export interface RawChunk {
   content: string;
@@ -62,8 +66,6 @@ export interface Peer {
 
 /** Starts `bench/peers/<name>.ts` against the authenticator's `authUrl`; resolves once it listens. */
 export async function startPeer(name: string, authUrl: string, jwtSecret: string, poolSize: number): Promise<Peer> {
-  const { spawn } = await import('node:child_process');
-  const path = await import('node:path');
   const child = spawn(process.execPath, [path.join(import.meta.dirname, 'peers', `${name}.ts`)], {
     env: { ...process.env, DATABASE_URL: authUrl, JWT_SECRET: jwtSecret, PORT: '0', POOL_SIZE: String(poolSize), NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -94,21 +96,10 @@ export async function startPeer(name: string, authUrl: string, jwtSecret: string
 }
 
 /** POSTs JSON to `url` over `agent` with a bearer token; resolves with the parsed reply, throws on a non-200. */
-export function postJson(url: string, token: string, payload: unknown, agent: http.Agent): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const body = JSON.stringify(payload);
-    import('node:http').then(({ default: h }) => {
-      const req = h.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(body) } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(text) as Record<string, unknown>) : reject(new Error(`${url}: ${res.statusCode} ${text.slice(0, 200)}`))));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(body);
-    }, reject);
-  });
+export async function postJson(url: string, token: string, payload: unknown, agent: http.Agent): Promise<Record<string, unknown>> {
+  const { status, text } = await postText(url, token, JSON.stringify(payload), agent);
+  if (status !== 200) throw new Error(`${url}: ${status} ${text.slice(0, 200)}`);
+  return JSON.parse(text) as Record<string, unknown>;
 }
 
 /**
@@ -116,10 +107,6 @@ export function postJson(url: string, token: string, payload: unknown, agent: ht
  * process of its own (bench/load.ts), after `warm` untimed requests.
  */
 export async function measureHttp(url: string, token: string, bodies: unknown[], concurrency: number, warm = 10): Promise<{ lat: number[]; qps: number }> {
-  const { execFile } = await import('node:child_process');
-  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
-  const os = await import('node:os');
-  const path = await import('node:path');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sheratan-load-'));
   try {
     const file = path.join(dir, 'job.json');

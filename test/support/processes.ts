@@ -88,33 +88,32 @@ export interface Reply {
  * "in flight" means exactly: connected before something happened. Rejects
  * with the socket error (e.g. ECONNREFUSED) when there is no HTTP answer.
  */
-export function postOnce(
+export async function postOnce(
   url: string,
   token: string,
   query: string,
   variables?: Record<string, unknown>,
   agent: http.Agent | false = false,
 ): Promise<Reply> {
-  const body = JSON.stringify({ query, variables });
+  const { status, text } = await postText(`${url}/graphql`, token, JSON.stringify({ query, variables }), agent);
+  try {
+    return { status, body: JSON.parse(text) as Reply['body'] };
+  } catch {
+    return { status, body: { errors: [{ message: `not JSON: ${text.slice(0, 200)}` }] } };
+  }
+}
+
+/** POSTs `body` (JSON text) with a bearer token; resolves with the status and the reply's text, rejects on a socket error. */
+export function postText(url: string, token: string, body: string, agent: http.Agent | false = false): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      `${url}/graphql`,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(body) },
-      },
+      url,
+      { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(body) } },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (text += d));
-        res.on('end', () => {
-          try {
-            resolve({ status: res.statusCode!, body: JSON.parse(text) as Reply['body'] });
-          } catch {
-            resolve({ status: res.statusCode!, body: { errors: [{ message: `not JSON: ${text.slice(0, 200)}` }] } });
-          }
-        });
+        res.on('end', () => resolve({ status: res.statusCode!, text }));
         res.on('error', reject);
       },
     );
