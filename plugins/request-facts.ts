@@ -39,14 +39,22 @@ export function operationName(document: DocumentNode, given: string | null | und
   return first?.kind === Kind.FIELD ? first.name.value : undefined;
 }
 
+// grafserv hands the same DocumentNode to every request with the same text
+// (its parse cache), so each document is walked once.
+const searching = new WeakMap<DocumentNode, boolean>();
+
 /** Whether the document selects a search field anywhere (fragments included). */
 function searches(document: DocumentNode): boolean {
-  let found = false;
-  visit(document, {
-    Field(node) {
-      if (SEARCHES.has(node.name.value)) found = true;
-    },
-  });
+  let found = searching.get(document);
+  if (found === undefined) {
+    found = false;
+    visit(document, {
+      Field(node) {
+        if (SEARCHES.has(node.name.value)) found = true;
+      },
+    });
+    searching.set(document, found);
+  }
   return found;
 }
 
