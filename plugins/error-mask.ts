@@ -1,5 +1,5 @@
 // What clients see of errors: Postgres errors that describe the caller's own
-// input or permissions (SQLSTATE classes 22, 23, and 42501, 55000, 57014, P0001) pass through
+// input or permissions (SQLSTATE classes 22, 23, and 42501, 54000, 55000, 57014, P0001) pass through
 // with their code; anything else is masked: the client sees a reference, the
 // log line has the reference, the request id and the details.
 import { randomUUID } from 'node:crypto';
@@ -9,7 +9,8 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 /** The error code of a request that could not have the database in time. */
 export const DATABASE_BUSY = 'DATABASE_BUSY';
 
-const CLIENT_SQLSTATE = /^(22|23)|^42501$|^55000$|^57014$|^P0001$/;
+// 54000: a limit the request itself passed (sheratan_private.assert_group_count).
+const CLIENT_SQLSTATE = /^(22|23)|^42501$|^54000$|^55000$|^57014$|^P0001$/;
 // @dataplan/pg's words when a delete matched no row the caller may delete.
 const NOTHING_DELETED = /^No values were deleted in collection '\w+' because no values you can delete were found matching these criteria\.$/;
 

@@ -6,7 +6,7 @@ import { TYPES, type PgResource, type PgSelectSingleStep } from 'postgraphile/@d
 import { each, object } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
 import { vectorCodec } from './vector-codec.ts';
-import { distanceFields, planFieldsOf, selectMatches } from './match-select.ts';
+import { argOrDefault, distanceFields, planFieldsOf, selectMatches } from './match-select.ts';
 
 export const HybridSearchPlugin = extendSchema((build) => {
   const chunks = (build.input.pgRegistry.pgResources as Record<string, PgResource>).document_chunks;
@@ -69,15 +69,15 @@ export const HybridSearchPlugin = extendSchema((build) => {
     objects: {
       Query: {
         plans: {
-          hybridSearchDocumentChunks(_$root, fieldArgs) {
+          hybridSearchDocumentChunks(_$root, fieldArgs, info) {
             const { $select, score } = selectMatches(
               chunks,
               ['sheratan', 'hybrid_search_document_chunks'],
               [
                 ['query_text', fieldArgs.getRaw('queryText'), TYPES.text],
                 ['embedding', fieldArgs.getRaw('embedding'), vectorCodec],
-                ['first', fieldArgs.getRaw('first'), TYPES.int],
-                ['offset', fieldArgs.getRaw('offset'), TYPES.int],
+                ['first', argOrDefault(fieldArgs, info, 'first'), TYPES.int],
+                ['offset', argOrDefault(fieldArgs, info, 'offset'), TYPES.int],
                 ['filter', fieldArgs.getRaw('filter'), TYPES.jsonb],
                 ['max_per_document', fieldArgs.getRaw('maxPerDocument'), TYPES.int],
                 ['rrf_k', fieldArgs.getRaw('rrfK'), TYPES.int],

@@ -5,11 +5,22 @@
 // relations of the result (e.g. `chunk { document }`) join into the same
 // statement. Scores are read as extra columns of the alias.
 import { TYPES, pgSelect, type PgCodec, type PgResource, type PgSelectSingleStep, type PgSelectStep } from 'postgraphile/@dataplan/pg';
-import type { ExecutableStep, ObjectStep } from 'postgraphile/grafast';
+import { lambda, type ExecutableStep, type FieldArgs, type FieldInfo, type ObjectStep } from 'postgraphile/grafast';
 import { sql, type SQL } from 'postgraphile/pg-sql2';
 
 /** The fields that search: their `first` is capped by MAX_SEARCH_RESULTS, and they count as searches in metrics. */
 export const SEARCH_FIELDS = ['searchDocumentChunks', 'hybridSearchDocumentChunks', 'similarChunks', 'similarDocuments'] as const;
+
+/**
+ * A field's argument as the cost walk counts it (operation-cost.ts
+ * `withDefaults`): an explicit `null` where the argument has a default is
+ * that default, so what is costed is what the SQL receives.
+ */
+export function argOrDefault(fieldArgs: FieldArgs, info: FieldInfo, name: string): ExecutableStep {
+  const $raw = fieldArgs.getRaw(name);
+  const fallback: unknown = info.field.args.find((arg) => arg.name === name)?.defaultValue;
+  return fallback === undefined ? $raw : lambda($raw, (value: unknown) => value ?? fallback, true);
+}
 
 /** One named argument of a search function call: its value step and codec. */
 export type SearchArgument = readonly [name: string, step: ExecutableStep, codec: PgCodec];

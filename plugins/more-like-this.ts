@@ -6,7 +6,7 @@
 import { TYPES, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
 import { each, object } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
-import { distanceFields, planFieldsOf, selectMatches, type SearchArgument } from './match-select.ts';
+import { argOrDefault, distanceFields, planFieldsOf, selectMatches, type SearchArgument } from './match-select.ts';
 
 /** `{ <item>, distance, similarity }` for each row `fn` ranks, nearest first. */
 function nearest(item: 'chunk' | 'document', resource: PgResource, fn: string, args: readonly SearchArgument[]) {
@@ -65,10 +65,10 @@ export const MoreLikeThisPlugin = extendSchema((build) => {
     objects: {
       DocumentChunk: {
         plans: {
-          similarChunks($chunk: PgSelectSingleStep, fieldArgs) {
+          similarChunks($chunk: PgSelectSingleStep, fieldArgs, info) {
             return nearest('chunk', chunks, 'similar_chunks', [
               ['chunk_id', $chunk.get('id'), TYPES.uuid],
-              ['first', fieldArgs.getRaw('first'), TYPES.int],
+              ['first', argOrDefault(fieldArgs, info, 'first'), TYPES.int],
               ['filter', fieldArgs.getRaw('filter'), TYPES.jsonb],
             ]);
           },
@@ -76,10 +76,10 @@ export const MoreLikeThisPlugin = extendSchema((build) => {
       },
       Document: {
         plans: {
-          similarDocuments($document: PgSelectSingleStep, fieldArgs) {
+          similarDocuments($document: PgSelectSingleStep, fieldArgs, info) {
             return nearest('document', documents, 'similar_documents', [
               ['document_id', $document.get('id'), TYPES.uuid],
-              ['first', fieldArgs.getRaw('first'), TYPES.int],
+              ['first', argOrDefault(fieldArgs, info, 'first'), TYPES.int],
             ]);
           },
         },

@@ -12,16 +12,24 @@
 // list sizes down the tree:
 //
 //   cost(field)   = multiplier of the field (how many times it is resolved)
+//                   × (1 + the size of its input: INPUT_COSTS)
 //   multiplier    = the parent's multiplier
 //                   × first/last of a connection, for its `nodes` and `edges`
-//                   × first (else 1) of a field returning a list
+//                   × first/last of a field returning a list, or its cap
+//                     when it has neither (a list nothing bounds, such as
+//                     groupedAggregates, counts as the most it may return)
 //   cost          = the sum over every field of the operation
+//
+// Arguments are taken as the SQL will see them: an explicit `null` for an
+// argument with a default is its default (the search plugins plan the same,
+// match-select.ts `argOrDefault`), so `first: null` costs what `first: 10` does.
 //
 // and it checks every `first`/`last`/`offset` against its cap, that a
 // connection's `nodes`/`edges` are asked for with `first` or `last`, the
 // length of search text, and how many searches (each writes a search_logs
 // row) the operation would run.
 import {
+  BREAK,
   getNamedType,
   getOperationAST,
   getNullableType,
@@ -36,6 +44,7 @@ import {
   type GraphQLNamedType,
   type GraphQLSchema,
   type SelectionSetNode,
+  visit,
 } from 'graphql';
 import { getArgumentValues, getVariableValues } from 'graphql/execution/values.js';
 
@@ -44,6 +53,8 @@ export interface CostLimits {
   maxFields: number;
   /** Aliased fields in one operation (MAX_QUERY_ALIASES). */
   maxAliases: number;
+  /** Directives in the whole document (MAX_QUERY_DIRECTIVES). */
+  maxDirectives: number;
   /** The estimated cost (MAX_QUERY_COST). */
   maxCost: number;
   /** Largest first/last on any connection or list field (MAX_PAGE_SIZE). */
@@ -77,7 +88,15 @@ const fragmentsOf = (document: DocumentNode): Map<string, FragmentDefinitionNode
  * where spread, each fragment's count computed once). Stops counting once a
  * limit is passed, so its cost is bounded by the limits, not the document.
  */
-export function countSelections(document: DocumentNode, limits: Pick<CostLimits, 'maxFields' | 'maxAliases'>): Refusal | null {
+export function countSelections(document: DocumentNode, limits: Pick<CostLimits, 'maxFields' | 'maxAliases' | 'maxDirectives'>): Refusal | null {
+  // Directives anywhere in the document: validation checks (and may report) each one.
+  let directives = 0;
+  visit(document, {
+    Directive: () => (++directives > limits.maxDirectives ? BREAK : undefined),
+  });
+  if (directives > limits.maxDirectives) {
+    return { code: 'TOO_MANY_DIRECTIVES', message: `the GraphQL document has more than ${limits.maxDirectives} directives (MAX_QUERY_DIRECTIVES)` };
+  }
   const fragments = fragmentsOf(document);
   const memo = new Map<string, { fields: number; aliases: number }>();
   const visiting = new Set<string>();
@@ -121,6 +140,46 @@ export function countSelections(document: DocumentNode, limits: Pick<CostLimits,
     }
   }
   return null;
+}
+
+/**
+ * What an argument's input costs beyond the field itself: ingesting 5,000
+ * chunks or megabytes of text is work like returning rows is. Per object in
+ * a list (a chunk), per KiB of text, per 100 numbers (a vector).
+ */
+export const INPUT_COSTS = { listObject: 20, textKiB: 10, hundredNumbers: 1 } as const;
+
+/** The input cost of argument values (iterative: JSON values may nest deeply). */
+export function inputCost(values: Record<string, unknown>): number {
+  let objects = 0;
+  let chars = 0;
+  let numbers = 0;
+  const stack: Array<{ value: unknown; inList: boolean }> = Object.values(values).map((value) => ({ value, inList: false }));
+  while (stack.length) {
+    const { value, inList } = stack.pop()!;
+    if (typeof value === 'string') chars += value.length;
+    else if (typeof value === 'number') numbers++;
+    else if (Array.isArray(value)) for (const item of value) stack.push({ value: item, inList: true });
+    else if (value && typeof value === 'object') {
+      if (inList) objects++;
+      for (const item of Object.values(value)) stack.push({ value: item, inList: false });
+    }
+  }
+  return (
+    objects * INPUT_COSTS.listObject + Math.floor(chars / 1024) * INPUT_COSTS.textKiB + Math.floor(numbers / 100) * INPUT_COSTS.hundredNumbers
+  );
+}
+
+/** The arguments as execution's SQL sees them: an explicit null where the argument has a default is the default. */
+export function withDefaults(field: GraphQLField<unknown, unknown>, args: Record<string, unknown>): Record<string, unknown> {
+  let result = args;
+  for (const arg of field.args) {
+    if (result[arg.name] === null && arg.defaultValue !== undefined) {
+      if (result === args) result = { ...args };
+      result[arg.name] = arg.defaultValue;
+    }
+  }
+  return result;
 }
 
 const isConnection = (type: GraphQLNamedType): boolean =>
@@ -195,11 +254,12 @@ export function operationCost(
       if (!field) continue;
       let args: Record<string, unknown>;
       try {
-        args = getArgumentValues(field, selection, variables);
+        args = withDefaults(field, getArgumentValues(field, selection, variables));
       } catch {
         continue; // execution reports it
       }
       pageCheck(selection, args);
+      cost += multiplier * inputCost(args);
       if (searchFields.has(name)) searches += multiplier;
       const type = getNamedType(field.type);
       const size = typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : null;
@@ -213,8 +273,9 @@ export function operationCost(
           return;
         }
         inner = multiplier * page.size;
-      } else if (returnsList(field)) {
-        inner = multiplier * (size ?? 1);
+      } else if (returnsList(field) && selection.selectionSet) {
+        // A list of objects nothing bounds by argument may return its cap's worth.
+        inner = multiplier * (size ?? capOf(name).cap);
       }
       walk(selection.selectionSet, type, inner, isConnection(type) ? { field: name, size } : null);
     }

@@ -5,9 +5,9 @@
 // reject, they never silently clip.
 import { depthLimit } from '@graphile/depth-limit';
 import { SafeError } from 'grafast';
-import { GraphQLError, NoSchemaIntrospectionCustomRule, parse, type DocumentNode, type ValidationContext, type ValidationRule } from 'graphql';
+import { GraphQLError, Lexer, NoSchemaIntrospectionCustomRule, parse, Source, TokenKind, type DocumentNode, type ValidationContext, type ValidationRule } from 'graphql';
 import { SEARCH_FIELDS } from './match-select.ts';
-import { countSelections, operationCost, type CostLimits } from './operation-cost.ts';
+import { countSelections, operationCost, type CostLimits, type Refusal } from './operation-cost.ts';
 
 /** The limits every request is held to; the environment variable of each is in its comment. */
 export interface RequestLimits {
@@ -29,6 +29,12 @@ export interface RequestLimits {
   maxSearches: number;
   /** MAX_QUERY_TEXT_LENGTH */
   maxQueryText: number;
+  /** MAX_DOCUMENT_BYTES: the GraphQL document's size in UTF-8 bytes, checked before anything reads it. */
+  maxDocumentBytes: number;
+  /** MAX_QUERY_TOKENS: lexical tokens of the document, counted by graphql's own lexer before parsing. */
+  maxTokens: number;
+  /** MAX_QUERY_DIRECTIVES: directives in one document (each one validation must check and may report). */
+  maxDirectives: number;
   /** GRAPHQL_INTROSPECTION */
   introspection: boolean;
 }
@@ -44,6 +50,11 @@ export const DEFAULT_REQUEST_LIMITS: Readonly<RequestLimits> = {
   maxSearchResults: 100,
   maxSearches: 20,
   maxQueryText: 2000,
+  // grafserv's own default for a whole request (maxRequestLength) is 100,000 bytes.
+  maxDocumentBytes: 100_000,
+  // A 4,000-number vector literal is about 4,000 tokens; graphql's introspection query about 300.
+  maxTokens: 15_000,
+  maxDirectives: 100,
   introspection: true,
 };
 
@@ -56,7 +67,7 @@ declare global {
   }
 }
 
-type Limits = RequestLimits & CostLimits;
+export type Limits = RequestLimits & CostLimits;
 
 // The limits a preset sets (or the defaults), with the per-field caps of the
 // search fields; computed once per limits object.
@@ -74,9 +85,6 @@ function limitsOf(preset: GraphileConfig.ResolvedPreset | undefined): Limits {
   }
   return limits;
 }
-
-/** Tokens graphql's parser reads at most: bounds the work of parsing whatever arrives (a 4,000-number vector literal is about 8,000). */
-const MAX_TOKENS = 200_000;
 
 // graphql's standard introspection query nests `ofType` 9 levels deep (14 with
 // __schema, types, fields, type): introspection gets this allowance whatever
@@ -112,6 +120,38 @@ const KnownOperationTypesRule: ValidationRule = (context) => ({
   },
 });
 
+/**
+ * What a document may be before anything parses it, cheapest check first, so
+ * that the work done on a hostile document is bounded by the limits and not by
+ * its size: its bytes (a length check), its tokens (graphql's own lexer,
+ * stopping at the limit), then, parsed without locations, its fields, aliases
+ * and directives. grafserv parses it again (and caches it) only once it passed.
+ * A syntax error is left to grafserv to report as usual.
+ */
+export function documentRefusal(query: string, limits: Limits): Refusal | null {
+  // UTF-8 takes 1 to 3 bytes per UTF-16 unit: count bytes only when the length alone cannot decide.
+  if (query.length > limits.maxDocumentBytes || (query.length * 3 > limits.maxDocumentBytes && Buffer.byteLength(query) > limits.maxDocumentBytes)) {
+    return { code: 'DOCUMENT_TOO_LARGE', message: `the GraphQL document is larger than ${limits.maxDocumentBytes} bytes (MAX_DOCUMENT_BYTES)` };
+  }
+  const lexer = new Lexer(new Source(query));
+  try {
+    for (let tokens = 0; lexer.advance().kind !== TokenKind.EOF; ) {
+      if (++tokens > limits.maxTokens) {
+        return { code: 'TOO_MANY_TOKENS', message: `the GraphQL document has more than ${limits.maxTokens} tokens (MAX_QUERY_TOKENS)` };
+      }
+    }
+  } catch {
+    return null; // a syntax error: grafserv's parse reports it
+  }
+  let document: DocumentNode;
+  try {
+    document = parse(query, { maxTokens: limits.maxTokens, noLocation: true });
+  } catch {
+    return null;
+  }
+  return countSelections(document, limits);
+}
+
 export const RequestLimitsPlugin: GraphileConfig.Plugin = {
   name: 'SheratanRequestLimitsPlugin',
   version: '1.0.0',
@@ -138,19 +178,9 @@ export const RequestLimitsPlugin: GraphileConfig.Plugin = {
         return next();
       },
       processGraphQLRequestBody(next, event) {
-        const limits = limitsOf(event.resolvedPreset);
         const { query } = event.body;
         if (typeof query === 'string') {
-          let document: DocumentNode | null = null;
-          try {
-            document = parse(query, { maxTokens: MAX_TOKENS, noLocation: true });
-          } catch (err) {
-            // Syntax errors are reported by the normal validation step; too many tokens here.
-            if (/maximum number of tokens/i.test((err as Error).message)) {
-              throw new SafeError(`the document has more than ${MAX_TOKENS} tokens`, { statusCode: 400 });
-            }
-          }
-          const refusal = document && countSelections(document, limits);
+          const refusal = documentRefusal(query, limitsOf(event.resolvedPreset));
           if (refusal) throw new SafeError(refusal.message, { statusCode: 400, code: refusal.code });
         }
         return next();

@@ -9,7 +9,7 @@ import { TYPES, type PgResource, type PgSelectSingleStep } from 'postgraphile/@d
 import { each, object } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
 import { vectorCodec } from './vector-codec.ts';
-import { distanceFields, planFieldsOf, selectMatches } from './match-select.ts';
+import { argOrDefault, distanceFields, planFieldsOf, selectMatches } from './match-select.ts';
 
 export const SimilaritySearchPlugin = extendSchema((build) => {
   const resources = build.input.pgRegistry.pgResources as Record<string, PgResource>;
@@ -85,14 +85,14 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
     objects: {
       Query: {
         plans: {
-          searchDocumentChunks(_$root, fieldArgs) {
+          searchDocumentChunks(_$root, fieldArgs, info) {
             const { $select, score } = selectMatches(
               chunks,
               ['sheratan', 'search_document_chunks'],
               [
                 ['embedding', fieldArgs.getRaw('embedding'), vectorCodec],
-                ['first', fieldArgs.getRaw('first'), TYPES.int],
-                ['offset', fieldArgs.getRaw('offset'), TYPES.int],
+                ['first', argOrDefault(fieldArgs, info, 'first'), TYPES.int],
+                ['offset', argOrDefault(fieldArgs, info, 'offset'), TYPES.int],
                 ['min_similarity', fieldArgs.getRaw('minSimilarity'), TYPES.float],
                 ['filter', fieldArgs.getRaw('filter'), TYPES.jsonb],
                 ['query_text', fieldArgs.getRaw('queryText'), TYPES.text],

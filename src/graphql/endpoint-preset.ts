@@ -33,6 +33,9 @@ export interface EndpointOptions {
 }
 
 /** The request limits of the environment (README "Configuration"). */
+/** grafserv keeps 500 by default. */
+const PARSED_DOCUMENTS_CACHED = 100;
+
 export const requestLimitsOf = (config: Config): RequestLimits => ({
   maxQueryDepth: config.maxQueryDepth,
   maxFields: config.maxQueryFields,
@@ -43,6 +46,9 @@ export const requestLimitsOf = (config: Config): RequestLimits => ({
   maxSearchResults: config.maxSearchResults,
   maxSearches: config.maxSearchesPerRequest,
   maxQueryText: config.maxQueryTextLength,
+  maxDocumentBytes: config.maxDocumentBytes,
+  maxTokens: config.maxQueryTokens,
+  maxDirectives: config.maxQueryDirectives,
   introspection: config.introspection,
 });
 
@@ -78,6 +84,8 @@ export function endpointPreset(base: GraphileConfig.Preset, config: Config, opti
       ...(options.graphiqlPath && !config.production ? { graphiql: true, graphiqlPath: options.graphiqlPath } : { graphiql: false }),
       watch: Boolean(options.reloader),
       maxRequestLength: config.maxBodyBytes,
+      // Parsed documents kept for reuse: each is at most MAX_QUERY_TOKENS tokens, so this bounds their memory.
+      parseAndValidateCacheSize: PARSED_DOCUMENTS_CACHED,
       maskError: makeMaskError(log),
     },
     ...(options.context ? { grafast: { context: options.context } } : {}),

@@ -1,7 +1,7 @@
 // The HTTP gateway: express + grafserv serving the two GraphQL endpoints
 // (endpoints.ts), health (health.ts) and metrics (observability.ts), in this
 // order for every request: request id and metrics, then authentication,
-// then admission, then GraphQL. `close` shuts it down in order.
+// then the body (body.ts), then admission, then GraphQL. `close` shuts it down in order.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -14,6 +14,7 @@ import type { VectorInfo } from '../database/vector-column.ts';
 import type { SchemaReloader } from '../graphql/schema-reload.ts';
 import { Admission, admissionMiddleware } from './admission.ts';
 import { authenticationMiddleware } from './auth.ts';
+import { bodyMiddleware } from './body.ts';
 import { createEndpoints, GRAPHIQL_PATH, GRAPHQL_PATH, REPORTING_PATH } from './endpoints.ts';
 import { addHealthRoutes, HEALTH_PATH, READY_PATH } from './health.ts';
 import { createMetrics, jobCountsFrom } from './observability.ts';
@@ -49,6 +50,9 @@ export async function createGateway(
     next();
   });
   const server = createServer(app);
+  // Node's defaults (5 minutes for a request) let slow clients hold sockets for long.
+  server.headersTimeout = config.headersTimeoutMs;
+  server.requestTimeout = Math.max(config.requestTimeoutMs, config.headersTimeoutMs);
   let schemaReady = false;
 
   const metrics = createMetrics({
@@ -61,6 +65,8 @@ export async function createGateway(
   app.get(METRICS_PATH, (req, res) => metrics.handler(req, res));
   addHealthRoutes(app, apiPool, () => schemaReady);
   app.use([GRAPHQL_PATH, REPORTING_PATH], authenticationMiddleware(config));
+  // The body is read (bounded in size and time) before a request may hold a pool slot.
+  app.use([GRAPHQL_PATH, REPORTING_PATH], bodyMiddleware(config));
   // One admission per pool: requests beyond its size wait DB_POOL_TIMEOUT_MS at most.
   const apiAdmission = new Admission(config.poolSize + config.poolMaxOverflow, config.poolTimeoutMs);
   const readAdmission = readPool === apiPool ? apiAdmission : new Admission(apiAdmission.max, config.poolTimeoutMs);
