@@ -67,7 +67,7 @@ export interface Peer {
 /** Starts `bench/peers/<name>.ts` against the authenticator's `authUrl`; resolves once it listens. */
 export async function startPeer(name: string, authUrl: string, jwtSecret: string, poolSize: number): Promise<Peer> {
   const child = spawn(process.execPath, [path.join(import.meta.dirname, 'peers', `${name}.ts`)], {
-    env: { ...process.env, DATABASE_URL: authUrl, JWT_SECRET: jwtSecret, PORT: '0', POOL_SIZE: String(poolSize), NODE_ENV: 'production' },
+    env: { ...process.env, DATABASE_URL: authUrl, JWT_SECRET: jwtSecret, PORT: '0', POOL_SIZE: String(poolSize), NODE_ENV: 'production', METRICS_PUBLIC: 'true' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -16,6 +16,10 @@ import { RequestFactsPlugin } from './request-facts.ts';
 import { ChunkOrderPlugin } from './chunk-order.ts';
 import { DatabaseBusyPlugin } from './database-busy.ts';
 import { RequestLimitsPlugin } from './request-limits.ts';
+import { AuthenticationRequiredPlugin } from './authentication-required.ts';
+import { GroupedAggregatesCapPlugin } from './grouped-aggregates-cap.ts';
+import { TextSearchPlugin } from './text-search.ts';
+import { TextIngestPlugin } from './text-ingest.ts';
 import { maskError } from './error-mask.ts';
 
 export const SheratanPreset: GraphileConfig.Preset = {
@@ -29,6 +33,10 @@ export const SheratanPreset: GraphileConfig.Preset = {
     ChunkOrderPlugin,
     DatabaseBusyPlugin,
     RequestLimitsPlugin,
+    TextSearchPlugin,
+    TextIngestPlugin,
+    AuthenticationRequiredPlugin,
+    GroupedAggregatesCapPlugin,
   ],
   schema: {
     pgForbidSetofFunctionsToReturnNull: true,

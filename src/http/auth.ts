@@ -30,35 +30,79 @@ const keyFor = (secret: string): KeyObject => {
 
 const deny = (status: 401 | 403, code: string, message: string): AuthResult => ({ ok: false, status, code, message });
 
-/** Verifies the Authorization header; no header means anonymous. */
-export function authenticate(header: string | undefined, config: Pick<Config, 'jwtSecret' | 'jwtAudience' | 'jwtMaxAgeS'>): AuthResult {
+/** What authentication reads of the configuration. */
+export type AuthConfig = Pick<Config, 'jwtSecret' | 'jwtAudience' | 'jwtMaxAgeS' | 'jwtMaxLifetimeS' | 'jwtClockSkewS'>;
+
+type TimeClaim = 'exp' | 'nbf' | 'iat';
+
+/** A NumericDate as this gateway takes one: whole seconds since 1970, exactly representable (1e300, 1.5, -1, "1" are not). */
+const isSeconds = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+
+/**
+ * The time claims against the clock (`now`, whole seconds), with
+ * JWT_CLOCK_SKEW of slack for the issuer's clock on every comparison:
+ * `exp`, `nbf` and `iat` are whole seconds when present; `iat` is not in the
+ * future; `nbf` has come; `exp` has not passed and is at most
+ * JWT_MAX_LIFETIME ahead; with JWT_MAX_AGE, `iat` is required and at most that
+ * old (and stands in for a missing `exp`: JWT_MAX_AGE is at most
+ * JWT_MAX_LIFETIME); without it, `exp` is required. Each refusal names the claim.
+ */
+export function checkTokenTimes(payload: Record<string, unknown>, now: number, config: Pick<Config, 'jwtMaxAgeS' | 'jwtMaxLifetimeS' | 'jwtClockSkewS'>): AuthResult | null {
+  const skew = config.jwtClockSkewS;
+  for (const claim of ['exp', 'nbf', 'iat'] as const satisfies readonly TimeClaim[]) {
+    const value = payload[claim];
+    if (value !== undefined && !isSeconds(value)) {
+      return deny(401, 'INVALID_TOKEN', `the token's "${claim}" claim must be a whole number of seconds since 1970 (an integer from 0 to 2^53-1)`);
+    }
+  }
+  const { exp, nbf, iat } = payload as Partial<Record<TimeClaim, number>>;
+  if (iat !== undefined && iat > now + skew) {
+    return deny(401, 'INVALID_TOKEN', `the token's "iat" claim is in the future (more than JWT_CLOCK_SKEW, ${skew} s, ahead of this server's clock)`);
+  }
+  if (nbf !== undefined && nbf > now + skew) return deny(401, 'INVALID_TOKEN', 'the token is not valid yet (its "nbf" claim is in the future)');
+  if (exp !== undefined && now >= exp + skew) return deny(401, 'TOKEN_EXPIRED', 'the token has expired (its "exp" claim has passed)');
+  if (exp !== undefined && exp > now + config.jwtMaxLifetimeS + skew) {
+    return deny(401, 'INVALID_TOKEN', `the token's "exp" claim is more than JWT_MAX_LIFETIME (${config.jwtMaxLifetimeS} s) ahead: tokens may live at most that long`);
+  }
+  if (config.jwtMaxAgeS !== undefined) {
+    if (iat === undefined) return deny(401, 'INVALID_TOKEN', 'the token must carry an "iat" claim (JWT_MAX_AGE bounds tokens by their issue time)');
+    if (now >= iat + config.jwtMaxAgeS + skew) {
+      return deny(401, 'TOKEN_EXPIRED', `the token was issued more than ${config.jwtMaxAgeS} seconds ago (its "iat" claim; JWT_MAX_AGE)`);
+    }
+  } else if (exp === undefined) {
+    // A token that never expires is a password that cannot be changed.
+    return deny(401, 'INVALID_TOKEN', 'the token must carry an "exp" claim (tokens that never expire are refused; see JWT_MAX_AGE)');
+  }
+  return null;
+}
+
+/** Verifies the Authorization header; no header means anonymous. `now`: the clock, in milliseconds. */
+export function authenticate(header: string | undefined, config: AuthConfig, now = Date.now()): AuthResult {
   if (header === undefined || header === '') return { ok: true, claims: null };
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) return deny(401, 'INVALID_AUTHORIZATION', 'the Authorization header must be "Bearer <token>"');
   if (!config.jwtSecret) return deny(401, 'INVALID_TOKEN', 'this server accepts no tokens: JWT_SECRET is not set');
   let payload: jwt.JwtPayload;
   try {
+    // jsonwebtoken checks the signature, the algorithm and the audience; the
+    // time claims are ours (checkTokenTimes): its own checks take any number
+    // (1e300, fractions) and know no maximum lifetime.
     const decoded = jwt.verify(match[1]!, keyFor(config.jwtSecret), {
       algorithms: ['HS256'],
+      ignoreExpiration: true,
+      ignoreNotBefore: true,
       ...(config.jwtAudience ? { audience: config.jwtAudience } : {}),
-      // With JWT_MAX_AGE, a token is also refused once it was issued that long ago.
-      ...(config.jwtMaxAgeS ? { maxAge: config.jwtMaxAgeS } : {}),
     });
-    if (typeof decoded === 'string') return deny(401, 'INVALID_TOKEN', 'the token payload must be a JSON object');
+    if (typeof decoded === 'string' || decoded === null || typeof decoded !== 'object' || Array.isArray(decoded)) {
+      return deny(401, 'INVALID_TOKEN', 'the token payload must be a JSON object');
+    }
     payload = decoded;
-    // A token that never expires is a password that cannot be changed: refuse
-    // it, unless JWT_MAX_AGE bounds its life by its issue time instead.
-    if (typeof payload.exp !== 'number' && !(config.jwtMaxAgeS && typeof payload.iat === 'number')) {
-      return deny(401, 'INVALID_TOKEN', config.jwtMaxAgeS ? 'the token must carry "exp" or "iat"' : 'the token must carry an "exp" claim (tokens that never expire are refused; see JWT_MAX_AGE)');
-    }
   } catch (err) {
-    if (err instanceof jwt.TokenExpiredError) {
-      return deny(401, 'TOKEN_EXPIRED', err.message === 'maxAge exceeded' ? `the token was issued more than ${config.jwtMaxAgeS} seconds ago (JWT_MAX_AGE)` : 'the token has expired');
-    }
-    if (err instanceof jwt.NotBeforeError) return deny(401, 'INVALID_TOKEN', 'the token is not valid yet');
     const reason = (err as Error).message;
     return deny(401, 'INVALID_TOKEN', `the token is invalid: ${reason}`);
   }
+  const refused = checkTokenTimes(payload as Record<string, unknown>, Math.floor(now / 1000), config);
+  if (refused) return refused;
   const { role, tenant, sub } = payload as Record<string, unknown>;
   if (typeof role !== 'string' || !(API_ROLES as readonly string[]).includes(role)) {
     return deny(403, 'FORBIDDEN_ROLE', `the token's role must be one of ${API_ROLES.join(', ')}`);
@@ -96,22 +140,32 @@ export interface TokenOptions {
   role: ApiRole;
   tenant: string;
   sub?: string;
+  /** Default 12h, within JWT_MAX_LIFETIME's default (24h). */
   expiresIn?: string | number;
   audience?: string;
+  /** JWT_MAX_LIFETIME: a longer `expiresIn` is refused here rather than by the gateway later. */
+  maxLifetimeS?: number;
 }
 
 export function signToken(secret: string, options: TokenOptions): string {
   const payload: Record<string, string> = { role: options.role, tenant: options.tenant };
   if (options.sub) payload.sub = options.sub;
-  return jwt.sign(payload, secret, {
+  const token = jwt.sign(payload, secret, {
     algorithm: 'HS256',
     expiresIn: (options.expiresIn ?? '12h') as jwt.SignOptions['expiresIn'],
     ...(options.audience ? { audience: options.audience } : {}),
   });
+  if (options.maxLifetimeS !== undefined) {
+    const { exp, iat } = jwt.decode(token) as { exp: number; iat: number };
+    if (exp - iat > options.maxLifetimeS) {
+      throw new RangeError(`a token may live at most JWT_MAX_LIFETIME (${options.maxLifetimeS} s), not ${exp - iat} s: choose a shorter expiry or raise JWT_MAX_LIFETIME`);
+    }
+  }
+  return token;
 }
 
 /** Rejects bad tokens with 401/403 before any GraphQL work; keeps the claims in the request's state otherwise. */
-export function authenticationMiddleware(config: Pick<Config, 'jwtSecret' | 'jwtAudience' | 'jwtMaxAgeS'>) {
+export function authenticationMiddleware(config: AuthConfig) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const result = authenticate(req.headers.authorization, config);
     if (!result.ok) {
@@ -139,6 +193,8 @@ export function graphqlContext(config: Pick<Config, 'statementTimeoutMs'>, extra
     const state = requestContext.node && requestState(requestContext.node.req);
     return {
       pgSettings: { ...extraSettings, ...pgSettingsFor(state?.claims ?? null, config, forceRole) },
+      // plugins/authentication-required.ts refuses data to requests that run as this role.
+      sheratanAnonymousRole: ANONYMOUS_ROLE,
       ...(state ? { sheratanFacts: state.facts } : {}),
     };
   };

@@ -2,7 +2,7 @@
 // database (serving the embedded engine when there is no DATABASE_URL), apply
 // migrations on the embedded database, build the schema, serve HTTP; `stop`
 // shuts all of it down in order (the commands call it on SIGTERM/SIGINT).
-import type { Config } from '../config/config.ts';
+import { assertReadyToServe, type Config } from '../config/config.ts';
 import { openDatabase, type Database } from '../database/connect.ts';
 import { effectiveJwtSecret } from '../config/jwt-secret.ts';
 import { createGateway, type Gateway } from './gateway.ts';
@@ -30,6 +30,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   setLogLevel(config.logLevel);
   routeConsoleToLog();
   const db = await openDatabase(config, { purpose: 'gateway', serve: true });
+  // Before anything opens: a production gateway without its secrets must not come up looking healthy.
+  assertReadyToServe(config);
   let gateway: Gateway | undefined;
   try {
     if (db.backend === 'embedded') {

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { CONFIG_VARIABLES, parseConfig } from '../../src/config/config.ts';
+import { assertReadyToServe, CONFIG_VARIABLES, parseConfig } from '../../src/config/config.ts';
 import { projectRoot } from '../../src/config/paths.ts';
 
 interface Service {
@@ -60,6 +60,11 @@ test.each([
   const config = parseConfig(env);
   expect(new URL(config.databaseUrl!).hostname).toBe('postgres');
   expect(config.production).toBe(true);
+});
+
+test('the gateway has what a production gateway needs to start (JWT_SECRET, METRICS_TOKEN)', () => {
+  const env = Object.fromEntries(Object.entries(gateway.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))]));
+  expect(() => assertReadyToServe(parseConfig(env))).not.toThrow();
 });
 
 test('the published port is the port the gateway listens on, on all interfaces', () => {

@@ -34,7 +34,7 @@ serverTest('the image runs against a server (docker-compose.yml); embedded, npm 
     db = await createTestDatabase();
     // The image's node: the pinned runtime the lock installs (the Dockerfile's base image has its own 24).
     const node = path.join(copy, 'node_modules', '.bin', 'node');
-    const env = { ...process.env, ...db.env, NODE_ENV: 'production', LOG_LEVEL: 'warn' };
+    const env = { ...process.env, ...db.env, NODE_ENV: 'production', METRICS_TOKEN: 'sheratan-test-metrics-token', LOG_LEVEL: 'warn' };
     const migrate = spawnSync(node, ['src/cli.ts', 'db:migrate'], { cwd: copy, env, encoding: 'utf8', timeout: 120_000 });
     expect({ status: migrate.status, stderr: migrate.stderr }).toEqual({ status: 0, stderr: '' });
 

@@ -116,3 +116,17 @@ test('with METRICS_TOKEN set, /metrics answers only a scraper that presents it',
     await guarded.stop();
   }
 });
+
+test('in production /metrics is never open by default: no METRICS_TOKEN, no start (unless METRICS_PUBLIC=true says so)', async () => {
+  await expect(startHarness({ NODE_ENV: 'production', METRICS_TOKEN: '' })).rejects.toThrow(
+    /^METRICS_TOKEN must be set in production \(NODE_ENV=production\): \/metrics shows every tenant's operation names and job counts; set METRICS_PUBLIC=true/,
+  );
+  const open = await startHarness({ NODE_ENV: 'production', METRICS_TOKEN: '', METRICS_PUBLIC: 'true' });
+  try {
+    const res = await fetch(`${open.url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toMatch(/^sheratan_jobs\{status="pending"\} \d+$/m);
+  } finally {
+    await open.stop();
+  }
+});

@@ -8,7 +8,7 @@ import jwt from 'jsonwebtoken';
 import { signToken } from '../../src/http/auth.ts';
 import { parseConfig } from '../../src/config/config.ts';
 import { backend, createTestDatabase, migrateTestDatabase } from '../support/backend.ts';
-import { startGatewayProcess } from '../support/processes.ts';
+import { freePort, runCli, startGatewayProcess } from '../support/processes.ts';
 
 const SECRET = 'an-unmistakable-jwt-secret-0123456789abcdef';
 let h: Harness;
@@ -106,7 +106,7 @@ test('every line the gateway process writes is one JSON log line, errors include
   const database = await createTestDatabase();
   try {
     await migrateTestDatabase(parseConfig({ ...database.env, LOG_LEVEL: 'silent' }));
-    const gw = await startGatewayProcess({ ...database.env, JWT_SECRET: SECRET, NODE_ENV: 'production', LOG_LEVEL: 'info' });
+    const gw = await startGatewayProcess({ ...database.env, JWT_SECRET: SECRET, METRICS_TOKEN: 'scrape-secret', NODE_ENV: 'production', LOG_LEVEL: 'info' });
     try {
       const token = signToken(SECRET, { role: 'sheratan_readonly', tenant: 'acme' });
       const send = (path: string, body: string) =>
@@ -125,6 +125,21 @@ test('every line the gateway process writes is one JSON log line, errors include
     if (backend === 'embedded') expect(gw.output()).toMatch(/"msg":"graphile-migrate: Running migration '000001-initial-schema\.sql'"/);
     expect(gw.output()).not.toMatch(/graphile-migrate: graphile-migrate/);
     expect(lines.filter((l) => { try { return typeof JSON.parse(l) !== 'object'; } catch { return true; } })).toEqual([]);
+  } finally {
+    await database.drop();
+  }
+}, 120_000);
+
+test('a production gateway without JWT_SECRET does not start: one line naming it, exit 1, nothing listening', async () => {
+  const database = await createTestDatabase();
+  try {
+    await migrateTestDatabase(parseConfig({ ...database.env, LOG_LEVEL: 'silent' }));
+    const port = await freePort();
+    const proc = runCli(['start'], { ...database.env, JWT_SECRET: '', METRICS_TOKEN: 'scrape-secret', NODE_ENV: 'production', PORT: String(port), LOG_LEVEL: 'info' });
+    const exit = await proc.exited;
+    expect(exit.code).toBe(1);
+    expect(proc.output().trim().split('\n')).toEqual([expect.stringMatching(/^sheratan: JWT_SECRET must be set in production \(NODE_ENV=production\)/)]);
+    await expect(fetch(`http://127.0.0.1:${port}/readyz`)).rejects.toThrow();
   } finally {
     await database.drop();
   }

@@ -1,5 +1,6 @@
 // Tokens: every bad token is refused with 401/403 and a clear GraphQL error.
 import { spawnSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import { pgSettingsFor } from '../../src/http/auth.ts';
@@ -57,10 +58,12 @@ test('claims named like Postgres settings change nothing', async () => {
   expect(created.body.data!.createDocument.document.tenant).toBe('acme');
 });
 
-test('no token is anonymous and reads nothing', async () => {
+test('no token is anonymous and reads nothing: "authentication required", 401', async () => {
   const res = await h.graphql(query, { token: null });
-  expect(res.body.data?.allDocuments ?? null).toBeNull();
-  expect(res.body.errors?.[0]?.message).toMatch(/permission denied/);
+  expect(res.status).toBe(401);
+  expect(res.body.data).toBeUndefined();
+  expect(res.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  expect(res.body.errors?.[0]?.message).toMatch(/^authentication required/);
 });
 
 test('JWT_AUDIENCE is enforced when set', async () => {
@@ -99,6 +102,17 @@ test('npm run token prints a token the gateway accepts, with the given claims', 
   const claims = jwt.verify(token, secret()) as jwt.JwtPayload;
   expect(claims).toMatchObject({ role: 'sheratan_readonly', tenant: 'acme', sub: 'me' });
   expect(claims.exp! - claims.iat!).toBe(12 * 3600);
+});
+
+test('npm run token refuses an expiry beyond JWT_MAX_LIFETIME, naming it', () => {
+  const result = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'token', '--tenant', 'acme', '--expires', '7d'], {
+    env: { ...process.env, ...h.cliEnv },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  expect(result.status).toBe(1);
+  expect(result.stdout).toBe('');
+  expect(result.stderr.trim()).toBe('sheratan: a token may live at most JWT_MAX_LIFETIME (86400 s), not 604800 s: choose a shorter expiry or raise JWT_MAX_LIFETIME');
 });
 
 test('npm run token refuses a role outside the allow-list', () => {
@@ -147,11 +161,118 @@ test('JWT_MAX_AGE lets tokens without exp in while they are younger than it, and
     const key = aged.config.jwtSecret!;
     const fresh = jwt.sign({ role: 'sheratan_app', tenant: 'acme' }, key);
     expect((await aged.graphql(query, { token: fresh })).status).toBe(200);
-    const old = jwt.sign({ role: 'sheratan_app', tenant: 'acme', iat: Math.floor(Date.now() / 1000) - 120 }, key, { expiresIn: '1h' });
+    const old = jwt.sign({ role: 'sheratan_app', tenant: 'acme', iat: Math.floor(Date.now() / 1000) - 300 }, key, { expiresIn: '1h' });
     const res = await aged.graphql(query, { token: old });
     expect(res.status).toBe(401);
-    expect(res.body.errors?.[0]?.message).toBe("the token was issued more than 60 seconds ago (JWT_MAX_AGE)");
+    expect(res.body.errors?.[0]?.message).toBe('the token was issued more than 60 seconds ago (its "iat" claim; JWT_MAX_AGE)');
   } finally {
     await aged.stop();
   }
+});
+
+// The time claims, as a class: every combination of iat, exp and nbf drawn
+// from the shapes a token can carry (missing, past, now, future, beyond the
+// maximum lifetime, year 9999, and values that are not whole seconds), signed
+// by hand (jsonwebtoken's sign refuses some of them), sent over HTTP, and
+// judged against the rule written out here independently of auth.ts.
+describe('the time claims against their rule, every combination, through HTTP', () => {
+  const SKEW = 60;
+  const LIFETIME = 24 * 3600;
+  const MAX_AGE = 3600;
+  const YEAR_9999 = 253402300799;
+  const SHAPES: ReadonlyArray<[string, ((now: number) => unknown) | undefined]> = [
+    ['missing', undefined],
+    ['two hours ago', (now) => now - 7200],
+    ['ten minutes ago', (now) => now - 600],
+    ['now', (now) => now],
+    ['in ten minutes', (now) => now + 600],
+    ['beyond the lifetime', (now) => now + LIFETIME + SKEW + 600],
+    ['year 9999', () => YEAR_9999],
+    ['a string', (now) => String(now + 600)],
+    ['1e300', () => 1e300],
+    ['negative', () => -5],
+    ['fractional', (now) => now + 600.5],
+    ['null', () => null],
+  ];
+  const CLAIMS = ['iat', 'exp', 'nbf'] as const;
+
+  /** The claims a token breaks (empty: accepted): the README's rule, stated directly. */
+  function broken(claims: Record<string, unknown>, now: number, maxAge: number | undefined): Set<string> {
+    const bad = new Set<string>();
+    const seconds: Record<string, number> = {};
+    for (const name of CLAIMS) {
+      if (!(name in claims)) continue;
+      const v = claims[name];
+      if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER) seconds[name] = v;
+      else bad.add(name);
+    }
+    const { iat, exp, nbf } = seconds;
+    if (iat !== undefined && iat > now + SKEW) bad.add('iat'); // issued in the future
+    if (nbf !== undefined && nbf > now + SKEW) bad.add('nbf'); // not valid yet
+    if (exp !== undefined && (exp + SKEW <= now || exp > now + LIFETIME + SKEW)) bad.add('exp'); // expired, or lives too long
+    if (maxAge !== undefined) {
+      if (!('iat' in claims)) bad.add('iat');
+      else if (iat !== undefined && now - iat >= maxAge + SKEW) bad.add('iat'); // too old
+    } else if (!('exp' in claims)) bad.add('exp'); // would never expire
+    return bad;
+  }
+
+  const b64 = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const signRaw = (payload: object, key: string): string => {
+    const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(payload)}`;
+    return `${unsigned}.${createHmac('sha256', key).update(unsigned).digest('base64url')}`;
+  };
+
+  async function sweep(target: Harness, maxAge: number | undefined): Promise<{ accepted: number; refused: number }> {
+    const combos: Array<Array<[string, ((now: number) => unknown) | undefined]>> = [[]];
+    for (let i = 0; i < CLAIMS.length; i++) combos.splice(0, combos.length, ...combos.flatMap((c) => SHAPES.map((s) => [...c, s])));
+    let accepted = 0;
+    let refused = 0;
+    const failures: string[] = [];
+    for (let i = 0; i < combos.length; i += 12) {
+      await Promise.all(
+        combos.slice(i, i + 12).map(async (combo) => {
+          const now = Math.floor(Date.now() / 1000);
+          const claims: Record<string, unknown> = { role: 'sheratan_app', tenant: 'acme' };
+          combo.forEach(([, make], k) => {
+            if (make) claims[CLAIMS[k]!] = make(now);
+          });
+          const expected = broken(claims, now, maxAge);
+          const res = await target.graphql<{ __typename: string }>('{ __typename }', { token: signRaw(claims, target.config.jwtSecret!) });
+          const label = combo.map(([name], k) => `${CLAIMS[k]} ${name}`).join(', ');
+          const error = res.body.errors?.[0];
+          if (expected.size === 0) {
+            accepted++;
+            if (res.status !== 200 || res.body.data?.__typename !== 'Query') failures.push(`${label}: expected acceptance, got ${res.status} ${error?.message}`);
+          } else {
+            refused++;
+            const named = [...expected].some((claim) => error?.message.includes(`"${claim}"`));
+            const code = error?.extensions?.code;
+            if (res.status !== 401 || !named || (code !== 'INVALID_TOKEN' && code !== 'TOKEN_EXPIRED')) {
+              failures.push(`${label}: expected 401 naming one of ${[...expected].join('/')}, got ${res.status} ${code} ${error?.message}`);
+            }
+          }
+        }),
+      );
+    }
+    expect(failures).toEqual([]);
+    return { accepted, refused };
+  }
+
+  test('without JWT_MAX_AGE: exp required, at most JWT_MAX_LIFETIME ahead; iat not in the future; nbf honoured', async () => {
+    const { accepted, refused } = await sweep(h, undefined);
+    expect(accepted).toBeGreaterThan(20);
+    expect(refused).toBeGreaterThan(1000);
+  }, 120_000);
+
+  test('with JWT_MAX_AGE: iat required and recent, and stands in for a missing exp', async () => {
+    const aged = await startHarness({ JWT_MAX_AGE: String(MAX_AGE) });
+    try {
+      const { accepted, refused } = await sweep(aged, MAX_AGE);
+      expect(accepted).toBeGreaterThan(20);
+      expect(refused).toBeGreaterThan(1000);
+    } finally {
+      await aged.stop();
+    }
+  }, 180_000);
 });

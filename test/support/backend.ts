@@ -18,6 +18,13 @@ import { setLogLevel } from '../../src/config/log.ts';
 export const SUPERUSER_URL = process.env.TEST_DATABASE_URL || undefined;
 export const backend: 'embedded' | 'server' = SUPERUSER_URL ? 'server' : 'embedded';
 
+// The suite brings its own 384-number vectors, as clients did before the
+// store embedded text: every database, config and process a test makes runs
+// with EMBEDDING_PROVIDER=none (VECTOR_DIMENSION 384) unless the test opts in
+// to `local` or `openai` by setting EMBEDDING_PROVIDER itself.
+export const TEST_EMBEDDING_ENV = { EMBEDDING_PROVIDER: 'none' } as const;
+process.env.EMBEDDING_PROVIDER ??= TEST_EMBEDDING_ENV.EMBEDDING_PROVIDER;
+
 /** The README's owner: a login that is not a superuser and may not create roles. */
 export const OWNER_ROLE = 'sheratan';
 export const OWNER_PASSWORD = 'sheratan-test-owner-password';
@@ -50,7 +57,7 @@ export interface TestDatabase {
 export async function createTestDatabase(): Promise<TestDatabase> {
   if (!SUPERUSER_URL) {
     const dir = tempDataDir();
-    return { env: { SHERATAN_DATA_DIR: dir }, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+    return { env: { SHERATAN_DATA_DIR: dir, ...TEST_EMBEDDING_ENV }, drop: async () => rmSync(dir, { recursive: true, force: true }) };
   }
   const name = `sheratan_test_${process.pid}_${randomBytes(4).toString('hex')}`;
   const ownerUrl = withLogin(onDatabase(SUPERUSER_URL, name), OWNER_ROLE, OWNER_PASSWORD);
@@ -58,6 +65,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     DATABASE_URL: ownerUrl,
     AUTH_DATABASE_URL: withLogin(onDatabase(SUPERUSER_URL, name), 'sheratan_authenticator', AUTHENTICATOR_PASSWORD),
     JWT_SECRET: SERVER_JWT_SECRET,
+    ...TEST_EMBEDDING_ENV,
   };
   const config = parseConfig({ ...env, ROOT_DATABASE_URL: SUPERUSER_URL });
   await bootstrapServer(config, await openDatabase(config, { purpose: 'test' }), { createdb: true });

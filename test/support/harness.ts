@@ -5,7 +5,7 @@ import pg from 'pg';
 import { parseConfig, type Config } from '../../src/config/config.ts';
 import { startGateway, type RunningGateway } from '../../src/http/start.ts';
 import { signToken, type ApiRole } from '../../src/http/auth.ts';
-import { createTestDatabase, migrateTestDatabase, type TestDatabase } from './backend.ts';
+import { createTestDatabase, migrateTestDatabase, SERVER_JWT_SECRET, type TestDatabase } from './backend.ts';
 
 export { tempDataDir } from './backend.ts';
 
@@ -42,7 +42,9 @@ export interface Harness {
 
 export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
   const database = await createTestDatabase();
-  const config = parseConfig({ ...database.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
+  // A production gateway refuses to start without its secrets (assertReadyToServe); a test that is not about them gets these.
+  const secrets = env.NODE_ENV === 'production' ? { JWT_SECRET: SERVER_JWT_SECRET, METRICS_TOKEN: 'sheratan-test-metrics-token' } : {};
+  const config = parseConfig({ ...database.env, ...secrets, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
   let gateway: RunningGateway;
   try {
     await migrateTestDatabase(config);
