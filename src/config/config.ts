@@ -2,6 +2,7 @@
 // validated up front; a bad value stops the process with one line naming it.
 import path from 'node:path';
 import { config as loadDotenv } from 'dotenv';
+import { envFileProblem } from './env-file.ts';
 // The request limits' defaults are the plugin's own (a preset without options gets the same).
 import { DEFAULT_REQUEST_LIMITS as LIMITS } from '../../plugins/request-limits.ts';
 
@@ -24,8 +25,14 @@ export interface Config {
   jwtAudience: string | undefined;
   /** Seconds since `iat` after which a token is refused; also lets tokens without `exp` in. */
   jwtMaxAgeS: number | undefined;
+  /** JWT_MAX_LIFETIME: a token's `exp` may be at most this many seconds ahead (JWT_MAX_AGE may not exceed it). */
+  jwtMaxLifetimeS: number;
+  /** JWT_CLOCK_SKEW: seconds of disagreement between the issuer's clock and ours tolerated on exp, nbf, iat. */
+  jwtClockSkewS: number;
   /** When set, /metrics requires `Authorization: Bearer <metricsToken>`. */
   metricsToken: string | undefined;
+  /** METRICS_PUBLIC: lets a production gateway serve /metrics without METRICS_TOKEN (assertReadyToServe). */
+  metricsPublic: boolean;
   port: number;
   host: string;
   statementTimeoutMs: number;
@@ -109,7 +116,10 @@ export const CONFIG_VARIABLES = [
   'JWT_SECRET',
   'JWT_AUDIENCE',
   'JWT_MAX_AGE',
+  'JWT_MAX_LIFETIME',
+  'JWT_CLOCK_SKEW',
   'METRICS_TOKEN',
+  'METRICS_PUBLIC',
   'PORT',
   'HOST',
   'STATEMENT_TIMEOUT_MS',
@@ -199,6 +209,24 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
   if (['0', 'false', 'no', 'off'].includes(raw)) return false;
   throw new ConfigError(`${name} must be true or false, not "${env[name]}"`);
+}
+
+const DAY_S = 24 * 3600;
+
+/**
+ * How long tokens may live: JWT_MAX_LIFETIME bounds `exp`, JWT_MAX_AGE (when
+ * set) bounds the age by `iat` and lets tokens without `exp` in, so it may not
+ * be longer than the lifetime, or such a token would outlive it.
+ */
+function tokenLifetimes(env: Env) {
+  const jwtMaxLifetimeS = int(env, 'JWT_MAX_LIFETIME', DAY_S, 60, 366 * DAY_S);
+  const jwtMaxAgeS = env.JWT_MAX_AGE ? int(env, 'JWT_MAX_AGE', 3600, 1, 366 * DAY_S) : undefined;
+  if (jwtMaxAgeS !== undefined && jwtMaxAgeS > jwtMaxLifetimeS) {
+    throw new ConfigError(
+      `JWT_MAX_AGE is ${jwtMaxAgeS} but JWT_MAX_LIFETIME is ${jwtMaxLifetimeS}: a token without exp would live longer than the maximum lifetime; lower JWT_MAX_AGE or raise JWT_MAX_LIFETIME`,
+    );
+  }
+  return { jwtMaxAgeS, jwtMaxLifetimeS, jwtClockSkewS: int(env, 'JWT_CLOCK_SKEW', 60, 0, 3600) };
 }
 
 /** Hides the password of a connection string for messages. */
@@ -302,7 +330,8 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     jwtSecret,
     jwtAudience: env.JWT_AUDIENCE || undefined,
     metricsToken: env.METRICS_TOKEN || undefined,
-    jwtMaxAgeS: env.JWT_MAX_AGE ? int(env, 'JWT_MAX_AGE', 3600, 1, 366 * 24 * 3600) : undefined,
+    metricsPublic: bool(env, 'METRICS_PUBLIC', false),
+    ...tokenLifetimes(env),
     port: int(env, 'PORT', 5678, 0, 65535),
     host,
     statementTimeoutMs: int(env, 'STATEMENT_TIMEOUT_MS', 10_000, 0, 3_600_000),
@@ -349,6 +378,30 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
 
 /** Reads `.env` (without overriding the real environment) and parses the result. */
 export function loadConfig(cwd = process.cwd()): Config {
-  loadDotenv({ path: path.join(cwd, '.env'), quiet: true });
+  const file = path.join(cwd, '.env');
+  // dotenv skips a line it cannot read (`JWT_SECRET abc`) without a word: each line is checked first.
+  const problem = envFileProblem(file);
+  if (problem) throw new ConfigError(problem);
+  loadDotenv({ path: file, quiet: true });
   return parseConfig(process.env, cwd);
+}
+
+/**
+ * What a gateway may not start without in production (NODE_ENV=production),
+ * checked before anything opens: a JWT_SECRET (without one every token would
+ * be refused while /readyz says ready; the generated secret of an embedded
+ * data directory is for development), and METRICS_TOKEN unless
+ * METRICS_PUBLIC=true says /metrics (every tenant's operation names and job
+ * counts) is meant to be open. Throws ConfigError naming the variable.
+ */
+export function assertReadyToServe(config: Pick<Config, 'production' | 'jwtSecret' | 'metricsToken' | 'metricsPublic'>): void {
+  if (!config.production) return;
+  if (!config.jwtSecret) {
+    throw new ConfigError('JWT_SECRET must be set in production (NODE_ENV=production): at least 32 random characters that sign the API\'s tokens');
+  }
+  if (!config.metricsToken && !config.metricsPublic) {
+    throw new ConfigError(
+      'METRICS_TOKEN must be set in production (NODE_ENV=production): /metrics shows every tenant\'s operation names and job counts; set METRICS_PUBLIC=true to serve it without a token',
+    );
+  }
 }

@@ -27,11 +27,11 @@ export interface GatewayOptions {
 }
 
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<RunningGateway> {
+  // Before anything opens: a production gateway without its secrets must not come up looking healthy.
+  assertReadyToServe(config);
   setLogLevel(config.logLevel);
   routeConsoleToLog();
   const db = await openDatabase(config, { purpose: 'gateway', serve: true });
-  // Before anything opens: a production gateway without its secrets must not come up looking healthy.
-  assertReadyToServe(config);
   let gateway: Gateway | undefined;
   try {
     if (db.backend === 'embedded') {

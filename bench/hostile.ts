@@ -1,0 +1,188 @@
+// npm run bench:hostile [-- --quick]: the hostile-input invariants of issue 25
+// measured on a production gateway (`npm start` as its own process, NODE_ENV=
+// production) on the embedded engine, or on a server with TEST_DATABASE_URL
+// (a superuser URL, as the test suite takes). Prints a table and writes
+// bench/results/hostile-<backend>.json. Figures to read, never assertions:
+//   - anonymous 15 MiB documents: time to the refusal, the gateway's heap
+//     before and after, its event-loop delay (its own /metrics) and /healthz
+//     latency measured from outside throughout;
+//   - 100 sockets sending their bodies slowly (half with a token) while
+//     another tenant searches: that tenant's p50/p99 and any non-200;
+//   - first: null nested in similarChunks: refused exactly as first: 10.
+import http from 'node:http';
+import net from 'node:net';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+process.env.GRAPHILE_ENV ??= 'production';
+const { projectRoot } = await import('../src/config/paths.ts');
+const { signToken } = await import('../src/http/auth.ts');
+const { createTestDatabase, backend, SERVER_JWT_SECRET } = await import('../test/support/backend.ts');
+const { startGatewayProcess, postOnce } = await import('../test/support/processes.ts');
+const { randomUnit, rng } = await import('../test/support/embeddings.ts');
+const { percentile } = await import('./support.ts');
+
+const quick = process.argv.includes('--quick');
+const MiB = 1024 * 1024;
+const METRICS_TOKEN = 'sheratan-bench-metrics-token-0123456789';
+
+const database = await createTestDatabase();
+const env = {
+  ...database.env,
+  NODE_ENV: 'production',
+  JWT_SECRET: SERVER_JWT_SECRET,
+  METRICS_TOKEN,
+  EMBEDDING_PROVIDER: 'none',
+  LOG_LEVEL: 'warn',
+};
+if (database.env.DATABASE_URL) {
+  const { parseConfig } = await import('../src/config/config.ts');
+  const { migrateTestDatabase } = await import('../test/support/backend.ts');
+  await migrateTestDatabase(parseConfig(env));
+}
+const gateway = await startGatewayProcess(env);
+const token = (tenant: string): string => signToken(SERVER_JWT_SECRET, { role: 'sheratan_app', tenant, sub: 'bench' });
+const e = randomUnit(384, rng(7));
+
+/** The gateway's own gauges from /metrics (reading them resets its event-loop histogram). */
+async function gauges(): Promise<{ heapMiB: number; lagMaxMs: number }> {
+  const text = await (await fetch(`${gateway.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+  const value = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { heapMiB: value('sheratan_nodejs_heap_size_used_bytes') / MiB, lagMaxMs: value('sheratan_nodejs_eventloop_lag_max_seconds') * 1000 };
+}
+
+/** /healthz every 10 ms (fetch keeps its connection alive) until stopped; resolves with the latencies. */
+function probeHealth(): { stop(): Promise<number[]> } {
+  const times: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const started = performance.now();
+      await fetch(`${gateway.url}/healthz`, { keepalive: true }).then((r) => r.arrayBuffer());
+      times.push(performance.now() - started);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return times;
+    },
+  };
+}
+
+function rawPost(body: Buffer, headers: Record<string, string> = {}): Promise<{ status: number; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const req = http.request(
+      `${gateway.url}/graphql`,
+      { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': String(body.length), ...headers } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode!, ms: performance.now() - started }));
+      },
+    );
+    req.on('error', () => resolve({ status: 0, ms: performance.now() - started }));
+    req.end(body);
+  });
+}
+
+const result: Record<string, unknown> = { backend, quick, at: new Date().toISOString() };
+try {
+  // Seed one tenant's document for the searches.
+  const seeded = await postOnce(gateway.url, token('bench-other'), 'mutation ($c: [ChunkInput]!) { ingestDocument(input: { title: "b", chunks: $c }) { clientMutationId } }', {
+    c: Array.from({ length: 20 }, (_, i) => ({ content: `c${i}`, embedding: randomUnit(384, rng(i)) })),
+  });
+  if (seeded.body.errors) throw new Error(seeded.body.errors[0]!.message);
+
+  // 1. Giant anonymous documents.
+  const giant = Buffer.from(JSON.stringify({ query: `{ ${'a: __typename '.repeat(Math.ceil((15 * MiB) / 15))} }` }));
+  const tokenDocument = Buffer.from(JSON.stringify({ query: `{ ${'a: __typename '.repeat(Math.ceil((3.8 * MiB) / 15))} }` }));
+  await gauges();
+  const before = await gauges();
+  const probe = probeHealth();
+  const refusals: number[] = [];
+  const statuses = new Set<number>();
+  for (let i = 0; i < (quick ? 5 : 20); i++) {
+    const anonymous = await rawPost(giant);
+    const withToken = await rawPost(tokenDocument, { authorization: `Bearer ${token('bench-attacker')}` });
+    refusals.push(anonymous.ms, withToken.ms);
+    statuses.add(anonymous.status).add(withToken.status);
+  }
+  const health = await probe.stop();
+  const after = await gauges();
+  result.giantDocuments = {
+    requests: refusals.length,
+    statuses: [...statuses],
+    refusalMsP50: percentile(refusals, 50),
+    refusalMsMax: Math.max(...refusals),
+    heapMiBBefore: before.heapMiB,
+    heapMiBAfter: after.heapMiB,
+    eventLoopDelayMaxMs: after.lagMaxMs,
+    healthzMsP99: percentile(health, 99),
+    healthzMsMax: Math.max(...health),
+  };
+
+  // 2. Slow bodies while another tenant searches.
+  const sockets: net.Socket[] = [];
+  for (let i = 0; i < 100; i++) {
+    const socket = net.connect(gateway.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    const auth = i % 2 ? `Authorization: Bearer ${token('bench-attacker')}\r\n` : '';
+    socket.write(`POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${auth}Content-Length: 100000\r\n\r\n{"query":`);
+    sockets.push(socket);
+  }
+  const drip = setInterval(() => sockets.forEach((s) => s.writable && s.write(' ')), 500);
+  const searchTimes: number[] = [];
+  const searchStatuses = new Set<number>();
+  const until = Date.now() + (quick ? 5_000 : 20_000);
+  const agent = new http.Agent({ keepAlive: true });
+  while (Date.now() < until) {
+    const started = performance.now();
+    const reply = await postOnce(gateway.url, token('bench-other'), 'query ($q: Vector!) { searchDocumentChunks(embedding: $q, first: 5) { distance } }', { q: e }, agent);
+    searchTimes.push(performance.now() - started);
+    searchStatuses.add(reply.body.errors ? -reply.status : reply.status);
+  }
+  clearInterval(drip);
+  sockets.forEach((s) => s.destroy());
+  agent.destroy();
+  result.slowBodies = {
+    sockets: sockets.length,
+    searches: searchTimes.length,
+    statuses: [...searchStatuses],
+    searchMsP50: percentile(searchTimes, 50),
+    searchMsP99: percentile(searchTimes, 99),
+  };
+
+  // 3. first: null at depth.
+  const nested = (depth: number, first: string): string => {
+    let inner = 'rowId';
+    for (let i = 0; i < depth; i++) inner = `similarChunks(first: ${first}) { chunk { ${inner} } }`;
+    return `query ($q: Vector!) { searchDocumentChunks(embedding: $q, first: ${first}) { chunk { ${inner} } } }`;
+  };
+  const answers: Record<string, string> = {};
+  for (let depth = 0; depth <= 5; depth++) {
+    for (const first of ['null', '10']) {
+      const reply = await postOnce(gateway.url, token('bench-other'), nested(depth, first), { q: e });
+      answers[`depth ${depth}, first: ${first}`] = reply.body.errors ? String(reply.body.errors[0]!.extensions?.code ?? reply.body.errors[0]!.message) : 'ran';
+    }
+  }
+  result.firstNull = answers;
+} finally {
+  gateway.child.kill('SIGTERM');
+  await gateway.exited;
+  await database.drop();
+}
+
+const g = result.giantDocuments as Record<string, number | number[]>;
+const s = result.slowBodies as Record<string, number | number[]>;
+console.log(`hostile input, ${backend}, production gateway${quick ? ' (--quick)' : ''}`);
+console.log(`  15 MiB anonymous + 3.8 MiB token documents: ${g.requests} requests, statuses ${String(g.statuses)}, refused in p50 ${(g.refusalMsP50 as number).toFixed(1)} ms / max ${(g.refusalMsMax as number).toFixed(1)} ms`);
+console.log(`    gateway heap ${(g.heapMiBBefore as number).toFixed(1)} → ${(g.heapMiBAfter as number).toFixed(1)} MiB, event-loop delay max ${(g.eventLoopDelayMaxMs as number).toFixed(1)} ms, /healthz p99 ${(g.healthzMsP99 as number).toFixed(1)} ms, max ${(g.healthzMsMax as number).toFixed(1)} ms`);
+console.log(`  100 slow-body sockets: another tenant ran ${s.searches} searches, statuses ${String(s.statuses)}, p50 ${(s.searchMsP50 as number).toFixed(1)} ms, p99 ${(s.searchMsP99 as number).toFixed(1)} ms`);
+for (const [k, v] of Object.entries(result.firstNull as Record<string, string>)) console.log(`  ${k}: ${v}`);
+const out = path.join(projectRoot, 'bench/results');
+mkdirSync(out, { recursive: true });
+writeFileSync(path.join(out, `hostile-${backend}.json`), `${JSON.stringify(result, null, 2)}\n`);
+console.log(`wrote bench/results/hostile-${backend}.json`);
