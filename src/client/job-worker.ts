@@ -20,7 +20,10 @@ export interface ClaimedJob {
 export interface WorkerOptions {
   /** The gateway's GraphQL endpoint. */
   url: string;
-  /** A `sheratan_app` token for the tenant whose jobs to run. */
+  /**
+   * A `sheratan_app` token for the tenant whose jobs to run, with a `sub`: the
+   * jobs it claims belong to that subject, and only it may complete or fail them.
+   */
   token: string;
   /** Job types to claim; all types when omitted. */
   jobTypes?: string[];
@@ -47,7 +50,27 @@ export interface RunningWorker {
 
 const JOB_FIELDS = 'rowId jobType payload attempts maxAttempts';
 
+/**
+ * The token's `sub` claim, when the token is a JWT (its payload is readable
+ * without the secret); undefined when it has none, null when it is no JWT.
+ */
+function tokenSubject(token: string): string | undefined | null {
+  const payload = token.split('.')[1];
+  if (payload === undefined) return null;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown };
+    return typeof claims.sub === 'string' && claims.sub !== '' ? claims.sub : undefined;
+  } catch {
+    return null;
+  }
+}
+
 export function runWorker(options: WorkerOptions): RunningWorker {
+  // A job belongs to the subject that claims it, so the gateway refuses every
+  // claim of a token without one: say so once, here, rather than on every poll.
+  if (tokenSubject(options.token) === undefined) {
+    throw new Error('runWorker: the token has no "sub" claim; claiming jobs needs one, since a job belongs to the subject that claims it (npm run token -- --sub worker-1)');
+  }
   const workerId = options.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const poll = options.pollIntervalMs ?? 1000;
   let stopping = false;

@@ -1,13 +1,16 @@
 // The job queue over GraphQL: ordering, exclusive claims under concurrency,
-// retries with backoff, stale locks, ownership, tenancy, the worker helper.
+// retries with backoff, stale locks, ownership (a job belongs to the subject
+// that claimed it, whatever else knows its worker id), tenancy, the worker helper.
 import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { applyCurrentMigration } from '../support/current-migration.ts';
 import { runWorker } from '../../src/client/index.ts';
 
 let h: Harness;
 let owner: pg.Client;
 beforeAll(async () => {
   h = await startHarness();
+  await applyCurrentMigration(h);
   owner = await h.owner();
 });
 afterAll(() => h.stop());
@@ -44,11 +47,13 @@ async function claim(workerId: string, jobTypes?: string[], token?: string): Pro
   expect(res.body.errors).toBeUndefined();
   return res.body.data!.claimJob.job;
 }
-const finish = (op: 'completeJob' | 'failJob', id: string, workerId: string, extra: string) =>
+const finish = (op: 'completeJob' | 'failJob', id: string, workerId: string, extra: string, token?: string) =>
   h.graphql<{ completeJob: { job: Job }; failJob: { job: Job } }>(
     `mutation ($id: BigInt!, $w: String!) { ${op}(input: { jobId: $id, workerId: $w, ${extra} }) { job { ${FIELDS} } } }`,
-    { variables: { id, w: workerId } },
+    { variables: { id, w: workerId }, token },
   );
+/** Another user of the same tenant as the default token's (alice). */
+const bob = (): string => h.token('sheratan_app', 'acme', 'bob');
 
 test('claims go to the highest priority, then the oldest due job; future jobs wait; none → null', async () => {
   const low = await enqueue('embed', { priority: 0 });
@@ -62,22 +67,27 @@ test('claims go to the highest priority, then the oldest due job; future jobs wa
   expect(await claim('w1', ['embed'])).toBeNull();
 });
 
-test('concurrent claimers over separate connections never get the same job and drain the queue', async () => {
+test('concurrent claimers (each its own subject) over separate connections never get the same job and drain the queue', async () => {
   for (let i = 0; i < 40; i++) await enqueue('bulk', { priority: i % 3 });
-  const claimed: string[] = [];
+  const claimed = new Map<string, string>();
+  const claims: string[] = [];
   await Promise.all(
     Array.from({ length: 8 }, async (_, w) => {
+      const token = h.token('sheratan_app', 'acme', `user-${w}`);
       for (;;) {
-        const job = await claim(`worker-${w}`, ['bulk']);
+        const job = await claim(`worker-${w}`, ['bulk'], token);
         if (!job) return;
-        claimed.push(job.rowId);
+        claims.push(job.rowId);
+        claimed.set(job.rowId, `user-${w}`);
       }
     }),
   );
-  expect(claimed).toHaveLength(40);
-  expect(new Set(claimed).size).toBe(40);
-  const left = await owner.query("select count(*)::int as n from sheratan.jobs where status = 'pending'");
-  expect(left.rows[0].n).toBe(0);
+  expect(claims).toHaveLength(40);
+  expect(new Set(claims).size).toBe(40);
+  const rows = await owner.query<{ id: string; status: string; claimed_by: string }>("select id::text, status, claimed_by from sheratan.jobs where job_type = 'bulk'");
+  expect(rows.rows.filter((r) => r.status === 'pending')).toEqual([]);
+  // Each job belongs to the subject whose claim returned it.
+  expect(Object.fromEntries(rows.rows.map((r) => [r.id, r.claimed_by]))).toEqual(Object.fromEntries(claimed));
 });
 
 test('a failed attempt is retried with exponential backoff until maxAttempts, then stays failed', async () => {
@@ -100,6 +110,7 @@ test('a job whose worker holds it past JOB_LOCK_TIMEOUT becomes claimable again'
   // A gateway of its own with a one-second lock timeout (elsewhere the default, 600 s, holds).
   const quick = await startHarness({ JOB_LOCK_TIMEOUT: '1' });
   try {
+    await applyCurrentMigration(quick);
     const call = <T>(query: string, variables: Record<string, unknown>) => quick.graphql<T>(query, { variables });
     const claimQ = `mutation ($w: String!) { claimJob(input: { workerId: $w, jobTypes: ["slow"] }) { job { ${FIELDS} } } }`;
     await call('mutation { enqueueJob(input: { jobType: "slow", maxAttempts: 3 }) { clientMutationId } }', {});
@@ -131,6 +142,85 @@ test('only the worker holding a job may finish it; finishing a job that is not r
   expect(again.body.errors?.[0]?.message).toMatch(/is not running .* \(it is completed\)/);
   const row = await owner.query('select status, result from sheratan.jobs where id = $1', [job.rowId]);
   expect(row.rows[0]).toEqual({ status: 'completed', result: { ok: true } });
+});
+
+interface TypeRef {
+  kind: string;
+  name: string | null;
+  ofType: TypeRef | null;
+}
+interface Introspected {
+  name: string;
+  fields: Array<{ name: string; type: TypeRef; args: Array<{ name: string; type: TypeRef }> }> | null;
+  inputFields: Array<{ name: string; type: TypeRef }> | null;
+}
+const TYPE_REF = 'kind name ofType { kind name ofType { kind name ofType { kind name } } }';
+const named = (t: TypeRef): string => (t.name ?? named(t.ofType!));
+
+/**
+ * Every mutation that acts on jobs, from the schema itself: its payload has a
+ * `job`, or its input names a `jobId`. A mutation added later is in the list
+ * without anyone remembering to add it.
+ */
+async function jobMutations(): Promise<Array<{ name: string; inputType: string; inputFields: Array<{ name: string; type: TypeRef }> }>> {
+  const res = await h.graphql<{ __schema: { mutationType: { name: string }; types: Introspected[] } }>(
+    `{ __schema { mutationType { name } types { name fields { name type { ${TYPE_REF} } args { name type { ${TYPE_REF} } } } inputFields { name type { ${TYPE_REF} } } } } }`,
+  );
+  expect(res.body.errors).toBeUndefined();
+  const types = new Map(res.body.data!.__schema.types.map((t) => [t.name, t]));
+  const mutation = types.get(res.body.data!.__schema.mutationType.name)!;
+  return mutation.fields!.flatMap((field) => {
+    const input = field.args.find((a) => a.name === 'input');
+    const inputType = input ? types.get(named(input.type)) : undefined;
+    const payload = types.get(named(field.type));
+    const actsOnJobs = payload?.fields?.some((f) => f.name === 'job') || inputType?.inputFields?.some((f) => f.name === 'jobId');
+    return actsOnJobs && inputType ? [{ name: field.name, inputType: inputType.name, inputFields: inputType.inputFields! }] : [];
+  });
+}
+
+test("a job belongs to the subject that claimed it: no job mutation of another user of the tenant, who knows its worker id, changes it", async () => {
+  await enqueue('mine');
+  const job = await claim('alice-worker', ['mine']);
+  const row = async () =>
+    (await owner.query('select status, locked_by, claimed_by, locked_at, attempts, result, last_error, run_at from sheratan.jobs where id = $1', [job!.rowId])).rows[0];
+  const before = await row();
+  expect(before).toMatchObject({ status: 'running', locked_by: 'alice-worker', claimed_by: 'alice' });
+  // Bob reads the worker id, as any user of the tenant can.
+  const seen = await h.graphql<{ allJobs: { nodes: Array<{ rowId: string; lockedBy: string }> } }>('{ allJobs(first: 100) { nodes { rowId lockedBy } } }', { token: bob() });
+  expect(seen.body.errors).toBeUndefined();
+  const workerId = seen.body.data!.allJobs.nodes.find((n) => n.rowId === job!.rowId)!.lockedBy;
+  expect(workerId).toBe('alice-worker');
+
+  const mutations = await jobMutations();
+  expect(mutations.map((m) => m.name)).toEqual(expect.arrayContaining(['enqueueJob', 'claimJob', 'completeJob', 'failJob', 'cancelJob']));
+  // What bob passes for each input field: alice's job and worker, a forged result.
+  const values: Record<string, unknown> = { jobId: job!.rowId, workerId, result: { forged: true }, error: 'forged', jobTypes: ['mine'], jobType: 'mine', job: { jobType: 'mine' } };
+  for (const m of mutations) {
+    const input: Record<string, unknown> = {};
+    for (const f of m.inputFields) {
+      if (f.name in values) input[f.name] = values[f.name];
+      else if (f.type.kind === 'NON_NULL') throw new Error(`${m.name} needs ${f.name}: say here what another user would pass for it`);
+    }
+    const res = await h.graphql(`mutation ($input: ${m.inputType}!) { ${m.name}(input: $input) { clientMutationId } }`, { variables: { input }, token: bob() });
+    expect({ mutation: m.name, job: await row() }).toEqual({ mutation: m.name, job: before });
+    if ('jobId' in input) expect({ mutation: m.name, error: res.body.errors?.[0]?.message }).toEqual({ mutation: m.name, error: expect.stringMatching(/claimed by another subject|not a pending job/) });
+  }
+  // Alice's worker still finishes it.
+  const done = await finish('completeJob', job!.rowId, 'alice-worker', 'result: { ok: true }');
+  expect(done.body.data!.completeJob.job).toMatchObject({ status: 'completed', result: { ok: true } });
+});
+
+test('claiming or finishing a job needs a "sub" claim; a token without one is told so and changes nothing', async () => {
+  const anonymousUser = h.token('sheratan_app', 'acme', '');
+  await enqueue('nosub');
+  const refused = await h.graphql('mutation { claimJob(input: { workerId: "w", jobTypes: ["nosub"] }) { clientMutationId } }', { token: anonymousUser });
+  expect(refused.body.errors?.[0]).toMatchObject({ message: expect.stringMatching(/claiming a job needs a "sub" claim in the token/), extensions: { code: '42501' } });
+  const job = await claim('w', ['nosub']);
+  const finishRefused = await finish('failJob', job!.rowId, 'w', 'error: "x"', anonymousUser);
+  expect(finishRefused.body.errors?.[0]?.message).toMatch(/completing or failing a job needs a "sub" claim in the token/);
+  const row = await owner.query('select status, claimed_by, locked_by from sheratan.jobs where id = $1', [job!.rowId]);
+  expect(row.rows[0]).toEqual({ status: 'running', claimed_by: 'alice', locked_by: 'w' });
+  expect(() => runWorker({ url: `${h.url}/graphql`, token: anonymousUser, handler: async () => null, handleSignals: false })).toThrow(/the token has no "sub" claim/);
 });
 
 test('pending jobs can be cancelled, running ones cannot', async () => {

@@ -1,0 +1,252 @@
+// Who may execute the store's private and privileged functions (issue 25).
+// Every function in sheratan_private, and every security definer function
+// outside PostgreSQL's own schemas, is enumerated from the catalog; each
+// role (PUBLIC, the three API roles, the gateway's login and a direct
+// reporting login) may execute it only when the allow-list below says so,
+// with the reason. A function added later is on no list: it must start
+// revoked (the default privileges), and granting it fails here until its
+// entry says who needs it and why. Then the case the issue found: a
+// reporting login called log_search directly and wrote search_logs rows of
+// its choosing (950,000 characters of text, a latency of an hour, 2,000 rows
+// in one statement); and what a search_logs row may hold at all.
+import pg from 'pg';
+import { startHarness, type Harness } from '../support/harness.ts';
+import { applyCurrentMigration } from '../support/current-migration.ts';
+import { SUPERUSER_URL } from '../support/backend.ts';
+import { createReportingLogin } from '../../src/operations/reporting-login.ts';
+import { ANONYMOUS_ROLE, APP_ROLE, AUTHENTICATOR_ROLE, OWNER_ROLE, READONLY_ROLE } from '../../src/config/roles.ts';
+
+let h: Harness;
+let owner: pg.Client;
+const LOGIN = `acme_reports_fn_${process.pid}`;
+const PASSWORD = 'reports-password-0123';
+
+beforeAll(async () => {
+  // A queryText longer than a log row keeps (MAX_QUERY_TEXT_LENGTH allows up to 1,000,000).
+  h = await startHarness({ MAX_QUERY_TEXT_LENGTH: '30000' });
+  await applyCurrentMigration(h);
+  owner = await h.owner();
+  // Catalog names print schema-qualified whatever the database's search_path.
+  await owner.query('set search_path = pg_catalog');
+  await createReportingLogin({ ...h.config, rootDatabaseUrl: SUPERUSER_URL }, h.gateway.db, { name: LOGIN, tenant: 'acme', password: PASSWORD });
+});
+afterAll(async () => {
+  await h.stop();
+  // On a server the login is cluster-wide (its database is gone with h.stop()).
+  if (SUPERUSER_URL) {
+    const root = new pg.Client(SUPERUSER_URL);
+    await root.connect();
+    await root.query(`drop role if exists ${root.escapeIdentifier(LOGIN)}`);
+    await root.end();
+  }
+});
+
+/** A connection as the reporting login, as a BI tool or psql would make it. */
+async function asLogin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const url = new URL(h.ownerUrl);
+  url.username = LOGIN;
+  url.password = PASSWORD;
+  const client = new pg.Client(url.toString());
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+type Grantee = typeof APP_ROLE | typeof READONLY_ROLE | typeof ANONYMOUS_ROLE | typeof AUTHENTICATOR_ROLE;
+interface Allowed {
+  roles: Grantee[];
+  why: string;
+}
+
+const SEARCH_HELPER: Allowed = {
+  roles: [APP_ROLE, READONLY_ROLE],
+  why: 'called by the searches, which run as the caller; invoker rights, so a direct call can do nothing the caller could not',
+};
+const JOB_TRANSITION: Allowed = {
+  roles: [APP_ROLE],
+  why: 'the body of a job mutation (the sheratan.* wrapper runs as the caller); security definer because API roles have no UPDATE on jobs, and it checks the tenant and the subject itself',
+};
+
+// Functions not named here must be executable by nobody but the owner.
+// A reporting login is a member of sheratan_readonly: it may execute what readonly may.
+const ALLOWED: Record<string, Allowed> = {
+  'sheratan_private.ann_distance_sql(text)': SEARCH_HELPER,
+  'sheratan_private.ann_kind()': SEARCH_HELPER,
+  'sheratan_private.assert_embedding(public.vector)': SEARCH_HELPER,
+  'sheratan_private.assert_search_limits(integer, integer, integer)': SEARCH_HELPER,
+  'sheratan_private.candidate_pool(integer, integer, integer, text, integer)': SEARCH_HELPER,
+  'sheratan_private.chunk_scope(jsonb, double precision, uuid, uuid, integer)': SEARCH_HELPER,
+  'sheratan_private.mmr_order(uuid[], public.vector, double precision, integer)': SEARCH_HELPER,
+  'sheratan_private.nearest_chunks(public.vector, integer, sheratan_private.chunk_scope)': SEARCH_HELPER,
+  'sheratan_private.nearest_sql(sheratan_private.chunk_scope)': SEARCH_HELPER,
+  'sheratan_private.scope_sql(sheratan_private.chunk_scope)': SEARCH_HELPER,
+  'sheratan_private.text_matches(tsquery, integer, sheratan_private.chunk_scope)': {
+    roles: [APP_ROLE, READONLY_ROLE],
+    why: "hybrid search's full-text candidates: security definer so the GIN index serves it, reading only current_tenant()'s chunks, which no session can widen",
+  },
+  'sheratan_private.log_search(text, integer, jsonb, integer, double precision, timestamp with time zone)': {
+    roles: [APP_ROLE, READONLY_ROLE],
+    why: 'called by the searches, which run as the caller; it writes only for the gateway (session_user = the authenticator) and logins that may write search_logs themselves, with bounded values',
+  },
+  'sheratan_private.assert_group_count(bigint, integer)': {
+    roles: [APP_ROLE, READONLY_ROLE],
+    why: 'the groupedAggregates plans call it as the caller (a check with nothing to grant)',
+  },
+  'sheratan_private.current_tenant()': {
+    roles: [APP_ROLE, READONLY_ROLE],
+    why: "the row-level security policies and the tenant columns' default evaluate it as the caller",
+  },
+  'sheratan_private.login_tenant()': { roles: [APP_ROLE, READONLY_ROLE], why: 'current_tenant() calls it as the caller' },
+  'sheratan_private.insert_chunks(uuid, sheratan.chunk[])': { roles: [APP_ROLE], why: 'ingestDocument and replaceDocumentChunks write chunks through it as the caller' },
+  'sheratan_private.claim_job(text, text[])': JOB_TRANSITION,
+  'sheratan_private.finish_job(bigint, text, boolean, jsonb, text)': JOB_TRANSITION,
+  'sheratan_private.cancel_job(bigint)': JOB_TRANSITION,
+  'sheratan_private.job_status_counts()': { roles: [AUTHENTICATOR_ROLE], why: "/metrics counts jobs by status on the gateway's own login" },
+};
+
+const ROLES = ['public', APP_ROLE, READONLY_ROLE, ANONYMOUS_ROLE, AUTHENTICATOR_ROLE, LOGIN] as const;
+
+/** The functions this test governs, with the roles that may execute each. */
+async function governedFunctions(): Promise<Array<{ fn: string; definer: boolean; roles: string[] }>> {
+  const { rows } = await owner.query<{ fn: string; definer: boolean; roles: string[] }>(
+    `select n.nspname || '.' || p.proname || '(' || oidvectortypes(p.proargtypes) || ')' as fn, p.prosecdef as definer,
+            array(select r from unnest($1::text[]) r where has_function_privilege(r, p.oid, 'execute') order by r) as roles
+       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where (n.nspname = 'sheratan_private' or (p.prosecdef and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'))
+        -- an extension's own functions are its business
+        and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
+      order by 1`,
+    [ROLES],
+  );
+  return rows;
+}
+
+test('every private or security definer function is executable only by the roles on its allow-list', async () => {
+  const functions = await governedFunctions();
+  expect(functions.length).toBeGreaterThan(20);
+  const wrong: string[] = [];
+  for (const { fn, roles } of functions) {
+    const allowed = ALLOWED[fn]?.roles ?? [];
+    const expected = [...allowed, ...(allowed.includes(READONLY_ROLE) ? [LOGIN] : [])].sort();
+    if (JSON.stringify(roles) !== JSON.stringify(expected)) {
+      wrong.push(`${fn}: executable by [${roles.join(', ')}], allowed [${expected.join(', ')}]${ALLOWED[fn] ? '' : ' (not on the allow-list: owner only)'}`);
+    }
+  }
+  expect(wrong).toEqual([]);
+  // The list stays true: every entry names a function that exists.
+  const names = new Set(functions.map((f) => f.fn));
+  expect(Object.keys(ALLOWED).filter((fn) => !names.has(fn))).toEqual([]);
+});
+
+test('a function created later starts executable by nobody but its owner (private or definer alike)', async () => {
+  await h.withRootDb(async (client) => {
+    // As the role that runs the migrations (on the embedded engine the owner connection is the superuser).
+    await client.query(`set local role ${OWNER_ROLE}`);
+    await client.query('create function sheratan_private.probe() returns int language sql as $$ select 1 $$');
+    await client.query('create function sheratan.probe_definer() returns int language sql security definer as $$ select 1 $$');
+    const { rows } = await client.query<{ fn: string; roles: string[] }>(
+      `select p.proname as fn, array(select r from unnest($1::text[]) r where has_function_privilege(r, p.oid, 'execute') order by r) as roles
+         from pg_proc p where p.proname in ('probe', 'probe_definer') order by 1`,
+      [ROLES],
+    );
+    expect(rows).toEqual([
+      { fn: 'probe', roles: [] },
+      { fn: 'probe_definer', roles: [] },
+    ]);
+  });
+});
+
+/** A vector of the store's dimension, 1 at `axis`. */
+const unitVector = (axis: number): number[] => Array.from({ length: h.config.vectorDimension }, (_, i) => (i === axis ? 1 : 0));
+
+const searchLogCount = async (): Promise<number> => (await owner.query<{ n: number }>('select count(*)::int as n from sheratan.search_logs')).rows[0]!.n;
+
+test("a reporting login cannot write search_logs: calling log_search directly, or searching, logs nothing; writing the table is refused", async () => {
+  const before = await searchLogCount();
+  await asLogin(async (login) => {
+    // The issue's three calls: a 950,000-character text, a latency of an hour, 2,000 rows in one statement.
+    await login.query(`select sheratan_private.log_search(repeat('x', 950000), 10, '{}', 5, 0.9, now())`);
+    await login.query(`select sheratan_private.log_search('q', 10, '{}', 5, 0.9, now() - interval '3600.002 seconds')`);
+    await login.query(`select sheratan_private.log_search('q' || i, 10, '{}', 5, 0.9, now()) from generate_series(1, 2000) i`);
+    // Its searches are answered (read-only, as on a replica) and not logged.
+    const e = `'[${unitVector(0).join(',')}]'::vector`;
+    await login.query(`select * from sheratan.search_document_chunks(${e}, 3)`);
+    await login.query(`select * from sheratan.similar_documents(gen_random_uuid(), 3)`);
+    await expect(login.query("insert into sheratan.search_logs (k, result_count, latency_ms) values (1, 1, 1)")).rejects.toThrow(/permission denied/);
+  });
+  expect(await searchLogCount()).toBe(before);
+});
+
+test('the gateway still logs each search, with its text and filter cut to what a row may hold', async () => {
+  const embedding = unitVector(1);
+  // A chunk to find, written as the owner (the API's own ingest is tested elsewhere).
+  await owner.query(
+    `with d as (insert into sheratan.documents (tenant, title) values ('acme', 'logged') returning id)
+     insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding) select 'acme', d.id, 0, 'c', $1::public.vector from d`,
+    [`[${embedding.join(',')}]`],
+  );
+  const documentIds = Array.from({ length: 600 }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
+  const started = Date.now();
+  const res = await h.graphql('query ($e: Vector!, $t: String, $ids: [UUID!]) { searchDocumentChunks(embedding: $e, first: 2, queryText: $t, filter: { documentIds: $ids }) { distance } }', {
+    variables: { e: embedding, t: 'q'.repeat(25_000), ids: documentIds },
+  });
+  expect(res.body.errors).toBeUndefined();
+  const elapsed = Date.now() - started;
+  const { rows } = await owner.query(
+    `select char_length(query_text) as text, filters, latency_ms, k, user_id, tenant from sheratan.search_logs where char_length(query_text) > 100 order by id desc limit 1`,
+  );
+  expect(rows[0]).toMatchObject({ text: 10_000, k: 2, user_id: 'alice', tenant: 'acme', filters: { documentIds: { items: 600 }, truncated: true } });
+  expect(rows[0].latency_ms).toBeGreaterThanOrEqual(0);
+  expect(rows[0].latency_ms).toBeLessThanOrEqual(elapsed);
+});
+
+test("a caller's start time cannot make a latency: it is measured within the transaction", async () => {
+  // As the owner, who may log (and may write the table anyway).
+  await owner.query('begin');
+  try {
+    await owner.query("select set_config('jwt.claims.tenant', 'acme', true)");
+    for (const started of ["now() - interval '1 hour'", "'-infinity'", "'infinity'", 'null']) {
+      await owner.query(`select sheratan_private.log_search('latency ' || $1, 1, '{}', 0, null, (${started})::timestamptz)`, [started]);
+    }
+    const { rows } = await owner.query<{ latency_ms: number }>("select latency_ms from sheratan.search_logs where query_text like 'latency %'");
+    expect(rows).toHaveLength(4);
+    for (const r of rows) expect(r.latency_ms).toBeGreaterThanOrEqual(0);
+    for (const r of rows) expect(r.latency_ms).toBeLessThan(60_000);
+  } finally {
+    await owner.query('rollback');
+  }
+});
+
+// Each bound of a search_logs row, broken one at a time (and its edge kept): whoever writes, the table refuses.
+const ROW = { query_text: 'q', k: 1, filters: '{}', result_count: 0, latency_ms: 1 };
+const breaking: Array<[string, boolean, Partial<Record<keyof typeof ROW, unknown>>]> = [
+  ['query text of 10,000 characters', true, { query_text: 'x'.repeat(10_000) }],
+  ['query text of 10,001 characters', false, { query_text: 'x'.repeat(10_001) }],
+  ['k = 0', false, { k: 0 }],
+  ['negative result count', false, { result_count: -1 }],
+  ['negative latency', false, { latency_ms: -0.001 }],
+  ['latency of one hour', true, { latency_ms: 3_600_000 }],
+  ['latency over an hour', false, { latency_ms: 3_600_002 }],
+  ['latency NaN', false, { latency_ms: 'NaN' }],
+  ['latency Infinity', false, { latency_ms: 'Infinity' }],
+  ['a filter of 20,000 characters', false, { filters: JSON.stringify({ s: 'x'.repeat(20_000) }) }],
+];
+
+test.each(breaking)('search_logs: %s → accepted: %s', async (_name, accepted, change) => {
+  const row = { ...ROW, ...change };
+  const insert = h.withRootDb((client) =>
+    client.query('insert into sheratan.search_logs (query_text, k, filters, result_count, latency_ms) values ($1, $2, $3, $4, $5)', [
+      row.query_text,
+      row.k,
+      row.filters,
+      row.result_count,
+      row.latency_ms,
+    ]),
+  );
+  if (accepted) await expect(insert).resolves.toBeDefined();
+  else await expect(insert).rejects.toMatchObject({ code: '23514' });
+});
