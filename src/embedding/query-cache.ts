@@ -1,0 +1,56 @@
+// The query embeddings of one process, bounded: the same search text twice
+// costs one provider call. Least recently used entries go first once
+// `maxEntries` are held (0: nothing is kept). Concurrent misses for one text
+// share one call; a failed call is not kept, so the next search tries again.
+import type { EmbeddingProvider } from './provider.ts';
+
+export class QueryEmbeddingCache {
+  /** Insertion order is recency order: a hit moves its entry to the end. */
+  private readonly entries = new Map<string, number[]>();
+  private readonly inFlight = new Map<string, Promise<number[]>>();
+  hits = 0;
+  misses = 0;
+
+  constructor(
+    readonly provider: Pick<EmbeddingProvider, 'embed' | 'model' | 'dimension'>,
+    readonly maxEntries: number,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The text's vector, from the cache or the provider. Callers must not change the array they get. */
+  async embed(text: string): Promise<number[]> {
+    const cached = this.entries.get(text);
+    if (cached) {
+      this.hits++;
+      this.entries.delete(text);
+      this.entries.set(text, cached);
+      return cached;
+    }
+    const pending = this.inFlight.get(text);
+    if (pending) {
+      this.hits++;
+      return pending;
+    }
+    this.misses++;
+    const call = this.provider.embed([text]).then(([vector]) => {
+      if (this.maxEntries > 0) {
+        this.entries.set(text, vector!);
+        if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+      }
+      return vector!;
+    });
+    this.inFlight.set(text, call);
+    try {
+      return await call;
+    } finally {
+      this.inFlight.delete(text);
+    }
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
