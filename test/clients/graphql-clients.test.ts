@@ -43,7 +43,8 @@ test('GET carries the same auth and limits; the reporting endpoint answers GET t
   const anonymous = client('/graphql', null);
   const denied = await anonymous.urql.query(gql`{ allDocuments { totalCount } }`, {}).toPromise();
   expect(anonymous.methods).toEqual(['GET']);
-  expect(denied.error?.message).toMatch(/permission denied/);
+  expect(denied.error?.message).toMatch(/authentication required/);
+  expect(denied.error?.response?.status).toBe(401);
   const bad = client('/graphql', 'not.a.jwt');
   const refused = await bad.urql.query(gql`{ allDocuments { totalCount } }`, {}).toPromise();
   expect(refused.error?.response?.status).toBe(401);
