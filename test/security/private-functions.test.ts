@@ -71,6 +71,11 @@ const JOB_TRANSITION: Allowed = {
   why: 'the body of a job mutation (the sheratan.* wrapper runs as the caller); security definer because API roles have no UPDATE on jobs, and it checks the tenant and the subject itself',
 };
 
+const EMBEDDING_WORKER: Allowed = {
+  roles: [APP_ROLE],
+  why: "the embedding worker's step, run as the API role of the job's tenant (security definer: it checks the tenant and the job itself)",
+};
+
 // Functions not named here must be executable by nobody but the owner.
 // A reporting login is a member of sheratan_readonly: it may execute what readonly may.
 const ALLOWED: Record<string, Allowed> = {
@@ -106,6 +111,18 @@ const ALLOWED: Record<string, Allowed> = {
   'sheratan_private.finish_job(bigint, text, boolean, jsonb, text)': JOB_TRANSITION,
   'sheratan_private.cancel_job(bigint)': JOB_TRANSITION,
   'sheratan_private.job_status_counts()': { roles: [AUTHENTICATOR_ROLE], why: "/metrics counts jobs by status on the gateway's own login" },
+  // The text pipeline (issue 26): ingest with server-side embeddings and the embedding workers.
+  'sheratan_private.ingest_prepared(text, text, text, jsonb, jsonb)': { roles: [APP_ROLE], why: 'ingestDocument runs it as the caller (row-level security applies)' },
+  'sheratan_private.insert_prepared_chunks(uuid, jsonb)': {
+    roles: [APP_ROLE],
+    why: "ingest_prepared stores its chunks through it; security definer, it writes only to a document of current_tenant()'s",
+  },
+  'sheratan_private.rechunk_document(uuid, jsonb, text)': EMBEDDING_WORKER,
+  'sheratan_private.store_chunk_vectors(uuid[], text[], text[], text)': EMBEDDING_WORKER,
+  'sheratan_private.finish_embedding_job(bigint, text, text, integer, boolean)': EMBEDDING_WORKER,
+  'sheratan_private.vectorizer_model()': { roles: [APP_ROLE, READONLY_ROLE], why: 'vectorizerStatus names the embedding model in use, which is no tenant data' },
+  'sheratan_private.set_vectorizer(text, integer, integer)': { roles: [AUTHENTICATOR_ROLE], why: 'a gateway or worker declares its embedding provider as it starts, on its own login' },
+  'sheratan_private.embedding_work()': { roles: [AUTHENTICATOR_ROLE], why: "the workers share tenants out by their due embedding jobs' counts, on the gateway's login (counts only)" },
 };
 
 const ROLES = ['public', APP_ROLE, READONLY_ROLE, ANONYMOUS_ROLE, AUTHENTICATOR_ROLE, LOGIN] as const;
