@@ -14,6 +14,8 @@ export interface WorkerInput {
   pgdata: string;
   /** Login passwords kept in the data directory, by role (see PgClusterOptions.passwords). */
   passwords: Record<string, string>;
+  /** Seals the backend while a restricted login holds it (login-boundary.ts); kept in the data directory. */
+  sealKey: string;
   databaseName: string;
   shadowDatabaseName: string;
   host: string;
@@ -31,7 +33,8 @@ const port = parentPort!;
 const maxCopyInBytes = input.limits?.maxCopyInBytes ?? DEFAULT_CLUSTER_LIMITS.maxCopyInBytes;
 const main = new PgDatabase({
   maxCopyInBytes,
-  open: () => openPersistent(input.pgdata),
+  sealKey: input.sealKey,
+  open: () => openPersistent(input.pgdata, input.sealKey),
   wipe: () => wipePersistent(input.pgdata),
   idleInTransactionTimeoutMs: input.idleInTransactionTimeoutMs ?? 30_000,
 });
@@ -41,7 +44,7 @@ const cluster = new PgCluster({
   databases: {
     [input.databaseName]: main,
     // The shadow lives in memory: graphile-migrate rebuilds it from scratch on every commit.
-    [input.shadowDatabaseName]: new PgDatabase({ open: openInMemory, wipe: async () => undefined, maxCopyInBytes }),
+    [input.shadowDatabaseName]: new PgDatabase({ open: () => openInMemory(input.sealKey), sealKey: input.sealKey, wipe: async () => undefined, maxCopyInBytes }),
   },
   aliases: { postgres: input.databaseName, template1: input.databaseName },
 });

@@ -192,6 +192,7 @@ async function runEngine(dataDir: string, passwords: Record<string, string>, hos
   const input: WorkerInput = {
     pgdata: path.join(dataDir, 'pgdata'),
     passwords,
+    sealKey: dataDirSecret(dataDir, 'seal-key'),
     databaseName: DATABASE_NAME,
     shadowDatabaseName: SHADOW_DATABASE_NAME,
     host,

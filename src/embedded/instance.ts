@@ -2,6 +2,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
+import { installLoginBoundary, unsealLeftOver } from './login-boundary.ts';
 
 /** The embedded superuser role that owns the schema, as `sheratan` owns it on a server. */
 export const OWNER_ROLE = 'sheratan';
@@ -10,7 +11,9 @@ export const AUTHENTICATOR_ROLE = 'sheratan_authenticator';
 /** PGlite's bootstrap superuser. */
 export const ENGINE_SUPERUSER = 'postgres';
 
-async function bootstrap(db: PGlite): Promise<PGlite> {
+async function bootstrap(db: PGlite, sealKey: string): Promise<PGlite> {
+  // A backend left sealed by a stop is unsealed first: the bootstrap role must be a superuser here.
+  await unsealLeftOver(db, sealKey);
   // PGlite starts with only `postgres`; the owner must exist before anyone can log in as it.
   await db.exec(`
     do $$ begin
@@ -19,6 +22,7 @@ async function bootstrap(db: PGlite): Promise<PGlite> {
       end if;
     end $$;
   `);
+  await installLoginBoundary(db, OWNER_ROLE, sealKey);
   return db;
 }
 
@@ -27,13 +31,14 @@ async function bootstrap(db: PGlite): Promise<PGlite> {
 // (psql's \dt lists the store's tables, as on a server).
 const startParams = PGlite.defaultStartParams.map((p) => (p === 'search_path=public' ? 'search_path="$user", public' : p));
 
-export async function openPersistent(pgdata: string): Promise<PGlite> {
+/** The persistent database; `sealKey` unseals its backend (login-boundary.ts). */
+export async function openPersistent(pgdata: string, sealKey: string): Promise<PGlite> {
   await mkdir(pgdata, { recursive: true, mode: 0o700 });
-  return bootstrap(await PGlite.create({ dataDir: pgdata, extensions: { vector }, startParams }));
+  return bootstrap(await PGlite.create({ dataDir: pgdata, extensions: { vector }, startParams }), sealKey);
 }
 
-export async function openInMemory(): Promise<PGlite> {
-  return bootstrap(await PGlite.create({ extensions: { vector }, startParams }));
+export async function openInMemory(sealKey: string): Promise<PGlite> {
+  return bootstrap(await PGlite.create({ extensions: { vector }, startParams }), sealKey);
 }
 
 export async function wipePersistent(pgdata: string): Promise<void> {

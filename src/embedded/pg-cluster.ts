@@ -11,6 +11,7 @@ import { createHash, createHmac, pbkdf2, randomInt, timingSafeEqual } from 'node
 import { promisify } from 'node:util';
 import * as wire from './wire.ts';
 import { pgDump } from '@electric-sql/pglite-tools/pg_dump';
+import { ENGINE_SCHEMA } from './login-boundary.ts';
 import { DUMP_COMMAND, noteQueued, type PgDatabase, type Session, type SessionOutput } from './pg-server.ts';
 
 export interface PgClusterLimits {
@@ -142,7 +143,10 @@ export class PgCluster {
   /** pg_dump (PGlite's WASM build) of one database as plain SQL with INSERTs, so any client can restore it. */
   private async dump(database: PgDatabase, superuser: boolean): Promise<Buffer> {
     if (!superuser) return wire.errorResponse('ERROR', '42501', 'SHERATAN DUMP needs a superuser login (the owner)');
-    const file = await database.exclusive((db) => pgDump({ pg: db, args: ['--no-owner', '--inserts', '--rows-per-insert=200'] }));
+    // (The engine's own schema, the seal's functions, is the engine's, not the store's: left out.)
+    const file = await database.exclusive((db) =>
+      pgDump({ pg: db, args: ['--no-owner', '--inserts', '--rows-per-insert=200', `--exclude-schema=${ENGINE_SCHEMA}`] }),
+    );
     return wire.singleTextRow('dump', await file.text());
   }
 
@@ -278,6 +282,11 @@ export class PgCluster {
     return matchesStoredPassword(user, given, stored.rows[0]?.rolpassword ?? null);
   }
 
+  private async isSuperuser(database: PgDatabase, user: string): Promise<boolean> {
+    const r = await database.exclusive((d) => d.query<{ rolsuper: boolean }>('select rolsuper from pg_roles where rolname = $1', [user]));
+    return r.rows[0]?.rolsuper === true;
+  }
+
   /** A session of `user` (who must be allowed to log in) on `database`, replying to `output`. */
   async openSession(database: PgDatabase, user: string, output: SessionOutput): Promise<Session | string> {
     // With the settings a server applies at login (ALTER DATABASE / ALTER
@@ -318,6 +327,7 @@ export class PgCluster {
       return null;
     }
     session.untrusted = true;
+    session.restricted = !(await this.isSuperuser(database, user));
     socket.write(
       Buffer.concat([
         wire.authenticationOk(),

@@ -16,6 +16,7 @@ import * as wire from './wire.ts';
 import { copyFromStdin, copyInResponse } from './copy-in.ts';
 import { NotificationRouter } from './notifications.ts';
 import { sqlStatements } from './sql-lexer.ts';
+import { seal, unseal } from './login-boundary.ts';
 
 export interface PgDatabaseOptions {
   /**
@@ -26,6 +27,8 @@ export interface PgDatabaseOptions {
   idleInTransactionTimeoutMs?: number;
   /** The most COPY … FROM STDIN data one command may send (it is held in memory until CopyDone). */
   maxCopyInBytes: number;
+  /** The key that seals and unseals the backend for restricted logins (login-boundary.ts). */
+  sealKey: string;
   /** Opens the instance; called lazily and again after a wipe. */
   open(): Promise<PGlite>;
   /** Deletes persisted data so that the next open() starts empty. */
@@ -60,6 +63,12 @@ export interface Session {
    * guessing from the SQL text what it might have changed.
    */
   untrusted?: boolean;
+  /**
+   * A socket login that is not a superuser: while it holds the backend the
+   * bootstrap role is sealed (login-boundary.ts), so Postgres refuses it every
+   * other role, and its connection is ended if its session user changes.
+   */
+  restricted?: boolean;
   /** Session-level settings captured when the backend last passed to another client. */
   saved: Array<[string, string]>;
   /** Channels its LISTEN statements named since its listening was last read (see notifications.ts). */
@@ -68,6 +77,10 @@ export interface Session {
   savedPrepared?: Array<[string, string]>;
   role: string;
   statements: Set<string>;
+  /** The Parse message (names namespaced) of each of its named statements, to recreate one set aside. */
+  parses?: Map<string, Buffer>;
+  /** Its statements taken off the backend while a socket client held it (see setAsideOthers). */
+  aside?: Set<string>;
   /** Its statements and portals (its own names) that are COPY … FROM STDIN. */
   copyStatements?: Set<string>;
   copyPortals?: Set<string>;
@@ -75,6 +88,8 @@ export interface Session {
   copyIn?: { command: Buffer; data: Buffer[]; bytes: number };
   /** Checked, in its current idle spell, for graphile-migrate watch's lock (see watchIdleOwner). */
   watchProbed?: boolean;
+  /** It has WITH HOLD cursors open (outside a transaction): it keeps the backend until it closes them. */
+  holdsCursors?: boolean;
   /** The transaction status of its last ReadyForQuery. */
   txStatus?: 'I' | 'T' | 'E';
   queue: Promise<void>;
@@ -135,6 +150,24 @@ function preparingStatement(name: string, source: string): string {
 }
 
 const quoteIdent = (s: string): string => `"${s.replace(/"/g, '""')}"`;
+
+/**
+ * The rows (first column, text) of `sql` run at once, in one synchronous
+ * protocol call between a client's messages: it must be a query that cannot
+ * fail, so that whatever the client's transaction holds is left as it was.
+ */
+function rowsNow(db: PGlite, sql: string): string[] {
+  const reply: Buffer[] = [];
+  // (Without the file sync, execProtocolRawStream does all its work before it returns.)
+  void db.execProtocolRawStream(new Uint8Array(wire.message('Q', Buffer.from(`${sql}\0`))), {
+    syncToFs: false,
+    onRawData: (data: Uint8Array) => reply.push(Buffer.from(data)),
+  });
+  const [messages] = wire.splitMessages(Buffer.concat(reply));
+  return messages
+    .filter((m) => m[0] === 0x44) // DataRow: count, then length and value of the first column
+    .map((m) => (m.readInt32BE(7) < 0 ? '' : m.toString('utf8', 11, 11 + m.readInt32BE(7))));
+}
 const quoteLiteral = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
 /** One database: a PGlite instance shared by the sessions connected to it. */
@@ -147,6 +180,8 @@ export class PgDatabase {
   private readonly waiters: Array<() => void> = [];
   /** Whose session state the backend currently holds. */
   private applied: Session | null = null;
+  /** The bootstrap role is sealed (a restricted login is applied). */
+  private sealed = false;
   /** Who listens to which channel (see notifications.ts). */
   private readonly notifications = new NotificationRouter<Session>();
   serverVersion = '';
@@ -212,7 +247,11 @@ export class PgDatabase {
       this.db = null;
       this.applied = null;
       this.notifications.reset();
-      for (const other of this.sessions) other.statements.clear();
+      for (const other of this.sessions) {
+        other.statements.clear();
+        other.parses?.clear();
+        other.aside?.clear();
+      }
       await this.options.wipe();
     });
     await this.instance();
@@ -295,7 +334,7 @@ export class PgDatabase {
         return this.end(
           owner,
           '25P03',
-          `terminating connection due to idle-in-transaction timeout: it held the embedded engine's one backend idle inside a transaction for ${limit} ms while other clients waited (IDLE_IN_TRANSACTION_TIMEOUT_MS)`,
+          `terminating connection due to idle-in-transaction timeout: it held the embedded engine's one backend idle ${owner.holdsCursors ? 'with WITH HOLD cursors open' : 'inside a transaction'} for ${limit} ms while other clients waited (IDLE_IN_TRANSACTION_TIMEOUT_MS)`,
         );
       }
       const probeIn = owner.untrusted && !owner.watchProbed ? GRAPHILE_WATCH_PROBE_MS - idle : Infinity;
@@ -305,6 +344,29 @@ export class PgDatabase {
       this.idleTimer.unref();
     };
     check();
+  }
+
+  /**
+   * After a socket client's unit of work, outside a transaction: whether it
+   * may keep going. A restricted login whose session user is no longer its
+   * login (it can only have become the sealed bootstrap role) is ended, the
+   * backend staying its own until its disconnect resets it; and a client
+   * holding WITH HOLD cursors keeps the backend (marked in holdsCursors), as
+   * inside a transaction, since cursors cannot be set aside and another
+   * client could FETCH from them.
+   */
+  private keepsBackend(db: PGlite, s: Session): boolean {
+    const [who = '', cursors = '0'] = rowsNow(db, "select session_user::text union all select count(*)::text from pg_cursors where is_holdable");
+    if (s.restricted && who !== s.user) {
+      this.end(
+        s,
+        '42501',
+        `the login "${s.user}" made "${who}" its session user; on the embedded engine a login cannot become another role, and its connection is ended`,
+      );
+      return false;
+    }
+    s.holdsCursors = cursors !== '0';
+    return true;
   }
 
   /** Ends `s`'s connection with a FATAL error; its transaction rolls back as it disconnects. */
@@ -326,14 +388,7 @@ export class PgDatabase {
     if (!db || !db.isInTransaction()) return false;
     const sql =
       "select 1 from pg_locks where locktype = 'relation' and relation = to_regclass('graphile_migrate.current') and mode = 'ExclusiveLock' and granted";
-    const reply: Buffer[] = [];
-    // (Without the file sync, execProtocolRawStream does all its work before it returns.)
-    void db.execProtocolRawStream(new Uint8Array(wire.message('Q', Buffer.from(`${sql}\0`))), {
-      syncToFs: false,
-      onRawData: (data: Uint8Array) => reply.push(Buffer.from(data)),
-    });
-    const [messages] = wire.splitMessages(Buffer.concat(reply));
-    return messages.some((m) => m[0] === 0x44); // a DataRow
+    return rowsNow(db, sql).length > 0;
   }
 
   /** Saves the applied client's session state (if it may have changed) and resets the backend. */
@@ -359,8 +414,14 @@ export class PgDatabase {
       for (const r of prepared) await db.exec(`deallocate ${quoteIdent(r.name)}`);
       prev.dirty = false;
     }
+    await db.exec('reset all; reset role');
+    if (this.sealed) {
+      // Before the engine is its bootstrap role again, which must be a superuser then.
+      await unseal(db, this.options.sealKey);
+      this.sealed = false;
+    }
     // (PGlite ignores RESET SESSION AUTHORIZATION: name the engine's superuser.)
-    await db.exec('reset all; reset role; set session authorization postgres');
+    await db.exec('set session authorization postgres');
     this.applied = null;
   }
 
@@ -376,14 +437,29 @@ export class PgDatabase {
     if (prev === s) return;
     // Hand-over between clients in the same session state (same role, same
     // saved settings, e.g. the connections of one pool) costs nothing.
-    const trivial = prev !== null && !prev.dirty && prev.role === s.role && sameSettings(prev.saved, s.saved) && !s.savedPrepared?.length;
+    const trivial =
+      prev !== null &&
+      !prev.dirty &&
+      !this.sealed &&
+      !s.restricted &&
+      prev.user === s.user &&
+      prev.role === s.role &&
+      sameSettings(prev.saved, s.saved) &&
+      !s.savedPrepared?.length;
     if (!trivial) {
       await this.leave(db);
       // The login becomes the session user, as on a server: session_user names
       // it, `reset role` returns to it, and SET ROLE is checked against its
       // memberships by Postgres itself.
+      if (s.user !== 'postgres') await db.exec(`set session authorization ${quoteIdent(s.user)}`);
+      // From here the backend is in its state, whatever fails next (leave() undoes it).
+      this.applied = s;
+      if (s.restricted) {
+        // Its login is the session user now; from here Postgres refuses it any other (login-boundary.ts).
+        this.sealed = true;
+        await seal(db, this.options.sealKey);
+      }
       const sql = [
-        s.user === 'postgres' ? '' : `set session authorization ${quoteIdent(s.user)};`,
         s.role === s.user ? '' : `set role ${quoteIdent(s.role)};`,
         ...s.saved.map(([k, v]) => `select set_config(${quoteLiteral(k)}, ${quoteLiteral(v)}, false);`),
       ].join('');
@@ -395,6 +471,35 @@ export class PgDatabase {
       s.savedPrepared = undefined;
     }
     this.applied = s;
+    if (s.untrusted) await this.setAsideOthers(db, s);
+    if (s.aside?.size) await this.restoreAside(db, s);
+  }
+
+  /**
+   * A socket client finds on the backend its own protocol-level prepared
+   * statements only: everyone else's are deallocated (and recreated when
+   * their client is back, restoreAside), so pg_prepared_statements shows it
+   * no other client's statement text, the gateway's included, and its
+   * DEALLOCATE (ALL) reaches no one else's.
+   */
+  private async setAsideOthers(db: PGlite, s: Session): Promise<void> {
+    const mine = `s${s.id}_`;
+    const others = (await db.query<{ name: string }>('select name from pg_prepared_statements where not from_sql')).rows.filter((r) => !r.name.startsWith(mine));
+    if (others.length === 0) return;
+    const byPrefix = new Map([...this.sessions].map((o) => [`s${o.id}_`, o]));
+    for (const { name } of others) {
+      const owner = byPrefix.get(/^s\d+_/.exec(name)?.[0] ?? '');
+      if (owner?.parses?.has(name)) (owner.aside ??= new Set()).add(name);
+    }
+    await db.exec(others.map((r) => `deallocate ${quoteIdent(r.name)};`).join(''));
+  }
+
+  /** Recreates `s`'s statements set aside (one that no longer parses is absent, as after a DEALLOCATE). */
+  private async restoreAside(db: PGlite, s: Session): Promise<void> {
+    const parses = [...s.aside!].flatMap((name) => s.parses?.get(name) ?? []);
+    s.aside!.clear();
+    // Each with its own Sync: an error ends at it, outside any transaction (the backend is between units here).
+    for (const parse of parses) await db.execProtocolRaw(new Uint8Array(Buffer.concat([parse, wire.message('S')])));
   }
 
   /**
@@ -502,7 +607,11 @@ export class PgDatabase {
       }
 
       const { msg: command, parsedStatement } = wire.namespaceMessage(raw, `s${s.id}_`);
-      if (parsedStatement) s.statements.add(parsedStatement);
+      if (parsedStatement) {
+        s.statements.add(parsedStatement);
+        (s.parses ??= new Map()).set(parsedStatement, command);
+        s.aside?.delete(parsedStatement);
+      }
       const msg = copyUnit ? Buffer.concat([command, ...copyUnit.slice(1)]) : command;
       // What the engine takes out of the reply: the CopyInResponse the client
       // already has (copy-in.ts), and notifications, which go to their
@@ -549,7 +658,8 @@ export class PgDatabase {
       const ready = tail.length === 6 && tail[0] === 0x5a && tail.readInt32BE(1) === 5;
       if (ready) s.txStatus = String.fromCharCode(tail[5]!) as 'I' | 'T' | 'E';
       const idle = ready && tail[5] === 0x49;
-      if (idle) this.release(s);
+      if (idle && s.untrusted && s.alive && !this.keepsBackend(db, s)) return;
+      if (idle && !s.holdsCursors) this.release(s);
       else if (this.owner === s) this.ownerIdleSince = Date.now();
       mark(s, 'done');
     } catch (err) {
@@ -568,6 +678,7 @@ export class PgDatabase {
       const db = this.db;
       if (db) {
         if (db.isInTransaction()) await db.exec('rollback');
+        if (s.holdsCursors) await db.exec('close all');
         for (const name of s.statements) {
           await db.exec(`deallocate ${quoteIdent(name)}`).catch(() => undefined);
         }
