@@ -15,9 +15,9 @@
 // A provider answering nonsense (wrong dimension, NaN, a malformed body) is
 // an error and nothing is stored. Without an embedding provider the mutation
 // stores what it is given, as before.
-import { TYPES, pgSelect, type PgResource, type PgSelectArgumentDigest } from 'postgraphile/@dataplan/pg';
+import { TYPES, pgSelect, type PgCodec, type PgResource } from 'postgraphile/@dataplan/pg';
 import { access, context, lambda, object, type ExecutableStep, type FieldArgs } from 'postgraphile/grafast';
-import { sql } from 'postgraphile/pg-sql2';
+import { namedCall } from './match-select.ts';
 import { nulProblem, providerError, textError, type SheratanEmbedder, type SheratanTextLimits } from './text-search.ts';
 
 interface ChunkInput {
@@ -140,6 +140,16 @@ export const TextIngestPlugin: GraphileConfig.Plugin = {
   name: 'SheratanTextIngestPlugin',
   version: '1.0.0',
   description: 'ingestDocument chunks and embeds text on the server',
+  inflection: {
+    replace: {
+      // Document.embeddingStatus reads PENDING, EMBEDDED, FAILED (the SQL enum's labels are lower case).
+      enumValue(previous, options, value, codec) {
+        const pgName = (codec.extensions as { pg?: { schemaName?: string; name?: string } } | undefined)?.pg;
+        if (pgName?.schemaName === 'sheratan' && pgName.name === 'embedding_status') return value.toUpperCase();
+        return previous!(value, codec);
+      },
+    },
+  },
   schema: {
     hooks: {
       GraphQLObjectType_fields_field(field, build, context_) {
@@ -154,23 +164,24 @@ export const TextIngestPlugin: GraphileConfig.Plugin = {
           const $prepared = lambda([$input, context()], ([input, ctx]: readonly [IngestInput, Grafast.Context]) =>
             prepareIngest(input, ctx.sheratanEmbedder, ctx.sheratanTextLimits),
           );
-          const args = [
-            { step: access($prepared, 'title'), pgCodec: TYPES.text, name: 'title' },
-            { step: access($prepared, 'content'), pgCodec: TYPES.text, name: 'content' },
-            { step: access($prepared, 'source'), pgCodec: TYPES.text, name: 'source' },
-            { step: access($prepared, 'metadata'), pgCodec: TYPES.jsonb, name: 'metadata' },
-            { step: access($prepared, 'chunks'), pgCodec: TYPES.jsonb, name: 'chunks' },
+          const args: Array<readonly [string, ExecutableStep, PgCodec]> = [
+            ['title', access($prepared, 'title'), TYPES.text],
+            ['content', access($prepared, 'content'), TYPES.text],
+            ['source', access($prepared, 'source'), TYPES.text],
+            ['metadata', access($prepared, 'metadata'), TYPES.jsonb],
+            ['chunks', access($prepared, 'chunks'), TYPES.jsonb],
           ];
           const $select = pgSelect({
             resource,
             identifiers: [],
             mode: 'mutation',
-            args,
-            from: (...digests: PgSelectArgumentDigest[]) =>
-              sql`sheratan_private.ingest_prepared(${sql.join(
-                digests.map((d) => sql`${sql.identifier(d.name!)} => ${d.placeholder}`),
-                ', ',
-              )})`,
+            from: {
+              callback: ($root) =>
+                namedCall(
+                  ['sheratan_private', 'ingest_prepared'],
+                  args.map(([name, $step, codec]) => [name, $root.placeholder($step, codec)] as const),
+                ),
+            },
           });
           return object({ result: $select.single() });
         };

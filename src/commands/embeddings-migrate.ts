@@ -6,6 +6,7 @@ import {
   dropEmbeddingColumn,
   embeddingModelStatus,
   formatEmbeddingStatus,
+  queueReembedAll,
   queueReembedJobs,
   REEMBED_JOB_TYPE,
   startEmbeddingMigration,
@@ -26,6 +27,9 @@ export const embeddingsMigrate: Command = {
                     make the new embedding live (refused while chunks miss it, unless --force)
   --drop-previous   drop the old embedding, kept as embedding_previous after the switch
   --cancel          drop embedding_next: the migration never happened
+  --reembed         embed every document again with the configured provider (same dimension),
+                    through the embedding workers (the gateway's and npm run worker); progress:
+                    the vectorizerStatus query
   (no step)         show the models and the progress
 `,
   async run(config, args) {
@@ -41,11 +45,12 @@ export const embeddingsMigrate: Command = {
         'drop-previous': { type: 'boolean' },
         cancel: { type: 'boolean' },
         status: { type: 'boolean' },
+        reembed: { type: 'boolean' },
       },
     });
     const starting = values.dimension !== undefined || values.name !== undefined;
-    const steps = [starting, values.switch, values['drop-previous'], values.cancel].filter(Boolean).length;
-    if (steps > 1) throw new ConfigError('choose one step: --dimension/--name (start), --switch, --drop-previous or --cancel');
+    const steps = [starting, values.switch, values['drop-previous'], values.cancel, values.reembed].filter(Boolean).length;
+    if (steps > 1) throw new ConfigError('choose one step: --dimension/--name (start), --switch, --drop-previous, --cancel or --reembed');
     if (starting && (values.dimension === undefined || values.name === undefined)) throw new ConfigError('starting a model switch takes both --dimension and --name');
     const dimension = values.dimension === undefined ? undefined : Number(values.dimension);
     if (dimension !== undefined && (!Number.isInteger(dimension) || dimension < 1 || dimension > 4000)) {
@@ -68,6 +73,9 @@ export const embeddingsMigrate: Command = {
         } else if (values['drop-previous']) {
           await dropEmbeddingColumn(client, 'previous');
           process.stdout.write('dropped embedding_previous and its index\n');
+        } else if (values.reembed) {
+          const { model, documents } = await queueReembedAll(client);
+          process.stdout.write(`queued ${documents} document(s) to be embedded again with ${model} by the embedding workers\n`);
         } else if (values.cancel) {
           await dropEmbeddingColumn(client, 'next');
           process.stdout.write('cancelled: dropped embedding_next and its index; searches were not affected\n');

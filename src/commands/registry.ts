@@ -23,6 +23,7 @@ import { indexTune } from './index-tune.ts';
 import { schemaExport } from './schema-export.ts';
 import { start } from './start.ts';
 import { token } from './token.ts';
+import { worker } from './worker.ts';
 
 const COMMANDS: readonly Command[] = [
   start,
@@ -43,6 +44,7 @@ const COMMANDS: readonly Command[] = [
   auditCleanup,
   indexTune,
   embeddingsMigrate,
+  worker,
   doctor,
   backup,
   restore,

@@ -16,6 +16,7 @@ import { makePipelinedWithPgClient, poolTransport } from '../graphql/pipelined-c
 import type { SchemaReloader } from '../graphql/schema-reload.ts';
 import { ReportingPreset, SheratanPreset } from '../../plugins/preset.ts';
 import { graphqlContext } from './auth.ts';
+import { withTextContext, type TextServices } from '../embedding/worker-context.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 export const REPORTING_PATH = '/reporting/graphql';
@@ -49,7 +50,8 @@ function makePool(url: string, config: Config, name: string): pg.Pool {
  * `vector` is what start-up read of the embedding columns (inspectVector):
  * the Vector scalar's dimensions start from it and then follow a model
  * switch without a restart. `extraSettings` go into every request's
- * transaction (the ANN accuracy settings).
+ * transaction (the ANN accuracy settings). `text`: the embedder the
+ * requests' contexts carry (search by text, ingest of text).
  */
 export function createEndpoints(
   config: Config,
@@ -57,6 +59,7 @@ export function createEndpoints(
   vector: VectorInfo,
   extraSettings: Record<string, string>,
   reloader?: SchemaReloader,
+  text?: TextServices,
 ): Endpoints {
   const apiPool = makePool(db.authUrl, config, 'sheratan-gateway');
   const dimensions = new AcceptedDimensions(vector);
@@ -77,7 +80,7 @@ export function createEndpoints(
       withPgClient: direct,
       graphqlPath: GRAPHQL_PATH,
       graphiqlPath: GRAPHIQL_PATH,
-      context: graphqlContext(config, extraSettings),
+      context: withTextContext(graphqlContext(config, extraSettings), text),
     }),
   );
   const reporting = postgraphile(
@@ -88,7 +91,7 @@ export function createEndpoints(
       ...(readDirect ? { withPgClient: readDirect } : {}),
       graphqlPath: REPORTING_PATH,
       // Reporting always reads as sheratan_readonly, whatever role the token names.
-      context: graphqlContext(config, extraSettings, READONLY_ROLE),
+      context: withTextContext(graphqlContext(config, extraSettings, READONLY_ROLE), text),
     }),
   );
   return {

@@ -12,6 +12,7 @@ import { log } from '../config/log.ts';
 import type { Database } from '../database/connect.ts';
 import type { VectorInfo } from '../database/vector-column.ts';
 import type { SchemaReloader } from '../graphql/schema-reload.ts';
+import type { TextServices } from '../embedding/worker-context.ts';
 import { Admission, admissionMiddleware } from './admission.ts';
 import { authenticationMiddleware } from './auth.ts';
 import { bodyMiddleware } from './body.ts';
@@ -31,15 +32,16 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** See createEndpoints for `vector`, `extraSettings` and `reloader`. */
+/** See createEndpoints for `vector`, `extraSettings`, `reloader` and `text`. */
 export async function createGateway(
   config: Config,
   db: Database,
   vector: VectorInfo,
   extraSettings: Record<string, string> = {},
   reloader?: SchemaReloader,
+  text?: TextServices,
 ): Promise<Gateway> {
-  const endpoints = createEndpoints(config, db, vector, extraSettings, reloader);
+  const endpoints = createEndpoints(config, db, vector, extraSettings, reloader, text);
   const { api, reporting, apiPool, readPool } = endpoints;
 
   const app = express();

@@ -10,12 +10,15 @@ import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from '../
 import { routeConsoleToLog, setLogLevel } from '../config/log.ts';
 import type { SchemaReloader } from '../graphql/schema-reload.ts';
 import { assertDimension, inspectVector, searchSettings } from '../database/vector-column.ts';
+import { createTextServices, type TextServices } from '../embedding/worker-context.ts';
 
 export interface RunningGateway {
   url: string;
   db: Database;
   gateway: Gateway;
   config: Config;
+  /** Text in, text out: the provider, the query cache, the built-in embedding worker. */
+  text: TextServices;
   stop(): Promise<void>;
 }
 
@@ -33,6 +36,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   routeConsoleToLog();
   const db = await openDatabase(config, { purpose: 'gateway', serve: true });
   let gateway: Gateway | undefined;
+  let text: TextServices | undefined;
   try {
     if (db.backend === 'embedded') {
       await migrateToHead(config, db, structuredMigrateLogger);
@@ -47,6 +51,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       vector,
       { ...searchSettings(config, vector), 'sheratan.job_lock_timeout': String(config.jobLockTimeoutS) },
       options.reloader,
+      (text = createTextServices(config)),
     );
     const port = options.port ?? config.port;
     const host = options.host ?? config.host;
@@ -55,15 +60,20 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       if (err.code === 'EACCES') throw new Error(`not permitted to listen on port ${port} on ${host} (EACCES); choose a PORT above 1023`, { cause: err });
       throw err;
     });
+    await text.startWorker(db.authUrl);
     const running = gateway;
+    const services = text;
     let stopping: Promise<void> | null = null;
     return {
       url,
       db,
       gateway: running,
       config: effective,
+      text: services,
       stop: () =>
         (stopping ??= (async () => {
+          // The embedding worker first: its passes end before the database goes.
+          await services.close();
           await running.close();
           await db.close();
         })()),
@@ -73,6 +83,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     // graphile-migrate's pools go first: a pool whose connection drops as the
     // engine stops would end the process before the error is reported.
     releaseMigratePools();
+    await text?.close().catch(() => undefined);
     await gateway?.close().catch(() => undefined);
     await db.close();
     throw err;

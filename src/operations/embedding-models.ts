@@ -98,3 +98,28 @@ export function formatEmbeddingStatus(status: EmbeddingModelStatus, liveDimensio
   }
   return `${lines.join('\n')}\n`;
 }
+
+/**
+ * `--reembed`: every document with chunks is embedded again by the embedding
+ * workers (src/embedding/worker.ts) with the provider the store declared
+ * (a gateway or `npm run worker` with EMBEDDING_PROVIDER set): one
+ * embed_document job per document, marked to replace vectors made by another
+ * model (or brought by clients). Same dimension only: a provider of another
+ * dimension needs the model switch (--dimension/--name). Returns the model
+ * and how many documents were queued.
+ */
+export async function queueReembedAll(client: pg.Client): Promise<{ model: string; documents: number }> {
+  const { rows } = await client.query<{ model: string; dimension: number }>('select model, dimension from sheratan_private.vectorizer_model()');
+  const declared = rows[0];
+  if (!declared) {
+    throw new Error('no embedding provider has declared itself: start the gateway or npm run worker with EMBEDDING_PROVIDER set (local or openai), then run --reembed again');
+  }
+  const { rows: queued } = await client.query<{ documents: string }>(
+    `with docs as (
+       update sheratan.documents d set embedding_status = 'pending', embedding_error = null
+        where exists (select 1 from sheratan.document_chunks c where c.document_id = d.id)
+        returning d.id, d.tenant)
+     select count(sheratan_private.enqueue_embedding(docs.id, docs.tenant, '{"reembed": true}'::jsonb)) as documents from docs`,
+  );
+  return { model: declared.model, documents: Number(queued[0]!.documents) };
+}
