@@ -235,3 +235,494 @@ comment on function sheratan.complete_job(bigint, text, jsonb) is
 comment on function sheratan.fail_job(bigint, text, text) is
   E'@resultFieldName job\nRecords a failed attempt: the job is retried later (exponential backoff) while attempts remain, else it stays failed. Only the subject that claimed the job, with its `workerId`, may do this.';
 -- <<< section sql-hardening
+
+-- >>> section text-pipeline
+-- Issue 26, text in, text out: the store keeps every chunk's vector in step
+-- with its text. A document's status says where its embedding stands
+-- (pending, embedded, failed, with the last error); a change of text marks it
+-- pending and queues an `embed_document` job (the job queue of 000004) that
+-- the embedding workers (src/embedding/worker.ts) run per tenant, as the API
+-- role under row-level security. Nothing is queued unless a gateway or worker
+-- with an embedding provider declared itself (sheratan_private.vectorizer):
+-- with EMBEDDING_PROVIDER=none clients bring vectors as before.
+
+do $$
+begin
+  if not exists (select 1 from pg_type t join pg_namespace n on n.oid = t.typnamespace
+                  where n.nspname = 'sheratan' and t.typname = 'embedding_status') then
+    create type sheratan.embedding_status as enum ('pending', 'embedded', 'failed');
+  end if;
+end
+$$;
+comment on type sheratan.embedding_status is
+  'Where a document''s embedding stands: pending (text waiting to be chunked or embedded), embedded (every chunk has its vector) or failed (after the last attempt; see embeddingError).';
+
+alter table sheratan.documents add column if not exists embedding_status sheratan.embedding_status not null default 'embedded';
+alter table sheratan.documents add column if not exists embedding_error text;
+alter table sheratan.documents add column if not exists chunks_stale boolean not null default false;
+comment on column sheratan.documents.embedding_status is
+  'PENDING while its text waits to be chunked or embedded, EMBEDDED when every chunk has its vector, FAILED when the last attempt failed (embeddingError says why). Maintained by the store.';
+comment on column sheratan.documents.embedding_error is 'The last embedding error of this document (kept while it is retried; cleared when it is embedded).';
+comment on column sheratan.documents.chunks_stale is
+  E'@behavior -*\nTrue when the document''s content changed since its chunks were made: the embedding job makes them again.';
+
+alter table sheratan.document_chunks add column if not exists start_offset integer;
+alter table sheratan.document_chunks add column if not exists end_offset integer;
+alter table sheratan.document_chunks add column if not exists embedding_model text;
+alter table sheratan.document_chunks drop constraint if exists document_chunks_offsets_check;
+alter table sheratan.document_chunks add constraint document_chunks_offsets_check
+  check (start_offset >= 0 and end_offset >= start_offset);
+comment on column sheratan.document_chunks.start_offset is
+  'Where the chunk''s text starts in its document''s content (UTF-16 code units, as JavaScript strings index), when the store chunked it or found it there; null otherwise.';
+comment on column sheratan.document_chunks.end_offset is
+  'Where the chunk''s text ends (exclusive) in its document''s content, in UTF-16 code units; content = document.content.slice(startOffset, endOffset).';
+comment on column sheratan.document_chunks.embedding_model is
+  'The model that embedded the chunk (e.g. local:use-lite-512); null when the client brought the vector, or it has none yet.';
+
+-- Embedding jobs are looked up by document (one pending or running job per document).
+create index if not exists jobs_embed_document_idx on sheratan.jobs ((payload ->> 'documentId'))
+  where job_type = 'embed_document' and status in ('pending', 'running');
+-- Chunks waiting for a vector, per document.
+create index if not exists document_chunks_unembedded_idx on sheratan.document_chunks (document_id, chunk_index) where embedding is null;
+
+-- The embedding provider in use, declared by the gateway or worker that has
+-- one (set_vectorizer at start). Not tenant data: one row, or none.
+create table if not exists sheratan_private.vectorizer (
+  singleton boolean primary key default true check (singleton),
+  model text not null,
+  dimension integer not null check (dimension between 1 and 16000),
+  max_attempts integer not null default 5 check (max_attempts between 1 and 100),
+  updated_at timestamptz not null default now()
+);
+comment on table sheratan_private.vectorizer is
+  'The embedding provider the store''s workers use (model, dimension, attempts per job); no row: clients bring vectors and nothing is queued.';
+revoke all on sheratan_private.vectorizer from public;
+
+create or replace function sheratan_private.set_vectorizer(model text, dimension integer, max_attempts integer) returns void
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if model is null then
+    delete from sheratan_private.vectorizer;
+    return;
+  end if;
+  insert into sheratan_private.vectorizer (singleton, model, dimension, max_attempts, updated_at)
+  values (true, model, dimension, coalesce(max_attempts, 5), now())
+  on conflict (singleton) do update
+    set model = excluded.model, dimension = excluded.dimension, max_attempts = excluded.max_attempts, updated_at = now()
+  where (vectorizer.model, vectorizer.dimension, vectorizer.max_attempts) is distinct from (excluded.model, excluded.dimension, excluded.max_attempts);
+end;
+$$;
+comment on function sheratan_private.set_vectorizer(text, integer, integer) is
+  'Declares the embedding provider (model, dimension, attempts per job) of the gateway or worker starting; null model: none, clients bring vectors.';
+
+create or replace function sheratan_private.vectorizer_max_attempts() returns integer
+  language sql stable security definer
+  set search_path = pg_catalog, pg_temp
+as $$ select v.max_attempts from sheratan_private.vectorizer v $$;
+comment on function sheratan_private.vectorizer_max_attempts() is
+  'Attempts per embedding job, or null when no embedding provider is declared (nothing is queued then).';
+
+-- Queues the embedding of one document (one pending or running job per
+-- document is enough: a running job looks for more work before it ends), and
+-- wakes the workers. The tenant is the document's, so that a bulk load as the
+-- owner (COPY) queues its work in the right tenant.
+create or replace function sheratan_private.enqueue_embedding(doc_id uuid, doc_tenant text, payload jsonb default '{}') returns void
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  attempts integer := sheratan_private.vectorizer_max_attempts();
+begin
+  if attempts is null or doc_id is null or doc_tenant is null then
+    return;
+  end if;
+  if exists (select 1 from sheratan.jobs j
+              where j.job_type = 'embed_document' and j.status in ('pending', 'running')
+                and (j.payload ->> 'documentId') = doc_id::text and j.tenant = doc_tenant
+                and coalesce(j.payload -> 'reembed', 'false') = coalesce(enqueue_embedding.payload -> 'reembed', 'false')) then
+    return;
+  end if;
+  insert into sheratan.jobs (tenant, job_type, payload, max_attempts)
+  values (doc_tenant, 'embed_document', coalesce(enqueue_embedding.payload, '{}'::jsonb) || jsonb_build_object('documentId', doc_id), attempts);
+  perform pg_notify('sheratan_embedding', doc_tenant);
+end;
+$$;
+comment on function sheratan_private.enqueue_embedding(uuid, text, jsonb) is
+  'Queues an embed_document job for a document in its tenant unless one is already pending or running, and notifies sheratan_embedding; a no-op without an embedding provider.';
+
+-- A document's content changed: its chunks are made again and embedded.
+create or replace function sheratan_private.tg__document_content_changed() returns trigger
+  language plpgsql security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if new.content is distinct from old.content and sheratan_private.vectorizer_max_attempts() is not null then
+    new.embedding_status := 'pending';
+    new.embedding_error := null;
+    new.chunks_stale := true;
+    perform sheratan_private.enqueue_embedding(new.id, new.tenant);
+  end if;
+  return new;
+end;
+$$;
+comment on function sheratan_private.tg__document_content_changed() is
+  'Trigger: a change of content marks the document pending, its chunks stale, and queues its embedding.';
+
+-- A document stored with text and no chunks (ingestDocument above
+-- EMBED_SYNC_MAX_CHARS, createDocument, COPY): checked at commit, when
+-- whatever stored it had the chance to add its chunks in the same transaction.
+create or replace function sheratan_private.tg__document_needs_chunks() returns trigger
+  language plpgsql security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if sheratan_private.vectorizer_max_attempts() is null or btrim(new.content) = '' then
+    return null;
+  end if;
+  if exists (select 1 from sheratan.document_chunks c where c.document_id = new.id) then
+    return null;
+  end if;
+  update sheratan.documents d set embedding_status = 'pending', embedding_error = null, chunks_stale = true
+   where d.id = new.id;
+  if found then
+    perform sheratan_private.enqueue_embedding(new.id, new.tenant);
+  end if;
+  return null;
+end;
+$$;
+comment on function sheratan_private.tg__document_needs_chunks() is
+  'Deferred trigger: at commit, a new document with text and no chunks becomes pending and its chunking and embedding is queued.';
+
+-- A chunk's text changed and its vector did not come with it: the vector is dropped and made again.
+create or replace function sheratan_private.tg__chunk_content_changed() returns trigger
+  language plpgsql security definer
+  -- public: pgvector's = (IS DISTINCT FROM on vectors).
+  set search_path = pg_catalog, public, pg_temp
+as $$
+begin
+  if new.content is distinct from old.content and new.embedding is not distinct from old.embedding
+     and sheratan_private.vectorizer_max_attempts() is not null then
+    new.embedding := null;
+    new.embedding_model := null;
+  end if;
+  return new;
+end;
+$$;
+comment on function sheratan_private.tg__chunk_content_changed() is
+  'Trigger: a chunk whose text changes without a new vector loses its stale vector (the embedding job makes it again).';
+
+-- Chunks stored or changed without a vector: their documents become pending and their embedding is queued.
+create or replace function sheratan_private.tg__chunks_need_vectors() returns trigger
+  language plpgsql security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  doc record;
+begin
+  if sheratan_private.vectorizer_max_attempts() is null then
+    return null;
+  end if;
+  for doc in
+    select d.id, d.tenant from sheratan.documents d
+     where d.id in (select c.document_id from changed_chunks c where c.embedding is null)
+  loop
+    update sheratan.documents d set embedding_status = 'pending', embedding_error = null
+     where d.id = doc.id and d.embedding_status <> 'pending';
+    perform sheratan_private.enqueue_embedding(doc.id, doc.tenant);
+  end loop;
+  return null;
+end;
+$$;
+comment on function sheratan_private.tg__chunks_need_vectors() is
+  'Trigger: documents with chunks stored or changed without a vector become pending and their embedding is queued.';
+
+revoke all on function sheratan_private.set_vectorizer(text, integer, integer) from public;
+revoke all on function sheratan_private.vectorizer_max_attempts() from public;
+revoke all on function sheratan_private.enqueue_embedding(uuid, text, jsonb) from public;
+revoke all on function sheratan_private.tg__document_content_changed() from public;
+revoke all on function sheratan_private.tg__document_needs_chunks() from public;
+revoke all on function sheratan_private.tg__chunk_content_changed() from public;
+revoke all on function sheratan_private.tg__chunks_need_vectors() from public;
+
+drop trigger if exists _200_content_changed on sheratan.documents;
+create trigger _200_content_changed before update of content on sheratan.documents
+  for each row execute procedure sheratan_private.tg__document_content_changed();
+drop trigger if exists _210_needs_chunks on sheratan.documents;
+create constraint trigger _210_needs_chunks after insert on sheratan.documents
+  deferrable initially deferred
+  for each row execute procedure sheratan_private.tg__document_needs_chunks();
+drop trigger if exists _200_content_changed on sheratan.document_chunks;
+create trigger _200_content_changed before update of content on sheratan.document_chunks
+  for each row execute procedure sheratan_private.tg__chunk_content_changed();
+drop trigger if exists _210_need_vectors_insert on sheratan.document_chunks;
+create trigger _210_need_vectors_insert after insert on sheratan.document_chunks
+  referencing new table as changed_chunks for each statement execute procedure sheratan_private.tg__chunks_need_vectors();
+drop trigger if exists _210_need_vectors_update on sheratan.document_chunks;
+create trigger _210_need_vectors_update after update on sheratan.document_chunks
+  referencing new table as changed_chunks for each statement execute procedure sheratan_private.tg__chunks_need_vectors();
+
+--------------------------------------------------------------------------------
+-- ingestDocument through the gateway (plugins/text-ingest.ts): the plugin has
+-- already chunked and, for small documents, embedded the text; this stores
+-- the document and its prepared chunks in one statement. Chunks without a
+-- vector leave the document pending (the triggers queue the work).
+drop function if exists sheratan_private.insert_prepared_chunks(uuid, jsonb);
+create function sheratan_private.insert_prepared_chunks(doc_id uuid, chunks jsonb) returns integer
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+  doc_tenant text := (select d.tenant from sheratan.documents d where d.id = doc_id and d.tenant = sheratan_private.current_tenant());
+  stored integer;
+begin
+  if doc_tenant is null then
+    raise exception 'no document % in this tenant', doc_id using errcode = '22023';
+  end if;
+  if jsonb_typeof(chunks) is distinct from 'array' then
+    raise exception 'chunks must be a JSON array' using errcode = '22023';
+  end if;
+  insert into sheratan.document_chunks
+    (document_id, tenant, chunk_index, content, embedding, metadata, token_count, start_offset, end_offset, embedding_model)
+  select doc_id, doc_tenant,
+         coalesce((c.value ->> 'chunkIndex')::integer, (c.i - 1)::integer),
+         c.value ->> 'content',
+         sheratan_private.assert_embedding((c.value ->> 'embedding')::vector),
+         coalesce(c.value -> 'metadata', '{}'::jsonb),
+         (c.value ->> 'tokenCount')::integer,
+         (c.value ->> 'start')::integer,
+         (c.value ->> 'end')::integer,
+         case when c.value ? 'embedding' then c.value ->> 'model' end
+    from jsonb_array_elements(chunks) with ordinality as c(value, i);
+  get diagnostics stored = row_count;
+  return stored;
+end;
+$$;
+comment on function sheratan_private.insert_prepared_chunks(uuid, jsonb) is
+  'Stores the chunks ingestDocument prepared (content, embedding, chunkIndex, metadata, tokenCount, start, end, model) for a document of the caller''s tenant.';
+
+drop function if exists sheratan_private.ingest_prepared(text, text, text, jsonb, jsonb);
+create function sheratan_private.ingest_prepared(title text, content text, source text, metadata jsonb, chunks jsonb)
+  returns sheratan.documents
+  language plpgsql volatile
+  set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+  doc sheratan.documents;
+begin
+  insert into sheratan.documents (title, content, source, metadata)
+  values (title, coalesce(content, ''), source, coalesce(metadata, '{}'::jsonb))
+  returning * into doc;
+  perform sheratan_private.insert_prepared_chunks(doc.id, coalesce(chunks, '[]'::jsonb));
+  -- The row as it is now (the chunk trigger may have marked it pending).
+  select * into doc from sheratan.documents d where d.id = doc.id;
+  if btrim(doc.content) <> '' and jsonb_array_length(coalesce(chunks, '[]'::jsonb)) = 0
+     and exists (select 1 from sheratan_private.vectorizer_model()) then
+    -- Chunked and embedded by a worker (the deferred trigger queues it at commit).
+    doc.embedding_status := 'pending';
+  end if;
+  return doc;
+end;
+$$;
+comment on function sheratan_private.ingest_prepared(text, text, text, jsonb, jsonb) is
+  'ingestDocument as the gateway runs it: the document and its prepared chunks in one transaction, as the caller (row-level security applies).';
+
+--------------------------------------------------------------------------------
+-- The embedding workers' steps, as the API role within one tenant.
+
+-- The chunks of a document, made again from its content by the worker's
+-- chunker (the old ones and their vectors go), when its content changed.
+drop function if exists sheratan_private.rechunk_document(uuid, jsonb, text);
+create function sheratan_private.rechunk_document(doc_id uuid, chunks jsonb, chunked_content text) returns integer
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+  doc sheratan.documents;
+  stored integer;
+begin
+  select * into doc from sheratan.documents d
+   where d.id = doc_id and d.tenant = sheratan_private.current_tenant() for update;
+  if doc.id is null or doc.content is distinct from chunked_content then
+    return -1; -- gone, or changed again since it was read: its next job chunks it
+  end if;
+  delete from sheratan.document_chunks c where c.document_id = doc.id;
+  insert into sheratan.document_chunks (document_id, tenant, chunk_index, content, start_offset, end_offset)
+  select doc.id, doc.tenant, (c.value ->> 'index')::integer, c.value ->> 'content', (c.value ->> 'start')::integer, (c.value ->> 'end')::integer
+    from jsonb_array_elements(chunks) c;
+  get diagnostics stored = row_count;
+  update sheratan.documents d set chunks_stale = false, embedding_status = 'pending' where d.id = doc.id;
+  return stored;
+end;
+$$;
+comment on function sheratan_private.rechunk_document(uuid, jsonb, text) is
+  'Embedding worker: replaces a document''s chunks by the ones made from `chunked_content` (index, content, start, end), if that is still its content; returns how many, or -1 when it changed or is gone.';
+
+-- Stores vectors for chunks whose text is still the text that was embedded.
+drop function if exists sheratan_private.store_chunk_vectors(uuid[], text[], text[], text);
+create function sheratan_private.store_chunk_vectors(ids uuid[], texts text[], vectors text[], model text) returns integer
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+  stored integer;
+begin
+  -- Only the declared model's vectors are recorded as made by the store.
+  if model is distinct from (select v.model from sheratan_private.vectorizer v) then
+    raise exception 'the store embeds with %, not %', (select v.model from sheratan_private.vectorizer v), model using errcode = '22023';
+  end if;
+  update sheratan.document_chunks c
+     set embedding = sheratan_private.assert_embedding(u.v::vector), embedding_model = model
+    from unnest(ids, texts, vectors) as u(id, t, v)
+   where c.id = u.id and c.content = u.t and c.tenant = sheratan_private.current_tenant();
+  get diagnostics stored = row_count;
+  return stored;
+end;
+$$;
+comment on function sheratan_private.store_chunk_vectors(uuid[], text[], text[], text) is
+  'Embedding worker: stores each chunk''s vector (by `model`) if its text is still the one embedded; returns how many were stored.';
+
+-- Ends one attempt of an embed_document job. Success with work left (more
+-- chunks, or content changed meanwhile) puts the job back at once with its
+-- attempts reset (each pass made progress); success with nothing left
+-- completes it and the document is embedded. A failure is retried after
+-- `retry_ms` while attempts remain (and not `give_up`: a failure waiting
+-- cannot mend); then the job and the document are failed with the error.
+drop function if exists sheratan_private.finish_embedding_job(bigint, text, text, integer, boolean);
+create function sheratan_private.finish_embedding_job(job_id bigint, worker_id text, error text, retry_ms integer, give_up boolean default false)
+  returns text
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+  job sheratan.jobs;
+  doc_id uuid;
+  reembed boolean;
+  model text := (select v.model from sheratan_private.vectorizer v);
+  left_over boolean;
+begin
+  select * into job from sheratan.jobs j
+   where j.id = finish_embedding_job.job_id and j.tenant = sheratan_private.current_tenant() and j.job_type = 'embed_document'
+   for update;
+  -- Only the subject and worker that claimed it (jobs.claimed_by, section sql-hardening) end an attempt.
+  if job.id is null or job.status <> 'running' or job.locked_by is distinct from worker_id
+     or job.claimed_by is distinct from sheratan_private.current_user_id() then
+    return 'lost';
+  end if;
+  doc_id := (job.payload ->> 'documentId')::uuid;
+  reembed := coalesce((job.payload ->> 'reembed')::boolean, false);
+  if error is null then
+    select d.chunks_stale or exists (
+             select 1 from sheratan.document_chunks c
+              where c.document_id = d.id
+                and (c.embedding is null or (reembed and c.embedding_model is distinct from model)))
+      into left_over
+      from sheratan.documents d where d.id = doc_id;
+    if coalesce(left_over, false) then
+      update sheratan.jobs j set status = 'pending', attempts = 0, locked_by = null, locked_at = null, run_at = now(), last_error = null
+       where j.id = job.id;
+      return 'more';
+    end if;
+    update sheratan.jobs j set status = 'completed', locked_by = null, locked_at = null, last_error = null,
+           result = jsonb_build_object('documentId', doc_id)
+     where j.id = job.id;
+    update sheratan.documents d set embedding_status = 'embedded', embedding_error = null
+     where d.id = doc_id and (d.embedding_status <> 'embedded' or d.embedding_error is not null);
+    return 'done';
+  end if;
+  if job.attempts < job.max_attempts and not coalesce(give_up, false) then
+    update sheratan.jobs j set status = 'pending', last_error = error, locked_by = null, locked_at = null,
+           run_at = now() + make_interval(secs => greatest(coalesce(retry_ms, 1000), 0) / 1000.0)
+     where j.id = job.id;
+    update sheratan.documents d set embedding_error = error where d.id = doc_id;
+    return 'retry';
+  end if;
+  update sheratan.jobs j set status = 'failed', last_error = error, locked_by = null, locked_at = null where j.id = job.id;
+  update sheratan.documents d set embedding_status = 'failed', embedding_error = error where d.id = doc_id;
+  return 'failed';
+end;
+$$;
+comment on function sheratan_private.finish_embedding_job(bigint, text, text, integer, boolean) is
+  'Embedding worker: ends an attempt of its embed_document job (error null: success); returns more, done, retry, failed or lost.';
+
+-- Which tenants have embedding work due, for the workers' fair share: the
+-- gateway's login may read these counts, and nothing else, across tenants.
+drop function if exists sheratan_private.embedding_work();
+create function sheratan_private.embedding_work() returns table (tenant text, due bigint)
+  language sql stable security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+  select j.tenant, count(*)
+    from sheratan.jobs j
+   where j.job_type = 'embed_document'
+     and ((j.status = 'pending' and j.run_at <= now())
+          or (j.status = 'running' and j.locked_at < now() - sheratan_private.job_lock_timeout()))
+   group by j.tenant
+$$;
+comment on function sheratan_private.embedding_work() is
+  'Tenants with embed_document jobs due (or abandoned by a worker that died), and how many: what the embedding workers share out.';
+
+--------------------------------------------------------------------------------
+-- Query.vectorizerStatus: the caller's tenant's progress.
+drop function if exists sheratan.vectorizer_status();
+drop type if exists sheratan.vectorizer_status;
+create type sheratan.vectorizer_status as (
+  model text,
+  dimension integer,
+  pending_documents bigint,
+  embedded_documents bigint,
+  failed_documents bigint,
+  pending_chunks bigint,
+  embedded_chunks bigint
+);
+comment on type sheratan.vectorizer_status is 'How far the store is with embedding your tenant''s text.';
+comment on column sheratan.vectorizer_status.model is 'The embedding model the store uses (null: clients bring vectors).';
+comment on column sheratan.vectorizer_status.dimension is 'Its dimension.';
+comment on column sheratan.vectorizer_status.pending_documents is 'Documents waiting to be chunked or embedded.';
+comment on column sheratan.vectorizer_status.embedded_documents is 'Documents whose chunks all have vectors.';
+comment on column sheratan.vectorizer_status.failed_documents is 'Documents whose embedding failed (see Document.embeddingError).';
+comment on column sheratan.vectorizer_status.pending_chunks is 'Chunks without a vector yet.';
+comment on column sheratan.vectorizer_status.embedded_chunks is 'Chunks with a vector.';
+
+create or replace function sheratan_private.vectorizer_model() returns table (model text, dimension integer)
+  language sql stable security definer
+  set search_path = pg_catalog, pg_temp
+as $$ select v.model, v.dimension from sheratan_private.vectorizer v $$;
+comment on function sheratan_private.vectorizer_model() is 'The declared embedding model and its dimension (no row: none).';
+
+create function sheratan.vectorizer_status() returns sheratan.vectorizer_status
+  language sql stable
+  set search_path = pg_catalog, public, pg_temp
+as $$
+  select m.model, m.dimension, d.pending, d.embedded, d.failed, c.pending, c.embedded
+    from (select count(*) filter (where x.embedding_status = 'pending') as pending,
+                 count(*) filter (where x.embedding_status = 'embedded') as embedded,
+                 count(*) filter (where x.embedding_status = 'failed') as failed
+            from sheratan.documents x) d,
+         (select count(*) filter (where y.embedding is null) as pending,
+                 count(*) filter (where y.embedding is not null) as embedded
+            from sheratan.document_chunks y) c
+    left join sheratan_private.vectorizer_model() m on true
+$$;
+comment on function sheratan.vectorizer_status() is
+  'Counts of your tenant''s documents by embedding status and of its chunks with and without a vector, and the model in use.';
+
+revoke all on function sheratan_private.insert_prepared_chunks(uuid, jsonb) from public;
+revoke all on function sheratan_private.ingest_prepared(text, text, text, jsonb, jsonb) from public;
+revoke all on function sheratan_private.rechunk_document(uuid, jsonb, text) from public;
+revoke all on function sheratan_private.store_chunk_vectors(uuid[], text[], text[], text) from public;
+revoke all on function sheratan_private.finish_embedding_job(bigint, text, text, integer, boolean) from public;
+revoke all on function sheratan_private.embedding_work() from public;
+revoke all on function sheratan_private.vectorizer_model() from public;
+revoke all on function sheratan.vectorizer_status() from public;
+grant execute on function
+  sheratan_private.insert_prepared_chunks(uuid, jsonb),
+  sheratan_private.ingest_prepared(text, text, text, jsonb, jsonb),
+  sheratan_private.rechunk_document(uuid, jsonb, text),
+  sheratan_private.store_chunk_vectors(uuid[], text[], text[], text),
+  sheratan_private.finish_embedding_job(bigint, text, text, integer, boolean)
+  to :DATABASE_VISITOR;
+grant execute on function sheratan_private.vectorizer_model(), sheratan.vectorizer_status() to :DATABASE_VISITOR, :DATABASE_READONLY;
+grant execute on function sheratan_private.set_vectorizer(text, integer, integer), sheratan_private.embedding_work() to :DATABASE_AUTHENTICATOR;
+-- <<< section text-pipeline
