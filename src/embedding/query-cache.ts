@@ -11,10 +11,14 @@ export class QueryEmbeddingCache {
   hits = 0;
   misses = 0;
 
-  constructor(
-    readonly provider: Pick<EmbeddingProvider, 'embed' | 'model' | 'dimension'>,
-    readonly maxEntries: number,
-  ) {}
+  readonly provider: Pick<EmbeddingProvider, 'embed' | 'model' | 'dimension'>;
+  readonly maxEntries: number;
+
+  // Plain fields, not parameter properties: Node runs this file by stripping types (erasableSyntaxOnly).
+  constructor(provider: Pick<EmbeddingProvider, 'embed' | 'model' | 'dimension'>, maxEntries: number) {
+    this.provider = provider;
+    this.maxEntries = maxEntries;
+  }
 
   get size(): number {
     return this.entries.size;
