@@ -7,6 +7,7 @@
 //   - its time: the whole body within BODY_TIMEOUT_MS of the headers, so a
 //     client trickling its body holds neither a slot nor its socket for long.
 // grafserv then takes the bytes from `req.body` instead of reading the socket.
+import { AsyncResource } from 'node:async_hooks';
 import type { NextFunction, Request, Response } from 'express';
 import type { Config } from '../config/config.ts';
 import { requestState } from './request-state.ts';
@@ -37,6 +38,8 @@ export function bodyMiddleware(limits: BodyLimits) {
       tooLarge();
       return;
     }
+    // The socket's events run outside this request's async context (its request id for the logs): carry it on.
+    const proceed = AsyncResource.bind(() => next());
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
@@ -61,7 +64,7 @@ export function bodyMiddleware(limits: BodyLimits) {
     const onEnd = (): void => {
       finish();
       req.body = Buffer.concat(chunks, size);
-      next();
+      proceed();
     };
     const onError = (): void => {
       finish();
