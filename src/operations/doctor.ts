@@ -9,6 +9,8 @@ import { migrateSettings, releaseMigratePools } from '../database/migrations.ts'
 import { ANN_INDEX, describeAnnIndex, kindOf } from '../database/ann-index.ts';
 import { embeddingModelStatus } from './embedding-models.ts';
 import { embeddingColumns, versionAtLeast } from '../database/vector-column.ts';
+import { checkEmbeddingProvider, ProviderCheckError } from '../embedding/check.ts';
+import { createEmbeddingProvider } from '../embedding/provider.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
 export interface Check {
@@ -92,6 +94,7 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
   } else {
     add({ name: 'embedding dimension', status: 'ok', detail: `vector(${dim}) = VECTOR_DIMENSION` });
   }
+  if (dim != null) add(await embeddingProviderCheck(config, dim));
   if (tables.includes('embedding_models')) {
     const status = await embeddingModelStatus(client);
     const next = status.models.find((m) => m.state === 'next');
@@ -237,6 +240,20 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
     add(ssl ? { name: 'SSL', status: 'ok', detail: 'the connection is encrypted' } : { name: 'SSL', status: 'fail', detail: 'sslmode=require but the connection is not encrypted', fix: 'enable ssl on the server (ssl = on with a certificate)' });
   }
   return checks;
+}
+
+/** The provider answers with the column's dimension: the check `npm start` makes (src/embedding/check.ts). */
+async function embeddingProviderCheck(config: Config, column: number): Promise<Check> {
+  const name = 'embedding provider';
+  const provider = createEmbeddingProvider(config);
+  try {
+    return { name, status: 'ok', detail: await checkEmbeddingProvider(provider, column) };
+  } catch (err) {
+    if (err instanceof ProviderCheckError) return { name, status: 'fail', detail: err.detail, fix: err.fix };
+    return { name, status: 'fail', detail: (err as Error).message };
+  } finally {
+    await provider?.close();
+  }
 }
 
 export async function runDoctor(config: Config, db: Database): Promise<Check[]> {

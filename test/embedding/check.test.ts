@@ -1,0 +1,92 @@
+// The provider check of start-up and `npm run doctor`: the provider answers,
+// and with as many numbers as the column holds; else one line naming both
+// numbers (or the provider's error) and the way out. Real model, real HTTP
+// server process, a real database for doctor.
+import { parseConfig, type Config } from '../../src/config/config.ts';
+import { checkEmbeddingProvider, ProviderCheckError } from '../../src/embedding/check.ts';
+import { LocalEmbeddingProvider } from '../../src/embedding/local.ts';
+import { OpenAiEmbeddingProvider } from '../../src/embedding/openai.ts';
+import { runDoctor, type Check } from '../../src/operations/doctor.ts';
+import { startHarness, type Harness } from '../support/harness.ts';
+import { startOpenAiServer, type OpenAiServer } from '../support/openai-server.ts';
+
+let server: OpenAiServer;
+let local: LocalEmbeddingProvider;
+let h: Harness;
+beforeAll(async () => {
+  [server, h] = await Promise.all([startOpenAiServer(), startHarness()]); // the harness: EMBEDDING_PROVIDER=none, vector(384)
+  local = new LocalEmbeddingProvider();
+});
+afterAll(async () => {
+  await Promise.all([server?.stop(), local?.close(), h?.stop()]);
+});
+beforeEach(() => server.setFault({}));
+
+const openai = (dimension: number, options: { dimensions?: number; timeoutMs?: number } = {}): OpenAiEmbeddingProvider =>
+  new OpenAiEmbeddingProvider({ baseUrl: server.url, model: 'text-embedding-3-small', dimension, maxRetries: 0, ...options });
+
+const refusal = async (p: Promise<unknown>): Promise<ProviderCheckError> => {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ProviderCheckError);
+  expect((err as Error).message).not.toContain('\n');
+  return err as ProviderCheckError;
+};
+
+test('none: nothing to call, clients bring vectors of the column’s size', async () => {
+  expect(await checkEmbeddingProvider(null, 384)).toMatch(/EMBEDDING_PROVIDER=none: clients bring their own vectors of 384 numbers/);
+});
+
+test('local against vector(512) passes after one real call', async () => {
+  expect(await checkEmbeddingProvider(local, 512)).toMatch(/^local:use-lite-512 answers 512 numbers = vector\(512\)/);
+});
+
+test('local against vector(384) is refused naming both numbers and the ways out', async () => {
+  const err = await refusal(checkEmbeddingProvider(local, 384));
+  expect(err.code).toBe('EMBEDDING_DIMENSION_MISMATCH');
+  expect(err.detail).toBe('EMBEDDING_PROVIDER=local answers 512 numbers (use-lite-512) but sheratan.document_chunks.embedding is vector(384)');
+  expect(err.fix).toMatch(/set EMBEDDING_PROVIDER=none.*npm run embeddings:migrate -- --dimension 512 --name local:use-lite-512/);
+});
+
+test('openai: a model that answers another dimension than configured is refused with both numbers', async () => {
+  expect(await checkEmbeddingProvider(openai(256, { dimensions: 256 }), 256)).toMatch(/answers 256 numbers = vector\(256\)/);
+  const err = await refusal(checkEmbeddingProvider(openai(384), 384)); // the model answers 512 when not asked for fewer
+  expect(err.code).toBe('EMBEDDING_DIMENSION_MISMATCH');
+  expect(err.detail).toMatch(/answered 512 numbers for text 0 but the column holds 384/);
+  await server.setFault({ wrongDimension: true });
+  expect((await refusal(checkEmbeddingProvider(openai(512), 512))).detail).toMatch(/answered 511 numbers .* holds 512/);
+});
+
+test('openai: down, broken or silent is refused with what to check', async () => {
+  await server.setFault({ serverError: { count: 5 } });
+  let err = await refusal(checkEmbeddingProvider(openai(512), 512));
+  expect(err).toMatchObject({ code: 'EMBEDDING_PROVIDER_UNAVAILABLE' });
+  expect(err.detail).toMatch(/answered HTTP 500/);
+  expect(err.fix).toMatch(/EMBEDDING_BASE_URL, EMBEDDING_MODEL and EMBEDDING_API_KEY/);
+  await server.setFault({ nan: true });
+  expect((await refusal(checkEmbeddingProvider(openai(512), 512))).code).toBe('EMBEDDING_BAD_RESPONSE');
+  await server.setFault({ hang: true });
+  err = await refusal(checkEmbeddingProvider(openai(512), 512, { timeoutMs: 300 }));
+  expect(err.code).toBe('EMBEDDING_PROVIDER_TIMEOUT');
+});
+
+describe('doctor', () => {
+  const check = async (config: Config): Promise<Check> => (await runDoctor(config, h.gateway.db)).find((c) => c.name === 'embedding provider')!;
+  const withEnv = (env: Record<string, string>): Config => ({ ...h.config, ...parseConfig({ ...h.database.env, ...env }), dataDir: h.config.dataDir });
+
+  test('passes with none, and with an openai provider that answers the column’s 384', async () => {
+    expect(await check(h.config)).toMatchObject({ status: 'ok', detail: expect.stringMatching(/EMBEDDING_PROVIDER=none/) });
+    const ok = await check(withEnv({ EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: server.url, EMBEDDING_MODEL: 'text-embedding-3-small', EMBEDDING_DIMENSIONS: '384' }));
+    expect(ok).toMatchObject({ status: 'ok', detail: expect.stringMatching(/^openai:text-embedding-3-small answers 384 numbers = vector\(384\)/) });
+  });
+
+  test('fails naming both numbers: local (512) against vector(384), and a provider answering one number short', async () => {
+    const bad = await check({ ...h.config, embeddingProvider: 'local', embeddingModel: 'use-lite-512', vectorDimension: 512 });
+    expect(bad).toMatchObject({ status: 'fail', detail: expect.stringMatching(/answers 512 numbers .* is vector\(384\)/), fix: expect.stringMatching(/EMBEDDING_PROVIDER=none/) });
+    await server.setFault({ wrongDimension: true });
+    const wrong = await check(withEnv({ EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: server.url, EMBEDDING_MODEL: 'm', EMBEDDING_DIMENSIONS: '384', EMBEDDING_MAX_RETRIES: '0' }));
+    expect(wrong).toMatchObject({ status: 'fail', detail: expect.stringMatching(/answered 383 numbers for text 0 but the column holds 384/) });
+  });
+});
