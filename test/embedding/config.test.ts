@@ -2,6 +2,7 @@
 // VECTOR_DIMENSION following the provider, and one clear line for each
 // conflict.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CONFIG_VARIABLES, parseConfig } from '../../src/config/config.ts';
 import { projectRoot } from '../../src/config/paths.ts';
@@ -85,7 +86,10 @@ test.each([
   expect(thrown!.message).not.toContain('sk-');
 });
 
-test('every embedding variable is a known configuration variable', () => {
+test('every embedding variable is a known configuration variable, in the README’s configuration table', () => {
+  const table = readFileSync(path.join(projectRoot, 'README.md'), 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('| `'));
   for (const name of [
     'EMBEDDING_PROVIDER',
     'EMBEDDING_MODEL',
@@ -100,6 +104,7 @@ test('every embedding variable is a known configuration variable', () => {
     'QUERY_CACHE_SIZE',
   ]) {
     expect(CONFIG_VARIABLES).toContain(name);
+    expect(table.some((row) => row.split('|')[1]!.includes(`\`${name}\``))).toBe(true);
   }
 });
 
