@@ -726,3 +726,20 @@ grant execute on function
 grant execute on function sheratan_private.vectorizer_model(), sheratan.vectorizer_status() to :DATABASE_VISITOR, :DATABASE_READONLY;
 grant execute on function sheratan_private.set_vectorizer(text, integer, integer), sheratan_private.embedding_work() to :DATABASE_AUTHENTICATOR;
 -- <<< section text-pipeline
+
+-- >>> section operator
+-- Several stores on one cluster (DATABASE_ROLE_PREFIX): migration 000009 wrote
+-- the gateway's login into current_tenant() literally; the store's own
+-- authenticator takes the claim without a lookup, by placeholder. The body is
+-- otherwise 000009's; `create or replace` keeps the grants.
+create or replace function sheratan_private.current_tenant() returns text
+  language sql stable parallel safe
+  set search_path = pg_catalog, pg_temp
+as $$
+  select case when session_user = ':DATABASE_AUTHENTICATOR'
+              then nullif(current_setting('jwt.claims.tenant', true), '')
+              else sheratan_private.login_tenant() end
+$$;
+comment on function sheratan_private.current_tenant() is
+  'The tenant of the current request (the token''s `tenant` claim), or, for a direct login bound with db:reporting-login, its bound tenant; null when there is none.';
+-- <<< section operator

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config.ts';
 import { withPgClient } from '../database/connect.ts';
-import { describeAnnIndex, formatAnnIndex, INDEX_KINDS, rebuildAnnIndex, specForKind, type AnnSpec, type IndexKind } from '../database/ann-index.ts';
+import { describeAnnIndex, formatAnnIndex, INDEX_KINDS, kindOf, rebuildAnnIndex, specForKind, type AnnSpec, type IndexKind } from '../database/ann-index.ts';
 import { usingDatabase, type Command } from './command.ts';
 
 /** A whole-number option within [min, max], or undefined when not given. */
@@ -55,7 +55,16 @@ export const indexTune: Command = {
           const using = await rebuildAnnIndex(client, spec, { concurrently: db.backend === 'server', maintenanceWorkMem: values['maintenance-work-mem'] });
           process.stdout.write(`rebuilt the ANN index as ${using} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
         }
-        process.stdout.write(formatAnnIndex(await describeAnnIndex(client)));
+        const index = await describeAnnIndex(client);
+        process.stdout.write(formatAnnIndex(index));
+        // VECTOR_INDEX says what the index should be (doctor compares them; a start on an empty table builds it):
+        // after a rebuild to another kind, the configuration must follow.
+        if (spec && index && kindOf(index) !== config.vectorIndex) {
+          process.stdout.write(
+            `set VECTOR_INDEX=${kindOf(index)} (in .env or the environment) to keep this index: VECTOR_INDEX is ${config.vectorIndex} (hnsw when unset), ` +
+              'so doctor reports the difference and a start on a table without embeddings builds that kind again\n',
+          );
+        }
       }),
     );
   },

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { config as loadDotenv } from 'dotenv';
 import { envFileProblem } from './env-file.ts';
+import { DEFAULT_ROLE_PREFIX, rolePrefixProblem, useRolePrefix } from './roles.ts';
 // The request limits' defaults are the plugin's own (a preset without options gets the same).
 import { DEFAULT_REQUEST_LIMITS as LIMITS } from '../../plugins/request-limits.ts';
 
@@ -14,6 +15,8 @@ export interface Config {
   shadowDatabaseUrl: string | undefined;
   rootDatabaseUrl: string | undefined;
   readDatabaseUrl: string | undefined;
+  /** DATABASE_ROLE_PREFIX: the API roles' names on a server are <prefix>_authenticator, _app, _readonly, _anonymous (config/roles.ts). */
+  databaseRolePrefix: string;
   dataDir: string;
   vectorDimension: number;
   /** Text-search configuration of the full-text column (fixed when migrations run). */
@@ -131,6 +134,7 @@ export const CONFIG_VARIABLES = [
   'SHADOW_DATABASE_URL',
   'ROOT_DATABASE_URL',
   'READ_DATABASE_URL',
+  'DATABASE_ROLE_PREFIX',
   'SHERATAN_DATA_DIR',
   'VECTOR_DIMENSION',
   'TEXT_SEARCH_CONFIG',
@@ -358,6 +362,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     shadowDatabaseUrl: postgresUrl(env, 'SHADOW_DATABASE_URL'),
     rootDatabaseUrl: postgresUrl(env, 'ROOT_DATABASE_URL'),
     readDatabaseUrl: postgresUrl(env, 'READ_DATABASE_URL'),
+    databaseRolePrefix: env.DATABASE_ROLE_PREFIX || DEFAULT_ROLE_PREFIX,
     dataDir: path.resolve(cwd, env.SHERATAN_DATA_DIR || '.sheratan'),
     ...embeddingSettings(env),
     textSearchConfig: identifier(env, 'TEXT_SEARCH_CONFIG', 'english'),
@@ -418,8 +423,19 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     );
   }
   oneOf(env, 'NODE_ENV', ['development', 'production', 'test'] as const, 'development');
+  const prefixProblem = rolePrefixProblem(config.databaseRolePrefix);
+  if (prefixProblem) throw new ConfigError(prefixProblem);
+  // The gateway logs in as the store's authenticator: the only login that may become its API roles.
+  const authenticator = `${config.databaseRolePrefix}_authenticator`;
+  const authUser = config.authDatabaseUrl ? decodeURIComponent(new URL(config.authDatabaseUrl).username) : undefined;
+  if (config.databaseUrl && authUser && authUser !== authenticator) {
+    throw new ConfigError(
+      `AUTH_DATABASE_URL logs in as ${authUser}, but this store's authenticator is ${authenticator} (DATABASE_ROLE_PREFIX=${config.databaseRolePrefix}); ` +
+        `put ${authenticator} in AUTH_DATABASE_URL, or set DATABASE_ROLE_PREFIX to the prefix of ${authUser}`,
+    );
+  }
   if (config.databaseUrl === undefined) {
-    for (const name of ['AUTH_DATABASE_URL', 'SHADOW_DATABASE_URL', 'ROOT_DATABASE_URL'] as const) {
+    for (const name of ['AUTH_DATABASE_URL', 'SHADOW_DATABASE_URL', 'ROOT_DATABASE_URL', 'DATABASE_ROLE_PREFIX'] as const) {
       if (env[name]) throw new ConfigError(`${name} is set but DATABASE_URL is not; set DATABASE_URL too, or unset ${name} to use the embedded database`);
     }
   }
@@ -433,7 +449,10 @@ export function loadConfig(cwd = process.cwd()): Config {
   const problem = envFileProblem(file);
   if (problem) throw new ConfigError(problem);
   loadDotenv({ path: file, quiet: true });
-  return parseConfig(process.env, cwd);
+  const config = parseConfig(process.env, cwd);
+  // The roles are named once per process (config/roles.ts), after `.env` too.
+  useRolePrefix(config.databaseRolePrefix);
+  return config;
 }
 
 /**

@@ -80,10 +80,13 @@ export function migrationPlaceholders(config: Pick<Config, 'vectorDimension' | '
  * other's authenticator password; `db:bootstrap` sets it, explicitly.
  */
 export async function ensureRoles(db: Database, config: Config): Promise<void> {
-  const raw = readFileSync(path.join(projectRoot, 'migrations', 'afterReset.sql'), 'utf8');
-  // With .gmrc's placeholders, as graphile-migrate runs it after a reset.
-  const sql = generatePlaceholderReplacement(await parseSettings(migrateSettings(config, db)), { database: databaseName(db.ownerUrl) })(raw);
-  await withPgClient(privilegedUrl(config, db), (client) => client.query(sql));
+  const replace = generatePlaceholderReplacement(await parseSettings(migrateSettings(config, db)), { database: databaseName(db.ownerUrl) });
+  // .gmrc's afterReset files, with its placeholders, as graphile-migrate runs them after a reset:
+  // the store's roles, then the names the committed migrations grant to (committed-roles.sql).
+  for (const file of ['afterReset.sql', 'committed-roles.sql']) {
+    const sql = replace(readFileSync(path.join(projectRoot, 'migrations', file), 'utf8'));
+    await withPgClient(privilegedUrl(config, db), (client) => client.query(sql));
+  }
 }
 
 /**
@@ -154,7 +157,9 @@ export async function migrateToHead(config: Config, db: Database, logger?: Logge
       running = /Running migration '([^']+)'/.exec(message)?.[1] ?? running;
     }));
     try {
-      await gm.migrate(settings);
+      // forceActions: .gmrc's afterAllMigrations (roles-map.sql) runs even when no migration did,
+      // so a store whose DATABASE_ROLE_PREFIX is not the default gets its roles' grants every time.
+      await gm.migrate(settings, false, true);
     } catch (err) {
       throw await explainMigrationFailure(err, settings, db, running);
     }

@@ -152,14 +152,14 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
         : annInfo.opclass.startsWith('halfvec') && (n ?? 0) > 2000
           ? ` on embedding::halfvec(${n}) (half precision: pgvector indexes vector columns of up to 2,000 dimensions, halfvec of up to 4,000; the searches order by the same expression and report full-precision distances)`
           : annInfo.opclass.startsWith('halfvec')
-            ? ` on embedding::halfvec(${n}) (half precision, half the size, as VECTOR_INDEX=hnsw_halfvec asks; the searches report full-precision distances)`
+            ? ` on embedding::halfvec(${n}) (half precision, half the size${config.vectorIndex === 'hnsw_halfvec' ? ', as VECTOR_INDEX=hnsw_halfvec asks' : ''}; the searches report full-precision distances)`
             : '';
     if (annInfo && kindOf(annInfo) !== config.vectorIndex) {
       add({
         name: 'ANN index kind',
         status: 'warn',
-        detail: `VECTOR_INDEX is ${config.vectorIndex} but the index is ${kindOf(annInfo)} (it is built as VECTOR_INDEX says only while the table has no embeddings)`,
-        fix: `npm run index:tune -- --kind ${config.vectorIndex}`,
+        detail: `VECTOR_INDEX is ${config.vectorIndex} (hnsw when unset) but the index is ${kindOf(annInfo)} (it is built as VECTOR_INDEX says only while the table has no embeddings)`,
+        fix: `to keep this index, set VECTOR_INDEX=${kindOf(annInfo)} (in .env or the environment); to follow VECTOR_INDEX instead: npm run index:tune -- --kind ${config.vectorIndex}`,
       });
     }
     add({
@@ -169,6 +169,18 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
       ...(ann.method === 'hnsw' || ann.method === 'ivfflat' ? {} : { fix: 'npm run index:tune -- --hnsw' }),
     });
   }
+
+  // The seed guide's "Monitoring Index Usage" query as written fails (pg_stat_user_indexes has
+  // relname and indexrelname, not tablename and indexname) and looks in schema public; run and print the corrected one.
+  const usage = (await client.query<{ indexname: string; idx_scan: string }>(INDEX_USAGE_SQL)).rows;
+  const unused = usage.filter((u) => Number(u.idx_scan) === 0).map((u) => u.indexname);
+  add({
+    name: 'index usage',
+    status: 'ok',
+    detail:
+      `${usage.length} indexes in schema sheratan, ${unused.length} not scanned since statistics were reset${unused.length ? ` (${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', …' : ''})` : ''}; ` +
+      `the seed guide's monitoring query, corrected: ${INDEX_USAGE_SQL}`,
+  });
 
   const fk = (
     await client.query<{ conname: string; confdeltype: string }>(`
@@ -241,6 +253,13 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
   }
   return checks;
 }
+
+/**
+ * The seed guide's "Monitoring Index Usage" query, corrected: pg_stat_user_indexes
+ * names the table relname and the index indexrelname, and the store's tables are in schema sheratan.
+ */
+export const INDEX_USAGE_SQL =
+  "SELECT schemaname, relname AS tablename, indexrelname AS indexname, idx_scan, idx_tup_read, idx_tup_fetch FROM pg_stat_user_indexes WHERE schemaname = 'sheratan' ORDER BY idx_scan, indexrelname;";
 
 /** The provider answers with the column's dimension: the check `npm start` makes (src/embedding/check.ts). */
 async function embeddingProviderCheck(config: Config, column: number): Promise<Check> {

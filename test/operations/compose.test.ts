@@ -77,3 +77,11 @@ test('the published port is the port the gateway listens on, on all interfaces',
 test('the image runs Node 24', () => {
   expect(readFileSync(path.join(projectRoot, 'Dockerfile'), 'utf8')).toMatch(/^FROM node:24/m);
 });
+
+test("one setting names the roles: with DATABASE_ROLE_PREFIX set, the gateway logs in as that store's authenticator", () => {
+  const withPrefix = (value: string): string => interpolate(value.replace(/\$\{DATABASE_ROLE_PREFIX:-[^}]*\}/g, 'store_b'));
+  const env = Object.fromEntries(Object.entries(gateway.environment ?? {}).map(([k, v]) => [k, withPrefix(String(v))]));
+  const config = parseConfig(env);
+  expect(config.databaseRolePrefix).toBe('store_b');
+  expect(new URL(config.authDatabaseUrl!).username).toBe('store_b_authenticator');
+});

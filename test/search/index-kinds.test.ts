@@ -129,8 +129,8 @@ test('VECTOR_INDEX builds its kind while the table has no embeddings; with data 
   expect(checks.find((c) => c.name === 'ANN index kind')).toEqual({
     name: 'ANN index kind',
     status: 'warn',
-    detail: `VECTOR_INDEX is ${other} but the index is ${current} (it is built as VECTOR_INDEX says only while the table has no embeddings)`,
-    fix: `npm run index:tune -- --kind ${other}`,
+    detail: `VECTOR_INDEX is ${other} (hnsw when unset) but the index is ${current} (it is built as VECTOR_INDEX says only while the table has no embeddings)`,
+    fix: `to keep this index, set VECTOR_INDEX=${current} (in .env or the environment); to follow VECTOR_INDEX instead: npm run index:tune -- --kind ${other}`,
   });
   expect((await runDoctor({ ...h.config, vectorIndex: current }, h.gateway.db)).find((c) => c.name === 'ANN index kind')).toBeUndefined();
 }, 120_000);
