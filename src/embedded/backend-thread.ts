@@ -31,8 +31,10 @@ const input = workerData as WorkerInput;
 const port = parentPort!;
 
 const maxCopyInBytes = input.limits?.maxCopyInBytes ?? DEFAULT_CLUSTER_LIMITS.maxCopyInBytes;
+const maxPendingOutputBytes = input.limits?.maxPendingOutputBytes ?? DEFAULT_CLUSTER_LIMITS.maxPendingOutputBytes;
 const main = new PgDatabase({
   maxCopyInBytes,
+  maxPendingOutputBytes,
   sealKey: input.sealKey,
   open: () => openPersistent(input.pgdata, input.sealKey),
   wipe: () => wipePersistent(input.pgdata),
@@ -44,7 +46,7 @@ const cluster = new PgCluster({
   databases: {
     [input.databaseName]: main,
     // The shadow lives in memory: graphile-migrate rebuilds it from scratch on every commit.
-    [input.shadowDatabaseName]: new PgDatabase({ open: () => openInMemory(input.sealKey), sealKey: input.sealKey, wipe: async () => undefined, maxCopyInBytes }),
+    [input.shadowDatabaseName]: new PgDatabase({ open: () => openInMemory(input.sealKey), sealKey: input.sealKey, wipe: async () => undefined, maxCopyInBytes, maxPendingOutputBytes }),
   },
   aliases: { postgres: input.databaseName, template1: input.databaseName },
 });

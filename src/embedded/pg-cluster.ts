@@ -23,6 +23,20 @@ export interface PgClusterLimits {
   maxMessageBytes: number;
   /** Most data one COPY … FROM STDIN may send: the engine holds it until CopyDone (copy-in.ts). */
   maxCopyInBytes: number;
+  /**
+   * Most output waiting for one client that does not read it: past it the rest
+   * of the reply is dropped and the connection ended (a running statement
+   * cannot be paused). Past a sixteenth of it the client's next message waits
+   * until it has read (pg-server.ts).
+   */
+  maxPendingOutputBytes: number;
+  /** Wrong passwords one source address may send before each further login attempt from it waits. */
+  loginFreeFailures: number;
+  /** That first wait; each further wrong password doubles it, up to loginMaxDelayMs; the right one resets it. */
+  loginBaseDelayMs: number;
+  loginMaxDelayMs: number;
+  /** Login attempts from one address waiting their turn at once; past it a new one is refused at once. */
+  loginMaxPending: number;
 }
 
 export const DEFAULT_CLUSTER_LIMITS: PgClusterLimits = {
@@ -30,7 +44,87 @@ export const DEFAULT_CLUSTER_LIMITS: PgClusterLimits = {
   startupTimeoutMs: 10_000,
   maxMessageBytes: 256 * 1024 * 1024,
   maxCopyInBytes: 512 * 1024 * 1024,
+  maxPendingOutputBytes: 64 * 1024 * 1024,
+  // 3 free, then 0.5 s, 1 s, 2 s … 30 s: a guesser gets a few dozen tries in its first minute, then 2 a minute.
+  loginFreeFailures: 3,
+  loginBaseDelayMs: 500,
+  loginMaxDelayMs: 30_000,
+  loginMaxPending: 8,
 };
+
+/** How long a source with `failures` wrong passwords in a row waits before its next attempt is checked. */
+export function loginDelayMs(failures: number, limits: Pick<PgClusterLimits, 'loginFreeFailures' | 'loginBaseDelayMs' | 'loginMaxDelayMs'>): number {
+  if (failures < limits.loginFreeFailures) return 0;
+  return Math.min(limits.loginBaseDelayMs * 2 ** (failures - limits.loginFreeFailures), limits.loginMaxDelayMs);
+}
+
+interface SourceState {
+  failures: number;
+  /** When its next attempt may be checked. */
+  notBefore: number;
+  /** Its attempts waiting or being checked. */
+  pending: number;
+  /** Its attempts, one after another: parallel connections do not multiply its rate. */
+  queue: Promise<unknown>;
+  lastFailure: number;
+}
+
+/** How many sources the throttle remembers (the oldest are forgotten first). */
+const MAX_SOURCES = 10_000;
+
+/**
+ * Password attempts per source address and login, one at a time, each
+ * waiting out the back-off its wrong passwords have earned (as auth_delay
+ * would, but growing): a brute force from one address slows to a few
+ * attempts a minute, while another address is not slowed at all. (Keyed by
+ * login too, because on loopback every local client has the same address: a
+ * guesser slows down its own target, not everyone's logins.)
+ */
+export class LoginThrottle {
+  private readonly sources = new Map<string, SourceState>();
+  private readonly limits: PgClusterLimits;
+
+  constructor(limits: PgClusterLimits) {
+    this.limits = limits;
+  }
+
+  /** Runs `check` in `source`'s turn; 'busy' when too many of its attempts are already waiting (nothing is checked). */
+  async attempt(source: string, check: () => Promise<boolean>): Promise<boolean | 'busy'> {
+    const now = Date.now();
+    let st = this.sources.get(source);
+    // A source quiet for longer than the longest wait starts afresh.
+    if (st && st.pending === 0 && now - st.lastFailure > 2 * this.limits.loginMaxDelayMs) st = undefined;
+    if (!st) {
+      if (this.sources.size >= MAX_SOURCES) this.sources.delete(this.sources.keys().next().value!);
+      st = { failures: 0, notBefore: 0, pending: 0, queue: Promise.resolve(), lastFailure: now };
+      this.sources.set(source, st);
+    }
+    if (st.pending >= this.limits.loginMaxPending) return 'busy';
+    const state = st;
+    state.pending++;
+    const turn = state.queue.then(async () => {
+      const wait = state.notBefore - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait).unref());
+      const ok = await check();
+      if (ok) {
+        state.failures = 0;
+        state.notBefore = 0;
+      } else {
+        state.failures++;
+        state.lastFailure = Date.now();
+        state.notBefore = state.lastFailure + loginDelayMs(state.failures, this.limits);
+      }
+      return ok;
+    });
+    state.queue = turn.catch(() => undefined);
+    try {
+      return await turn;
+    } finally {
+      state.pending--;
+      if (state.pending === 0 && state.failures === 0) this.sources.delete(source);
+    }
+  }
+}
 
 /** A server's MAX_STARTUP_PACKET_LENGTH. */
 const MAX_STARTUP_PACKET = 10_000;
@@ -90,11 +184,13 @@ export class PgCluster {
   private readonly limits: PgClusterLimits;
   /** Connections accepted and not yet closed (refused ones close themselves within a second). */
   private readonly sockets = new Set<net.Socket>();
+  private readonly throttle: LoginThrottle;
   private nextId = 1;
 
   constructor(options: PgClusterOptions) {
     this.options = options;
     this.limits = { ...DEFAULT_CLUSTER_LIMITS, ...options.limits };
+    this.throttle = new LoginThrottle(this.limits);
     this.server = net.createServer((socket) => this.accept(socket));
   }
 
@@ -194,6 +290,11 @@ export class PgCluster {
         }
         const s = session;
         const d = database;
+        // A client that does not read its results stops being read from too, until it catches up.
+        if (socket.writableLength > this.limits.maxPendingOutputBytes / 16 && !socket.isPaused()) {
+          socket.pause();
+          socket.once('drain', () => socket.resume());
+        }
         noteQueued(s);
         s.queue = s.queue.then(() => d.handle(s, m)).catch((err: unknown) => {
           fail('XX000', `embedded server: ${String(err)}`);
@@ -217,8 +318,14 @@ export class PgCluster {
           startup = null;
           // The client has done its part; the rest (the backend may be busy) is the server's wait.
           clearTimeout(startupTimer);
-          void this.authenticate(target, user, given)
+          const source = socket.remoteAddress ?? '';
+          void this.throttle
+            .attempt(`${source} ${user}`, () => this.authenticate(target, user, given))
             .then((ok) => {
+              if (ok === 'busy') {
+                fail('53300', `too many login attempts for "${user}" from ${source} are waiting their turn (wrong passwords slow the next attempts); try again later`);
+                return null;
+              }
               if (!ok) {
                 fail('28P01', `password authentication failed for user "${user}"`);
                 return null;
@@ -250,9 +357,10 @@ export class PgCluster {
           negotiated = true;
           socket.write('N');
         } else if (code === wire.CANCEL_REQUEST) {
-          closed = true;
-          socket.end();
-          return;
+          // A statement runs inside one synchronous call into PGlite, which
+          // nothing can interrupt: the request is answered as unsupported (a
+          // server sends nothing back; clients close this connection unread).
+          return fail('0A000', 'cancel requests are not supported by the embedded engine: a running statement cannot be interrupted (see src/embedded/README.md)');
         } else if (code === wire.PROTOCOL_3) {
           startup = wire.startupParameters(body);
           socket.write(wire.authenticationCleartextPassword());

@@ -27,6 +27,12 @@ export interface PgDatabaseOptions {
   idleInTransactionTimeoutMs?: number;
   /** The most COPY … FROM STDIN data one command may send (it is held in memory until CopyDone). */
   maxCopyInBytes: number;
+  /**
+   * The most output waiting for one socket client (PgClusterLimits): past it
+   * the rest of the reply is dropped and the connection ended; past a
+   * sixteenth of it the client's next message waits until it has read.
+   */
+  maxPendingOutputBytes?: number;
   /** The key that seals and unseals the backend for restricted logins (login-boundary.ts). */
   sealKey: string;
   /** Opens the instance; called lazily and again after a wipe. */
@@ -42,6 +48,10 @@ export class BackendBusyError extends Error {
 
 /** Where a session's replies go: a client socket, or the gateway's in-process channel. */
 export interface SessionOutput {
+  /** Bytes written and not yet sent (a socket's; the in-process channel has none). */
+  readonly writableLength?: number;
+  once?(event: 'drain' | 'close', listener: () => void): unknown;
+  off?(event: 'drain' | 'close', listener: () => void): unknown;
   write(data: Uint8Array): unknown;
   end(data: Uint8Array): unknown;
   end(): unknown;
@@ -369,6 +379,27 @@ export class PgDatabase {
     return true;
   }
 
+  /**
+   * Waits while more than a sixteenth of maxPendingOutputBytes is waiting to
+   * be sent to `s` (it is not reading): only `s` stalls, holding nothing
+   * (inside a transaction, the idle-in-transaction timeout still applies).
+   */
+  private async caughtUp(s: Session): Promise<void> {
+    const high = (this.options.maxPendingOutputBytes ?? Infinity) / 16;
+    const out = s.socket;
+    while (s.alive && (out.writableLength ?? 0) > high && out.once && out.off) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          out.off!('drain', done);
+          out.off!('close', done);
+          resolve();
+        };
+        out.once!('drain', done);
+        out.once!('close', done);
+      });
+    }
+  }
+
   /** Ends `s`'s connection with a FATAL error; its transaction rolls back as it disconnects. */
   private end(s: Session, code: string, text: string): void {
     s.socket.end(wire.errorResponse('FATAL', code, text));
@@ -582,6 +613,9 @@ export class PgDatabase {
     const copyUnit = this.collectCopyIn(s, type, raw);
     if (copyUnit === null) return;
     if (copyUnit) raw = copyUnit[0]!;
+    mark(s, 'drain');
+    await this.caughtUp(s);
+    if (!s.alive) return;
     mark(s, 'acquire');
     await this.acquire(s, waitMs);
     s.last = type;
@@ -636,6 +670,11 @@ export class PgDatabase {
       // extended-protocol batch before Sync, COPY FROM STDIN waiting for its
       // data) the backend stays this client's.
       let tail: Buffer = Buffer.alloc(0);
+      // Output a client leaves unread is bounded: PGlite cannot pause a
+      // running statement, so past the cap the rest of its reply is dropped
+      // (the statement still runs to its end) and the connection ended.
+      const cap = this.options.maxPendingOutputBytes ?? Infinity;
+      let dropped = 0;
       await db.execProtocolRawStream(new Uint8Array(msg), {
         // `data` is a view into the WASM heap that the next output overwrites,
         // while a socket under backpressure keeps what it is given to send
@@ -644,11 +683,19 @@ export class PgDatabase {
           const copy = filter ? filter.push(Buffer.from(data)) : Buffer.from(data);
           if (copy.length === 0) return;
           tail = copy.length >= 6 ? copy.subarray(copy.length - 6) : Buffer.concat([tail, copy]).subarray(-6);
-          if (s.alive) s.socket.write(copy);
+          if (!s.alive || dropped || (s.socket.writableLength ?? 0) + copy.length > cap) dropped += copy.length;
+          else s.socket.write(copy);
         },
       });
       const held = filter?.flush();
-      if (held?.length && s.alive) s.socket.write(held);
+      if (held?.length && s.alive && !dropped) s.socket.write(held);
+      if (dropped && s.alive) {
+        this.end(
+          s,
+          '54000',
+          `the client did not read its results: over ${cap} bytes were waiting to be sent, so the rest of the reply (${dropped} bytes) was dropped and the connection ended (PgClusterLimits.maxPendingOutputBytes)`,
+        );
+      }
       if (notifications.length) {
         // This client may have started listening in the same unit.
         const now = await db.query<{ c: string }>('select pg_listening_channels() as c');
