@@ -9,7 +9,7 @@ import { chunkText } from './chunker.ts';
 import { EmbeddingError, createEmbeddingProvider, type EmbeddingProvider } from './provider.ts';
 import { QueryEmbeddingCache } from './query-cache.ts';
 import { EmbeddingWorker } from './worker.ts';
-import { TenantRate } from './worker-rate.ts';
+import { ProviderPause, TenantRate } from './worker-rate.ts';
 
 /** The embedder a request's GraphQL context carries (plugins/text-search.ts SheratanEmbedder). */
 export interface RequestEmbedder {
@@ -42,7 +42,30 @@ export interface TextServices {
 /** `provider`: the one to use (default: the configured one, createEmbeddingProvider). */
 export function createTextServices(config: Config, provider: EmbeddingProvider | null = createEmbeddingProvider(config)): TextServices {
   const rate = new TenantRate(config.embeddingTenantRate);
-  const cache = provider ? new QueryEmbeddingCache(provider, config.queryCacheSize) : null;
+  const pause = new ProviderPause();
+  // Requests do not call a provider that asked to wait (Retry-After): they hear so at once.
+  const requestProvider: EmbeddingProvider | null = provider && {
+    kind: provider.kind,
+    model: provider.model,
+    dimension: provider.dimension,
+    async embed(texts, options) {
+      const left = pause.remainingMs();
+      if (left > 0) {
+        throw new EmbeddingError('EMBEDDING_RATE_LIMITED', `the embedding provider (${provider.model}) asked to wait ${left} ms more (Retry-After); retry shortly`, {
+          retryable: true,
+          retryAfterMs: left,
+        });
+      }
+      try {
+        return await provider.embed(texts, options);
+      } catch (err) {
+        pause.note(err);
+        throw err;
+      }
+    },
+    close: () => provider.close(),
+  };
+  const cache = requestProvider ? new QueryEmbeddingCache(requestProvider, config.queryCacheSize) : null;
   const chunking = { maxChars: config.chunkMaxChars, overlapChars: config.chunkOverlapChars };
   const limits = { maxDocumentChars: config.maxDocumentChars, embedSyncMaxChars: config.embedSyncMaxChars };
   const overRate = (what: string) =>
@@ -68,7 +91,7 @@ export function createTextServices(config: Config, provider: EmbeddingProvider |
         },
         async embedTexts(texts) {
           if (!rate.tryTake(who, texts.length)) throw overRate('ingestDocument');
-          return provider.embed(texts);
+          return requestProvider!.embed(texts);
         },
         chunkText: (text) => chunkText(text, chunking),
       };
@@ -89,6 +112,7 @@ export function createTextServices(config: Config, provider: EmbeddingProvider |
         chunkOverlapChars: config.chunkOverlapChars,
         maxDocumentChars: config.maxDocumentChars,
         rate,
+        pause,
         retryBaseMs: config.embeddingRetryBaseMs,
         jobAttempts: config.embeddingJobAttempts,
         jobLockTimeoutS: config.jobLockTimeoutS,

@@ -62,3 +62,24 @@ export class TenantRate {
     }
   }
 }
+
+/**
+ * The provider's own word on when to call again: after an answer with
+ * Retry-After (a 429), every caller in this process holds off until then. The
+ * workers wait for it; a request (an ingest, a search by text) does not wait:
+ * it hears EMBEDDING_RATE_LIMITED with the time left.
+ */
+export class ProviderPause {
+  private until = 0;
+
+  /** Remembers a failure's Retry-After (an error with `retryAfterMs`). */
+  note(err: unknown, now = Date.now()): void {
+    const after = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+    if (typeof after === 'number' && after > 0) this.until = Math.max(this.until, now + after);
+  }
+
+  /** Milliseconds left before the provider may be called (0: now). */
+  remainingMs(now = Date.now()): number {
+    return Math.max(0, this.until - now);
+  }
+}

@@ -30,7 +30,7 @@ import pg from 'pg';
 import { APP_ROLE } from '../config/roles.ts';
 import type { EmbeddingProvider } from './provider.ts';
 import { chunkText } from './chunker.ts';
-import type { TenantRate } from './worker-rate.ts';
+import { ProviderPause, type TenantRate } from './worker-rate.ts';
 
 export const EMBED_JOB_TYPE = 'embed_document';
 /** The channel the triggers notify when they queue embedding work. */
@@ -51,6 +51,8 @@ export interface EmbeddingWorkerOptions {
   /** MAX_DOCUMENT_CHARS: a longer document fails at once, with the limit in its error. */
   maxDocumentChars: number;
   rate: TenantRate;
+  /** Shared with the requests of the process: the provider's Retry-After holds everyone off. */
+  pause?: ProviderPause;
   /** EMBEDDING_RETRY_BASE_MS. */
   retryBaseMs: number;
   /** EMBEDDING_JOB_ATTEMPTS: declared to the database for the jobs the triggers queue. */
@@ -92,9 +94,11 @@ export class EmbeddingWorker {
   private readonly abort = new AbortController();
   private listener: pg.Client | null = null;
   private slots: Promise<void>[] = [];
+  private readonly pause: ProviderPause;
 
   constructor(options: EmbeddingWorkerOptions) {
     this.options = options;
+    this.pause = options.pause ?? new ProviderPause();
     this.workerId = options.workerId ?? `embed-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.pool = new pg.Pool({ connectionString: options.authUrl, max: Math.max(1, options.concurrency) + 1, application_name: 'sheratan-embedding-worker' });
     this.pool.on('error', () => undefined);
@@ -148,6 +152,17 @@ export class EmbeddingWorker {
       };
       const timer = setTimeout(done, ms);
       this.wakers.add(done);
+    });
+  }
+
+  /** Waits `ms` unless the worker stops meanwhile (a wake does not cut it short). */
+  private sleepFor(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.abort.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
 
@@ -269,10 +284,18 @@ export class EmbeddingWorker {
       let vectors: number[][] = [];
       if (usable.length > 0) {
         await this.options.rate.take(tenant, usable.length, this.abort.signal);
-        vectors = await provider.embed(
-          usable.map((t) => t.content),
-          { signal: this.abort.signal },
-        );
+        // The provider said when to come back (Retry-After): wait for it rather than spend an attempt.
+        const wait = this.pause.remainingMs();
+        if (wait > 0) await this.sleepFor(wait);
+        try {
+          vectors = await provider.embed(
+            usable.map((t) => t.content),
+            { signal: this.abort.signal },
+          );
+        } catch (err) {
+          this.pause.note(err);
+          throw err;
+        }
       }
       const outcome = await this.asTenant(tenant, async (c) => {
         if (usable.length > 0) {
