@@ -743,3 +743,254 @@ $$;
 comment on function sheratan_private.current_tenant() is
   'The tenant of the current request (the token''s `tenant` claim), or, for a direct login bound with db:reporting-login, its bound tenant; null when there is none.';
 -- <<< section operator
+
+-- >>> section reporting
+-- Issue 29: the reporting surface. Reporting tools (SQL through their own
+-- drivers as a db:reporting-login, or /reporting/graphql as sheratan_readonly)
+-- read these views instead of writing the same analytics from the raw tables
+-- in every tool. Every view is security_invoker: the tables' row-level
+-- security applies to the caller (not to the views' owner, who bypasses it),
+-- so each login and token sees its own tenant's figures only. Days and hours
+-- are cut in the session's TimeZone (a driver's own zone), as `::date` and
+-- date_trunc do. Recreated on every run (a view's columns cannot change
+-- under `create or replace`), after the sections that add the columns read.
+create schema if not exists sheratan_reporting;
+comment on schema sheratan_reporting is
+  'Read-only analytics over the store for reporting tools: views scoped to the caller''s tenant by the tables'' row-level security; exposed on /reporting/graphql beside the sheratan schema.';
+revoke all on schema sheratan_reporting from public;
+grant usage on schema sheratan_reporting to :DATABASE_READONLY;
+
+drop view if exists sheratan_reporting.search_daily, sheratan_reporting.search_hourly, sheratan_reporting.search_events,
+  sheratan_reporting.ingest_daily, sheratan_reporting.embedding_coverage, sheratan_reporting.job_daily,
+  sheratan_reporting.job_queue, sheratan_reporting.ann_index_usage;
+
+-- One row per logged search, with what the log keeps in its filter made into columns.
+create view sheratan_reporting.search_events with (security_invoker = true) as
+  select l.id,
+         l.tenant,
+         l.created_at,
+         l.created_at::date as day,
+         date_trunc('hour', l.created_at) as hour,
+         coalesce(l.filters ->> 'mode', case when l.filters ? 'diversity' then 'mmr' else 'vector' end) as mode,
+         case when jsonb_typeof(l.filters -> 'sources') = 'array'
+              then (select string_agg(s, ',' order by s) from jsonb_array_elements_text(l.filters -> 'sources') s) end as source_filter,
+         l.query_text is not null as by_text,
+         l.k,
+         l.result_count,
+         l.result_count = 0 as zero_result,
+         l.top_similarity,
+         l.latency_ms
+    from sheratan.search_logs l;
+comment on view sheratan_reporting.search_events is
+  'One row per search of the caller''s tenant (search_logs), its mode and source filter made columns: the rows search_daily and search_hourly aggregate.';
+comment on column sheratan_reporting.search_events.id is 'The search_logs entry.';
+comment on column sheratan_reporting.search_events.tenant is 'The tenant searched (always the caller''s).';
+comment on column sheratan_reporting.search_events.created_at is 'When the search ran.';
+comment on column sheratan_reporting.search_events.day is 'The day it ran, in the session''s time zone.';
+comment on column sheratan_reporting.search_events.hour is 'The hour it ran, in the session''s time zone.';
+comment on column sheratan_reporting.search_events.mode is 'vector, mmr (a diversified vector search), hybrid, similarChunks or similarDocuments.';
+comment on column sheratan_reporting.search_events.source_filter is 'The sources the search was limited to, sorted and joined by commas; null when it searched every source.';
+comment on column sheratan_reporting.search_events.by_text is 'Whether the search was given text (query or queryText).';
+comment on column sheratan_reporting.search_events.k is 'How many results were asked for.';
+comment on column sheratan_reporting.search_events.result_count is 'How many results came back.';
+comment on column sheratan_reporting.search_events.zero_result is 'Whether it found nothing.';
+comment on column sheratan_reporting.search_events.top_similarity is 'The best result''s similarity (null for hybrid and similar searches, or when nothing was found).';
+comment on column sheratan_reporting.search_events.latency_ms is 'How long the search took, in milliseconds.';
+
+create view sheratan_reporting.search_daily with (security_invoker = true) as
+  select e.tenant, e.day, e.mode, e.source_filter,
+         count(*) as searches,
+         count(*) filter (where e.zero_result) as zero_result_searches,
+         (count(*) filter (where e.zero_result))::double precision / count(*) as zero_result_rate,
+         avg(e.latency_ms) as mean_latency_ms,
+         percentile_cont(0.5) within group (order by e.latency_ms) as p50_latency_ms,
+         percentile_cont(0.95) within group (order by e.latency_ms) as p95_latency_ms,
+         percentile_cont(0.99) within group (order by e.latency_ms) as p99_latency_ms,
+         max(e.latency_ms) as max_latency_ms,
+         avg(e.top_similarity) as mean_top_similarity,
+         avg(e.result_count) as mean_result_count
+    from sheratan_reporting.search_events e
+   group by e.tenant, e.day, e.mode, e.source_filter;
+comment on view sheratan_reporting.search_daily is
+  'Search analytics per day (the session''s time zone), mode and source filter: how many, how fast (mean, p50/p95/p99, max latency), how often nothing was found, how similar the best results were.';
+
+create view sheratan_reporting.search_hourly with (security_invoker = true) as
+  select e.tenant, e.hour, e.mode, e.source_filter,
+         count(*) as searches,
+         count(*) filter (where e.zero_result) as zero_result_searches,
+         (count(*) filter (where e.zero_result))::double precision / count(*) as zero_result_rate,
+         avg(e.latency_ms) as mean_latency_ms,
+         percentile_cont(0.5) within group (order by e.latency_ms) as p50_latency_ms,
+         percentile_cont(0.95) within group (order by e.latency_ms) as p95_latency_ms,
+         percentile_cont(0.99) within group (order by e.latency_ms) as p99_latency_ms,
+         max(e.latency_ms) as max_latency_ms,
+         avg(e.top_similarity) as mean_top_similarity,
+         avg(e.result_count) as mean_result_count
+    from sheratan_reporting.search_events e
+   group by e.tenant, e.hour, e.mode, e.source_filter;
+comment on view sheratan_reporting.search_hourly is
+  'Search analytics per hour (the session''s time zone), mode and source filter: the figures of search_daily, hour by hour.';
+
+do $$
+declare
+  v text;
+begin
+  foreach v in array array['search_daily', 'search_hourly'] loop
+    execute format($c$
+      comment on column sheratan_reporting.%1$I.tenant is 'The tenant (always the caller''s).';
+      comment on column sheratan_reporting.%1$I.mode is 'vector, mmr, hybrid, similarChunks or similarDocuments.';
+      comment on column sheratan_reporting.%1$I.source_filter is 'The sources the searches were limited to (comma-joined); null: every source.';
+      comment on column sheratan_reporting.%1$I.searches is 'How many searches.';
+      comment on column sheratan_reporting.%1$I.zero_result_searches is 'How many found nothing.';
+      comment on column sheratan_reporting.%1$I.zero_result_rate is 'The share that found nothing (0 to 1).';
+      comment on column sheratan_reporting.%1$I.mean_latency_ms is 'Mean latency, milliseconds.';
+      comment on column sheratan_reporting.%1$I.p50_latency_ms is 'Median latency, milliseconds (interpolated, percentile_cont).';
+      comment on column sheratan_reporting.%1$I.p95_latency_ms is '95th percentile latency, milliseconds (interpolated).';
+      comment on column sheratan_reporting.%1$I.p99_latency_ms is '99th percentile latency, milliseconds (interpolated).';
+      comment on column sheratan_reporting.%1$I.max_latency_ms is 'Slowest search, milliseconds.';
+      comment on column sheratan_reporting.%1$I.mean_top_similarity is 'Mean similarity of the best result, over the searches that report one.';
+      comment on column sheratan_reporting.%1$I.mean_result_count is 'Mean number of results returned.';
+    $c$, v);
+  end loop;
+end
+$$;
+comment on column sheratan_reporting.search_daily.day is 'The day, in the session''s time zone.';
+comment on column sheratan_reporting.search_hourly.hour is 'The start of the hour, in the session''s time zone.';
+
+-- Documents and chunks by the day they were stored (those still stored: a deleted document leaves no trace here).
+create view sheratan_reporting.ingest_daily with (security_invoker = true) as
+  with d as (
+    select tenant, created_at::date as day, count(*) as documents, sum(octet_length(content)) as document_bytes
+      from sheratan.documents group by 1, 2
+  ), c as (
+    select tenant, created_at::date as day, count(*) as chunks, count(embedding) as embedded_chunks,
+           sum(octet_length(content)) as chunk_bytes, sum(token_count) as chunk_tokens
+      from sheratan.document_chunks group by 1, 2
+  )
+  select tenant, day,
+         coalesce(d.documents, 0) as documents,
+         coalesce(d.document_bytes, 0) as document_bytes,
+         coalesce(c.chunks, 0) as chunks,
+         coalesce(c.embedded_chunks, 0) as embedded_chunks,
+         coalesce(c.chunk_bytes, 0) as chunk_bytes,
+         c.chunk_tokens
+    from d full join c using (tenant, day);
+comment on view sheratan_reporting.ingest_daily is
+  'Ingest volume per day (the session''s time zone): documents and chunks stored that day and still present, their bytes and tokens, and how many of those chunks have an embedding.';
+comment on column sheratan_reporting.ingest_daily.tenant is 'The tenant (always the caller''s).';
+comment on column sheratan_reporting.ingest_daily.day is 'The day they were stored.';
+comment on column sheratan_reporting.ingest_daily.documents is 'Documents stored that day.';
+comment on column sheratan_reporting.ingest_daily.document_bytes is 'Their content, in bytes (UTF-8).';
+comment on column sheratan_reporting.ingest_daily.chunks is 'Chunks stored that day.';
+comment on column sheratan_reporting.ingest_daily.embedded_chunks is 'Of those, the chunks that have an embedding now.';
+comment on column sheratan_reporting.ingest_daily.chunk_bytes is 'The chunks'' text, in bytes (UTF-8).';
+comment on column sheratan_reporting.ingest_daily.chunk_tokens is 'The chunks'' tokens, where counted (null when none was).';
+
+create view sheratan_reporting.embedding_coverage with (security_invoker = true) as
+  select c.tenant,
+         c.embedding_model as model,
+         count(*) as chunks,
+         count(c.embedding) as embedded,
+         count(*) - count(c.embedding) as missing,
+         count(c.embedding)::double precision / count(*) as coverage
+    from sheratan.document_chunks c
+   group by c.tenant, c.embedding_model;
+comment on view sheratan_reporting.embedding_coverage is
+  'Embedding coverage per model: the caller''s chunks by the model that embedded them (null: the client brought the vector, or there is none yet), how many have an embedding and the share.';
+comment on column sheratan_reporting.embedding_coverage.tenant is 'The tenant (always the caller''s).';
+comment on column sheratan_reporting.embedding_coverage.model is 'The model that embedded the chunks (document_chunks.embedding_model); null: client vectors or not embedded yet.';
+comment on column sheratan_reporting.embedding_coverage.chunks is 'Chunks.';
+comment on column sheratan_reporting.embedding_coverage.embedded is 'Chunks with an embedding.';
+comment on column sheratan_reporting.embedding_coverage.missing is 'Chunks without one (searches cannot find them).';
+comment on column sheratan_reporting.embedding_coverage.coverage is 'embedded / chunks (0 to 1).';
+
+-- A job counts once on the day it was enqueued and once on the day it ended
+-- (completed, failed for good, or cancelled: its last change).
+create view sheratan_reporting.job_daily with (security_invoker = true) as
+  with events as (
+    select j.tenant, j.job_type, j.created_at::date as day, 'enqueued' as event, j.attempts from sheratan.jobs j
+    union all
+    select j.tenant, j.job_type, j.updated_at::date, j.status, j.attempts from sheratan.jobs j
+     where j.status in ('completed', 'failed', 'cancelled')
+  )
+  select e.tenant, e.day, e.job_type,
+         count(*) filter (where e.event = 'enqueued') as enqueued,
+         count(*) filter (where e.event = 'completed') as completed,
+         count(*) filter (where e.event = 'failed') as failed,
+         count(*) filter (where e.event = 'cancelled') as cancelled,
+         (count(*) filter (where e.event = 'failed'))::double precision
+           / nullif(count(*) filter (where e.event in ('completed', 'failed')), 0) as failure_rate,
+         avg(e.attempts) filter (where e.event in ('completed', 'failed')) as mean_attempts
+    from events e
+   group by e.tenant, e.day, e.job_type;
+comment on view sheratan_reporting.job_daily is
+  'Job throughput per day (the session''s time zone) and type: jobs enqueued that day, jobs that ended that day (completed, failed after their last attempt, cancelled), the failure rate of those that ran to an end and their mean attempts.';
+comment on column sheratan_reporting.job_daily.tenant is 'The tenant (always the caller''s).';
+comment on column sheratan_reporting.job_daily.day is 'The day.';
+comment on column sheratan_reporting.job_daily.job_type is 'The job type.';
+comment on column sheratan_reporting.job_daily.enqueued is 'Jobs enqueued that day.';
+comment on column sheratan_reporting.job_daily.completed is 'Jobs completed that day.';
+comment on column sheratan_reporting.job_daily.failed is 'Jobs that failed for good that day (their last attempt).';
+comment on column sheratan_reporting.job_daily.cancelled is 'Jobs cancelled that day.';
+comment on column sheratan_reporting.job_daily.failure_rate is 'failed / (completed + failed) that day; null when none ended.';
+comment on column sheratan_reporting.job_daily.mean_attempts is 'Mean attempts of the jobs that completed or failed that day.';
+
+create view sheratan_reporting.job_queue with (security_invoker = true) as
+  select j.tenant, j.job_type,
+         count(*) filter (where j.status = 'pending') as pending,
+         count(*) filter (where j.status = 'pending' and j.run_at <= now()) as due,
+         count(*) filter (where j.status = 'running') as running,
+         count(*) filter (where j.status = 'completed') as completed,
+         count(*) filter (where j.status = 'failed') as failed,
+         count(*) filter (where j.status = 'cancelled') as cancelled,
+         extract(epoch from now() - min(j.run_at) filter (where j.status = 'pending' and j.run_at <= now()))::double precision as oldest_due_seconds
+    from sheratan.jobs j
+   group by j.tenant, j.job_type;
+comment on view sheratan_reporting.job_queue is
+  'The job queue now, per type: jobs by status, how many are due, and how long the oldest due job has waited.';
+comment on column sheratan_reporting.job_queue.tenant is 'The tenant (always the caller''s).';
+comment on column sheratan_reporting.job_queue.job_type is 'The job type.';
+comment on column sheratan_reporting.job_queue.pending is 'Jobs waiting (due or not).';
+comment on column sheratan_reporting.job_queue.due is 'Pending jobs whose run_at has come.';
+comment on column sheratan_reporting.job_queue.running is 'Jobs a worker holds.';
+comment on column sheratan_reporting.job_queue.completed is 'Jobs completed.';
+comment on column sheratan_reporting.job_queue.failed is 'Jobs failed for good.';
+comment on column sheratan_reporting.job_queue.cancelled is 'Jobs cancelled.';
+comment on column sheratan_reporting.job_queue.oldest_due_seconds is 'Seconds the oldest due job has waited past its run_at; null when none is due.';
+
+-- The ANN indexes are one structure for every tenant: their size and scan
+-- counters (pg_stat_user_indexes, this server's since its statistics were
+-- last reset; on a replica, that replica's) are the whole store's, not the
+-- caller's. They say how big the index is and how much it is used by
+-- everyone, nothing of another tenant's rows; the caller's own share is
+-- tenant_entries, counted under row-level security.
+create view sheratan_reporting.ann_index_usage with (security_invoker = true) as
+  select ic.relname::text as index_name,
+         am.amname as method,
+         a.attname as column_name,
+         pg_relation_size(i.indexrelid) as size_bytes,
+         s.idx_scan as scans,
+         s.idx_tup_read as tuples_read,
+         s.idx_tup_fetch as tuples_fetched,
+         (select count(*) from sheratan.document_chunks c where c.embedding is not null) as tenant_entries
+    from pg_index i
+    join pg_class ic on ic.oid = i.indexrelid
+    join pg_am am on am.oid = ic.relam
+    join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+    left join pg_stat_user_indexes s on s.indexrelid = i.indexrelid
+   where i.indrelid = 'sheratan.document_chunks'::regclass
+     and am.amname in ('hnsw', 'ivfflat');
+comment on view sheratan_reporting.ann_index_usage is
+  'The ANN (HNSW or IVFFlat) indexes of document_chunks: size and use. Not per tenant: the index and its counters are shared by every tenant of the store (scans are everyone''s searches); tenant_entries is the caller''s own share.';
+comment on column sheratan_reporting.ann_index_usage.index_name is 'The index.';
+comment on column sheratan_reporting.ann_index_usage.method is 'hnsw or ivfflat.';
+comment on column sheratan_reporting.ann_index_usage.column_name is 'The column it indexes (embedding; embedding_next during a model switch).';
+comment on column sheratan_reporting.ann_index_usage.size_bytes is 'Its size on disk, in bytes (all tenants).';
+comment on column sheratan_reporting.ann_index_usage.scans is 'Index scans since the statistics were reset (all tenants, this server).';
+comment on column sheratan_reporting.ann_index_usage.tuples_read is 'Index entries returned by its scans (all tenants, this server).';
+comment on column sheratan_reporting.ann_index_usage.tuples_fetched is 'Table rows fetched by simple scans of it (all tenants, this server).';
+comment on column sheratan_reporting.ann_index_usage.tenant_entries is 'The caller''s chunks that have an embedding: its share of the index''s entries.';
+
+revoke all on all tables in schema sheratan_reporting from public;
+grant select on all tables in schema sheratan_reporting to :DATABASE_READONLY;
+-- <<< section reporting

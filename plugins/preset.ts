@@ -21,6 +21,21 @@ import { GroupedAggregatesCapPlugin } from './grouped-aggregates-cap.ts';
 import { TextSearchPlugin } from './text-search.ts';
 import { TextIngestPlugin } from './text-ingest.ts';
 import { maskError } from './error-mask.ts';
+import { API_SCHEMA, REPORTING_SCHEMA, ReportingSchemaPlugin } from './reporting-schema.ts';
+
+declare global {
+  namespace GraphileBuild {
+    interface SchemaOptions {
+      /**
+       * The PostgreSQL schemas the preset's endpoint exposes: its pg service
+       * must introspect these (`exposedSchemas` reads them; default `sheratan`).
+       */
+      sheratanExposedSchemas?: readonly string[];
+    }
+  }
+}
+
+export { API_SCHEMA, REPORTING_SCHEMA };
 
 export const SheratanPreset: GraphileConfig.Preset = {
   extends: [PostGraphileAmberPreset, PgAggregatesPreset],
@@ -53,11 +68,28 @@ export const SheratanPreset: GraphileConfig.Preset = {
   grafast: { explain: false },
 };
 
-/** Reporting tools: queries and aggregates only, no insert/update/delete, no mutation type at all, no GraphiQL. */
+/**
+ * Reporting tools: queries and aggregates only, no insert/update/delete, no
+ * mutation type at all, no GraphiQL; the reporting views beside the tables.
+ */
 export const ReportingPreset: GraphileConfig.Preset = {
   extends: [SheratanPreset],
+  plugins: [ReportingSchemaPlugin],
   schema: {
     defaultBehavior: '-insert -update -delete -queryField:mutation -mutationField',
+    sheratanExposedSchemas: [API_SCHEMA, REPORTING_SCHEMA],
   },
   grafserv: { graphiql: false },
 };
+
+/** The schemas a preset (ours, or one extending it) exposes: the nearest `sheratanExposedSchemas` up its `extends`, else the API's. */
+export function exposedSchemas(preset: GraphileConfig.Preset): readonly string[] {
+  const own = preset.schema?.sheratanExposedSchemas;
+  if (own) return own;
+  for (const parent of preset.extends ?? []) {
+    const found = exposedSchemas(parent);
+    if (found !== DEFAULT_SCHEMAS) return found;
+  }
+  return DEFAULT_SCHEMAS;
+}
+const DEFAULT_SCHEMAS: readonly string[] = [API_SCHEMA];

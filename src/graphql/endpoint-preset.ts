@@ -10,10 +10,11 @@ import type { Config } from '../config/config.ts';
 import { log } from '../config/log.ts';
 import { makeMaskError } from '../../plugins/error-mask.ts';
 import type { RequestLimits } from '../../plugins/request-limits.ts';
+import { API_SCHEMA, exposedSchemas } from '../../plugins/preset.ts';
 import type { SchemaReloader } from './schema-reload.ts';
 
-/** The only schema either endpoint exposes. */
-export const EXPOSED_SCHEMA = 'sheratan';
+/** The schema both endpoints expose (the reporting endpoint also exposes the reporting views: `exposedSchemas`). */
+export const EXPOSED_SCHEMA = API_SCHEMA;
 
 export interface EndpointOptions {
   pool: pg.Pool;
@@ -55,7 +56,8 @@ export const requestLimitsOf = (config: Config): RequestLimits => ({
 export function endpointPreset(base: GraphileConfig.Preset, config: Config, options: EndpointOptions): GraphileConfig.Preset {
   const service = makePgService({
     pool: options.pool,
-    schemas: [EXPOSED_SCHEMA],
+    // The preset says which: the API's tables, and for reporting its views too.
+    schemas: [...exposedSchemas(base)],
     // The authenticator is NOINHERIT and holds no privileges itself: build
     // each schema from what its callers' role may actually do.
     pgSettingsForIntrospection: { role: options.role },

@@ -10,7 +10,7 @@ import { postgraphile } from 'postgraphile';
 import { makePgService } from 'postgraphile/adaptors/pg';
 import { projectRoot } from '../../src/config/paths.ts';
 import { DEFAULT_REQUEST_LIMITS } from '../../plugins/request-limits.ts';
-import { ReportingPreset, SheratanPreset } from '../../plugins/preset.ts';
+import { exposedSchemas, ReportingPreset, SheratanPreset } from '../../plugins/preset.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
 let h: Harness;
@@ -19,10 +19,10 @@ beforeAll(async () => {
 });
 afterAll(() => h.stop());
 
-/** A user's preset: ours, a pg service for the caller's role, the dimension. */
+/** A user's preset: ours, a pg service for the caller's role over the schemas the preset exposes, the dimension. */
 const userPreset = (base: GraphileConfig.Preset, role: string): GraphileConfig.Preset => ({
   extends: [base],
-  pgServices: [makePgService({ connectionString: h.gateway.db.authUrl, schemas: ['sheratan'], pgSettingsForIntrospection: { role } })],
+  pgServices: [makePgService({ connectionString: h.gateway.db.authUrl, schemas: [...exposedSchemas(base)], pgSettingsForIntrospection: { role } })],
   schema: { sheratanVectorDimension: 384 },
 });
 
