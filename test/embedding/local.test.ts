@@ -120,6 +120,20 @@ test('the event loop stays free: a 10 ms timer keeps firing while 500 sentences 
   expect(worstGap).toBeLessThan(Math.max(500, elapsed / 4));
 });
 
+test('a crashed model thread fails its calls retryable, and the next call starts a new one', async () => {
+  const p = new LocalEmbeddingProvider({ batchSize: 4 });
+  try {
+    expect(await p.embed(['warm up'])).toHaveLength(1);
+    const pending = p.embed(Array.from({ length: 40 }, (_, i) => `text ${i}`));
+    // The thread dies mid-call (as on an out-of-memory abort): reach it as the provider holds it.
+    await (p as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    await expect(pending).rejects.toMatchObject({ code: 'EMBEDDING_PROVIDER_UNAVAILABLE', retryable: true });
+    expect(await p.embed(['after the crash'])).toHaveLength(1);
+  } finally {
+    await p.close();
+  }
+});
+
 test('after close, a call fails EMBEDDING_PROVIDER_UNAVAILABLE', async () => {
   const p = new LocalEmbeddingProvider();
   expect(await p.embed(['warm up'])).toHaveLength(1);

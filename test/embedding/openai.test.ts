@@ -155,6 +155,16 @@ test('a dimension other than the column’s, configured, fails every call with b
   expect(err.message).toMatch(/answered 512 numbers for text 0 but the column holds 384/);
 });
 
+test('the caller’s abort ends a call at once, even while it waits to retry, and is not retried', async () => {
+  await server.setFault({ rateLimit: { count: 5, retryAfter: '20' } });
+  const controller = new AbortController();
+  const pending = provider().embed(['x'], { signal: controller.signal });
+  await new Promise((r) => setTimeout(r, 200));
+  controller.abort(new Error('client went away'));
+  await expect(pending).rejects.toThrow('client went away');
+  expect(await server.calls()).toHaveLength(1);
+});
+
 test('bad input is refused before any call', async () => {
   const err = await failure(provider().embed(['fine', '  ']));
   expect(err.code).toBe('EMBEDDING_INPUT_INVALID');
