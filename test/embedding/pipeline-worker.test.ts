@@ -14,7 +14,7 @@ afterAll(() => h?.stop());
 
 test('with the built-in worker off, documents wait PENDING; npm run worker embeds them and stops on SIGTERM', async () => {
   const res = await h.graphql<{ ingestDocument: { document: IngestedDocument } }>(INGEST, {
-    input: { title: 'for the worker', content: 'A worker process on another machine embeds this document. It has two sentences.' },
+    input: { title: 'for the worker', content: 'A worker process on another machine embeds this document. It has more text than EMBED_SYNC_MAX_CHARS (100), so the request leaves it to the workers.' },
   });
   expect(res.body.errors).toBeUndefined();
   const doc = res.body.data!.ingestDocument.document;
