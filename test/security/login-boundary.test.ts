@@ -10,7 +10,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { projectRoot } from '../../src/config/paths.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
-import { backend, SUPERUSER_URL } from '../support/backend.ts';
+import { backend, embeddedTest, SUPERUSER_URL, tempDataDir } from '../support/backend.ts';
+import { freePort, startEngineProcess } from '../support/processes.ts';
 
 let h: Harness;
 const A = `boundary_a_${process.pid}`;
@@ -201,3 +202,47 @@ test("one login sees no other's prepared statements and cannot deallocate them",
     await b.end();
   }
 });
+
+embeddedTest('the seal is the embedded engine\'s: a kill -9 while a restricted login holds the backend leaves it sealed, and the next start undoes it')(
+  'an engine killed while sealed starts unsealed, and the login is still held to itself',
+  async () => {
+    const dir = tempDataDir();
+    const port = await freePort();
+    let engine = await startEngineProcess(dir, port);
+    try {
+      const owner = new pg.Client(engine.ownerUrl);
+      await owner.connect();
+      await owner.query(`create role crash_login login password '${PASSWORD}'`);
+      await owner.end();
+      const url = new URL(engine.ownerUrl);
+      url.username = 'crash_login';
+      url.password = PASSWORD;
+      const login = new pg.Client(url.toString());
+      login.on('error', () => undefined);
+      await login.connect();
+      // Its unit done, the backend stays in its state (sealed) until another client needs it.
+      expect((await login.query('select session_user::text as who')).rows).toEqual([{ who: 'crash_login' }]);
+      engine.child.kill('SIGKILL');
+      await engine.exited;
+      engine = await startEngineProcess(dir, port);
+      const after = new pg.Client(engine.ownerUrl);
+      await after.connect();
+      try {
+        expect((await after.query('select rolsuper from pg_roles where oid = 10')).rows).toEqual([{ rolsuper: true }]);
+        expect((await after.query('select evtname from pg_event_trigger')).rows).toEqual([]);
+      } finally {
+        await after.end();
+      }
+      const again = new pg.Client(url.toString());
+      await again.connect();
+      try {
+        await expect(again.query('set session authorization sheratan')).rejects.toThrow(/permission denied to set session authorization/);
+      } finally {
+        await again.end();
+      }
+    } finally {
+      await engine.stop();
+    }
+  },
+  120_000,
+);
