@@ -1,0 +1,52 @@
+// index:tune shows the build's progress (issue 32): not on a terminal, JSON
+// lines on stderr from the start to the end; on a server with the amount and
+// the total that pg_stat_progress_create_index reports while pgvector loads
+// the tuples, and an ETA.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import type pg from 'pg';
+import { startHarness, type Harness } from '../support/harness.ts';
+import { backend } from '../support/backend.ts';
+import { projectRoot } from '../../src/config/paths.ts';
+
+let h: Harness;
+let owner: pg.Client;
+const CHUNKS = 20_000;
+beforeAll(async () => {
+  h = await startHarness();
+  owner = await h.owner();
+  const doc = await owner.query<{ id: string }>("insert into sheratan.documents (tenant, title) values ('progress', 'many chunks') returning id");
+  // Loaded without the ANN index (index:tune builds it): inserting into HNSW row by row takes minutes.
+  await owner.query('drop index sheratan.document_chunks_embedding_idx');
+  // Random vectors, one subquery per row (the outer g.i makes it correlated).
+  await owner.query(
+    `insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding)
+     select 'progress', $1, g.i, 'chunk ' || g.i, (select array_agg(random() + d.j * 0 + g.i * 0)::vector(384) from generate_series(1, 384) d(j))
+       from generate_series(0, $2 - 1) g(i)`,
+    [doc.rows[0]!.id, CHUNKS],
+  );
+}, 300_000);
+afterAll(() => h.stop());
+
+test('index:tune --hnsw prints its progress as JSON lines while it builds, then the result on stdout', () => {
+  const run = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'index:tune', '--hnsw', '--m', '8', '--ef-construction', '16'], {
+    env: { ...process.env, ...h.cliEnv },
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
+  expect(run.status).toBe(0);
+  expect(run.stdout).toMatch(/^rebuilt the ANN index as hnsw/m);
+  const lines = run.stderr
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.task === 'index build');
+  expect(lines[0]).toMatchObject({ msg: 'index build: in progress', done: 0, total: CHUNKS });
+  expect(lines.at(-1)).toMatchObject({ finished: true, msg: 'index build: done' });
+  if (backend === 'server') {
+    // The server told how far the build was, between the first and the last line.
+    const seen = lines.slice(1, -1).filter((l) => typeof l.phase === 'string' && (l.done as number) > 0 && (l.total as number) > 0);
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.some((l) => typeof l.eta_s === 'number')).toBe(true);
+  }
+}, 600_000);
