@@ -1,4 +1,4 @@
-// `npm run worker` on both backends: a gateway with its built-in worker off
+// `npm run worker` and EMBEDDING_TENANT_RATE on both backends: a gateway with its built-in worker off
 // (EMBEDDING_WORKER_CONCURRENCY=0) still queues the work of changed text, and
 // a worker process of its own (another machine's, in production) embeds it,
 // logged in as the gateway is, and stops in order on SIGTERM.
@@ -8,7 +8,8 @@ import { startPipeline, statusOf, INGEST, type IngestedDocument, type PipelineHa
 let h: PipelineHarness;
 const ENV = { EMBEDDING_PROVIDER: 'local', EMBED_SYNC_MAX_CHARS: '100', EMBEDDING_WORKER_CONCURRENCY: '0' };
 beforeAll(async () => {
-  h = await startPipeline(ENV);
+  // The gateway's tenants may send 3 texts a second to the provider (the worker process has its own rate).
+  h = await startPipeline({ ...ENV, EMBEDDING_TENANT_RATE: '3' });
 }, 240_000);
 afterAll(() => h?.stop());
 
@@ -44,4 +45,16 @@ test('npm run worker without an embedding provider refuses to start, naming the 
   const exit = await worker.exited;
   expect(exit.code).not.toBe(0);
   expect(worker.output()).toMatch(/EMBEDDING_PROVIDER is none/);
+});
+
+test('EMBEDDING_TENANT_RATE: a tenant’s burst above its rate is told so (EMBEDDING_RATE_LIMITED); another tenant is not affected', async () => {
+  const search = (text: string, tenant: string) => h.graphql(`query ($q: String) { searchDocumentChunks(query: $q, first: 1) { distance } }`, { q: text }, tenant);
+  // Eight at once against a bucket of three a second.
+  const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => search(`question number ${i}`, 'greedy')));
+  const limited = answers.filter((a) => a.body.errors?.[0]?.extensions?.code === 'EMBEDDING_RATE_LIMITED');
+  expect(limited.length).toBeGreaterThanOrEqual(1);
+  expect(answers.length - limited.length).toBeGreaterThanOrEqual(3);
+  expect(limited[0]!.body.errors![0]!.message).toMatch(/above its embedding rate of 3 texts per second \(EMBEDDING_TENANT_RATE\)/);
+  // Another tenant searches as usual.
+  expect((await search('another tenant asks', 'modest')).body.errors).toBeUndefined();
 });
