@@ -8,6 +8,7 @@
 // schema is enumerated from the catalog, must be security_invoker, and must
 // show its reader nothing of another tenant.
 import pg from 'pg';
+import { READONLY_ROLE } from '../../src/config/roles.ts';
 import { startReporting, type ReportingHarness, type ReportingLoginInfo } from '../support/reporting.ts';
 import {
   expectedCoverage,
@@ -151,6 +152,17 @@ test('every view of sheratan_reporting runs as its caller (security_invoker) and
       expect(seen.n).toBeGreaterThan(0);
       if (v.has_tenant) expect({ view: v.relname, tenants: seen.tenants }).toEqual({ view: v.relname, tenants: [tenant] });
     }
+  }
+});
+
+test('a view without security_invoker shows a login every tenant (its owner bypasses row-level security): what the check above catches', async () => {
+  const owner = await h.owner();
+  await owner.query(`create view sheratan_reporting.leaky as select tenant from sheratan.search_logs; grant select on sheratan_reporting.leaky to ${READONLY_ROLE}`);
+  try {
+    const seen = await asLogin('acme', 'UTC', async (c) => (await c.query('select distinct tenant from sheratan_reporting.leaky order by 1')).rows.map((r) => r.tenant));
+    expect(seen).toEqual([...TENANTS].sort());
+  } finally {
+    await owner.query('drop view sheratan_reporting.leaky');
   }
 });
 
