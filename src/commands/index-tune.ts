@@ -3,7 +3,7 @@ import { ConfigError } from '../config/config.ts';
 import { withPgClient } from '../database/connect.ts';
 import { describeAnnIndex, formatAnnIndex, INDEX_KINDS, kindOf, rebuildAnnIndex, specForKind, type AnnSpec, type IndexKind } from '../database/ann-index.ts';
 import { usingDatabase, type Command } from './command.ts';
-import { indexBuildProgress, Progress, withProgress } from '../operations/progress.ts';
+import { indexBuildProgress, Progress, progressLines, withProgress } from '../operations/progress.ts';
 
 /** A whole-number option within [min, max], or undefined when not given. */
 function whole(name: string, raw: string | undefined, min: number, max: number): number | undefined {
@@ -54,7 +54,7 @@ export const indexTune: Command = {
         if (spec) {
           const started = Date.now();
           const rows = (await client.query<{ n: number }>('select count(*)::int as n from sheratan.document_chunks where embedding is not null')).rows[0]!.n;
-          const progress = new Progress('index build', { unit: 'tuples', total: rows || null });
+          const progress = new Progress('index build', { unit: 'tuples', total: rows || null, lines: progressLines(config.logLevel) });
           const building = rebuildAnnIndex(client, spec, { concurrently: db.backend === 'server', maintenanceWorkMem: values['maintenance-work-mem'] });
           building.catch(() => undefined); // handled by withProgress; this only keeps it from counting as unhandled meanwhile
           // A server reports the build's progress to another session; the embedded engine runs one

@@ -25,7 +25,12 @@ export interface ProgressOptions {
   ttyIntervalMs?: number;
   /** The least time between two JSON lines (ms). */
   lineIntervalMs?: number;
+  /** Whether JSON lines are written when not on a terminal: they are info log lines, so LOG_LEVEL above info turns them off. */
+  lines?: boolean;
 }
+
+/** The JSON lines' switch for a configuration's LOG_LEVEL (they are info lines). */
+export const progressLines = (logLevel: string): boolean => logLevel === 'debug' || logLevel === 'info';
 
 export interface ProgressState {
   task: string;
@@ -71,6 +76,7 @@ export class Progress {
   private readonly tty: boolean;
   private readonly ttyIntervalMs: number;
   private readonly lineIntervalMs: number;
+  private readonly lines: boolean;
   private readonly started: number;
   private total: number | null;
   private done = 0;
@@ -87,6 +93,7 @@ export class Progress {
     this.tty = this.stream.isTTY === true;
     this.ttyIntervalMs = options.ttyIntervalMs ?? 100;
     this.lineIntervalMs = options.lineIntervalMs ?? 2000;
+    this.lines = options.lines ?? true;
     this.started = this.now();
     this.emit(true);
   }
@@ -137,6 +144,7 @@ export class Progress {
   private render(final: boolean, outcome?: string): void {
     const s = this.state();
     if (!this.tty) {
+      if (!this.lines) return;
       const line: Record<string, unknown> = {
         time: new Date().toISOString(),
         level: outcome?.startsWith('failed') ? 'error' : 'info',

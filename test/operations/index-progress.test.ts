@@ -30,7 +30,8 @@ afterAll(() => h.stop());
 
 test('index:tune --hnsw prints its progress as JSON lines while it builds, then the result on stdout', () => {
   const run = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'index:tune', '--hnsw', '--m', '8', '--ef-construction', '16'], {
-    env: { ...process.env, ...h.cliEnv },
+    // Progress lines are info log lines (the harness's CLI environment is silent).
+    env: { ...process.env, ...h.cliEnv, LOG_LEVEL: 'info' },
     encoding: 'utf8',
     timeout: 600_000,
   });
@@ -39,6 +40,7 @@ test('index:tune --hnsw prints its progress as JSON lines while it builds, then 
   const lines = run.stderr
     .split('\n')
     .filter(Boolean)
+    .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)
     .filter((l) => l.task === 'index build');
   expect(lines[0]).toMatchObject({ msg: 'index build: in progress', done: 0, total: CHUNKS });
