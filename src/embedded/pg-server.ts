@@ -402,6 +402,8 @@ export class PgDatabase {
 
   /** Ends `s`'s connection with a FATAL error; its transaction rolls back as it disconnects. */
   private end(s: Session, code: string, text: string): void {
+    // Nothing more of it runs, whatever it had already sent.
+    s.alive = false;
     s.socket.end(wire.errorResponse('FATAL', code, text));
     s.socket.destroy();
   }
@@ -445,14 +447,15 @@ export class PgDatabase {
       for (const r of prepared) await db.exec(`deallocate ${quoteIdent(r.name)}`);
       prev.dirty = false;
     }
-    await db.exec('reset all; reset role');
-    if (this.sealed) {
+    // (PGlite ignores RESET SESSION AUTHORIZATION: name the engine's superuser.)
+    if (!this.sealed) await db.exec('reset all; reset role; set session authorization postgres');
+    else {
+      await db.exec('reset all; reset role');
       // Before the engine is its bootstrap role again, which must be a superuser then.
       await unseal(db, this.options.sealKey);
       this.sealed = false;
+      await db.exec('set session authorization postgres');
     }
-    // (PGlite ignores RESET SESSION AUTHORIZATION: name the engine's superuser.)
-    await db.exec('set session authorization postgres');
     this.applied = null;
   }
 
