@@ -124,3 +124,46 @@ test('embeddings:migrate --reembed embeds every document again through the worke
   );
   await h.until(embedded(doc.rowId), 60_000, 'the document to be embedded again');
 });
+
+test('the workers’ steps work within the caller’s tenant only: another tenant’s document, chunks and job are out of reach', async () => {
+  const doc = await ingest({ title: 'private', content: 'Tenant A keeps this text to itself.' }, 'tenant-a');
+  const [model] = await h.sql<{ model: string }>('select model from sheratan_private.vectorizer');
+  // Tenant A's own embedding job (its text changed).
+  await h.sql("update sheratan.documents set content = 'Tenant A changed its text.' where id = $1", [doc.rowId]);
+  const [job] = await h.sql<{ id: string; locked_by: string | null }>(
+    "select id, locked_by from sheratan.jobs where job_type = 'embed_document' and tenant = 'tenant-a' order by id desc limit 1",
+  );
+  await h.until(embedded(doc.rowId), 60_000, 'tenant A’s document to be embedded again');
+  const [chunk] = await h.sql<{ id: string; content: string; embedding: string }>('select id, content, embedding::text from sheratan.document_chunks where document_id = $1', [doc.rowId]);
+  const other = `[${Array.from({ length: 512 }, (_, i) => (i === 1 ? 1 : 0)).join(',')}]`;
+  // Each call in its own transaction as tenant B's API role, as the worker makes them (committed: what it did stays).
+  const asTenantB = async (text: string, values: unknown[]): Promise<unknown> => {
+    const client = new pg.Client(h.gateway.db.authUrl);
+    await client.connect();
+    try {
+      await client.query('begin');
+      await client.query("select set_config('role', 'sheratan_app', true), set_config('jwt.claims.tenant', 'tenant-b', true), set_config('jwt.claims.sub', 'mallory', true)");
+      const { rows } = await client.query<{ r: unknown }>(text, values);
+      await client.query('commit');
+      return rows[0]!.r;
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    } finally {
+      await client.end();
+    }
+  };
+  expect(await asTenantB('select sheratan_private.store_chunk_vectors($1, $2, $3, $4) as r', [[chunk!.id], [chunk!.content], [other], model!.model])).toBe(0);
+  expect(await asTenantB('select sheratan_private.rechunk_document($1, $2, $3) as r', [doc.rowId, '[]', 'Tenant A changed its text.'])).toBe(-1);
+  await expect(asTenantB('select sheratan_private.insert_prepared_chunks($1, $2) as r', [doc.rowId, '[{"content": "planted"}]'])).rejects.toThrow(/no document .* in this tenant/);
+  expect(await asTenantB("select sheratan_private.finish_embedding_job($1, $2, 'x', 0, true) as r", [job!.id, job!.locked_by ?? 'w'])).toBe('lost');
+  // The declared model only: no one records vectors as made by another model.
+  await expect(asTenantB('select sheratan_private.store_chunk_vectors($1, $2, $3, $4) as r', [[chunk!.id], [chunk!.content], [other], 'forged:model'])).rejects.toThrow(
+    /the store embeds with/,
+  );
+  const [after] = await h.sql<{ embedding: string; n: string }>(
+    'select embedding::text, (select count(*) from sheratan.document_chunks where document_id = $2) as n from sheratan.document_chunks where id = $1',
+    [chunk!.id, doc.rowId],
+  );
+  expect(after).toEqual({ embedding: chunk!.embedding, n: '1' });
+});
