@@ -32,7 +32,7 @@ const REFUSED = ['42501', '42501', '42501', '42501', '42501'];
 // fixed; on a server they are ordinary tests.
 const embeddedDefect =
   (defect: string) =>
-  (name: string, fn: () => void | Promise<void>): void =>
+  (name: string, fn: jest.ProvidesCallback): void =>
     backend === 'server' ? test(name, fn) : test.failing(`${name} [fails on the embedded engine: ${defect}]`, fn);
 // It does not yet take start-up parameters (TimeZone, options -c …) from a client: the session keeps UTC.
 const zoneTest = embeddedDefect('start-up parameters are ignored (issue 29 item 1)');
