@@ -152,7 +152,7 @@ test('searchDocumentChunks(query) finds the passage of a paraphrased question fi
   expect(logged).toMatchObject({ query_text: 'Which vector index works before any data is loaded?', filters: { query: 'text' } });
 });
 
-test('exactly one of embedding and query: both or neither is a clear error', async () => {
+test('exactly one of embedding and query: both or neither is a clear error, as is blank, too long or NUL text', async () => {
   const vector = Array.from({ length: 512 }, () => 0.1);
   const both = await h.graphql(`query ($v: Vector) { searchDocumentChunks(embedding: $v, query: "x") { distance } }`, { v: vector });
   expect(both.body.errors?.[0]).toMatchObject({ extensions: { code: 'EMBEDDING_OR_QUERY_REQUIRED' } });
@@ -160,6 +160,11 @@ test('exactly one of embedding and query: both or neither is a clear error', asy
   expect(neither.body.errors?.[0]).toMatchObject({ extensions: { code: 'EMBEDDING_OR_QUERY_REQUIRED' } });
   const blank = await h.graphql(`{ searchDocumentChunks(query: "  ") { distance } }`);
   expect(blank.body.errors?.[0]).toMatchObject({ extensions: { code: 'EMPTY_TEXT' } });
+  const long = await h.graphql(`query ($q: String) { searchDocumentChunks(query: $q) { distance } }`, { q: 'why '.repeat(501) });
+  expect(long.body.errors?.[0]).toMatchObject({ extensions: { code: 'QUERY_TEXT_TOO_LONG' } });
+  expect(long.body.errors![0]!.message).toMatch(/MAX_QUERY_TEXT_LENGTH/);
+  const nul = await h.graphql(`query ($q: String) { searchDocumentChunks(query: $q) { distance } }`, { q: 'a\u0000b' });
+  expect(nul.body.errors?.[0]).toMatchObject({ extensions: { code: 'TEXT_HAS_NUL' } });
   const byVector = await h.graphql(`query ($v: Vector) { searchDocumentChunks(embedding: $v, first: 1) { distance } }`, { v: vector });
   expect(byVector.body.errors).toBeUndefined();
 });
