@@ -648,17 +648,38 @@ comment on function sheratan_private.finish_embedding_job(bigint, text, text, in
 
 -- Which tenants have embedding work due, for the workers' fair share: the
 -- gateway's login may read these counts, and nothing else, across tenants.
+-- The tenants are found by skipping through the index from one to the next
+-- (a loose index scan: about one probe per tenant, however many jobs wait),
+-- and each one's count stops at 1,000.
+create index if not exists jobs_embed_due_idx on sheratan.jobs (tenant, run_at)
+  where job_type = 'embed_document' and status = 'pending';
 drop function if exists sheratan_private.embedding_work();
 create function sheratan_private.embedding_work() returns table (tenant text, due bigint)
   language sql stable security definer
   set search_path = pg_catalog, pg_temp
 as $$
-  select j.tenant, count(*)
-    from sheratan.jobs j
-   where j.job_type = 'embed_document'
-     and ((j.status = 'pending' and j.run_at <= now())
-          or (j.status = 'running' and j.locked_at < now() - sheratan_private.job_lock_timeout()))
-   group by j.tenant
+  with recursive tenants as (
+    (select j.tenant from sheratan.jobs j
+      where j.job_type = 'embed_document' and j.status = 'pending'
+      order by j.tenant limit 1)
+    union all
+    select (select j.tenant from sheratan.jobs j
+             where j.job_type = 'embed_document' and j.status = 'pending' and j.tenant > t.tenant
+             order by j.tenant limit 1)
+      from tenants t where t.tenant is not null
+  ), due as (
+    select t.tenant,
+           (select count(*) from (select 1 from sheratan.jobs j
+                                   where j.job_type = 'embed_document' and j.status = 'pending'
+                                     and j.tenant = t.tenant and j.run_at <= now() limit 1000) x) as due
+      from tenants t where t.tenant is not null
+    union all
+    -- Jobs of a worker that died (held past JOB_LOCK_TIMEOUT): claiming them in their tenant frees them.
+    select j.tenant, count(*) from sheratan.jobs j
+     where j.job_type = 'embed_document' and j.status = 'running' and j.locked_at < now() - sheratan_private.job_lock_timeout()
+     group by j.tenant
+  )
+  select d.tenant, sum(d.due)::bigint from due d group by d.tenant having sum(d.due) > 0
 $$;
 comment on function sheratan_private.embedding_work() is
   'Tenants with embed_document jobs due (or abandoned by a worker that died), and how many: what the embedding workers share out.';
