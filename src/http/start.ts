@@ -7,10 +7,15 @@ import { openDatabase, type Database } from '../database/connect.ts';
 import { effectiveJwtSecret } from '../config/jwt-secret.ts';
 import { createGateway, type Gateway } from './gateway.ts';
 import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from '../database/migrations.ts';
-import { routeConsoleToLog, setLogLevel } from '../config/log.ts';
+import { log, routeConsoleToLog, setLogLevel } from '../config/log.ts';
 import type { SchemaReloader } from '../graphql/schema-reload.ts';
 import { assertDimension, inspectVector, searchSettings } from '../database/vector-column.ts';
+import { checkEmbeddingProvider } from '../embedding/check.ts';
+import { EmbeddingError } from '../embedding/errors.ts';
 import { createTextServices, type TextServices } from '../embedding/worker-context.ts';
+
+/** How long start-up waits for the embedding provider's answer to one text (a local model's first call loads it). */
+const PROVIDER_CHECK_MS = 15_000;
 
 export interface RunningGateway {
   url: string;
@@ -43,6 +48,15 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       releaseMigratePools();
     }
     const vector = await inspectVector(db.authUrl);
+    text = createTextServices(config);
+    // The provider's vectors must fit the column before anything serves: a mismatch refuses to start with one
+    // line naming both numbers (checked before VECTOR_DIMENSION, whose default follows the provider, so the
+    // message names the real cause). A provider that does not answer now only warns: text that arrives is
+    // accepted PENDING and the workers retry, as they would if it went down later.
+    await checkEmbeddingProvider(text.provider, vector.dimension, { timeoutMs: PROVIDER_CHECK_MS }).catch((err: unknown) => {
+      if (!(err instanceof EmbeddingError) || err.code === 'EMBEDDING_DIMENSION_MISMATCH') throw err;
+      log('warn', `the embedding provider is not answering at start; text ingest waits PENDING until it does: ${err.message}`, { code: err.code });
+    });
     assertDimension(config, vector);
     const effective: Config = { ...config, jwtSecret: effectiveJwtSecret(config) };
     gateway = await createGateway(
@@ -51,7 +65,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       vector,
       { ...searchSettings(config, vector), 'sheratan.job_lock_timeout': String(config.jobLockTimeoutS) },
       options.reloader,
-      (text = createTextServices(config)),
+      text,
     );
     const port = options.port ?? config.port;
     const host = options.host ?? config.host;

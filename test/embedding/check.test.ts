@@ -90,3 +90,32 @@ describe('doctor', () => {
     expect(wrong).toMatchObject({ status: 'fail', detail: expect.stringMatching(/answered 383 numbers for text 0 but the column holds 384/) });
   });
 });
+
+test('npm start’s gateway: a provider answering another dimension refuses to start; one not answering only warns and text waits', async () => {
+  const { startGateway } = await import('../../src/http/start.ts');
+  const { createTestDatabase, migrateTestDatabase } = await import('../support/backend.ts');
+  const database = await createTestDatabase();
+  const env = { ...database.env, LOG_LEVEL: 'silent', EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: server.url, EMBEDDING_MODEL: 'm', EMBEDDING_MAX_RETRIES: '0', EMBEDDING_WORKER_CONCURRENCY: '0' };
+  try {
+    // The column is vector(384); the test server answers 384 when asked for `dimensions`, 511 with the fault.
+    const config = parseConfig({ ...env, VECTOR_DIMENSION: '384', EMBEDDING_DIMENSIONS: '384' });
+    await migrateTestDatabase(config);
+    await server.setFault({ wrongDimension: true });
+    const refused = await startGateway(config, { port: 0 }).then(
+      async (g) => (await g.stop(), null),
+      (e: Error) => e,
+    );
+    expect(refused?.message).toMatch(/answered 383 numbers .* holds 384/);
+    expect(refused?.message).not.toContain('\n');
+    await server.setFault({ serverError: { count: 1000, status: 503 } });
+    const running = await startGateway(config, { port: 0 });
+    try {
+      expect((await fetch(`${running.url}/readyz`)).status).toBe(200);
+    } finally {
+      await running.stop();
+    }
+  } finally {
+    await server.setFault({});
+    await database.drop();
+  }
+});
