@@ -422,7 +422,13 @@ export class PgCluster {
       saved: loginSettings(found.settings),
       statements: new Set(),
       queue: Promise.resolve(),
-      databaseCommand: (sql) => (DUMP_COMMAND.test(sql) ? this.dump(database, found.rolsuper) : this.databaseCommand(sql)),
+      // Dropping a database wipes its instance: as a server requires its owner (or a superuser), only a superuser login may.
+      databaseCommand: async (sql) =>
+        DUMP_COMMAND.test(sql)
+          ? this.dump(database, found.rolsuper)
+          : found.rolsuper
+            ? this.databaseCommand(sql)
+            : wire.errorResponse('ERROR', '42501', `database commands (DROP, CREATE, ALTER DATABASE, GRANT … ON DATABASE) need a superuser login on the embedded engine; "${user}" is not one`),
     };
     database.addSession(session);
     return session;

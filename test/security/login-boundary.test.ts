@@ -160,6 +160,24 @@ test('after every attempt, nothing the attempts tried to plant is there, and the
   expect(res.body.data?.allDocuments.nodes.map((n) => n.title).sort()).toEqual(['g1', 'g2', 'g3']);
 });
 
+test('a reporting login cannot drop, alter or grant on the database', async () => {
+  const database = new URL(h.ownerUrl).pathname.slice(1);
+  const a = await connect(A);
+  try {
+    for (const sql of [`drop database ${database}`, `drop database if exists ${database}`, `alter database ${database} set work_mem = '1MB'`]) {
+      await expect(a.query(sql)).rejects.toMatchObject({ code: '42501' });
+    }
+    // (A server answers a GRANT by a non-owner with a warning, "no privileges were granted"; the engine refuses it.)
+    await a.query(`grant all on database ${database} to ${A}`).catch(() => undefined);
+    expect((await a.query(`select has_database_privilege(current_user, current_database(), 'CREATE') as can`)).rows).toEqual([{ can: false }]);
+    expect((await a.query<{ n: number }>('select count(*)::int as n from sheratan.documents')).rows).toEqual([{ n: 2 }]);
+  } finally {
+    await a.end();
+  }
+  const globex = await h.graphql<{ allDocuments: { totalCount: number } }>('{ allDocuments { totalCount } }', { token: h.token('sheratan_app', 'globex') });
+  expect(globex.body.data?.allDocuments.totalCount).toBe(3);
+});
+
 test("one login cannot FETCH another's WITH HOLD cursor", async () => {
   const a = await connect(A);
   const b = await connect(B);
