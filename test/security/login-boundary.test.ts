@@ -147,6 +147,10 @@ test('after every attempt, nothing the attempts tried to plant is there, and the
     expect(lower.rows[0]!.lang).toBe('internal');
     const granted = await owner.query(`select 1 from pg_auth_members m where m.member = $1::regrole and m.roleid = 'sheratan_app'::regrole`, [A]);
     expect(granted.rows).toEqual([]);
+    if (backend === 'embedded') {
+      // Sealed, the bootstrap role is reachable; it must be a member of nothing it could SET ROLE to.
+      expect((await owner.query(`select roleid::regrole::text as r from pg_auth_members where member = 10`)).rows).toEqual([]);
+    }
     const roles = await owner.query<{ rolname: string; rolsuper: boolean }>(`select rolname, rolsuper from pg_roles where rolname = any($1) order by rolname`, [[A, B]]);
     expect(roles.rows).toEqual([
       { rolname: A, rolsuper: false },
