@@ -16,11 +16,11 @@ import { APP_ROLE } from '../src/config/roles.ts';
 import { inspectVector, searchSettings } from '../src/database/vector-column.ts';
 import { tempDataDir } from '../test/support/harness.ts';
 import { topicalVectors, toPgVector } from '../test/support/embeddings.ts';
-import { graphqlClient, insertDocument, percentile, postJson, removeBenchTenants, startPeer } from './support.ts';
+import { benchConfig, graphqlClient, insertDocument, percentile, postJson, removeBenchTenants, startPeer } from './support.ts';
 
 const TENANT = `bench-floor-${process.pid}`;
 const dataDir = tempDataDir();
-const running = await startGateway({ ...loadConfig(), dataDir, logLevel: 'silent' }, { port: 0 });
+const running = await startGateway({ ...benchConfig(loadConfig), dataDir, logLevel: 'silent' }, { port: 0 });
 console.log(`backend: ${running.db.backend}, 4,000 chunks × 384, p50 of 200 queries`);
 const owner = new pg.Client(running.db.ownerUrl);
 await owner.connect();

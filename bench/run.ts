@@ -18,7 +18,8 @@ const { inspectVector, searchSettings } = await import('../src/database/vector-c
 const { projectRoot } = await import('../src/config/paths.ts');
 const { APP_ROLE } = await import('../src/config/roles.ts');
 const { rng, topicalVectors, toPgVector } = await import('../test/support/embeddings.ts');
-const { graphqlClient, insertDocument, measureHttp, percentile, removeBenchTenants, startPeer } = await import('./support.ts');
+const { benchConfig, graphqlClient, insertDocument, measureHttp, percentile, removeBenchTenants, startPeer } = await import('./support.ts');
+const { Progress, progressLines } = await import('../src/operations/progress.ts');
 
 const quick = process.argv.includes('--quick');
 const DIM = 384;
@@ -32,10 +33,17 @@ const QUERIES = quick ? 100 : 300;
 const CONCURRENCY = 8;
 
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sheratan-bench-'));
-const base = loadConfig();
+const base = benchConfig(loadConfig);
 const config = { ...base, dataDir, logLevel: 'silent' as const, poolSize: CONCURRENCY, poolMaxOverflow: 0, maxSearchResults: 100 };
 const running = await startGateway(config, { port: 0 });
 const token = signToken(running.config.jwtSecret!, { role: APP_ROLE, tenant: TENANT, sub: 'bench' });
+// Where the run is (issue 32: a run of many minutes printed nothing until its tables): a bar on a
+// terminal, JSON lines otherwise; one step per section and per size, the loading counted within.
+const progress = new Progress('bench', { unit: 'steps', total: 7 + sizes.length, lines: progressLines(base.logLevel) });
+let stepsDone = 0;
+const step = (phase: string): void => {
+  progress.update(stepsDone++, { phase });
+};
 const raw = new pg.Pool({ connectionString: running.db.ownerUrl, max: CONCURRENCY });
 await removeBenchTenants(raw, (tenant) => {
   const pid = Number(/^bench-(\d+)-/.exec(tenant)?.[1]);
@@ -166,6 +174,7 @@ async function ingestRaw(n: number): Promise<void> {
 }
 let graphqlIngestMs = 0;
 let rawIngestMs = 0;
+step('ingest');
 for (let d = 0; d <= INGEST_DOCS; d++) {
   let t = performance.now();
   await ingestGraphql(2 * d);
@@ -190,6 +199,7 @@ const scaling: Array<{
 const few = queries.slice(0, Math.min(40, queries.length));
 const FILTERED = 'query ($e: Vector!) { searchDocumentChunks(embedding: $e, first: 10, filter: { sources: ["rare"] }) { chunk { rowId } } }';
 for (const n of sizes) {
+  step(`scaling at ${n} chunks`);
   await loadUpTo(n);
   const hnsw = await measure(few, 1, rawSearch);
   const exact = await measure(few.slice(0, 20), 1, exactSearch);
@@ -227,6 +237,7 @@ for (const n of sizes) {
   process.stderr.write(`  ${n} chunks loaded\n`);
 }
 
+step('GraphQL against raw SQL');
 for (const q of queries.slice(0, 10)) await graphqlSearch(q); // warm plans and caches
 for (const q of queries.slice(0, 10)) await rawSearch(q);
 for (const q of queries.slice(0, 10)) await tunedSearch(q);
@@ -241,6 +252,7 @@ const d8 = await measure(queries, CONCURRENCY, rawSearch);
 const exactLat: number[] = [];
 const truths: string[][] = [];
 let found = 0;
+step('recall against exact search');
 const recallQueries = queries.slice(0, quick ? 50 : 100);
 for (const q of recallQueries) {
   const started = performance.now();
@@ -254,6 +266,7 @@ const recall = found / (exactLat.length * 10);
 
 // ---- recall and latency by hnsw.ef_search at the largest size: the measure
 // SEARCH_EF's default is chosen by (recall@10 >= 0.95 at the lowest cost).
+step('recall by hnsw.ef_search');
 const EF_SWEEP = [20, 40, 64, 100, 200];
 const efSweep: Record<string, { recall_at_10: number; p50_ms: number }> = {};
 {
@@ -313,6 +326,7 @@ const MODES: Record<string, { query: string; variables: (q: number[], i: number)
     variables: (_q, i) => ({ id: sample.rows[i % sample.rows.length].document_id }),
   },
 };
+step('retrieval modes');
 const modes: Record<string, { p50_ms: number; p95_ms: number }> = {
   'search (top-k)': { p50_ms: round(percentile(g1.lat, 50)), p95_ms: round(percentile(g1.lat, 95)) },
 };
@@ -338,6 +352,7 @@ await raw.query(`
   grant usage on schema sheratan_bench to sheratan_app;
   grant execute on function sheratan_bench.search_chunks(text, integer) to sheratan_app;`);
 // Each peer's request for a query vector, and where it goes.
+step('peers');
 const PEERS: Record<string, { path: string; body: (q: number[]) => unknown }> = {
   postgraphile_plain: {
     path: '/graphql',
@@ -366,6 +381,7 @@ for (const [name, call] of Object.entries(PEERS)) {
 // ---- index kinds (VECTOR_INDEX) side by side, on a scratch table per dimension
 const { measureIndexKinds } = await import('./index-kinds.ts');
 const KIND_DIMS = quick ? [384] : [384, 1536];
+step('index kinds');
 const KIND_ROWS = quick ? 1000 : 10_000;
 process.stderr.write(`  index kinds: ${KIND_DIMS.join(' and ')} dimensions, ${KIND_ROWS} rows each\n`);
 const indexKinds = await measureIndexKinds(raw, KIND_DIMS, KIND_ROWS, quick ? 30 : 100, tunedSettings, running.config.annRerankFactor);
@@ -418,6 +434,7 @@ const out = path.join(projectRoot, 'bench/results');
 mkdirSync(out, { recursive: true });
 writeFileSync(path.join(out, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
 const s = result.search;
+progress.finish();
 process.stdout.write(
   [
     `dataset: ${maxN} chunks × ${DIM} dims (${result.mode}), ${QUERIES} queries, k = 10`,

@@ -121,3 +121,24 @@ export async function measureHttp(url: string, token: string, bodies: unknown[],
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * The benchmark's configuration, or one line saying what is wrong and exit 1
+ * (not a stack): an invalid variable, or a server (DATABASE_URL) without
+ * JWT_SECRET, with which the benchmark signs its tokens (the embedded data
+ * directory generates its own).
+ */
+export function benchConfig<C extends { databaseUrl: string | undefined; jwtSecret: string | undefined }>(load: () => C): C {
+  let config: C;
+  try {
+    config = load();
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  if (config.databaseUrl && !config.jwtSecret) {
+    process.stderr.write('bench: JWT_SECRET must be set on a server (DATABASE_URL): the benchmark signs its tokens with the gateway\'s secret, e.g. JWT_SECRET=$(openssl rand -hex 32) npm run bench\n');
+    process.exit(1);
+  }
+  return config;
+}

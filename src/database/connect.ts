@@ -50,14 +50,78 @@ export function serverUrls(config: Config & { databaseUrl: string }): Omit<Datab
   const owner = config.databaseUrl;
   const dbName = databaseName(owner);
   const authUrl = config.authDatabaseUrl ?? withUser(owner, AUTHENTICATOR_ROLE);
-  return {
+  const urls = {
     ownerUrl: owner,
     authUrl,
     readUrl: config.readDatabaseUrl ?? authUrl,
     shadowUrl: config.shadowDatabaseUrl ?? onDatabase(owner, `${dbName}_shadow`),
     rootUrl: config.rootDatabaseUrl ?? onDatabase(owner, 'postgres'),
   };
+  // Which setting each connection comes from, most specific last (the same login may serve several).
+  nameConnection(urls.rootUrl, config.rootDatabaseUrl ? 'ROOT_DATABASE_URL' : 'DATABASE_URL (its user on the postgres database, as the root connection)');
+  nameConnection(urls.shadowUrl, config.shadowDatabaseUrl ? 'SHADOW_DATABASE_URL' : 'DATABASE_URL (its user on the shadow database)');
+  nameConnection(urls.readUrl, config.readDatabaseUrl ? 'READ_DATABASE_URL' : config.authDatabaseUrl ? 'AUTH_DATABASE_URL' : `AUTH_DATABASE_URL (unset: DATABASE_URL as ${AUTHENTICATOR_ROLE})`);
+  nameConnection(authUrl, config.authDatabaseUrl ? 'AUTH_DATABASE_URL' : `AUTH_DATABASE_URL (unset: DATABASE_URL as ${AUTHENTICATOR_ROLE})`);
+  nameConnection(owner, 'DATABASE_URL');
+  if (config.rootDatabaseUrl) nameConnection(config.rootDatabaseUrl, 'ROOT_DATABASE_URL');
+  return urls;
 }
+
+// A connection that fails names the setting it came from (issue 32: "password
+// authentication failed for user X" left the operator guessing between
+// DATABASE_URL and AUTH_DATABASE_URL). Every connection, the pools' included,
+// goes through pg.Client#connect, which knows its own parameters: the login
+// (user, host, port, database) is looked up among the settings' connection strings.
+const settingOf = new Map<string, string>();
+const loginKey = (p: { user?: string | null; host?: string | null; port?: number | string | null; database?: string | null }): string =>
+  `${p.user ?? ''}@${p.host ?? ''}:${p.port ?? 5432}/${p.database ?? ''}`;
+
+function urlKey(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    return loginKey({ user: decodeURIComponent(u.username), host: u.hostname, port: u.port || 5432, database: databaseName(url) });
+  } catch {
+    return undefined;
+  }
+}
+
+function nameConnection(url: string, setting: string): void {
+  const key = urlKey(url);
+  if (key) settingOf.set(key, setting);
+}
+
+/** The variables that hold connection strings, as the environment (with `.env`) has them now. */
+const CONNECTION_VARIABLES = ['DATABASE_URL', 'AUTH_DATABASE_URL', 'READ_DATABASE_URL', 'SHADOW_DATABASE_URL', 'ROOT_DATABASE_URL'] as const;
+
+/** The setting a client's connection came from, if it is one of the configuration's. */
+function settingFor(client: pg.Client): string | undefined {
+  const p = (client as unknown as { connectionParameters?: { user?: string; host?: string; port?: number; database?: string } }).connectionParameters;
+  if (!p) return undefined;
+  const key = loginKey(p);
+  // A variable's own connection string first (commands connect before they derive the others), then the derived ones.
+  for (const name of CONNECTION_VARIABLES) {
+    const value = process.env[name];
+    if (value && urlKey(value) === key) return name;
+  }
+  return settingOf.get(key);
+}
+
+function naming(err: unknown, client: pg.Client): unknown {
+  const setting = settingFor(client);
+  if (setting && err instanceof Error && !err.message.includes(' (connecting with ')) {
+    err.message = `${err.message} (connecting with ${setting}: check its user, password, host and database)`;
+  }
+  return err;
+}
+
+type Connect = (this: pg.Client, callback?: (err: Error | undefined) => void) => Promise<void> | void;
+const originalConnect = pg.Client.prototype.connect as unknown as Connect;
+(pg.Client.prototype as unknown as { connect: Connect }).connect = function (this: pg.Client, callback?: (err: Error | undefined) => void) {
+  if (callback) return originalConnect.call(this, (err) => callback(err ? (naming(err, this) as Error) : err));
+  return (originalConnect.call(this) as Promise<void>).catch((err: unknown) => {
+    throw naming(err, this);
+  });
+};
 
 export interface OpenOptions {
   /** What this process is (shown to others that find the embedded data directory in use). */
