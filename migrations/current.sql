@@ -1,5 +1,28 @@
 -- Enter migration here
 
+-- >>> section limits
+-- groupedAggregates has no `first`: its groups are bounded here, in the same
+-- statement (plugins/grouped-aggregates-cap.ts asks for the cap + 1 groups and
+-- passes each group's position), so a request asking for more groups than
+-- MAX_PAGE_SIZE is refused rather than answered in full or silently cut.
+create or replace function sheratan_private.assert_group_count(group_position bigint, cap integer) returns boolean
+  language plpgsql immutable parallel safe
+  set search_path = pg_catalog
+as $$
+begin
+  if group_position > cap then
+    raise exception 'groupedAggregates would return more than % groups (MAX_PAGE_SIZE): narrow it with a condition or fewer groupBy keys', cap
+      using errcode = '54000';
+  end if;
+  return true;
+end
+$$;
+comment on function sheratan_private.assert_group_count(bigint, integer) is
+  'Refuses (SQLSTATE 54000) a grouped aggregate whose group at group_position is beyond cap; called by the groupedAggregates plans.';
+revoke all on function sheratan_private.assert_group_count(bigint, integer) from public;
+grant execute on function sheratan_private.assert_group_count(bigint, integer) to :DATABASE_VISITOR, :DATABASE_READONLY;
+-- <<< section limits
+
 -- >>> section sql-hardening
 -- Issue 25, items 3 and 5 (SQL side) and 7: who may execute what, what a
 -- search log row may hold, and jobs that belong to the subject that claimed them.
@@ -171,7 +194,9 @@ begin
    where j.id = (
        select c.id from sheratan.jobs c
         where c.tenant = caller_tenant and c.status = 'pending' and c.run_at <= now()
-          and (job_types is null or c.job_type = any (job_types))
+          -- "Any type" means the tenant's own job types: the store's embedding jobs go
+          -- only to a worker that asks for embed_document by name (src/embedding/worker.ts).
+          and (case when job_types is null then c.job_type <> 'embed_document' else c.job_type = any (job_types) end)
         order by c.priority desc, c.run_at, c.id
         limit 1
         for update skip locked)

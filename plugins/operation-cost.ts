@@ -223,11 +223,15 @@ export function operationCost(
     if (typeof args.offset === 'number' && args.offset > limits.maxOffset) {
       refusal ??= { code: 'OFFSET_TOO_LARGE', message: `${name}(offset: ${args.offset}) is above the limit of ${limits.maxOffset} (MAX_OFFSET)` };
     }
-    if (typeof args.queryText === 'string' && args.queryText.length > limits.maxQueryText) {
-      refusal ??= {
-        code: 'QUERY_TEXT_TOO_LONG',
-        message: `${name}(queryText) has ${args.queryText.length} characters, above the limit of ${limits.maxQueryText} (MAX_QUERY_TEXT_LENGTH)`,
-      };
+    // Search text, logged (queryText) or embedded (query): bounded alike.
+    for (const key of ['queryText', 'query'] as const) {
+      const text = args[key];
+      if (typeof text === 'string' && text.length > limits.maxQueryText) {
+        refusal ??= {
+          code: 'QUERY_TEXT_TOO_LONG',
+          message: `${name}(${key}) has ${text.length} characters, above the limit of ${limits.maxQueryText} (MAX_QUERY_TEXT_LENGTH)`,
+        };
+      }
     }
   };
 
