@@ -318,3 +318,12 @@ test('runWorker claims, runs, completes or fails jobs, and stops cleanly', async
     else expect(r).toMatchObject({ status: 'completed', result: { doubled: n * 2 } });
   }
 });
+
+test("a claim that names no job types never takes the store's own embed_document jobs; one that names it does", async () => {
+  // Enqueued as the text pipeline does (highest priority, oldest), beside a job of the tenant's own.
+  await enqueue('embed_document', { priority: 100 });
+  const own = await enqueue('thumbnail');
+  expect((await claim('any-type-worker'))?.rowId).toBe(own.rowId);
+  expect(await claim('any-type-worker')).toBeNull();
+  expect((await claim('embedding-worker', ['embed_document']))?.jobType).toBe('embed_document');
+});
