@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import * as wire from './wire.ts';
 import { pgDump } from '@electric-sql/pglite-tools/pg_dump';
 import { ENGINE_SCHEMA } from './login-boundary.ts';
+import { checkStartupSettings, REPORTED, StartupSettingError, startupSettings } from './startup-settings.ts';
 import { DUMP_COMMAND, noteQueued, type PgDatabase, type Session, type SessionOutput } from './pg-server.ts';
 
 export interface PgClusterLimits {
@@ -435,11 +436,25 @@ export class PgCluster {
   }
 
   private async login(socket: net.Socket, database: PgDatabase, user: string, params: Record<string, string>): Promise<Session | null> {
+    // The settings the client sent (startup-settings.ts), checked by Postgres
+    // as the login before it is one: a bad one is refused as a server refuses it.
+    let settings: Array<[string, string]>;
+    let reported: Record<string, string>;
+    try {
+      settings = startupSettings(params);
+      reported = await database.exclusive((db) => checkStartupSettings(db, user, settings));
+    } catch (err) {
+      if (!(err instanceof StartupSettingError)) throw err;
+      socket.end(wire.errorResponse('FATAL', err.code, err.message));
+      return null;
+    }
     const session = await this.openSession(database, user, socket);
     if (typeof session === 'string') {
       socket.end(wire.errorResponse('FATAL', '28000', session));
       return null;
     }
+    // Above ALTER ROLE / DATABASE … SET, as on a server; the session's own state from here on.
+    session.saved = [...session.saved, ...settings];
     session.untrusted = true;
     session.restricted = !(await this.isSuperuser(database, user));
     socket.write(
@@ -447,12 +462,9 @@ export class PgCluster {
         wire.authenticationOk(),
         wire.parameterStatus('server_version', database.serverVersion),
         wire.parameterStatus('server_encoding', 'UTF8'),
-        wire.parameterStatus('client_encoding', 'UTF8'),
-        wire.parameterStatus('DateStyle', 'ISO, MDY'),
-        wire.parameterStatus('TimeZone', 'UTC'),
+        ...REPORTED.map((name) => wire.parameterStatus(name, reported[name]!)),
         wire.parameterStatus('integer_datetimes', 'on'),
         wire.parameterStatus('standard_conforming_strings', 'on'),
-        wire.parameterStatus('application_name', params.application_name ?? ''),
         wire.parameterStatus('session_authorization', user),
         wire.backendKeyData(session.id, randomInt(2 ** 31 - 1)),
         wire.readyForQuery('I'),
