@@ -3,6 +3,7 @@ import { ConfigError } from '../config/config.ts';
 import { withPgClient } from '../database/connect.ts';
 import { describeAnnIndex, formatAnnIndex, INDEX_KINDS, kindOf, rebuildAnnIndex, specForKind, type AnnSpec, type IndexKind } from '../database/ann-index.ts';
 import { usingDatabase, type Command } from './command.ts';
+import { log } from '../config/log.ts';
 import { indexBuildProgress, Progress, progressLines, withProgress } from '../operations/progress.ts';
 
 /** A whole-number option within [min, max], or undefined when not given. */
@@ -54,6 +55,14 @@ export const indexTune: Command = {
         if (spec) {
           const started = Date.now();
           const rows = (await client.query<{ n: number }>('select count(*)::int as n from sheratan.document_chunks where embedding is not null')).rows[0]!.n;
+          if (db.backend === 'embedded' && rows > 0) {
+            // Said before the wait, not after: the API is unavailable while the build runs (README "Maintenance on the embedded engine").
+            const note =
+              'the embedded engine runs one statement at a time: until the build ends, the gateway\'s requests and /readyz wait ' +
+              `(measured on 2 shared cores: about 50 s for 20,000 chunks; ${rows.toLocaleString('en-US')} chunks here)`;
+            if (process.stderr.isTTY) process.stderr.write(`note: ${note}\n`);
+            else log('warn', `index:tune: ${note}`);
+          }
           const progress = new Progress('index build', { unit: 'tuples', total: rows || null, lines: progressLines(config.logLevel) });
           const building = rebuildAnnIndex(client, spec, { concurrently: db.backend === 'server', maintenanceWorkMem: values['maintenance-work-mem'] });
           building.catch(() => undefined); // handled by withProgress; this only keeps it from counting as unhandled meanwhile
