@@ -44,18 +44,53 @@ const questions = readJsonl<Question>('questions.jsonl');
  *   hybrid:    recall@10 0.842, MRR 0.695 (the gain is all on the keyword questions:
  *              websearch_to_tsquery needs every word of a question, so the full-text
  *              side rarely matches a question written as a sentence)
- *   text+MMR:  recall@10 0.797, MRR 0.629 (lambda 0.5 trades relevance for novelty)
+ *   text+MMR:  recall@10 0.784–0.797, MRR 0.628–0.629 (lambda 0.5 trades relevance
+ *              for novelty; its 40 candidates come from the HNSW graph, which other
+ *              tenants' rows change)
  * hybridSearchDocumentChunks has no `diversity`, so MMR is measured on search by text.
  */
 const FLOORS = {
-  text: { recall: 0.81, mrr: 0.65 },
-  hybrid: { recall: 0.82, mrr: 0.67 },
-  mmr: { recall: 0.77, mrr: 0.6 },
+  text: { recall: 0.8, mrr: 0.64 },
+  hybrid: { recall: 0.81, mrr: 0.66 },
+  mmr: { recall: 0.75, mrr: 0.59 },
 } as const;
 type Mode = keyof typeof FLOORS;
 
+/**
+ * The same questions over documents of 8 consecutive passages each (one
+ * topic's neighbours, near-duplicates included, in one document), chunked by
+ * the server at its defaults (CHUNK_MAX_CHARS 1000, overlap 100): the chunker
+ * and the model together. A result chunk shows a passage when they overlap by
+ * half the passage or half the chunk (the offsets say where). Measured
+ * 2026-12-03, both backends: text recall@10 0.745, MRR 0.549; hybrid 0.773 /
+ * 0.592 (at CHUNK_MAX_CHARS 500: 0.775 / 0.580 and 0.788 / 0.605; at 300:
+ * 0.795 / 0.543 and 0.795 / 0.566): chunks that mix several passages blur
+ * them for this model.
+ */
+const CHUNKED_FLOORS = {
+  text: { recall: 0.72, mrr: 0.52 },
+  hybrid: { recall: 0.75, mrr: 0.56 },
+} as const;
+const PASSAGES_PER_DOCUMENT = 8;
+const CHUNKED_TENANT = 'chunked';
+/** The chunked documents: title → each passage's span in the content. */
+const spans = new Map<string, Array<{ id: string; start: number; end: number }>>();
+const chunkedDocuments: Array<{ title: string; content: string }> = [];
+for (let i = 0; i < passages.length; i += PASSAGES_PER_DOCUMENT) {
+  let content = '';
+  const inside: Array<{ id: string; start: number; end: number }> = [];
+  for (const p of passages.slice(i, i + PASSAGES_PER_DOCUMENT)) {
+    if (content) content += '\n\n';
+    inside.push({ id: p.id, start: content.length, end: content.length + p.text.length });
+    content += p.text;
+  }
+  const title = `passages ${i + 1}-${i + inside.length}`;
+  spans.set(title, inside);
+  chunkedDocuments.push({ title, content });
+}
+
 const INGEST = `mutation ($input: IngestDocumentInput!) { ingestDocument(input: $input) { document { rowId embeddingStatus } } }`;
-const RESULT = '{ chunk { document { title } } }';
+const RESULT = '{ chunk { startOffset endOffset document { title } } }';
 const QUERIES: Record<Mode, string> = {
   text: `query ($q: String!) { results: searchDocumentChunks(query: $q, first: 10) ${RESULT} }`,
   hybrid: `query ($q: String!) { results: hybridSearchDocumentChunks(queryText: $q, first: 10) ${RESULT} }`,
@@ -94,20 +129,20 @@ describe('on the labelled set, through the API with the local model', () => {
     // the text pipeline's migration, committed or still in current.sql.)
     h = await startPipeline({ EMBEDDING_PROVIDER: 'local' });
     // One document per passage, titled by its id: a result is judged by the
-    // passage it came from. Four at a time, as a loader would send them.
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        while (next < passages.length) {
-          const p = passages[next++]!;
-          const res = await h.graphql<{ ingestDocument: { document: { embeddingStatus: string } } }>(INGEST, {
-            input: { title: p.id, source: p.topic, content: p.text },
-          });
-          expect(res.body.errors).toBeUndefined();
-          expect(res.body.data!.ingestDocument.document.embeddingStatus).toBe('EMBEDDED');
-        }
-      }),
-    );
+    // passage it came from. One at a time, so that the HNSW graph is built in
+    // the same order on every run (MMR's candidates come from it).
+    for (const p of passages) {
+      const res = await h.graphql<{ ingestDocument: { document: { embeddingStatus: string } } }>(INGEST, {
+        input: { title: p.id, source: p.topic, content: p.text },
+      });
+      expect(res.body.errors).toBeUndefined();
+      expect(res.body.data!.ingestDocument.document.embeddingStatus).toBe('EMBEDDED');
+    }
+    for (const d of chunkedDocuments) {
+      const res = await h.graphql<{ ingestDocument: { document: { embeddingStatus: string } } }>(INGEST, { input: d }, CHUNKED_TENANT);
+      expect(res.body.errors).toBeUndefined();
+      expect(res.body.data!.ingestDocument.document.embeddingStatus).toBe('EMBEDDED');
+    }
   }, 300_000);
   afterAll(() => h?.stop());
 
@@ -154,6 +189,39 @@ describe('on the labelled set, through the API with the local model', () => {
       expect(measured[mode].recall).toBeGreaterThanOrEqual(FLOORS[mode].recall);
       expect(measured[mode].mrr).toBeGreaterThanOrEqual(FLOORS[mode].mrr);
     }
+  }, 300_000);
+
+  test('over documents the server chunks, search by text and hybrid keep recall@10 and MRR at or above their floors', async () => {
+    const lines: string[] = [];
+    for (const mode of ['text', 'hybrid'] as const) {
+      let recall = 0;
+      let mrr = 0;
+      for (const q of questions) {
+        const res = await h.graphql<{ results: Array<{ chunk: { startOffset: number; endOffset: number; document: { title: string } } }> }>(
+          QUERIES[mode],
+          { q: q.question },
+          CHUNKED_TENANT,
+        );
+        expect(res.body.errors).toBeUndefined();
+        const shown = res.body.data!.results.slice(0, 10).map(({ chunk }) =>
+          spans
+            .get(chunk.document.title)!
+            .filter((p) => {
+              const overlap = Math.min(p.end, chunk.endOffset) - Math.max(p.start, chunk.startOffset);
+              return overlap >= (p.end - p.start) / 2 || overlap >= (chunk.endOffset - chunk.startOffset) / 2;
+            })
+            .map((p) => p.id),
+        );
+        recall += q.relevant.filter((id) => shown.some((ids) => ids.includes(id))).length / q.relevant.length;
+        const first = shown.findIndex((ids) => ids.some((id) => q.relevant.includes(id)));
+        mrr += first < 0 ? 0 : 1 / (first + 1);
+      }
+      const measured = { recall: recall / questions.length, mrr: mrr / questions.length };
+      lines.push(`${mode.padEnd(7)} recall@10 ${measured.recall.toFixed(3)}  MRR ${measured.mrr.toFixed(3)}  (floor ${CHUNKED_FLOORS[mode].recall} / ${CHUNKED_FLOORS[mode].mrr})`);
+      expect(measured.recall).toBeGreaterThanOrEqual(CHUNKED_FLOORS[mode].recall);
+      expect(measured.mrr).toBeGreaterThanOrEqual(CHUNKED_FLOORS[mode].mrr);
+    }
+    console.log(`chunked: ${chunkedDocuments.length} documents of ${PASSAGES_PER_DOCUMENT} passages\n${lines.join('\n')}`);
   }, 300_000);
 
   test('the floors tell a working search from a broken one: each question asked with the text of the next one scores far below them', async () => {
