@@ -448,6 +448,15 @@ export class PgCluster {
       socket.end(wire.errorResponse('FATAL', err.code, err.message));
       return null;
     }
+    const superuser = await this.isSuperuser(database, user);
+    // As on a server, only a superuser login may start as another role: the
+    // check above ran before the backend is sealed for this login, so it
+    // would pass (login-boundary.ts).
+    const other = settings.find(([name, value]) => name.toLowerCase() === 'session_authorization' && value !== user);
+    if (other && !superuser) {
+      socket.end(wire.errorResponse('FATAL', '42501', `permission denied to set session authorization "${other[1]}"`));
+      return null;
+    }
     const session = await this.openSession(database, user, socket);
     if (typeof session === 'string') {
       socket.end(wire.errorResponse('FATAL', '28000', session));
@@ -456,7 +465,7 @@ export class PgCluster {
     // Above ALTER ROLE / DATABASE … SET, as on a server; the session's own state from here on.
     session.saved = [...session.saved, ...settings];
     session.untrusted = true;
-    session.restricted = !(await this.isSuperuser(database, user));
+    session.restricted = !superuser;
     socket.write(
       Buffer.concat([
         wire.authenticationOk(),

@@ -114,6 +114,26 @@ test('no SQL makes a reporting login another role (psql, simple protocol; genera
   expect(tried).toBe(targets().length * attempts.length * harms.length);
 });
 
+test('no start-up setting makes a reporting login another role (PGOPTIONS -c …)', () => {
+  const expected = `${A}|${A}|off|a1,a2`;
+  for (const role of targets()) {
+    for (const option of [`-c session_authorization=${role}`, `-c role=${role}`, `--session_authorization=${role}`]) {
+      for (const harm of harms) {
+        const r = spawnSync('psql', [loginUrl(A), '-XAtq', '-v', 'ON_ERROR_STOP=0', '-c', harm, '-c', CHECK], {
+          encoding: 'utf8',
+          timeout: 30_000,
+          env: { ...process.env, PGOPTIONS: option },
+        });
+        const lines = r.stdout.split('\n').filter(Boolean);
+        const breach = lines.filter((l) => (l.includes('HARM:') && l !== OWN_VIEW) || (l.includes('|') && l !== expected));
+        expect({ option, harm, breach }).toEqual({ option, harm, breach: [] });
+        // Refused at login, as a server refuses it.
+        expect({ option, refused: /FATAL: +permission denied to set (session authorization|role)/.test(r.stderr) }).toEqual({ option, refused: true });
+      }
+    }
+  }
+});
+
 test('no SQL makes a reporting login another role (pg, extended protocol, parameters)', async () => {
   for (const role of targets()) {
     for (const text of [
