@@ -18,6 +18,7 @@ import { authenticationMiddleware } from './auth.ts';
 import { bodyMiddleware } from './body.ts';
 import { createEndpoints, GRAPHIQL_PATH, GRAPHQL_PATH, REPORTING_PATH } from './endpoints.ts';
 import { addHealthRoutes, HEALTH_PATH, READY_PATH } from './health.ts';
+import { currentMaintenance } from '../database/maintenance.ts';
 import { createMetrics, jobCountsFrom } from './observability.ts';
 
 export { GRAPHIQL_PATH, GRAPHQL_PATH, REPORTING_PATH };
@@ -65,7 +66,8 @@ export async function createGateway(
   });
   app.use(metrics.middleware);
   app.get(METRICS_PATH, (req, res) => metrics.handler(req, res));
-  addHealthRoutes(app, apiPool, () => schemaReady);
+  // Embedded: long work recorded in the data directory (index:tune) answers /readyz at once (database/maintenance.ts).
+  addHealthRoutes(app, apiPool, () => schemaReady, config.databaseUrl ? undefined : () => currentMaintenance(config.dataDir));
   app.use([GRAPHQL_PATH, REPORTING_PATH], authenticationMiddleware(config));
   // The body is read (bounded in size and time) before a request may hold a pool slot.
   app.use([GRAPHQL_PATH, REPORTING_PATH], bodyMiddleware(config));
