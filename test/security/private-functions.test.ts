@@ -12,7 +12,7 @@
 import pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { applyCurrentMigration } from '../support/current-migration.ts';
-import { SUPERUSER_URL } from '../support/backend.ts';
+import { backend, SUPERUSER_URL } from '../support/backend.ts';
 import { createReportingLogin } from '../../src/operations/reporting-login.ts';
 import { ANONYMOUS_ROLE, APP_ROLE, AUTHENTICATOR_ROLE, OWNER_ROLE, READONLY_ROLE } from '../../src/config/roles.ts';
 
@@ -56,7 +56,7 @@ async function asLogin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-type Grantee = typeof APP_ROLE | typeof READONLY_ROLE | typeof ANONYMOUS_ROLE | typeof AUTHENTICATOR_ROLE;
+type Grantee = 'public' | typeof APP_ROLE | typeof READONLY_ROLE | typeof ANONYMOUS_ROLE | typeof AUTHENTICATOR_ROLE;
 interface Allowed {
   roles: Grantee[];
   why: string;
@@ -74,6 +74,11 @@ const JOB_TRANSITION: Allowed = {
 const EMBEDDING_WORKER: Allowed = {
   roles: [APP_ROLE],
   why: "the embedding worker's step, run as the API role of the job's tenant (security definer: it checks the tenant and the job itself)",
+};
+
+const ENGINE_SEAL: Allowed = {
+  roles: ['public', APP_ROLE, READONLY_ROLE, ANONYMOUS_ROLE, AUTHENTICATOR_ROLE],
+  why: 'the engine calls it as whichever login holds the backend, so everyone may execute it; it refuses without the key only the engine holds (seal-key in the data directory)',
 };
 
 // Functions not named here must be executable by nobody but the owner.
@@ -123,6 +128,8 @@ const ALLOWED: Record<string, Allowed> = {
   'sheratan_private.vectorizer_model()': { roles: [APP_ROLE, READONLY_ROLE], why: 'vectorizerStatus names the embedding model in use, which is no tenant data' },
   'sheratan_private.set_vectorizer(text, integer, integer)': { roles: [AUTHENTICATOR_ROLE], why: 'a gateway or worker declares its embedding provider as it starts, on its own login' },
   'sheratan_private.embedding_work()': { roles: [AUTHENTICATOR_ROLE], why: "the workers share tenants out by their due embedding jobs' counts, on the gateway's login (counts only)" },
+  // The embedded engine's own (src/embedded/login-boundary.ts; no such schema on a server).
+  ...(backend === 'embedded' ? Object.fromEntries(['seal', 'unseal'].map((fn) => [`sheratan_engine.${fn}(text)`, ENGINE_SEAL])) : {}),
 };
 
 const ROLES = ['public', APP_ROLE, READONLY_ROLE, ANONYMOUS_ROLE, AUTHENTICATOR_ROLE, LOGIN] as const;
