@@ -6,7 +6,7 @@
 //  - a client owns the backend from the first message of a unit (a simple
 //    Query, or extended-protocol messages up to Sync) until the unit ends
 //    outside a transaction, so transactions and pipelines never interleave;
-//  - prepared statement and portal names are namespaced per client;
+//  - prepared statement names are namespaced per client (portals end with their client's hold on the backend, see wire.namespaceMessage);
 //  - session state (settings, role) is saved when the backend passes to
 //    another client and restored when it comes back, and a client sees none
 //    of another's: each starts as its login role (the session user, as on a

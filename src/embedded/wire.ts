@@ -95,23 +95,22 @@ export function namespaceMessage(msg: Buffer, prefix: string): { msg: Buffer; pa
       if (name === '') return { msg };
       return { msg: message('P', Buffer.concat([cstring(ns(name)), body.subarray(rest)])), parsedStatement: ns(name) };
     }
+    // Portals keep their names: a portal never outlives its client's hold on
+    // the backend (it ends with its transaction, and a WITH HOLD cursor keeps
+    // the backend with its client), and a cursor DECLAREd in SQL is a portal
+    // that drivers (psycopg 3) then describe and fetch by its SQL name.
     case 'B': {
       const [portal, afterPortal] = readCString(body, 0);
       const [stmt, afterStmt] = readCString(body, afterPortal);
-      if (portal === '' && stmt === '') return { msg };
-      return { msg: message('B', Buffer.concat([cstring(ns(portal)), cstring(ns(stmt)), body.subarray(afterStmt)])) };
+      if (stmt === '') return { msg };
+      return { msg: message('B', Buffer.concat([cstring(portal), cstring(ns(stmt)), body.subarray(afterStmt)])) };
     }
     case 'D':
     case 'C': {
       const kind = body.subarray(0, 1);
       const [name, rest] = readCString(body, 1);
-      if (name === '') return { msg };
+      if (name === '' || kind.toString() === 'P') return { msg };
       return { msg: message(type, Buffer.concat([kind, cstring(ns(name)), body.subarray(rest)])) };
-    }
-    case 'E': {
-      const [portal, rest] = readCString(body, 0);
-      if (portal === '') return { msg };
-      return { msg: message('E', Buffer.concat([cstring(ns(portal)), body.subarray(rest)])) };
     }
     default:
       return { msg };
