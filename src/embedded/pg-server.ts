@@ -121,6 +121,25 @@ const SESSION_STATE_SQL = [
   /set_config\s*\([^)]*,\s*false\s*\)/i,
 ];
 
+/**
+ * A query that is one `DEALLOCATE [PREPARE] name` of a statement the session
+ * prepared at the protocol level names it as the backend knows it (with the
+ * session's prefix, see wire.namespaceMessage): on a server the two share one
+ * namespace, and drivers free their protocol-level statements this way
+ * (psqlODBC: DEALLOCATE "_PLAN0x…"; it parses the same name again after).
+ */
+function ownStatementName(s: Session, raw: Buffer, sql: string): Buffer {
+  const statements = sqlStatements(sql);
+  const words = statements.length === 1 ? statements[0]!.words : [];
+  if (words[0] !== 'deallocate' || !(words.length === 2 || (words.length === 3 && words[1] === 'prepare'))) return raw;
+  const word = words.at(-1)!;
+  const name = `s${s.id}_${word.startsWith('"') ? word.slice(1) : word}`;
+  if (!s.statements.has(name)) return raw;
+  s.statements.delete(name);
+  s.parses?.delete(name);
+  return wire.message('Q', Buffer.from(`deallocate ${quoteIdent(name)}\0`, 'utf8'));
+}
+
 /** How long an owner idle in a transaction may make others wait before the engine checks for graphile-migrate's watch lock. */
 const GRAPHILE_WATCH_PROBE_MS = 1000;
 
@@ -636,6 +655,7 @@ export class PgDatabase {
         return;
       }
       if (s.untrusted || (sql !== undefined && SESSION_STATE_SQL.some((re) => re.test(sql)))) s.dirty = true;
+      if (type === 'Q' && sql !== undefined) raw = ownStatementName(s, raw, sql);
       if (sql !== undefined && /listen/i.test(sql)) {
         for (const { words } of sqlStatements(sql)) {
           if (words[0] !== 'listen' || !words[1]) continue;
