@@ -20,6 +20,7 @@ import { AuthenticationRequiredPlugin } from './authentication-required.ts';
 import { GroupedAggregatesCapPlugin } from './grouped-aggregates-cap.ts';
 import { TextSearchPlugin } from './text-search.ts';
 import { TextIngestPlugin } from './text-ingest.ts';
+import { LivePlugin } from './live.ts';
 import { maskError } from './error-mask.ts';
 import { API_SCHEMA, REPORTING_SCHEMA, ReportingSchemaPlugin } from './reporting-schema.ts';
 
@@ -52,6 +53,7 @@ export const SheratanPreset: GraphileConfig.Preset = {
     TextIngestPlugin,
     AuthenticationRequiredPlugin,
     GroupedAggregatesCapPlugin,
+    LivePlugin,
   ],
   schema: {
     pgForbidSetofFunctionsToReturnNull: true,
@@ -60,7 +62,8 @@ export const SheratanPreset: GraphileConfig.Preset = {
     graphiqlOnGraphQLGET: false,
     // Queries (never mutations: grafserv refuses them over GET) as GET, as urql and Apollo send short ones.
     graphqlOverGET: true,
-    websockets: false,
+    // Subscriptions over graphql-ws: the HTTP layer installs the socket server (src/http/live.ts, its limits).
+    websockets: true,
     maskError,
   },
   // Schema reloads come from our own reloader (pgSubscriber), not event triggers.
@@ -75,11 +78,13 @@ export const SheratanPreset: GraphileConfig.Preset = {
 export const ReportingPreset: GraphileConfig.Preset = {
   extends: [SheratanPreset],
   plugins: [ReportingSchemaPlugin],
+  // Reporting reads; it follows nothing live.
+  disablePlugins: ['SheratanLivePlugin'],
   schema: {
     defaultBehavior: '-insert -update -delete -queryField:mutation -mutationField',
     sheratanExposedSchemas: [API_SCHEMA, REPORTING_SCHEMA],
   },
-  grafserv: { graphiql: false },
+  grafserv: { graphiql: false, websockets: false },
 };
 
 /** The schemas a preset (ours, or one extending it) exposes: the nearest `sheratanExposedSchemas` up its `extends`, else the API's. */

@@ -181,6 +181,15 @@ export function authenticationMiddleware(config: AuthConfig) {
   };
 }
 
+// The claims of each websocket, verified at its connection_init (live.ts):
+// its subscriptions run as them, as an HTTP request runs as its token's.
+const socketClaims = new WeakMap<object, Claims>();
+
+/** Binds a socket (graphql-ws's `extra.socket`, grafast's `requestContext.ws.socket`) to the claims of its connection_init. */
+export function bindSocketClaims(socket: object, claims: Claims): void {
+  socketClaims.set(socket, claims);
+}
+
 /**
  * grafast's `context` for an endpoint: the one place where a request's claims
  * become its pgSettings (with `extraSettings`, the ANN accuracy settings),
@@ -191,8 +200,11 @@ export function authenticationMiddleware(config: AuthConfig) {
 export function graphqlContext(config: Pick<Config, 'statementTimeoutMs'>, extraSettings: Record<string, string>, forceRole?: ApiRole) {
   return (requestContext: Partial<Grafast.RequestContext>): Partial<Grafast.Context> => {
     const state = requestContext.node && requestState(requestContext.node.req);
+    // A subscription over a socket runs as the socket's claims (none bound: anonymous).
+    const socket = requestContext.ws?.socket;
+    const claims = requestContext.ws ? ((socket && socketClaims.get(socket)) ?? null) : (state?.claims ?? null);
     return {
-      pgSettings: { ...extraSettings, ...pgSettingsFor(state?.claims ?? null, config, forceRole) },
+      pgSettings: { ...extraSettings, ...pgSettingsFor(claims, config, forceRole) },
       // plugins/authentication-required.ts refuses data to requests that run as this role.
       sheratanAnonymousRole: ANONYMOUS_ROLE,
       ...(state ? { sheratanFacts: state.facts } : {}),

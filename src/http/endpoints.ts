@@ -17,6 +17,8 @@ import type { SchemaReloader } from '../graphql/schema-reload.ts';
 import { ReportingPreset, SheratanPreset } from '../../plugins/preset.ts';
 import { graphqlContext } from './auth.ts';
 import { withTextContext, type TextServices } from '../embedding/worker-context.ts';
+import { LiveEvents } from '../graphql/live-events.ts';
+import { log } from '../config/log.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 export const REPORTING_PATH = '/reporting/graphql';
@@ -30,6 +32,8 @@ export interface Endpoints {
   apiPool: pg.Pool;
   /** The reporting pool: `apiPool` itself unless READ_DATABASE_URL names a replica. */
   readPool: pg.Pool;
+  /** The live events the API's subscriptions listen to (one LISTEN connection, made at the first subscription). */
+  live: LiveEvents;
   close(): Promise<void>;
 }
 
@@ -71,6 +75,12 @@ export function createEndpoints(
   const direct = makePipelinedWithPgClient(engine ?? poolTransport(apiPool));
   const readDirect = readPool === apiPool ? direct : engine ? undefined : makePipelinedWithPgClient(poolTransport(readPool));
   const shared = { reloader, acceptedDimensions: dimensions.get };
+  const live = new LiveEvents({
+    url: db.authUrl,
+    maxQueued: config.liveMaxQueuedEvents,
+    onError: (err) => log('warn', 'live events: the LISTEN connection failed', { error: err.message }),
+  });
+  const apiContext = withTextContext(graphqlContext(config, extraSettings), text);
 
   const api = postgraphile(
     endpointPreset(SheratanPreset, config, {
@@ -80,7 +90,7 @@ export function createEndpoints(
       withPgClient: direct,
       graphqlPath: GRAPHQL_PATH,
       graphiqlPath: GRAPHIQL_PATH,
-      context: withTextContext(graphqlContext(config, extraSettings), text),
+      context: (requestContext) => ({ ...apiContext(requestContext), sheratanLive: live }),
     }),
   );
   const reporting = postgraphile(
@@ -99,8 +109,10 @@ export function createEndpoints(
     reporting,
     apiPool,
     readPool,
+    live,
     async close() {
       clearInterval(refreshDimensions);
+      await live.release();
       await Promise.all([api.release(), reporting.release()]);
       await apiPool.end();
       if (readPool !== apiPool) await readPool.end();

@@ -3,7 +3,7 @@
 // order for every request: request id and metrics, then authentication,
 // then the body (body.ts), then admission, then GraphQL. `close` shuts it down in order.
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import express from 'express';
 import type { PostGraphileInstance } from 'postgraphile';
 import { grafserv } from 'postgraphile/grafserv/express/v4';
@@ -20,15 +20,50 @@ import { createEndpoints, GRAPHIQL_PATH, GRAPHQL_PATH, REPORTING_PATH } from './
 import { addHealthRoutes, HEALTH_PATH, READY_PATH } from './health.ts';
 import { currentMaintenance } from '../database/maintenance.ts';
 import { createMetrics, jobCountsFrom } from './observability.ts';
+import { createLiveServer, type LiveServer } from './live.ts';
+import type { LiveEvents } from '../graphql/live-events.ts';
 
 export { GRAPHIQL_PATH, GRAPHQL_PATH, REPORTING_PATH };
 const METRICS_PATH = '/metrics';
+
+/**
+ * Sockets one client address may hold open at once; more are closed as they
+ * arrive. Without it one anonymous client opening idle sockets took every
+ * file descriptor the process had (19,900 sockets: every other client's
+ * connection was reset until the headers timeout freed them, and again as
+ * soon as it reconnected). A reverse proxy is one address: 512 is far above
+ * what a proxy's keep-alive pool holds, and a request beyond the database
+ * pool waits for admission whatever its socket.
+ */
+export const MAX_CONNECTIONS_PER_ADDRESS = 512;
+
+/** Holds each remote address to `max` open sockets (the 'connection' event runs before any byte is read). */
+function limitConnectionsPerAddress(server: Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const count = (open.get(address) ?? 0) + 1;
+    if (count > max) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, count);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    });
+  });
+}
 
 export interface Gateway {
   app: express.Express;
   server: Server;
   api: PostGraphileInstance;
   reporting: PostGraphileInstance;
+  /** Subscriptions over graphql-ws on /graphql (live.ts), and the events they listen to. */
+  live: LiveServer;
+  liveEvents: LiveEvents;
   listen(port?: number, host?: string): Promise<string>;
   close(): Promise<void>;
 }
@@ -56,6 +91,7 @@ export async function createGateway(
   // Node's defaults (5 minutes for a request) let slow clients hold sockets for long.
   server.headersTimeout = config.headersTimeoutMs;
   server.requestTimeout = Math.max(config.requestTimeoutMs, config.headersTimeoutMs);
+  limitConnectionsPerAddress(server, MAX_CONNECTIONS_PER_ADDRESS);
   let schemaReady = false;
 
   const metrics = createMetrics({
@@ -77,7 +113,14 @@ export async function createGateway(
   app.use(GRAPHQL_PATH, admissionMiddleware(apiAdmission));
   app.use(REPORTING_PATH, admissionMiddleware(readAdmission));
 
-  await api.createServ(grafserv).addTo(app, server, false);
+  const apiServ = api.createServ(grafserv);
+  await apiServ.addTo(app, server, false);
+  // Subscriptions: our socket server (authentication at connection_init, limits) on grafserv's graphql-ws configuration.
+  const live = createLiveServer(apiServ, config);
+  server.on('upgrade', (req, socket, head) => {
+    if (new URL(req.url ?? '/', 'http://x').pathname === GRAPHQL_PATH) live.handleUpgrade(req, socket, head);
+    else socket.destroy();
+  });
   await reporting.createServ(grafserv).addTo(app, server, false);
   await Promise.all([api.getSchema(), reporting.getSchema()]);
   schemaReady = true;
@@ -88,6 +131,8 @@ export async function createGateway(
     server,
     api,
     reporting,
+    live,
+    liveEvents: endpoints.live,
     async listen(port = config.port, host = config.host) {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -102,6 +147,7 @@ export async function createGateway(
         // most), then release everything.
         const closed = server.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
         server.closeIdleConnections();
+        await live.close();
         const cut = setTimeout(() => {
           log('warn', 'shutdown grace period over: closing the connections still open', { graceMs: config.shutdownGraceMs });
           server.closeAllConnections();
