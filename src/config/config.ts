@@ -65,6 +65,14 @@ export interface Config {
   maxDocumentBytes: number;
   maxQueryTokens: number;
   maxQueryDirectives: number;
+  /** Subscriptions (src/http/live.ts): per socket, sockets per tenant (each process), a message's bytes, events one subscription may lag, bytes a socket may have unsent. */
+  liveMaxSubscriptionsPerSocket: number;
+  liveMaxSocketsPerTenant: number;
+  liveMaxMessageBytes: number;
+  liveMaxQueuedEvents: number;
+  liveMaxBufferedBytes: number;
+  /** A socket whose message is not written within this long is cut (a slow consumer). */
+  liveSendTimeoutMs: number;
   /** A request's whole body must arrive within this long (slow bodies hold no pool slot, and not forever). */
   bodyTimeoutMs: number;
   /** A request's headers must arrive within this long (Node's headersTimeout). */
@@ -168,6 +176,12 @@ export const CONFIG_VARIABLES = [
   'MAX_DOCUMENT_BYTES',
   'MAX_QUERY_TOKENS',
   'MAX_QUERY_DIRECTIVES',
+  'LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET',
+  'LIVE_MAX_SOCKETS_PER_TENANT',
+  'LIVE_MAX_MESSAGE_BYTES',
+  'LIVE_MAX_QUEUED_EVENTS',
+  'LIVE_MAX_BUFFERED_BYTES',
+  'LIVE_SEND_TIMEOUT_MS',
   'BODY_TIMEOUT_MS',
   'HEADERS_TIMEOUT_MS',
   'REQUEST_TIMEOUT_MS',
@@ -394,6 +408,12 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     maxDocumentBytes: int(env, 'MAX_DOCUMENT_BYTES', LIMITS.maxDocumentBytes, 1024, 64 * MiB),
     maxQueryTokens: int(env, 'MAX_QUERY_TOKENS', LIMITS.maxTokens, 100, 10_000_000),
     maxQueryDirectives: int(env, 'MAX_QUERY_DIRECTIVES', LIMITS.maxDirectives, 0, 1_000_000),
+    liveMaxSubscriptionsPerSocket: int(env, 'LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET', 20, 1, 10_000),
+    liveMaxSocketsPerTenant: int(env, 'LIVE_MAX_SOCKETS_PER_TENANT', 100, 1, 1_000_000),
+    liveMaxMessageBytes: int(env, 'LIVE_MAX_MESSAGE_BYTES', 64 * 1024, 1024, 64 * MiB),
+    liveMaxQueuedEvents: int(env, 'LIVE_MAX_QUEUED_EVENTS', 100, 1, 1_000_000),
+    liveMaxBufferedBytes: int(env, 'LIVE_MAX_BUFFERED_BYTES', 1 * MiB, 1024, 1024 * MiB),
+    liveSendTimeoutMs: int(env, 'LIVE_SEND_TIMEOUT_MS', 10_000, 100, 3_600_000),
     bodyTimeoutMs: int(env, 'BODY_TIMEOUT_MS', 10_000, 100, 3_600_000),
     headersTimeoutMs: int(env, 'HEADERS_TIMEOUT_MS', 10_000, 100, 3_600_000),
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
