@@ -91,6 +91,40 @@ function limitsOf(preset: GraphileConfig.ResolvedPreset | undefined): Limits {
 // MAX_QUERY_DEPTH is; it reads only the schema.
 const INTROSPECTION_DEPTH = 20;
 
+/**
+ * How deeply brackets may nest in a document (`{`, `[`, `(`) and JSON values
+ * in its variables or extensions. Parsing a document, coercing a value and
+ * serializing it for the SQL (JSON.stringify) all recurse: 6,000 nested `[`
+ * in an anonymous document overflowed graphql's parser's stack, 3,000 nested
+ * objects in an argument or 5,000 in a variable overflowed the serializer
+ * during execution (an INTERNAL_SERVER_ERROR instead of a clear refusal).
+ * Fixed, not a setting: introspection nests about 30 deep, MAX_QUERY_DEPTH at
+ * its largest useful values far less, and metadata that needs more is not
+ * metadata.
+ */
+export const MAX_INPUT_NESTING = 100;
+
+const tooDeep = (where: string): Refusal => ({
+  code: 'TOO_DEEPLY_NESTED',
+  message: `${where} nests deeper than ${MAX_INPUT_NESTING} levels of brackets or JSON values (the limit of the gateway)`,
+});
+
+/** Whether a value of a map (the variables, the extensions: the map itself is no level) nests deeper than MAX_INPUT_NESTING. */
+const valuesNestDeeper = (map: unknown): boolean =>
+  map !== null && typeof map === 'object' && Object.values(map).some((value) => nestsDeeperThan(value, MAX_INPUT_NESTING));
+
+/** Whether a JSON value nests deeper than `max` (iterative: the value may be deeper than the stack). */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  while (stack.length) {
+    const { value: v, depth } = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth + 1 > max) return true;
+    for (const item of Array.isArray(v) ? v : Object.values(v)) if (item !== null && typeof item === 'object') stack.push({ value: item, depth: depth + 1 });
+  }
+  return false;
+}
+
 /** "Did you mean …?" names fields and types: with introspection off it must not (the schema is not public). */
 const withoutSuggestions = (rule: ValidationRule): ValidationRule => (context: ValidationContext) =>
   rule(
@@ -135,10 +169,14 @@ export function documentRefusal(query: string, limits: Limits): Refusal | null {
   }
   const lexer = new Lexer(new Source(query));
   try {
-    for (let tokens = 0; lexer.advance().kind !== TokenKind.EOF; ) {
+    for (let tokens = 0, nesting = 0, kind = lexer.advance().kind; kind !== TokenKind.EOF; kind = lexer.advance().kind) {
       if (++tokens > limits.maxTokens) {
         return { code: 'TOO_MANY_TOKENS', message: `the GraphQL document has more than ${limits.maxTokens} tokens (MAX_QUERY_TOKENS)` };
       }
+      // The parser recurses once per bracket: its depth is bounded here, before it runs.
+      if (kind === TokenKind.BRACE_L || kind === TokenKind.BRACKET_L || kind === TokenKind.PAREN_L) {
+        if (++nesting > MAX_INPUT_NESTING) return tooDeep('the GraphQL document');
+      } else if (kind === TokenKind.BRACE_R || kind === TokenKind.BRACKET_R || kind === TokenKind.PAREN_R) nesting--;
     }
   } catch {
     return null; // a syntax error: grafserv's parse reports it
@@ -178,11 +216,12 @@ export const RequestLimitsPlugin: GraphileConfig.Plugin = {
         return next();
       },
       processGraphQLRequestBody(next, event) {
-        const { query } = event.body;
-        if (typeof query === 'string') {
-          const refusal = documentRefusal(query, limitsOf(event.resolvedPreset));
-          if (refusal) throw new SafeError(refusal.message, { statusCode: 400, code: refusal.code });
-        }
+        const { query, variableValues, extensions } = event.body;
+        const refusal =
+          (typeof query === 'string' ? documentRefusal(query, limitsOf(event.resolvedPreset)) : null) ??
+          (valuesNestDeeper(variableValues) ? tooDeep('a variable') : null) ??
+          (valuesNestDeeper(extensions) ? tooDeep('an extension') : null);
+        if (refusal) throw new SafeError(refusal.message, { statusCode: 400, code: refusal.code });
         return next();
       },
     },
