@@ -1,0 +1,82 @@
+// Attack: the live events' NOTIFY channels (issue 27, item 1), through a SQL
+// login. Found by the attacker of issue 25 (both backends): a login made by
+// `npm run db:reporting-login` for tenant acme ran `LISTEN
+// sheratan_live_<md5('other')>` (the channel name is computable from a tenant
+// name: sheratan_private.live_channel, src/graphql/live-events.ts
+// liveChannel) and received every change of tenant other as it committed:
+// `{"kind":"document","op":"INSERT","id":"da3038c4-…","tenant":"other",
+// "embedding":true}`; its `NOTIFY` on that channel with a made-up payload
+// (op DELETE, any id) was accepted too, so it can also send events to the
+// other tenant's subscribers. Postgres has no privilege on LISTEN or NOTIFY:
+// any login may use any channel it can name.
+//
+// The invariant: whatever channel names a login of one tenant can derive from
+// another tenant's name, listening on them tells it nothing of that tenant.
+// Skipped: the fix is not local to this file (channel names a login cannot
+// compute, e.g. an HMAC of the tenant under a secret only the owner reads, in
+// the live section of current.sql and in live-events.ts, or payloads that
+// carry nothing and a check on the gateway side that an event is genuine).
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import pg from 'pg';
+import { projectRoot } from '../../src/config/paths.ts';
+import { liveChannel } from '../../src/graphql/live-events.ts';
+import { SUPERUSER_URL } from '../support/backend.ts';
+import { applyCurrentMigration } from '../support/current-migration.ts';
+import { startHarness, type Harness } from '../support/harness.ts';
+
+let h: Harness;
+const LOGIN = `live_listen_${process.pid}`;
+const PASSWORD = 'live-listen-password-0123';
+
+beforeAll(async () => {
+  h = await startHarness({ NODE_ENV: 'production' });
+  await applyCurrentMigration(h);
+  const made = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'db:reporting-login', '--name', LOGIN, '--tenant', 'acme', '--password', PASSWORD], {
+    env: { ...process.env, ...h.cliEnv, ...(SUPERUSER_URL ? { ROOT_DATABASE_URL: SUPERUSER_URL } : {}) },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  expect(made.stderr).toBe('');
+}, 180_000);
+
+afterAll(async () => {
+  if (SUPERUSER_URL && h) {
+    const owner = await h.owner();
+    await owner.query('delete from sheratan_private.tenant_logins where login_role = $1', [LOGIN]);
+    await owner.end();
+    spawnSync('psql', [SUPERUSER_URL, '-qc', `drop owned by ${LOGIN}; drop role if exists ${LOGIN}`], { encoding: 'utf8' });
+  }
+  await h?.stop();
+});
+
+/** Every channel name a login could derive from a tenant's name. */
+const derivable = (tenant: string): string[] => [
+  liveChannel(tenant),
+  `sheratan_live_${createHash('md5').update(tenant).digest('hex')}`,
+  `sheratan_live_${tenant}`,
+  `sheratan_live`,
+  tenant,
+];
+
+// Skipped: a login of one tenant hears another's changes (see the header); the fix belongs to the live section and live-events.ts.
+test.skip('a SQL login of one tenant hears nothing of another tenant on any channel it can name', async () => {
+  const url = new URL(h.ownerUrl);
+  url.username = LOGIN;
+  url.password = PASSWORD;
+  const login = new pg.Client(url.toString());
+  login.on('error', () => undefined);
+  await login.connect();
+  const heard: string[] = [];
+  login.on('notification', (n) => heard.push(`${n.channel}: ${n.payload}`));
+  for (const tenant of ['other', 'globex']) for (const channel of derivable(tenant)) await login.query(`listen "${channel}"`);
+  for (const tenant of ['other', 'globex']) {
+    const res = await h.graphql('mutation { createDocument(input: { document: { title: "heard?" } }) { document { id } } }', { token: h.token('sheratan_app', tenant) });
+    expect(res.body.errors).toBeUndefined();
+  }
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await login.query('select 1'); // notifications arrive between statements on some drivers' sessions
+  await login.end();
+  expect(heard).toEqual([]);
+});
