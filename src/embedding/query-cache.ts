@@ -2,6 +2,9 @@
 // costs one provider call. Least recently used entries go first once
 // `maxEntries` are held (0: nothing is kept). Concurrent misses for one text
 // share one call; a failed call is not kept, so the next search tries again.
+// Entries are kept per scope (the tenant): a text one tenant searched is
+// never served to another, whose search would otherwise answer without a
+// provider call and tell it, by its time, what the first tenant searched.
 import type { EmbeddingProvider } from './provider.ts';
 
 export class QueryEmbeddingCache {
@@ -24,16 +27,22 @@ export class QueryEmbeddingCache {
     return this.entries.size;
   }
 
-  /** The text's vector, from the cache or the provider. Callers must not change the array they get. */
-  async embed(text: string): Promise<number[]> {
-    const cached = this.entries.get(text);
+  /**
+   * The text's vector, from the cache or the provider, within `scope` (a
+   * tenant: entries of one scope never answer another's). Callers must not
+   * change the array they get.
+   */
+  async embed(text: string, scope = ''): Promise<number[]> {
+    // Tenants carry no control characters (src/http/auth.ts): NUL cannot join two scopes' keys into one.
+    const key = `${scope}\u0000${text}`;
+    const cached = this.entries.get(key);
     if (cached) {
       this.hits++;
-      this.entries.delete(text);
-      this.entries.set(text, cached);
+      this.entries.delete(key);
+      this.entries.set(key, cached);
       return cached;
     }
-    const pending = this.inFlight.get(text);
+    const pending = this.inFlight.get(key);
     if (pending) {
       this.hits++;
       return pending;
@@ -41,16 +50,16 @@ export class QueryEmbeddingCache {
     this.misses++;
     const call = this.provider.embed([text]).then(([vector]) => {
       if (this.maxEntries > 0) {
-        this.entries.set(text, vector!);
+        this.entries.set(key, vector!);
         if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
       }
       return vector!;
     });
-    this.inFlight.set(text, call);
+    this.inFlight.set(key, call);
     try {
       return await call;
     } finally {
-      this.inFlight.delete(text);
+      this.inFlight.delete(key);
     }
   }
 

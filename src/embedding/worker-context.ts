@@ -87,7 +87,7 @@ export function createTextServices(config: Config, provider: EmbeddingProvider |
         dimension: provider.dimension,
         async embedQuery(text) {
           if (!rate.tryTake(who, 1)) throw overRate('search by text');
-          return cache.embed(text);
+          return cache.embed(text, who);
         },
         async embedTexts(texts) {
           if (!rate.tryTake(who, texts.length)) throw overRate('ingestDocument');
