@@ -21,6 +21,7 @@ import { doctor } from './doctor.ts';
 import { embeddingsMigrate } from './embeddings-migrate.ts';
 import { indexTune } from './index-tune.ts';
 import { schemaExport } from './schema-export.ts';
+import { trustedDocuments } from './trusted-documents.ts';
 import { start } from './start.ts';
 import { token } from './token.ts';
 import { worker } from './worker.ts';
@@ -41,6 +42,7 @@ const COMMANDS: readonly Command[] = [
   dbReportingLogin,
   token,
   schemaExport,
+  trustedDocuments,
   auditCleanup,
   indexTune,
   embeddingsMigrate,

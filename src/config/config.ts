@@ -73,6 +73,8 @@ export interface Config {
   liveMaxBufferedBytes: number;
   /** A socket whose message is not written within this long is cut (a slow consumer). */
   liveSendTimeoutMs: number;
+  /** TRUSTED_DOCUMENTS: the manifest of the operations /graphql runs (enforced in production; src/graphql/trusted-documents.ts). */
+  trustedDocuments: string | undefined;
   /** A request's whole body must arrive within this long (slow bodies hold no pool slot, and not forever). */
   bodyTimeoutMs: number;
   /** A request's headers must arrive within this long (Node's headersTimeout). */
@@ -182,6 +184,7 @@ export const CONFIG_VARIABLES = [
   'LIVE_MAX_QUEUED_EVENTS',
   'LIVE_MAX_BUFFERED_BYTES',
   'LIVE_SEND_TIMEOUT_MS',
+  'TRUSTED_DOCUMENTS',
   'BODY_TIMEOUT_MS',
   'HEADERS_TIMEOUT_MS',
   'REQUEST_TIMEOUT_MS',
@@ -414,6 +417,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     liveMaxQueuedEvents: int(env, 'LIVE_MAX_QUEUED_EVENTS', 100, 1, 1_000_000),
     liveMaxBufferedBytes: int(env, 'LIVE_MAX_BUFFERED_BYTES', 1 * MiB, 1024, 1024 * MiB),
     liveSendTimeoutMs: int(env, 'LIVE_SEND_TIMEOUT_MS', 10_000, 100, 3_600_000),
+    trustedDocuments: env.TRUSTED_DOCUMENTS ? path.resolve(cwd, env.TRUSTED_DOCUMENTS) : undefined,
     bodyTimeoutMs: int(env, 'BODY_TIMEOUT_MS', 10_000, 100, 3_600_000),
     headersTimeoutMs: int(env, 'HEADERS_TIMEOUT_MS', 10_000, 100, 3_600_000),
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),

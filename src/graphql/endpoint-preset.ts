@@ -12,6 +12,8 @@ import { makeMaskError } from '../../plugins/error-mask.ts';
 import type { RequestLimits } from '../../plugins/request-limits.ts';
 import { API_SCHEMA, exposedSchemas } from '../../plugins/preset.ts';
 import type { SchemaReloader } from './schema-reload.ts';
+import { allowsText, TrustedDocumentsPlugins } from '../../plugins/trusted-documents.ts';
+import type { TrustedDocuments } from './trusted-documents.ts';
 
 /** The schema both endpoints expose (the reporting endpoint also exposes the reporting views: `exposedSchemas`). */
 export const EXPOSED_SCHEMA = API_SCHEMA;
@@ -31,6 +33,8 @@ export interface EndpointOptions {
   acceptedDimensions?: () => readonly number[];
   /** Builds each request's GraphQL context: `pgSettings` (role, claims, timeout) and the request's facts. */
   context?: (requestContext: Partial<Grafast.RequestContext>) => Partial<Grafast.Context>;
+  /** The manifest of the operations the apps may run (TRUSTED_DOCUMENTS): hashes resolve; in production nothing else runs. */
+  trustedDocuments?: TrustedDocuments;
 }
 
 /** The request limits of the environment (README "Configuration"). */
@@ -73,8 +77,10 @@ export function endpointPreset(base: GraphileConfig.Preset, config: Config, opti
         variant === 'SUPERUSER' ? pooled.createWithPgClient(settings, variant) : (direct as Awaited<ReturnType<typeof pooled.createWithPgClient>>),
     };
   }
+  const trusted = options.trustedDocuments;
   return {
     extends: [base],
+    ...(trusted ? { plugins: [...TrustedDocumentsPlugins] } : {}),
     pgServices: [service],
     schema: {
       sheratanVectorDimension: config.vectorDimension,
@@ -89,6 +95,13 @@ export function endpointPreset(base: GraphileConfig.Preset, config: Config, opti
       // Parsed documents kept for reuse: each is at most MAX_QUERY_TOKENS tokens, so this bounds their memory.
       parseAndValidateCacheSize: PARSED_DOCUMENTS_CACHED,
       maskError: makeMaskError(log),
+      ...(trusted
+        ? {
+            persistedOperations: trusted,
+            sheratanTrustedDocumentsOnly: config.production,
+            allowUnpersistedOperation: (event) => allowsText(event.resolvedPreset.grafserv, event.body),
+          }
+        : {}),
     },
     ...(options.context ? { grafast: { context: options.context } } : {}),
   };

@@ -18,6 +18,7 @@ import { ReportingPreset, SheratanPreset } from '../../plugins/preset.ts';
 import { graphqlContext } from './auth.ts';
 import { withTextContext, type TextServices } from '../embedding/worker-context.ts';
 import { LiveEvents } from '../graphql/live-events.ts';
+import { loadTrustedDocuments } from '../graphql/trusted-documents.ts';
 import { log } from '../config/log.ts';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -91,6 +92,8 @@ export function createEndpoints(
       graphqlPath: GRAPHQL_PATH,
       graphiqlPath: GRAPHIQL_PATH,
       context: (requestContext) => ({ ...apiContext(requestContext), sheratanLive: live }),
+      // The apps' operations only; reporting tools write their own queries.
+      ...(config.trustedDocuments ? { trustedDocuments: loadTrustedDocuments(config.trustedDocuments) } : {}),
     }),
   );
   const reporting = postgraphile(
