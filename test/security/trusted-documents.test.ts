@@ -12,6 +12,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { parse } from 'graphql';
+import { ApolloClient, HttpLink, InMemoryCache } from '@apollo/client';
+import { PersistedQueryLink } from '@apollo/client/link/persisted-queries';
+import { getOperationName } from '@apollo/client/utilities/internal';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { runCli } from '../support/processes.ts';
 import { applyCurrentMigration } from '../support/current-migration.ts';
@@ -150,6 +154,18 @@ describe('a production gateway with TRUSTED_DOCUMENTS', () => {
     stop();
     await client.dispose();
   }, 60_000);
+
+  test('the README’s Apollo Client example: its persisted-query link sends the manifest’s hash, and the operation runs', async () => {
+    const hashByName = Object.fromEntries(Object.entries(manifest).map(([hash, text]) => [/^\w+ (\w+)/.exec(text)![1]!, hash]));
+    const link = new PersistedQueryLink({ generateHash: (document) => hashByName[getOperationName(document)!]! }).concat(
+      new HttpLink({ uri: `${h.url}/graphql`, headers: { authorization: `Bearer ${h.token()}` } }),
+    );
+    const apollo = new ApolloClient({ link, cache: new InMemoryCache() });
+    const { data } = await apollo.query<{ allDocuments: { totalCount: number } }>({ query: parse(manifest[hashOf('Count')]!), fetchPolicy: 'no-cache' });
+    expect(data?.allDocuments.totalCount).toEqual(expect.any(Number));
+    // An operation the manifest does not hold: Apollo sends its hash, then (told PERSISTED_QUERY_NOT_FOUND) its text, refused in turn.
+    await expect(apollo.query({ query: parse('query Unlisted { allDocuments { totalCount } }'), fetchPolicy: 'no-cache' })).rejects.toThrow();
+  });
 
   test('reporting tools are not bound by the apps’ manifest', async () => {
     const answer = await post(h, { query: '{ allDocuments { totalCount } }' }, '/reporting/graphql');
