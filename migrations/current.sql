@@ -57,3 +57,80 @@ drop trigger if exists _900_live_notify on sheratan.documents;
 create trigger _900_live_notify after insert or update or delete on sheratan.documents
   for each row execute function sheratan_private.tg__live_notify();
 -- <<< section live
+
+-- >>> section model-switch-dependents
+-- A model switch (000013) renames document_chunks.embedding to
+-- embedding_previous and embedding_next to embedding. Objects that name the
+-- column, such as the reporting views and the partial index of chunks awaiting
+-- an embedding (000015), follow the rename: they went on reading the previous
+-- model's column, and `embeddings:migrate --drop-previous` then failed ("other
+-- objects depend on it"). The switch now re-points them, in the same
+-- transaction, from their own definitions: every view and index that depends
+-- on embedding_previous (the ANN index excepted: the switch renames it itself)
+-- is made again on the live column.
+do $do$
+begin
+  -- The switch's column swap keeps its body (000013) under a new name; switch_embedding_model wraps it.
+  if exists (select 1 from pg_proc where oid = 'sheratan_private.switch_embedding_model(boolean)'::regprocedure and prosrc not like '%switch_embedding_columns%') then
+    alter function sheratan_private.switch_embedding_model(boolean) rename to switch_embedding_columns;
+  end if;
+end
+$do$;
+comment on function sheratan_private.switch_embedding_columns(boolean) is
+  'The column swap of an embedding model switch (migration 000013); switch_embedding_model calls it, then re-points what named the column.';
+
+create or replace function sheratan_private.repoint_embedding_dependents() returns void
+  language plpgsql volatile
+  set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+  dep record;
+  previous smallint := (select attnum from pg_attribute
+                         where attrelid = 'sheratan.document_chunks'::regclass and attname = 'embedding_previous' and not attisdropped);
+begin
+  if previous is null then
+    return;
+  end if;
+  for dep in
+    select distinct v.oid, v.relkind, v.oid::regclass::text as name
+      from pg_depend d
+      join pg_rewrite r on d.classid = 'pg_rewrite'::regclass and r.oid = d.objid
+      join pg_class v on v.oid = r.ev_class
+     where d.refobjid = 'sheratan.document_chunks'::regclass and d.refobjsubid = previous and v.relkind = 'v'
+  loop
+    execute format('create or replace view %s with (security_invoker = %s) as %s', dep.name,
+      coalesce((select option_value from pg_options_to_table((select reloptions from pg_class where oid = dep.oid)) where option_name = 'security_invoker'), 'false'),
+      regexp_replace(pg_get_viewdef(dep.oid), '\membedding_previous\M', 'embedding', 'g'));
+  end loop;
+  for dep in
+    select distinct i.oid, i.oid::regclass::text as name, pg_get_indexdef(i.oid) as def
+      from pg_depend d
+      join pg_class i on i.oid = d.objid and d.classid = 'pg_class'::regclass and i.relkind = 'i'
+     where d.refobjid = 'sheratan.document_chunks'::regclass and d.refobjsubid = previous
+       and i.relname <> 'document_chunks_embedding_previous_idx'
+  loop
+    execute format('drop index %s', dep.name);
+    execute regexp_replace(dep.def, '\membedding_previous\M', 'embedding', 'g');
+  end loop;
+end;
+$$;
+comment on function sheratan_private.repoint_embedding_dependents() is
+  'After a model switch: views and indexes that named the live embedding column, and followed it to embedding_previous, are made again on the new live column.';
+revoke all on function sheratan_private.repoint_embedding_dependents() from public;
+
+create or replace function sheratan_private.switch_embedding_model(force boolean) returns bigint
+  language plpgsql volatile
+  set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+  missing bigint := sheratan_private.switch_embedding_columns(force);
+begin
+  perform sheratan_private.repoint_embedding_dependents();
+  return missing;
+end;
+$$;
+comment on function sheratan_private.switch_embedding_model(boolean) is
+  'embeddings:migrate --switch: swaps the live and next embedding columns (switch_embedding_columns), then re-points the views and indexes that named the live one.';
+revoke all on function sheratan_private.switch_embedding_model(boolean) from public;
+revoke all on function sheratan_private.switch_embedding_columns(boolean) from public;
+-- <<< section model-switch-dependents

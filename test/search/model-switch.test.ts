@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { runDoctor } from '../../src/operations/doctor.ts';
 import { runWorker } from '../../src/client/job-worker.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { applyCurrentMigration } from '../support/current-migration.ts';
 import { rng, randomUnit } from '../support/embeddings.ts';
 import { nearestSql } from '../support/search-sql.ts';
 import { runCli, waitFor } from '../support/processes.ts';
@@ -70,6 +71,7 @@ const probe = 'acme doc 1 chunk 3';
 
 beforeAll(async () => {
   h = await startHarness();
+  await applyCurrentMigration(h);
   owner = await h.owner();
   for (let d = 0; d < 3; d++) await ingest(acme(), `acme doc ${d}`, 10, d + 1);
   await ingest(globex(), 'globex doc 0', 10, 9);
@@ -265,12 +267,19 @@ test('a full model switch, 384 → 768, with searches answering throughout', asy
   const after = await runDoctor({ ...h.config, vectorDimension: NEW }, h.gateway.db);
   expect(after.find((c) => c.name === 'embedding model switch')?.detail).toMatch(/switched from minilm \(vector\(384\)\), whose column is still kept/);
 
+  // What named the live column (views, the index of chunks awaiting an embedding) names the new live one, not the kept one.
+  const following = await owner.query<{ name: string }>(
+    `select viewname as name from pg_views where definition ~ 'embedding_previous'
+     union all select indexname from pg_indexes where indexdef ~ 'embedding_previous' and indexname <> 'document_chunks_embedding_previous_idx'`,
+  );
+  expect(following.rows).toEqual([]);
+
   // ---- drop the old column.
   await wait(300);
   const dropped = await cli('--drop-previous');
-  expect(dropped.code).toBe(0);
+  expect({ code: dropped.code, out: dropped.code === 0 ? '' : dropped.out }).toEqual({ code: 0, out: '' });
   expect(dropped.out).toContain('dropped embedding_previous');
-  const columns = (await owner.query("select attname from pg_attribute where attrelid = 'sheratan.document_chunks'::regclass and attname like 'embedding%' and not attisdropped")).rows;
+  const columns = (await owner.query("select attname from pg_attribute where attrelid = 'sheratan.document_chunks'::regclass and attname ~ '^embedding(_previous|_next)?$' and not attisdropped")).rows;
   expect(columns).toEqual([{ attname: 'embedding' }]);
   await wait(300);
   searching = false;

@@ -22,7 +22,8 @@ const searchLogs = async (): Promise<number> => (await (await h.owner()).query('
 const refusal = (res: Awaited<ReturnType<Harness['graphql']>>) => ({ message: res.body.errors?.[0]?.message, code: res.body.errors?.[0]?.extensions?.code, data: res.body.data ?? null });
 
 test('3,000 aliases without a token are refused in milliseconds, naming the limit, while /healthz keeps answering', async () => {
-  const query = `{ ${Array.from({ length: 3000 }, (_, i) => `a${i}: allDocuments { totalCount }`).join(' ')} }`;
+  // Within MAX_ANONYMOUS_BODY_BYTES (64 KiB), so that the alias count, not the body size, refuses it.
+  const query = `{ ${Array.from({ length: 3000 }, (_, i) => `a${i}: __typename`).join(' ')} }`;
   const health = (async () => {
     const times: number[] = [];
     for (let i = 0; i < 10; i++) {
