@@ -21,7 +21,21 @@ export interface ChannelRequest {
   data: Uint8Array;
   /** How long the batch may wait for the backend while another client holds it (none: as long as it takes). */
   waitMs?: number;
+  /**
+   * With waitMs: who decided the batch's fate, shared by the two threads
+   * (CLAIM_*). The engine may be inside a statement that cannot be
+   * interrupted (a socket client's pg_sleep) and read its messages only
+   * later: the caller then gives up on time by itself, and whichever side
+   * claims first wins, so a batch the caller gave up on never runs.
+   */
+  claim?: Int32Array;
 }
+
+const CLAIM_OPEN = 0;
+const CLAIM_RUN = 1;
+const CLAIM_ABANDONED = 2;
+/** Past waitMs, how long the caller still waits for the engine to say itself that the backend stayed busy. */
+const ABANDON_GRACE_MS = 250;
 
 export interface ChannelReply {
   id: number;
@@ -55,7 +69,9 @@ export function serveChannel(port: MessagePort, cluster: PgCluster, database: Pg
       const run = session.queue.then(async () => {
         out.length = 0;
         const [messages] = wire.splitMessages(Buffer.from(req.data));
-        for (const m of messages) await database.handle(session, m, req.waitMs);
+        // Run only if the caller has not given up (see ChannelRequest.claim); then it waits for the outcome.
+        const admit = (): boolean => !req.claim || Atomics.compareExchange(req.claim, 0, CLAIM_OPEN, CLAIM_RUN) !== CLAIM_ABANDONED;
+        for (const m of messages) await database.handle(session, m, req.waitMs, admit);
         return Buffer.concat(out.splice(0));
       });
       session.queue = run.then(
@@ -102,9 +118,22 @@ export class ChannelClient {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.port.ref(); // a reply is due: stay alive for it
-      this.pending.set(id, { resolve, reject });
+      const claim = waitMs ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
+      // The engine's thread may be held by a statement it cannot interrupt: give up on time here.
+      const timer =
+        claim &&
+        setTimeout(() => {
+          if (Atomics.compareExchange(claim, 0, CLAIM_OPEN, CLAIM_ABANDONED) !== CLAIM_OPEN) return; // it runs: wait for it
+          this.pending.delete(id);
+          if (this.pending.size === 0) this.port.unref();
+          reject(new BackendBusyError(`the embedded database's one backend stayed held by another client for ${waitMs} ms (DB_POOL_TIMEOUT_MS); nothing ran; retry shortly`));
+        }, waitMs! + ABANDON_GRACE_MS);
+      this.pending.set(id, {
+        resolve: (reply) => (clearTimeout(timer), resolve(reply)),
+        reject: (err) => (clearTimeout(timer), reject(err)),
+      });
       const copy = new Uint8Array(data); // its own buffer, moved rather than cloned
-      this.port.postMessage({ id, sid, user, data: copy, ...(waitMs ? { waitMs } : {}) } satisfies ChannelRequest, [copy.buffer]);
+      this.port.postMessage({ id, sid, user, data: copy, ...(waitMs ? { waitMs, claim } : {}) } satisfies ChannelRequest, [copy.buffer]);
     });
   }
 

@@ -81,6 +81,13 @@ export interface Session {
   restricted?: boolean;
   /** Session-level settings captured when the backend last passed to another client. */
   saved: Array<[string, string]>;
+  /**
+   * A socket session's reset values by lower-case name: what its login set
+   * (ALTER ROLE / DATABASE … SET, then the settings it sent at connection
+   * time), which RESET, SET … TO DEFAULT, RESET ALL and DISCARD ALL return
+   * to on a server (see keepResetValues). Absent when there are none.
+   */
+  resetValues?: Map<string, [string, string]>;
   /** Channels its LISTEN statements named since its listening was last read (see notifications.ts). */
   listenNamed?: Set<string>;
   /** Its SQL-level PREPAREd statements (name, the PREPARE to recreate it), kept off the backend while others hold it. */
@@ -198,6 +205,8 @@ function rowsNow(db: PGlite, sql: string): string[] {
     .map((m) => (m.readInt32BE(7) < 0 ? '' : m.toString('utf8', 11, 11 + m.readInt32BE(7))));
 }
 const quoteLiteral = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+/** A literal read the same whatever the session made standard_conforming_strings (a client's state is live when it is used). */
+const escapeLiteral = (s: string): string => `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 
 /** One database: a PGlite instance shared by the sessions connected to it. */
 export class PgDatabase {
@@ -396,6 +405,37 @@ export class PgDatabase {
     }
     s.holdsCursors = cursors !== '0';
     return true;
+  }
+
+  /**
+   * After each unit of work of a session with reset values, before the
+   * backend can pass to anyone else or the session's next message runs: the
+   * engine applied them with set_config (source 'session' in pg_settings),
+   * so a setting whose source is no longer 'session' was returned to the
+   * engine's default by the client (RESET, SET … TO DEFAULT, RESET ALL,
+   * DISCARD ALL, or a transaction that did so committing), where a server
+   * returns it to the reset value: it is set again, as the session's own
+   * value, so a later SET still wins and hand-overs keep it (leave saves it).
+   * Inside a transaction it is set transactionally, so a ROLLBACK of the
+   * RESET also rolls this back, to what the setting was before, as on a
+   * server. Read from Postgres whatever SQL ran. Limits: statements after a
+   * RESET in the same message see the default until the message ends, and
+   * custom (dotted) settings, which pg_settings does not list, are not kept.
+   */
+  private keepResetValues(db: PGlite, s: Session): void {
+    const values = s.resetValues!;
+    const names = [...values.keys()].map(escapeLiteral).join(', ');
+    const reset = rowsNow(db, `select name from pg_settings where source <> 'session' and lower(name) in (${names})`);
+    if (reset.length === 0) return;
+    // Each in its own block: one the current role may no longer set (after
+    // SET ROLE) stays as the client left it rather than failing the
+    // client's transaction.
+    const body = reset
+      .map((name) => values.get(name.toLowerCase()))
+      .filter((v) => v !== undefined)
+      .map(([name, value]) => `begin perform set_config(${escapeLiteral(name)}, ${escapeLiteral(value)}, false); exception when others then null; end;`)
+      .join(' ');
+    rowsNow(db, `do ${escapeLiteral(`begin ${body} end`)}`);
   }
 
   /**
@@ -623,8 +663,12 @@ export class PgDatabase {
     return null;
   }
 
-  /** Handles one frontend message of `s`; `waitMs` bounds the wait for the backend (see acquire). */
-  async handle(s: Session, raw: Buffer, waitMs?: number): Promise<void> {
+  /**
+   * Handles one frontend message of `s`; `waitMs` bounds the wait for the
+   * backend (see acquire); `admit`, asked once the backend is `s`'s, says
+   * whether its caller still wants the work done (channel.ts), else nothing runs.
+   */
+  async handle(s: Session, raw: Buffer, waitMs?: number, admit?: () => boolean): Promise<void> {
     if (TRACE) s.pending = Math.max(0, (s.pending ?? 1) - 1);
     const type = String.fromCharCode(raw[0]!);
     if (type === 'X') {
@@ -639,7 +683,12 @@ export class PgDatabase {
     await this.caughtUp(s);
     if (!s.alive) return;
     mark(s, 'acquire');
+    const held = this.owner === s;
     await this.acquire(s, waitMs);
+    if (admit && !admit()) {
+      if (!held) this.release(s);
+      throw new BackendBusyError(`the caller stopped waiting for the embedded database's one backend after ${waitMs} ms (DB_POOL_TIMEOUT_MS); nothing ran`);
+    }
     s.last = type;
     try {
       mark(s, 'open');
@@ -727,6 +776,8 @@ export class PgDatabase {
       }
       const ready = tail.length === 6 && tail[0] === 0x5a && tail.readInt32BE(1) === 5;
       if (ready) s.txStatus = String.fromCharCode(tail[5]!) as 'I' | 'T' | 'E';
+      // (An aborted transaction changes no setting, and can run nothing.)
+      if (ready && tail[5] !== 0x45 && s.resetValues && s.alive) this.keepResetValues(db, s);
       const idle = ready && tail[5] === 0x49;
       if (idle && s.untrusted && s.alive && !this.keepsBackend(db, s)) return;
       if (idle && !s.holdsCursors) this.release(s);
