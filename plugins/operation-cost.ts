@@ -170,6 +170,23 @@ export function inputCost(values: Record<string, unknown>): number {
   );
 }
 
+/**
+ * The path of the first string in argument values that holds a NUL character
+ * (U+0000), which PostgreSQL text cannot store: refused naming where it is,
+ * before anything runs, instead of the database's "invalid byte sequence".
+ */
+export function nulPath(values: Record<string, unknown>): string | null {
+  const stack: Array<{ value: unknown; path: string }> = Object.entries(values).map(([key, value]) => ({ value, path: key }));
+  while (stack.length) {
+    const { value, path } = stack.pop()!;
+    if (typeof value === 'string') {
+      if (value.includes('\u0000')) return path;
+    } else if (Array.isArray(value)) value.forEach((item, i) => stack.push({ value: item, path: `${path}[${i}]` }));
+    else if (value && typeof value === 'object') for (const [key, item] of Object.entries(value)) stack.push({ value: item, path: `${path}.${key}` });
+  }
+  return null;
+}
+
 /** The arguments as execution's SQL sees them: an explicit null where the argument has a default is the default. */
 export function withDefaults(field: GraphQLField<unknown, unknown>, args: Record<string, unknown>): Record<string, unknown> {
   let result = args;
@@ -263,6 +280,8 @@ export function operationCost(
         continue; // execution reports it
       }
       pageCheck(selection, args);
+      const nul = nulPath(args);
+      if (nul) refusal ??= { code: 'TEXT_HAS_NUL', message: `${name}(${nul}) contains a NUL character (U+0000); PostgreSQL text cannot store it: remove it` };
       cost += multiplier * inputCost(args);
       if (searchFields.has(name)) searches += multiplier;
       const type = getNamedType(field.type);

@@ -258,3 +258,27 @@ test('ingest is costed by its chunks and bytes before anything is stored', async
   expect(fine.body.errors).toBeUndefined();
   expect(await count()).toBe(before + 100);
 });
+
+test('a NUL character anywhere in an argument is refused naming where it is, before anything runs, and stores nothing', async () => {
+  const owner = await h.owner();
+  const count = async (): Promise<number> => (await owner.query('select (select count(*) from sheratan.documents) + (select count(*) from sheratan.jobs) as n')).rows[0].n;
+  const before = await count();
+  const nul = 'a\u0000b';
+  const cases: Array<[query: string, variables: Record<string, unknown>, path: RegExp]> = [
+    ['mutation ($i: IngestDocumentInput!) { ingestDocument(input: $i) { clientMutationId } }', { i: { title: nul, chunks: [] } }, /ingestDocument\(input\.title\)/],
+    ['mutation ($i: IngestDocumentInput!) { ingestDocument(input: $i) { clientMutationId } }', { i: { title: 't', source: nul, chunks: [] } }, /input\.source/],
+    ['mutation ($i: IngestDocumentInput!) { ingestDocument(input: $i) { clientMutationId } }', { i: { title: 't', metadata: { deep: [{ k: nul }] }, chunks: [] } }, /input\.metadata\.deep\[0\]\.k/],
+    ['mutation ($i: IngestDocumentInput!) { ingestDocument(input: $i) { clientMutationId } }', { i: { title: 't', chunks: [{ content: nul, embedding: e }] } }, /input\.chunks\[0\]\.content/],
+    ['mutation ($t: String!) { enqueueJob(input: { jobType: $t }) { clientMutationId } }', { t: nul }, /enqueueJob\(input\.jobType\)/],
+    ['query ($q: Vector!, $s: [String!]) { searchDocumentChunks(embedding: $q, filter: { sources: $s }) { distance } }', { q: e, s: ['ok', nul] }, /filter\.sources\[1\]/],
+  ];
+  for (const [query, variables, path] of cases) {
+    const res = await h.graphql(query, { variables });
+    expect({ path: String(path), error: res.body.errors?.[0]?.extensions?.code, message: path.test(res.body.errors?.[0]?.message ?? '') }).toEqual({
+      path: String(path),
+      error: 'TEXT_HAS_NUL',
+      message: true,
+    });
+  }
+  expect(await count()).toBe(before);
+});
