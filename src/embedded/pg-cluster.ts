@@ -464,6 +464,14 @@ export class PgCluster {
     }
     // Above ALTER ROLE / DATABASE … SET, as on a server; the session's own state from here on.
     session.saved = [...session.saved, ...settings];
+    // What RESET returns to, as on a server: the login's settings, the last
+    // of a name winning (the login's identity, session_authorization and
+    // role, is the engine's to keep; see PgDatabase.keepResetValues).
+    const resetValues = new Map<string, [string, string]>();
+    for (const [name, value] of session.saved) {
+      if (!['session_authorization', 'role'].includes(name.toLowerCase())) resetValues.set(name.toLowerCase(), [name, value]);
+    }
+    if (resetValues.size) session.resetValues = resetValues;
     session.untrusted = true;
     session.restricted = !superuser;
     socket.write(

@@ -7,7 +7,6 @@
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { withPgClient } from '../../src/database/connect.ts';
-import { backend } from '../support/backend.ts';
 import { startReporting, type ReportingHarness, type ReportingLoginInfo } from '../support/reporting.ts';
 
 let h: ReportingHarness;
@@ -123,23 +122,59 @@ test('each session keeps its own settings while the backend passes between clien
   }
 });
 
-// The engine applies a session's start-up and ALTER ROLE settings with
-// set_config, which makes them SET values: RESET (and RESET ALL, DISCARD ALL)
-// goes back to the server's default instead of to them. Marked as failing
-// on the embedded engine so that it shows the day it is fixed.
-(backend === 'server' ? test : test.failing)(
-  `RESET returns to the value sent at start-up${backend === 'server' ? '' : ' [fails on the embedded engine: RESET goes back to the default, not to the start-up value]'}`,
-  async () => {
-    const { client } = await connect({ options: options({ TimeZone: 'Asia/Tokyo' }) });
-    try {
-      await client.query("set time zone 'Pacific/Auckland'");
-      await client.query('reset timezone');
-      expect((await show(client, ['TimeZone'])).TimeZone).toBe('Asia/Tokyo');
-    } finally {
-      await client.end();
+// Start-up settings are the session's reset values, as on a server: RESET,
+// SET … TO DEFAULT, RESET ALL and DISCARD ALL return to them, transactionally.
+// Each step is its own message, and another client runs between steps (once a
+// transaction ends, on the embedded engine), so the backend passes between
+// them; the same steps run on a server.
+const STARTED = { TimeZone: 'Asia/Tokyo', extra_float_digits: '2' };
+test.each<[string, string[], Record<string, string>]>([
+  ['RESET', ["set time zone 'Pacific/Auckland'", 'reset timezone'], STARTED],
+  ['SET … TO DEFAULT', ["set time zone 'Pacific/Auckland'", 'set timezone to default'], STARTED],
+  ['SET … = DEFAULT and SET TIME ZONE DEFAULT', ['set extra_float_digits = 3', 'set extra_float_digits = default', "set time zone 'UTC'", 'set time zone default'], STARTED],
+  ['RESET ALL', ["set time zone 'Pacific/Auckland'", 'set extra_float_digits = 0', 'reset all'], STARTED],
+  ['DISCARD ALL', ["set time zone 'Pacific/Auckland'", 'set extra_float_digits = 0', 'discard all'], STARTED],
+  ['a later SET still wins', ['reset all', "set time zone 'Europe/Berlin'"], { ...STARTED, TimeZone: 'Europe/Berlin' }],
+  ['RESET in a transaction, committed', ["set time zone 'Pacific/Auckland'", 'begin', 'reset timezone', 'commit'], STARTED],
+  ['RESET in a transaction, rolled back', ["set time zone 'Pacific/Auckland'", 'begin', 'reset timezone', 'rollback'], { ...STARTED, TimeZone: 'Pacific/Auckland' }],
+  ['RESET ALL in a transaction, rolled back', ['set extra_float_digits = 0', 'begin', 'reset all', 'rollback'], { ...STARTED, extra_float_digits: '0' }],
+  ['RESET to a savepoint rolled back', ['begin', "set time zone 'Pacific/Auckland'", 'savepoint a', 'reset timezone', 'rollback to a', 'commit'], { ...STARTED, TimeZone: 'Pacific/Auckland' }],
+  ['one message: a transaction that resets', ["set time zone 'Pacific/Auckland'", 'begin; reset timezone; commit'], STARTED],
+  ['SET LOCAL ends with its transaction', ['begin', "set local time zone 'Pacific/Auckland'", 'commit'], STARTED],
+  ['RESET then SET LOCAL in a transaction', ["set time zone 'Pacific/Auckland'", 'begin', 'reset timezone', "set local time zone 'Europe/Berlin'", 'commit'], STARTED],
+  ['RESET in a failed transaction', ["set time zone 'Pacific/Auckland'", 'begin', 'reset timezone', 'select 1/0', 'rollback'], { ...STARTED, TimeZone: 'Pacific/Auckland' }],
+])('start-up settings are reset values, as on a server: %s', async (_what, steps, expected) => {
+  const { client } = await connect({ options: options(STARTED) });
+  const other = await connect();
+  try {
+    // The other client's queries wait while a transaction holds the embedded backend: not awaited until the end.
+    const others: Array<Promise<unknown>> = [];
+    for (const step of steps) {
+      await client.query(step).catch(() => undefined);
+      others.push(other.client.query('select 1'));
     }
-  },
-);
+    await Promise.all(others);
+    expect(await show(client, Object.keys(expected))).toEqual(expected);
+  } finally {
+    await Promise.all([client.end(), other.client.end()]);
+  }
+});
+
+test('inside a transaction, RESET is the start-up value at once; a setting not sent at start-up returns to the default', async () => {
+  const { client } = await connect({ options: options(STARTED) });
+  try {
+    const before = (await show(client, ['DateStyle'])).DateStyle;
+    await client.query("set time zone 'Pacific/Auckland'");
+    await client.query("set DateStyle = 'German'");
+    await client.query('begin');
+    await client.query('reset all');
+    expect(await show(client, ['TimeZone', 'extra_float_digits', 'DateStyle'])).toEqual({ ...STARTED, DateStyle: before });
+    await client.query('rollback');
+    expect(await show(client, ['TimeZone', 'DateStyle'])).toEqual({ TimeZone: 'Pacific/Auckland', DateStyle: 'German, DMY' });
+  } finally {
+    await client.end();
+  }
+});
 
 test('ALTER ROLE … SET still applies beneath them', async () => {
   const admin = h.database.superuserUrl ?? h.ownerUrl;
@@ -148,6 +183,10 @@ test('ALTER ROLE … SET still applies beneath them', async () => {
   try {
     const { client } = await connect({ options: '-c extra_float_digits=2' });
     try {
+      expect(await show(client, ['DateStyle', 'extra_float_digits'])).toEqual({ DateStyle: 'German, DMY', extra_float_digits: '2' });
+      // They are reset values too: RESET ALL returns to them.
+      await client.query("set DateStyle = 'ISO'; set extra_float_digits = 3");
+      await client.query('reset all');
       expect(await show(client, ['DateStyle', 'extra_float_digits'])).toEqual({ DateStyle: 'German, DMY', extra_float_digits: '2' });
     } finally {
       await client.end();
