@@ -59,7 +59,12 @@ try {
     }
   }
   const live = h.gateway.gateway.liveEvents;
-  while (live.size < TENANTS * SOCKETS) await new Promise((r) => setTimeout(r, 50));
+  const subscribedBy = Date.now() + 60_000;
+  while (live.size < TENANTS * SOCKETS) {
+    // Each socket is two file descriptors in this one process: `ulimit -n` bounds the sockets a run can hold.
+    if (Date.now() > subscribedBy) throw new Error(`only ${live.size} of ${TENANTS * SOCKETS} subscriptions listening after 60 s (see the sockets closed above; ulimit -n?)`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
   await live.ready();
   const connectMs = performance.now() - connectStart;
   global.gc?.();
