@@ -11,7 +11,10 @@
 // graphqlContext) names the anonymous role in `sheratanAnonymousRole`, and the
 // request is anonymous when `pgSettings.role`, the role its SQL would run as,
 // is that role. A context without it (no HTTP layer) is left to the database.
-import { getOperationAST, GraphQLError, Kind, type DocumentNode, type FragmentDefinitionNode, type SelectionSetNode } from 'graphql';
+import { SafeError } from 'grafast';
+import { getOperationAST, GraphQLError, Kind, parse, type DocumentNode, type FragmentDefinitionNode, type SelectionSetNode } from 'graphql';
+
+const REFUSAL = 'authentication required: send "Authorization: Bearer <token>" (only introspection is open without a token)';
 
 /** The error code of an operation refused for want of a token. */
 export const UNAUTHENTICATED = 'UNAUTHENTICATED';
@@ -81,7 +84,7 @@ function refusal(args: { contextValue?: unknown; document: DocumentNode; operati
   if (http) refused.add(http);
   return {
     errors: [
-      new GraphQLError('authentication required: send "Authorization: Bearer <token>" (only introspection is open without a token)', {
+      new GraphQLError(REFUSAL, {
         extensions: { code: UNAUTHENTICATED },
       }),
     ],
@@ -105,6 +108,29 @@ export const AuthenticationRequiredPlugin: GraphileConfig.Plugin = {
   },
   grafserv: {
     middleware: {
+      // The same refusal before validation, for requests that carry no
+      // Authorization header at all (the anonymous role is the only one they
+      // can have; a bad token was answered 401 before grafserv): validating a
+      // document costs far more than parsing it (pairwise fragment checks,
+      // literals), and none of that is owed to a request that may not run it.
+      // request-limits.ts has bounded the document by then.
+      processGraphQLRequestBody(next, event) {
+        const { query, operationName } = event.body;
+        const request = event.request;
+        if (request && !request.getHeader?.('authorization') && typeof query === 'string') {
+          let document: DocumentNode | null = null;
+          try {
+            document = parse(query, { noLocation: true });
+          } catch {
+            // a syntax error: grafserv reports it
+          }
+          if (document && selectsData(document, typeof operationName === 'string' ? operationName : null)) {
+            refused.add(request);
+            throw new SafeError(REFUSAL, { statusCode: 401, code: UNAUTHENTICATED });
+          }
+        }
+        return next();
+      },
       async processRequest(next, event) {
         const result = await next();
         // Only the GraphQL answer (json or buffer) carries the refusal.

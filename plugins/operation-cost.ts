@@ -55,6 +55,10 @@ export interface CostLimits {
   maxAliases: number;
   /** Directives in the whole document (MAX_QUERY_DIRECTIVES). */
   maxDirectives: number;
+  /** Fragment definitions and spreads in the whole document (MAX_QUERY_FRAGMENTS). */
+  maxFragments: number;
+  /** Variable definitions in the whole document (MAX_QUERY_VARIABLES). */
+  maxVariables: number;
   /** The estimated cost (MAX_QUERY_COST). */
   maxCost: number;
   /** Largest first/last on any connection or list field (MAX_PAGE_SIZE). */
@@ -88,14 +92,33 @@ const fragmentsOf = (document: DocumentNode): Map<string, FragmentDefinitionNode
  * where spread, each fragment's count computed once). Stops counting once a
  * limit is passed, so its cost is bounded by the limits, not the document.
  */
-export function countSelections(document: DocumentNode, limits: Pick<CostLimits, 'maxFields' | 'maxAliases' | 'maxDirectives'>): Refusal | null {
-  // Directives anywhere in the document: validation checks (and may report) each one.
+export function countSelections(
+  document: DocumentNode,
+  limits: Pick<CostLimits, 'maxFields' | 'maxAliases' | 'maxDirectives' | 'maxFragments' | 'maxVariables'>,
+): Refusal | null {
+  // Directives and variable definitions anywhere in the document: validation
+  // checks (and may report) each one. Fragments, defined and spread: validation's overlapping-fields
+  // rule compares them pairwise (300 cyclic fragments, 13 KB, took 290 ms).
   let directives = 0;
+  let fragmentUses = 0;
+  let variables = 0;
   visit(document, {
+    VariableDefinition: () => (++variables > limits.maxVariables ? BREAK : undefined),
     Directive: () => (++directives > limits.maxDirectives ? BREAK : undefined),
+    FragmentDefinition: () => (++fragmentUses > limits.maxFragments ? BREAK : undefined),
+    FragmentSpread: () => (++fragmentUses > limits.maxFragments ? BREAK : undefined),
   });
   if (directives > limits.maxDirectives) {
     return { code: 'TOO_MANY_DIRECTIVES', message: `the GraphQL document has more than ${limits.maxDirectives} directives (MAX_QUERY_DIRECTIVES)` };
+  }
+  if (variables > limits.maxVariables) {
+    return { code: 'TOO_MANY_VARIABLES', message: `the GraphQL document defines more than ${limits.maxVariables} variables (MAX_QUERY_VARIABLES)` };
+  }
+  if (fragmentUses > limits.maxFragments) {
+    return {
+      code: 'TOO_MANY_FRAGMENTS',
+      message: `the GraphQL document has more than ${limits.maxFragments} fragment definitions and spreads (MAX_QUERY_FRAGMENTS)`,
+    };
   }
   const fragments = fragmentsOf(document);
   const memo = new Map<string, { fields: number; aliases: number }>();

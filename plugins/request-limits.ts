@@ -35,6 +35,10 @@ export interface RequestLimits {
   maxTokens: number;
   /** MAX_QUERY_DIRECTIVES: directives in one document (each one validation must check and may report). */
   maxDirectives: number;
+  /** MAX_QUERY_FRAGMENTS: fragment definitions and spreads in one document (validation compares them pairwise). */
+  maxFragments: number;
+  /** MAX_QUERY_VARIABLES: variable definitions in one document. */
+  maxVariables: number;
   /** GRAPHQL_INTROSPECTION */
   introspection: boolean;
 }
@@ -55,6 +59,8 @@ export const DEFAULT_REQUEST_LIMITS: Readonly<RequestLimits> = {
   // A 4,000-number vector literal is about 4,000 tokens; graphql's introspection query about 300.
   maxTokens: 15_000,
   maxDirectives: 100,
+  maxFragments: 100,
+  maxVariables: 100,
   introspection: true,
 };
 

@@ -65,6 +65,10 @@ export interface Config {
   maxDocumentBytes: number;
   maxQueryTokens: number;
   maxQueryDirectives: number;
+  /** MAX_QUERY_FRAGMENTS: fragment definitions and spreads in one document. */
+  maxQueryFragments: number;
+  /** MAX_QUERY_VARIABLES: variable definitions in one document. */
+  maxQueryVariables: number;
   /** Subscriptions (src/http/live.ts): per socket, sockets per tenant (each process), a message's bytes, events one subscription may lag, bytes a socket may have unsent. */
   liveMaxSubscriptionsPerSocket: number;
   liveMaxSocketsPerTenant: number;
@@ -178,6 +182,8 @@ export const CONFIG_VARIABLES = [
   'MAX_DOCUMENT_BYTES',
   'MAX_QUERY_TOKENS',
   'MAX_QUERY_DIRECTIVES',
+  'MAX_QUERY_FRAGMENTS',
+  'MAX_QUERY_VARIABLES',
   'LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET',
   'LIVE_MAX_SOCKETS_PER_TENANT',
   'LIVE_MAX_MESSAGE_BYTES',
@@ -411,6 +417,8 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     maxDocumentBytes: int(env, 'MAX_DOCUMENT_BYTES', LIMITS.maxDocumentBytes, 1024, 64 * MiB),
     maxQueryTokens: int(env, 'MAX_QUERY_TOKENS', LIMITS.maxTokens, 100, 10_000_000),
     maxQueryDirectives: int(env, 'MAX_QUERY_DIRECTIVES', LIMITS.maxDirectives, 0, 1_000_000),
+    maxQueryFragments: int(env, 'MAX_QUERY_FRAGMENTS', LIMITS.maxFragments, 0, 1_000_000),
+    maxQueryVariables: int(env, 'MAX_QUERY_VARIABLES', LIMITS.maxVariables, 0, 1_000_000),
     liveMaxSubscriptionsPerSocket: int(env, 'LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET', 20, 1, 10_000),
     liveMaxSocketsPerTenant: int(env, 'LIVE_MAX_SOCKETS_PER_TENANT', 100, 1, 1_000_000),
     liveMaxMessageBytes: int(env, 'LIVE_MAX_MESSAGE_BYTES', 64 * 1024, 1024, 64 * MiB),

@@ -54,6 +54,8 @@ export const requestLimitsOf = (config: Config): RequestLimits => ({
   maxDocumentBytes: config.maxDocumentBytes,
   maxTokens: config.maxQueryTokens,
   maxDirectives: config.maxQueryDirectives,
+  maxFragments: config.maxQueryFragments,
+  maxVariables: config.maxQueryVariables,
   introspection: config.introspection,
 });
 

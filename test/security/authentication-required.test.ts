@@ -140,7 +140,8 @@ test('the refusal comes before anything runs: an anonymous mutation stores nothi
     errors: [
       {
         message: 'authentication required: send "Authorization: Bearer <token>" (only introspection is open without a token)',
-        extensions: { code: 'UNAUTHENTICATED' },
+        // Refused before validation (no Authorization header at all): grafserv's refusals carry their status, as the limits' do.
+        extensions: { code: 'UNAUTHENTICATED', statusCode: 401 },
       },
     ],
   });
