@@ -3,19 +3,36 @@
 -- >>> section live
 -- Issue 27 item 1: subscriptions. A change to a job's status, a document
 -- (inserted, changed, deleted) or a document's embedding status is announced
--- at commit on its tenant's channel, `sheratan_live_` || md5(tenant) (a
--- channel name is at most 63 bytes; a tenant may be 200 characters), with its
+-- at commit on its tenant's channel, live_channel(tenant) (a channel name is
+-- at most 63 bytes; a tenant may be 200 characters), with its
 -- kind, operation, id and tenant: never the row. The gateway listens on the
 -- channels of the tenants whose sockets subscribed and re-reads each row as
 -- the subscriber's role, under row-level security (src/graphql/live-events.ts,
 -- plugins/live.ts).
-create or replace function sheratan_private.live_channel(tenant text) returns text
-  language sql immutable parallel safe
+--
+-- Postgres has no privilege on LISTEN or NOTIFY: any login may use any
+-- channel it can name. A channel is therefore named by a keyed hash, under a
+-- secret only the owner reads (a reporting login that computed md5(tenant)
+-- heard another tenant's changes as they committed), and only the gateway's
+-- login may ask for a tenant's channel.
+create table if not exists sheratan_private.live_secret (
+  only_row boolean primary key default true check (only_row),
+  secret text not null default replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
+);
+insert into sheratan_private.live_secret default values on conflict do nothing;
+revoke all on sheratan_private.live_secret from public;
+comment on table sheratan_private.live_secret is
+  'The key of the live events'' channel names (live_channel): random, made once, readable by the owner only.';
+
+drop function if exists sheratan_private.live_channel(text);
+create function sheratan_private.live_channel(tenant text) returns text
+  language sql stable security definer parallel safe
   set search_path = pg_catalog
-as $$ select 'sheratan_live_' || md5(tenant) $$;
+as $$ select 'sheratan_live_' || md5(s.secret || '/' || tenant) from sheratan_private.live_secret s $$;
 comment on function sheratan_private.live_channel(text) is
-  'The NOTIFY channel of a tenant''s live events (subscriptions): sheratan_live_ followed by the md5 of the tenant.';
+  'The NOTIFY channel of a tenant''s live events (subscriptions): sheratan_live_ followed by the md5 of the secret and the tenant; for the gateway''s login (it LISTENs) and the triggers.';
 revoke all on function sheratan_private.live_channel(text) from public;
+grant execute on function sheratan_private.live_channel(text) to :DATABASE_AUTHENTICATOR;
 
 create or replace function sheratan_private.tg__live_notify() returns trigger
   language plpgsql security definer

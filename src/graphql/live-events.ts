@@ -1,14 +1,13 @@
 // The live events subscriptions listen to (plugins/live.ts, through grafast's
 // listen() step): one LISTEN connection per gateway process, on the channels of
-// the tenants whose sockets subscribed (`sheratan_live_` || md5(tenant), the
-// SQL's sheratan_private.live_channel), fanned out to each subscription whose
+// the tenants whose sockets subscribed (named by the SQL's
+// sheratan_private.live_channel, a keyed hash), fanned out to each subscription whose
 // topic the event matches. An event carries kind, operation, id and tenant,
 // never the row: the plan re-reads the row as the subscriber, under row-level
 // security. PostGraphile's own PgSubscriber would do the LISTEN, but it keeps
 // every event a subscriber has not taken yet; here a subscription that falls
 // more than `maxQueued` events behind is ended (a slow consumer is dropped,
 // not buffered without bound).
-import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { GrafastSubscriber } from 'grafast';
 import { LIVE_KINDS, type LiveKind } from '../../plugins/live.ts';
@@ -28,8 +27,7 @@ export interface LiveEvent {
 /** The error code of a subscription ended because its consumer fell behind. */
 export const SLOW_CONSUMER = 'SLOW_CONSUMER';
 
-/** The channel of a tenant's events: the same name as sheratan_private.live_channel(tenant). */
-export const liveChannel = (tenant: string): string => `sheratan_live_${createHash('md5').update(tenant, 'utf8').digest('hex')}`;
+
 
 const KINDS: ReadonlySet<string> = new Set(LIVE_KINDS);
 
@@ -74,6 +72,10 @@ export class LiveEvents implements GrafastSubscriber<Record<string, LiveEvent>> 
   private client: Promise<pg.Client> | null = null;
   /** channel → its subscriptions. */
   private readonly channels = new Map<string, Set<Listener>>();
+  /** tenant → its channel's name (channelOf). */
+  private readonly channelNames = new Map<string, Promise<string>>();
+  /** Subscriptions still asking for their channel's name or listening on it. */
+  private readonly starting = new Set<Promise<unknown>>();
   private released = false;
   /** LISTEN/UNLISTEN go one at a time (node-postgres queues them, but warns that it will stop). */
   private commands: Promise<unknown> = Promise.resolve();
@@ -107,6 +109,26 @@ export class LiveEvents implements GrafastSubscriber<Record<string, LiveEvent>> 
     })();
     this.client.catch(() => (this.client = null));
     return this.client;
+  }
+
+  /**
+   * A tenant's channel, as sheratan_private.live_channel names it: a keyed
+   * hash under a secret only the database knows (a name any login could
+   * compute would let it LISTEN to another tenant), asked once per tenant.
+   */
+  private channelOf(tenant: string): Promise<string> {
+    let name = this.channelNames.get(tenant);
+    if (!name) {
+      const asked = this.commands.then(async () => {
+        const client = await this.connection();
+        return (await client.query<{ channel: string }>('select sheratan_private.live_channel($1) as channel', [tenant])).rows[0]!.channel;
+      });
+      this.commands = asked.catch(() => undefined);
+      name = asked;
+      this.channelNames.set(tenant, name);
+      name.catch(() => this.channelNames.delete(tenant));
+    }
+    return name;
   }
 
   private async relisten(): Promise<void> {
@@ -155,7 +177,7 @@ export class LiveEvents implements GrafastSubscriber<Record<string, LiveEvent>> 
   subscribe(topic: string | number): AsyncIterableIterator<LiveEvent> {
     if (this.released) throw new Error('the gateway is shutting down');
     const want = parseTopic(String(topic));
-    const channel = liveChannel(want.tenant);
+    let channel: string | null = null;
     const { maxQueued } = this.options;
     const queue: LiveEvent[] = [];
     let wake: (() => void) | null = null;
@@ -170,19 +192,27 @@ export class LiveEvents implements GrafastSubscriber<Record<string, LiveEvent>> 
             extensions: { code: SLOW_CONSUMER },
           });
           queue.length = 0;
-          this.remove(channel, listener);
+          if (channel) this.remove(channel, listener);
         } else {
           queue.push(event);
         }
         wake?.();
       },
     };
-    // Listening starts now: an event committed after subscribe() returns is not missed.
-    const ready = this.add(channel, listener);
+    // Listening starts now: an event committed after the first next() resolves its wait for `ready` is not missed.
+    const ready = this.channelOf(want.tenant).then((name) => {
+      channel = name;
+      if (!done) return this.add(name, listener);
+    });
+    this.starting.add(ready);
+    void ready.then(
+      () => this.starting.delete(ready),
+      () => this.starting.delete(ready),
+    );
     const finish = async (): Promise<IteratorResult<LiveEvent>> => {
       done = true;
       queue.length = 0;
-      this.remove(channel, listener);
+      if (channel) this.remove(channel, listener);
       wake?.();
       return { done: true, value: undefined };
     };
@@ -211,6 +241,7 @@ export class LiveEvents implements GrafastSubscriber<Record<string, LiveEvent>> 
 
   /** Waits until every channel wanted now is listened on (tests: an event committed after this is heard). */
   async ready(): Promise<void> {
+    await Promise.allSettled([...this.starting]);
     await this.commands;
     await this.connection();
   }

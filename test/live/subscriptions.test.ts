@@ -14,7 +14,7 @@ import jwt from 'jsonwebtoken';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { signToken } from '../../src/http/auth.ts';
-import { LiveEvents, liveChannel, liveTopic, SLOW_CONSUMER } from '../../src/graphql/live-events.ts';
+import { LiveEvents, liveTopic, SLOW_CONSUMER } from '../../src/graphql/live-events.ts';
 import { startPipeline, INGEST, type PipelineHarness } from '../embedding/pipeline-support.ts';
 
 let h: PipelineHarness;
@@ -236,7 +236,7 @@ test('a subscription whose events pile up unread is ended (SLOW_CONSUMER) and st
     const owner = new pg.Client(h.gateway.db.ownerUrl);
     await owner.connect();
     const notify = (i: number, tenant = 'slow') =>
-      owner.query('select pg_notify($1, $2)', [liveChannel('slow'), JSON.stringify({ kind: 'document', op: 'INSERT', id: `id-${i}`, tenant, embedding: true })]);
+      owner.query('select pg_notify(sheratan_private.live_channel($1), $2)', ['slow', JSON.stringify({ kind: 'document', op: 'INSERT', id: `id-${i}`, tenant, embedding: true })]);
     try {
       // An event naming another tenant on this channel (an md5 collision) is not delivered either.
       await notify(-1, 'not-slow');

@@ -12,16 +12,14 @@
 //
 // The invariant: whatever channel names a login of one tenant can derive from
 // another tenant's name, listening on them tells it nothing of that tenant.
-// Skipped: the fix is not local to this file (channel names a login cannot
-// compute, e.g. an HMAC of the tenant under a secret only the owner reads, in
-// the live section of current.sql and in live-events.ts, or payloads that
-// carry nothing and a check on the gateway side that an event is genuine).
+// Fixed: a channel is a keyed hash of the tenant under a secret only the owner
+// reads (sheratan_private.live_secret), and only the gateway's login may ask
+// for a tenant's channel (sheratan_private.live_channel).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
 import { projectRoot } from '../../src/config/paths.ts';
-import { liveChannel } from '../../src/graphql/live-events.ts';
 import { SUPERUSER_URL } from '../support/backend.ts';
 import { applyCurrentMigration } from '../support/current-migration.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
@@ -53,15 +51,13 @@ afterAll(async () => {
 
 /** Every channel name a login could derive from a tenant's name. */
 const derivable = (tenant: string): string[] => [
-  liveChannel(tenant),
   `sheratan_live_${createHash('md5').update(tenant).digest('hex')}`,
   `sheratan_live_${tenant}`,
   `sheratan_live`,
   tenant,
 ];
 
-// Skipped: a login of one tenant hears another's changes (see the header); the fix belongs to the live section and live-events.ts.
-test.skip('a SQL login of one tenant hears nothing of another tenant on any channel it can name', async () => {
+test('a SQL login of one tenant hears nothing of another tenant on any channel it can name, and cannot ask for one', async () => {
   const url = new URL(h.ownerUrl);
   url.username = LOGIN;
   url.password = PASSWORD;
@@ -71,6 +67,14 @@ test.skip('a SQL login of one tenant hears nothing of another tenant on any chan
   const heard: string[] = [];
   login.on('notification', (n) => heard.push(`${n.channel}: ${n.payload}`));
   for (const tenant of ['other', 'globex']) for (const channel of derivable(tenant)) await login.query(`listen "${channel}"`);
+  // Neither the name nor its key is the login's to read.
+  for (const sql of ["select sheratan_private.live_channel('other')", 'select secret from sheratan_private.live_secret']) {
+    const denied = await login.query(sql).then(
+      () => 'allowed',
+      (err: { code?: string }) => err.code,
+    );
+    expect({ sql, denied }).toEqual({ sql, denied: '42501' });
+  }
   for (const tenant of ['other', 'globex']) {
     const res = await h.graphql('mutation { createDocument(input: { document: { title: "heard?" } }) { document { id } } }', { token: h.token('sheratan_app', tenant) });
     expect(res.body.errors).toBeUndefined();

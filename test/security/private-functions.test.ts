@@ -127,6 +127,10 @@ const ALLOWED: Record<string, Allowed> = {
   'sheratan_private.finish_embedding_job(bigint, text, text, integer, boolean)': EMBEDDING_WORKER,
   'sheratan_private.vectorizer_model()': { roles: [APP_ROLE, READONLY_ROLE], why: 'vectorizerStatus names the embedding model in use, which is no tenant data' },
   'sheratan_private.set_vectorizer(text, integer, integer)': { roles: [AUTHENTICATOR_ROLE], why: 'a gateway or worker declares its embedding provider as it starts, on its own login' },
+  'sheratan_private.live_channel(text)': {
+    roles: [AUTHENTICATOR_ROLE],
+    why: "names a tenant's live-events channel by a keyed hash: the gateway's login LISTENs on it (anyone else who could name it could listen)",
+  },
   'sheratan_private.embedding_work()': { roles: [AUTHENTICATOR_ROLE], why: "the workers share tenants out by their due embedding jobs' counts, on the gateway's login (counts only)" },
   // The embedded engine's own (src/embedded/login-boundary.ts; no such schema on a server).
   ...(backend === 'embedded' ? Object.fromEntries(['seal', 'unseal'].map((fn) => [`sheratan_engine.${fn}(text)`, ENGINE_SEAL])) : {}),
