@@ -92,22 +92,9 @@ async function main(): Promise<void> {
   }
   if (process.argv.includes('--current')) {
     // A migration still in migrations/current.sql (as `npm run db:watch -- --once` applies it), before the gateway builds its schema.
-    const { openDatabase } = await import('../src/database/connect.ts');
-    const { migrateToHead, releaseMigratePools, structuredMigrateLogger, watchCurrent } = await import('../src/database/migrations.ts');
+    const { migrateWithCurrent } = await import('../test/support/current-migration.ts');
     setLogLevel('silent');
-    const db = await openDatabase(config, { purpose: 'bench current.sql' });
-    try {
-      await migrateToHead(config, db, structuredMigrateLogger);
-      releaseMigratePools();
-      const lines: string[] = [];
-      const watcher = watchCurrent(config, db, { once: true, log: (line) => lines.push(line) });
-      const applied = await watcher.first;
-      watcher.stop();
-      if (!applied) throw new Error(`migrations/current.sql did not apply:\n${lines.join('\n')}`);
-    } finally {
-      releaseMigratePools();
-      await db.close();
-    }
+    await migrateWithCurrent(config, 'bench current.sql');
   }
   const running = await startGateway(config, { port: 0 });
   const token = signToken(running.config.jwtSecret!, { role: APP_ROLE, tenant: TENANT, sub: 'bench' });

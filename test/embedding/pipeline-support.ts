@@ -4,8 +4,7 @@
 // committed this changes nothing), and the gateway with a real provider.
 import pg from 'pg';
 import { parseConfig, type Config } from '../../src/config/config.ts';
-import { openDatabase } from '../../src/database/connect.ts';
-import { migrateToHead, releaseMigratePools, watchCurrent } from '../../src/database/migrations.ts';
+import { migrateWithCurrent } from '../support/current-migration.ts';
 import { setLogLevel } from '../../src/config/log.ts';
 import { startGateway, type RunningGateway } from '../../src/http/start.ts';
 import { signToken } from '../../src/http/auth.ts';
@@ -31,29 +30,13 @@ export interface PipelineHarness {
   stop(): Promise<void>;
 }
 
-async function applyCurrent(config: Config): Promise<void> {
-  const db = await openDatabase(config, { purpose: 'test current.sql' });
-  try {
-    await migrateToHead(config, db);
-    releaseMigratePools();
-    const lines: string[] = [];
-    const watcher = watchCurrent(config, db, { once: true, log: (line) => lines.push(line) });
-    const applied = await watcher.first;
-    watcher.stop();
-    if (!applied) throw new Error(`migrations/current.sql did not apply:\n${lines.join('\n')}`);
-  } finally {
-    releaseMigratePools();
-    await db.close();
-  }
-}
-
 export async function startPipeline(env: Record<string, string> = {}): Promise<PipelineHarness> {
   const database = await createTestDatabase();
   const config = parseConfig({ ...database.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
   setLogLevel(config.logLevel);
   let gateway: RunningGateway;
   try {
-    await applyCurrent(config);
+    await migrateWithCurrent(config);
     gateway = await startGateway(config, { port: 0 });
   } catch (err) {
     await database.drop();

@@ -2,13 +2,34 @@
 // database after the committed ones, as `npm run db:watch -- --once` would:
 // tests of SQL that is not committed yet run against it. Once it is committed
 // (`npm run db:commit`), current.sql is empty and this changes nothing.
-import { watchCurrent } from '../../src/database/migrations.ts';
+import type { Config } from '../../src/config/config.ts';
+import { openDatabase, type Database } from '../../src/database/connect.ts';
+import { migrateToHead, releaseMigratePools, watchCurrent } from '../../src/database/migrations.ts';
 import type { Harness } from './harness.ts';
 
-export async function applyCurrentMigration(h: Harness): Promise<void> {
+/** current.sql on `db` (already migrated), once. */
+async function runCurrent(config: Config, db: Database): Promise<void> {
   const lines: string[] = [];
-  const watcher = watchCurrent(h.config, h.gateway.db, { once: true, log: (line) => lines.push(line) });
+  const watcher = watchCurrent(config, db, { once: true, log: (line) => lines.push(line) });
   const applied = await watcher.first;
   watcher.stop();
   if (!applied) throw new Error(`migrations/current.sql did not apply:\n${lines.join('\n')}`);
+}
+
+/** On a running harness's database. */
+export async function applyCurrentMigration(h: Harness): Promise<void> {
+  await runCurrent(h.config, h.gateway.db);
+}
+
+/** Before a gateway starts (its schema then sees the SQL): the committed migrations, then current.sql. */
+export async function migrateWithCurrent(config: Config, purpose = 'test current.sql'): Promise<void> {
+  const db = await openDatabase(config, { purpose });
+  try {
+    await migrateToHead(config, db);
+    releaseMigratePools();
+    await runCurrent(config, db);
+  } finally {
+    releaseMigratePools();
+    await db.close();
+  }
 }

@@ -9,8 +9,8 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
 import { parseConfig, type Config } from '../../src/config/config.ts';
-import { openDatabase, withPgClient } from '../../src/database/connect.ts';
-import { migrateToHead, releaseMigratePools, watchCurrent } from '../../src/database/migrations.ts';
+import { withPgClient } from '../../src/database/connect.ts';
+import { migrateWithCurrent } from './current-migration.ts';
 import { setLogLevel } from '../../src/config/log.ts';
 import { projectRoot } from '../../src/config/paths.ts';
 import { startGateway, type RunningGateway } from '../../src/http/start.ts';
@@ -46,29 +46,13 @@ export interface ReportingHarness {
   stop(): Promise<void>;
 }
 
-async function applyCurrent(config: Config): Promise<void> {
-  const db = await openDatabase(config, { purpose: 'test current.sql' });
-  try {
-    await migrateToHead(config, db);
-    releaseMigratePools();
-    const lines: string[] = [];
-    const watcher = watchCurrent(config, db, { once: true, log: (line) => lines.push(line) });
-    const applied = await watcher.first;
-    watcher.stop();
-    if (!applied) throw new Error(`migrations/current.sql did not apply:\n${lines.join('\n')}`);
-  } finally {
-    releaseMigratePools();
-    await db.close();
-  }
-}
-
 export async function startReporting(env: Record<string, string> = {}): Promise<ReportingHarness> {
   const database = await createTestDatabase();
   const config = parseConfig({ ...database.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
   setLogLevel(config.logLevel);
   let gateway: RunningGateway;
   try {
-    await applyCurrent(config);
+    await migrateWithCurrent(config);
     gateway = await startGateway(config, { port: 0 });
   } catch (err) {
     await database.drop();
