@@ -420,7 +420,8 @@ export class PgDatabase {
    * RESET also rolls this back, to what the setting was before, as on a
    * server. Read from Postgres whatever SQL ran. Limits: statements after a
    * RESET in the same message see the default until the message ends, and
-   * custom (dotted) settings, which pg_settings does not list, are not kept.
+   * custom (dotted) settings, which pg_settings does not list, are not reset
+   * to their start-up values (they are kept across hand-overs: see leave).
    */
   private keepResetValues(db: PGlite, s: Session): void {
     const values = s.resetValues!;
@@ -490,11 +491,16 @@ export class PgDatabase {
       // Read from Postgres, whatever SQL changed it: settings, role, and the
       // statements PREPAREd in SQL (those are not namespaced like protocol-level
       // ones, so they leave the backend with their client and come back with it).
+      // Custom (dotted) settings are not in pg_settings: those the session sent
+      // at connection time are read by name, so that they survive hand-overs.
+      const custom = [...(prev.resetValues?.values() ?? [])].map(([name]) => name).filter((name) => name.includes('.'));
       const res = await db.query<{ kind: string; name: string; value: string }>(
         `select 'setting' as kind, name, setting as value from pg_settings where source = 'session'
+         union all select 'setting', n, current_setting(n, true) from unnest($1::text[]) n where current_setting(n, true) is not null
          union all select 'role', 'role', current_setting('role')
          union all select 'prepared', name, statement from pg_prepared_statements where from_sql
          union all select 'listen', c, '' from pg_listening_channels() c`,
+        [custom],
       );
       await this.relisten(db, prev, res.rows.filter((r) => r.kind === 'listen').map((r) => r.name));
       const settings = res.rows.filter((r) => r.kind === 'setting' && r.name !== 'session_authorization');

@@ -195,3 +195,17 @@ test('ALTER ROLE … SET still applies beneath them', async () => {
     await withPgClient(admin, (c) => c.query(`alter role ${c.escapeIdentifier(role)} reset all`));
   }
 });
+
+test('a custom (dotted) start-up setting, and a later SET of it, survive the backend passing to another client', async () => {
+  const { client } = await connect({ options: options({ 'app.tenant_note': 'from start-up', TimeZone: 'Asia/Tokyo' }) });
+  const other = await connect();
+  try {
+    await other.client.query('select 1'); // the backend passes to the other client and back
+    expect(await show(client, ['app.tenant_note', 'TimeZone'])).toEqual({ 'app.tenant_note': 'from start-up', TimeZone: 'Asia/Tokyo' });
+    await client.query("set app.tenant_note = 'changed'");
+    await other.client.query('select 1');
+    expect(await show(client, ['app.tenant_note'])).toEqual({ 'app.tenant_note': 'changed' });
+  } finally {
+    await Promise.all([client.end(), other.client.end()]);
+  }
+});
