@@ -83,3 +83,11 @@ begin
   end loop;
 end
 $$;
+
+-- Migration 000015 revoked these from the store's roles (by placeholder), which
+-- in a store with another prefix did not hold them yet: the committed names
+-- did, and the map above has just moved them over. Revoked again here, as
+-- 000015 does (a no-op for a store with the default prefix).
+revoke execute on function sheratan_private.current_tenant(), sheratan_private.login_tenant() from :DATABASE_ANONYMOUS;
+revoke execute on function sheratan_private.current_user_id() from :DATABASE_VISITOR, :DATABASE_READONLY, :DATABASE_ANONYMOUS;
+revoke execute on function sheratan_private.job_lock_timeout() from :DATABASE_VISITOR;
