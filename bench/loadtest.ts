@@ -45,7 +45,7 @@ const dataDir = args.url ? null : mkdtempSync(path.join(os.tmpdir(), 'sheratan-l
 const secret = args.secret ?? 'loadtest-secret-0123456789abcdef0123456789';
 const gateway = args.url
   ? null
-  : await startGatewayProcess({ SHERATAN_DATA_DIR: dataDir!, JWT_SECRET: secret, LOG_LEVEL: 'warn', NODE_ENV: 'production', METRICS_PUBLIC: 'true' });
+  : await startGatewayProcess({ SHERATAN_DATA_DIR: dataDir!, JWT_SECRET: secret, LOG_LEVEL: 'warn', NODE_ENV: 'production', METRICS_PUBLIC: 'true', EMBEDDING_PROVIDER: 'none' });
 const base = args.url ?? gateway!.url;
 const token = signToken(secret, { role: 'sheratan_app', tenant: `loadtest-${Date.now()}`, sub: 'loadtest' });
 

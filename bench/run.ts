@@ -370,6 +370,9 @@ for (const [name, call] of Object.entries(PEERS)) {
     const c1 = await measureHttp(`${peer.url}${call.path}`, token, bodies, 1);
     const c8 = await measureHttp(`${peer.url}${call.path}`, token, bodies, CONCURRENCY);
     peers[name] = { p50_ms: round(percentile(c1.lat, 50)), p95_ms: round(percentile(c1.lat, 95)), qps: round(c8.qps, 1), qps_c1: round(c1.qps, 1) };
+  } catch (err) {
+    // A peer is a comparison, not the product: one that fails is said (and left out of the table), the run goes on.
+    process.stderr.write(`bench: peer ${name} failed, left out: ${(err as Error).message.split('\n')[0]!.slice(0, 300)}\n`);
   } finally {
     await peer.stop();
   }

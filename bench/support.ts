@@ -129,6 +129,9 @@ export async function measureHttp(url: string, token: string, bodies: unknown[],
  * directory generates its own).
  */
 export function benchConfig<C extends { databaseUrl: string | undefined; jwtSecret: string | undefined }>(load: () => C): C {
+  // The vector benchmarks bring their own 384-number vectors, as clients that bring vectors do
+  // (README, "Embedding providers"); npm run bench:text measures the text path.
+  process.env.EMBEDDING_PROVIDER ??= 'none';
   let config: C;
   try {
     config = load();

@@ -12,6 +12,8 @@ export DATABASE_URL="postgresql://sheratan:sheratan-test-owner-password@${hostpa
 export AUTH_DATABASE_URL="postgresql://sheratan_authenticator:sheratan-test-authenticator-password@${hostpart}/sheratan_ci_bench"
 export JWT_SECRET=sheratan-ci-bench-secret-0123456789abcdef
 export LOG_LEVEL=warn
+# The benchmark brings its own 384-number vectors (a store whose clients bring vectors).
+export EMBEDDING_PROVIDER=none
 cleanup() { psql "$root" -qXc 'drop database if exists sheratan_ci_bench with (force)' >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 cleanup
