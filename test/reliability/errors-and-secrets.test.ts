@@ -4,6 +4,7 @@
 // written to the log, whatever the request.
 import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { setLogLevel } from '../../src/config/log.ts';
 import jwt from 'jsonwebtoken';
 import { signToken } from '../../src/http/auth.ts';
 import { parseConfig } from '../../src/config/config.ts';
@@ -106,6 +107,7 @@ test('every line the gateway process writes is one JSON log line, errors include
   const database = await createTestDatabase();
   try {
     await migrateTestDatabase(parseConfig({ ...database.env, LOG_LEVEL: 'silent' }));
+    setLogLevel('debug'); // the process's log level, which migrating set: this file's other tests read the log (the server run is shuffled)
     const gw = await startGatewayProcess({ ...database.env, JWT_SECRET: SECRET, METRICS_TOKEN: 'scrape-secret', NODE_ENV: 'production', LOG_LEVEL: 'info' });
     try {
       const token = signToken(SECRET, { role: 'sheratan_readonly', tenant: 'acme' });
@@ -134,6 +136,7 @@ test('a production gateway without JWT_SECRET does not start: one line naming it
   const database = await createTestDatabase();
   try {
     await migrateTestDatabase(parseConfig({ ...database.env, LOG_LEVEL: 'silent' }));
+    setLogLevel('debug'); // the process's log level, which migrating set: this file's other tests read the log (the server run is shuffled)
     const port = await freePort();
     const proc = runCli(['start'], { ...database.env, JWT_SECRET: '', METRICS_TOKEN: 'scrape-secret', NODE_ENV: 'production', PORT: String(port), LOG_LEVEL: 'info' });
     const exit = await proc.exited;
