@@ -30,7 +30,8 @@ let h: Harness;
 const e = randomUnit(384, rng(25));
 
 beforeAll(async () => {
-  h = await startHarness({ EMBEDDING_PROVIDER: 'none', BODY_TIMEOUT_MS: '1500', MAX_PAGE_SIZE: '40' });
+  // BODY_TIMEOUT_MS: short for the slow-body test, yet long enough for this file's 8 MB ingest bodies on a loaded machine.
+  h = await startHarness({ EMBEDDING_PROVIDER: 'none', BODY_TIMEOUT_MS: '5000', MAX_PAGE_SIZE: '40' });
   await applyCurrentMigration(h);
   const chunks = Array.from({ length: 3 }, (_, i) => ({ content: `hostile ${i}`, embedding: randomUnit(384, rng(100 + i)) }));
   for (const tenant of ['acme', 'other']) {
@@ -148,7 +149,7 @@ test('no generated anonymous document gets a 5xx, holds the event loop or grows 
   // The invariant is 50 ms (bench:hostile measures it alone on the machine); here two test files share two
   // cores and this process's own garbage collection counts too, so only an order-of-magnitude regression fails.
   expect(worst.lagMs).toBeLessThan(1000);
-});
+}, 240_000);
 
 test('a 15 MiB anonymous body is refused from its Content-Length, before it is read', async () => {
   const started = performance.now();
