@@ -1,5 +1,5 @@
 // Query.hybridSearchDocumentChunks: full-text and vector search fused by
-// reciprocal rank. The ranking is the SQL function
+// reciprocal rank, optionally re-ranked for diversity (MMR). The ranking is the SQL function
 // sheratan.hybrid_search_document_chunks (RLS as the caller, one search_logs
 // row per call); this plugin gives its rows their GraphQL shape in one statement.
 import { TYPES, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
@@ -63,6 +63,8 @@ export const HybridSearchPlugin = extendSchema((build) => {
           vectorWeight: Float = 1
           "How many candidates each ranking contributes: from first + offset to 1000; default 4 × (first + offset), at least 50."
           candidates: Int
+          "Re-rank the best fused results for diversity (MMR): relevance is the fused score over the best one, novelty the cosine similarity to the results already taken."
+          diversity: SearchDiversity
         ): [HybridSearchResult!]!
       }
     `,
@@ -84,8 +86,16 @@ export const HybridSearchPlugin = extendSchema((build) => {
                 ['text_weight', fieldArgs.getRaw('textWeight'), TYPES.float],
                 ['vector_weight', fieldArgs.getRaw('vectorWeight'), TYPES.float],
                 ['candidates', fieldArgs.getRaw('candidates'), TYPES.int],
+                ['mmr_lambda', fieldArgs.getRaw(['diversity', 'lambda']), TYPES.float],
+                ['mmr_candidates', fieldArgs.getRaw(['diversity', 'candidates']), TYPES.int],
               ],
-              { score: TYPES.float, text_rank: TYPES.int, vector_rank: TYPES.int, text_score: TYPES.float, distance: TYPES.float },
+              {
+                score: TYPES.float,
+                text_rank: TYPES.int,
+                vector_rank: TYPES.int,
+                text_score: TYPES.float,
+                distance: TYPES.float,
+              },
             );
             return each($select, ($row) => {
               const $chunk = $row as PgSelectSingleStep;
@@ -101,7 +111,9 @@ export const HybridSearchPlugin = extendSchema((build) => {
           },
         },
       },
-      HybridSearchResult: { plans: planFieldsOf(['chunk', 'score', 'textRank', 'vectorRank', 'textScore', 'similarity', 'distance']) },
+      HybridSearchResult: {
+        plans: planFieldsOf(['chunk', 'score', 'textRank', 'vectorRank', 'textScore', 'similarity', 'distance']),
+      },
     },
   };
 });

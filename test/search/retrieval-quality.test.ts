@@ -4,6 +4,7 @@
 // direct SQL query as the owner), plus tenancy, limits and search logs.
 import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { applyCurrentMigration } from '../support/current-migration.ts';
 import { bruteForce, cosineDistance, randomUnit, rng, topicalVectors } from '../support/embeddings.ts';
 
 const DIM = 384;
@@ -24,9 +25,9 @@ const WORDS = ['river', 'mountain', 'harbour', 'engine', 'violin', 'orchard', 'g
 
 const INGEST = `mutation ($input: IngestDocumentInput!) { ingestDocument(input: $input) { document { rowId } } }`;
 const HYBRID = `query ($text: String, $e: Vector, $first: Int, $offset: Int, $filter: DocumentChunkSearchFilter,
-  $perDoc: Int, $rrfK: Int, $tw: Float, $vw: Float, $candidates: Int) {
+  $perDoc: Int, $rrfK: Int, $tw: Float, $vw: Float, $candidates: Int, $diversity: SearchDiversity) {
   hybridSearchDocumentChunks(queryText: $text, embedding: $e, first: $first, offset: $offset, filter: $filter,
-    maxPerDocument: $perDoc, rrfK: $rrfK, textWeight: $tw, vectorWeight: $vw, candidates: $candidates) {
+    maxPerDocument: $perDoc, rrfK: $rrfK, textWeight: $tw, vectorWeight: $vw, candidates: $candidates, diversity: $diversity) {
     score textRank vectorRank textScore similarity distance chunk { rowId documentId document { title } }
   }
 }`;
@@ -80,9 +81,11 @@ function rrf(text: string[], vector: string[], k = 60, tw = 1, vw = 1): Array<{ 
     .sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : 1));
 }
 
-/** Maximal marginal relevance over `pool` (ordered nearest first), as specified: ties go to the more relevant. */
-function mmr(query: number[], pool: StoredChunk[], lambda: number, k: number): string[] {
-  const relevance = pool.map((c) => 1 - cosineDistance(query, c.embedding));
+/**
+ * Maximal marginal relevance over `pool` (ordered most relevant first), one
+ * relevance (0..1) per chunk, as specified: ties go to the more relevant.
+ */
+function mmrBy(pool: StoredChunk[], relevance: number[], lambda: number, k: number): string[] {
   const novelty: Array<number | null> = pool.map(() => null);
   const taken = pool.map(() => false);
   const chosen: string[] = [];
@@ -105,6 +108,34 @@ function mmr(query: number[], pool: StoredChunk[], lambda: number, k: number): s
   return chosen;
 }
 
+/** MMR with relevance = cosine similarity to the query (searchDocumentChunks' diversity). */
+const mmr = (query: number[], pool: StoredChunk[], lambda: number, k: number): string[] =>
+  mmrBy(
+    pool,
+    pool.map((c) => 1 - cosineDistance(query, c.embedding)),
+    lambda,
+    k,
+  );
+
+/**
+ * Hybrid search with diversity, as specified: the best `take` fused results
+ * (each side contributing its `pool` best), relevance = fused score / best
+ * fused score, then MMR.
+ */
+async function hybridMmr(text: string, query: number[], o: { lambda: number; take: number; pool: number; k: number }): Promise<string[]> {
+  const fused = rrf(
+    (await textRanking(text)).slice(0, o.pool),
+    bruteForce(query, chunks, o.pool).map((m) => m.id),
+  ).slice(0, o.take);
+  const top = fused[0]?.score ?? 1;
+  return mmrBy(
+    fused.map((f) => byId(f.id)),
+    fused.map((f) => f.score / top),
+    o.lambda,
+    o.k,
+  );
+}
+
 const byId = (id: string) => chunks.find((c) => c.id === id)!;
 
 /**
@@ -125,6 +156,7 @@ const asRanked = (matches: Array<{ distance: number; chunk: { rowId: string } }>
 
 beforeAll(async () => {
   h = await startHarness();
+  await applyCurrentMigration(h);
   owner = await h.owner();
   // acme: 8 documents × 6 chunks. Chunk texts mix a few words of WORDS; the
   // last document holds near-duplicates (one vector with tiny variations).
@@ -335,6 +367,98 @@ describe('diversity (MMR) and per-document caps', () => {
     const all = (await search({ e: query, first: 20, perDoc: 1 })).body.data!.searchDocumentChunks;
     expect(new Set(all.map((m) => m.chunk.documentId)).size).toBe(8);
     expect(all).toHaveLength(8);
+  });
+});
+
+describe('hybrid search with diversity (MMR)', () => {
+  test('picks exactly the reference MMR order over the best fused results, for generated searches', async () => {
+    const next = rng(404);
+    for (let run = 0; run < 12; run++) {
+      const text = Array.from({ length: 1 + Math.floor(next() * 3) }, () => WORDS[Math.floor(next() * WORDS.length)]).join(' or ');
+      // Every third query sits among the near-duplicates, where MMR must act.
+      const query = run % 3 === 0 ? chunks.filter((c) => c.documentId === documentIds[7])[run % 6]!.embedding : randomUnit(DIM, rng(500 + run));
+      const first = 1 + Math.floor(next() * 8);
+      const offset = Math.floor(next() * 3);
+      const lambda = Math.round(next() * 10) / 10;
+      const candidates = next() < 0.5 ? undefined : first + offset + Math.floor(next() * 30);
+      const res = await hybrid({
+        text,
+        e: query,
+        first,
+        offset,
+        diversity: { lambda, ...(candidates ? { candidates } : {}) },
+      });
+      expect(res.body.errors).toBeUndefined();
+      const take = candidates ?? Math.max(4 * (first + offset), 20);
+      const pool = Math.max(4 * (first + offset), 50);
+      const want = (await hybridMmr(text, query, { lambda, take, pool, k: first + offset })).slice(offset);
+      const got = res.body.data!.hybridSearchDocumentChunks;
+      expect({
+        run,
+        text,
+        lambda,
+        first,
+        offset,
+        ids: got.map((m) => m.chunk.rowId),
+      }).toEqual({ run, text, lambda, first, offset, ids: want });
+      // Each row keeps its own fused score and ranks.
+      for (const m of got) expect(m.textRank !== null || m.vectorRank !== null).toBe(true);
+    }
+  });
+
+  test('lambda 1 is the plain fused order; towards novelty the near-duplicates give way', async () => {
+    const dupes = chunks.filter((c) => c.documentId === documentIds[7]);
+    const query = dupes[0]!.embedding;
+    const text = dupes.map((c) => c.content.split(' ')[1]).join(' or ');
+    const plain = (await hybrid({ text, e: query, first: 6 })).body.data!.hybridSearchDocumentChunks;
+    const relevance = (
+      await hybrid({
+        text,
+        e: query,
+        first: 6,
+        diversity: { lambda: 1, candidates: 40 },
+      })
+    ).body.data!.hybridSearchDocumentChunks;
+    expect(relevance.map((m) => m.chunk.rowId)).toEqual(plain.map((m) => m.chunk.rowId));
+    const diverse = (await hybrid({ text, e: query, first: 6, diversity: { lambda: 0.3 } })).body.data!.hybridSearchDocumentChunks;
+    const count = (ms: HybridMatch[]) => ms.filter((m) => m.chunk.documentId === documentIds[7]).length;
+    expect(count(diverse)).toBeLessThan(count(plain));
+  });
+
+  test('the search log records the diversity; a bad lambda or pool is a clear error that logs nothing', async () => {
+    const query = randomUnit(DIM, rng(606));
+    expect(
+      (
+        await hybrid({
+          text: 'river',
+          e: query,
+          first: 3,
+          diversity: { lambda: 0.6, candidates: 9 },
+        })
+      ).body.errors,
+    ).toBeUndefined();
+    const row = (await owner.query('select * from sheratan.search_logs order by id desc limit 1')).rows[0];
+    expect(row.filters).toMatchObject({
+      mode: 'hybrid',
+      diversity: { lambda: 0.6, candidates: 9 },
+    });
+    const before = await searchLogCount();
+    for (const [diversity, says] of [
+      [{ lambda: 1.5 }, /diversity\.lambda must be between 0 and 1/],
+      [{ lambda: -0.1 }, /diversity\.lambda must be between 0 and 1/],
+      [{ candidates: 2 }, /diversity\.candidates must be between first \+ offset/],
+      [{ candidates: 1001 }, /diversity\.candidates must be between first \+ offset/],
+    ] as const) {
+      const res = await hybrid({
+        text: 'river',
+        e: query,
+        first: 3,
+        diversity,
+      });
+      expect(res.body.data ?? null).toBeNull();
+      expect(res.body.errors?.[0]?.message).toMatch(says);
+    }
+    expect(await searchLogCount()).toBe(before);
   });
 });
 

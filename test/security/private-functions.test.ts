@@ -91,6 +91,7 @@ const ALLOWED: Record<string, Allowed> = {
   'sheratan_private.candidate_pool(integer, integer, integer, text, integer)': SEARCH_HELPER,
   'sheratan_private.chunk_scope(jsonb, double precision, uuid, uuid, integer)': SEARCH_HELPER,
   'sheratan_private.mmr_order(uuid[], public.vector, double precision, integer)': SEARCH_HELPER,
+  'sheratan_private.mmr_pick(uuid[], double precision[], double precision, integer)': SEARCH_HELPER,
   'sheratan_private.nearest_chunks(public.vector, integer, sheratan_private.chunk_scope)': SEARCH_HELPER,
   'sheratan_private.nearest_sql(sheratan_private.chunk_scope)': SEARCH_HELPER,
   'sheratan_private.scope_sql(sheratan_private.chunk_scope)': SEARCH_HELPER,
