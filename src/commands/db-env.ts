@@ -6,6 +6,9 @@ import type { Command } from './command.ts';
 
 const quote = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;
 
+/** graphile-migrate's own CLI loads this (NODE_OPTIONS) to refuse `watch` on the embedded engine in one line. */
+const GUARD = new URL('../embedded/graphile-migrate-guard.mjs', import.meta.url).href;
+
 export const dbEnv: Command = {
   name: 'db:env',
   summary: "export the connection strings and placeholders for graphile-migrate's own CLI",
@@ -32,5 +35,13 @@ export const dbEnv: Command = {
       ...Object.entries(migrationPlaceholders(config)).map(([k, v]): [string, string] => [k.slice(1), v]),
     ];
     process.stdout.write(vars.map(([k, v]) => `export ${k}=${quote(v)}\n`).join(''));
+    if (!config.databaseUrl) {
+      // graphile-migrate's watch cannot run on the engine: the guard, loaded into node processes of this
+      // shell, makes `npx graphile-migrate watch` say so in one line when DATABASE_URL is still this one.
+      process.stdout.write(
+        `export SHERATAN_EMBEDDED_DATABASE_URL=${quote(urls.ownerUrl)}\n` +
+          `case " \${NODE_OPTIONS-} " in *' --import=${GUARD} '*) ;; *) export NODE_OPTIONS="\${NODE_OPTIONS:+$NODE_OPTIONS }--import=${GUARD}" ;; esac\n`,
+      );
+    }
   },
 };
