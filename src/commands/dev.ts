@@ -2,6 +2,7 @@ import { watchCurrent } from '../database/migrations.ts';
 import { claimCurrentSql } from '../database/current-owner.ts';
 import { SchemaReloader } from '../graphql/schema-reload.ts';
 import { startGateway } from '../http/start.ts';
+import { mountAdminPage } from '../admin/routes.ts';
 import { untilSignal, type Command } from './command.ts';
 
 export const dev: Command = {
@@ -16,7 +17,7 @@ export const dev: Command = {
     const claim = await claimCurrentSql(config, 'npm run dev');
     try {
       const reloader = new SchemaReloader();
-      const running = await startGateway(config, { reloader });
+      const running = await startGateway(config, { reloader, addRoutes: mountAdminPage });
       const watcher = watchCurrent(config, running.db, { onApplied: () => reloader.reload() });
       await watcher.first;
       process.stderr.write(`Sheratan Store (dev) is serving ${running.url}/graphql; editing migrations/current.sql updates the schema\n`);

@@ -36,6 +36,8 @@ export interface Config {
   metricsToken: string | undefined;
   /** METRICS_PUBLIC: lets a production gateway serve /metrics without METRICS_TOKEN (assertReadyToServe). */
   metricsPublic: boolean;
+  /** ADMIN_JWT_SECRET: the key of the operator page's tokens (`npm run token -- --admin`; src/admin/auth.ts); unset: /admin is off. */
+  adminJwtSecret: string | undefined;
   port: number;
   host: string;
   statementTimeoutMs: number;
@@ -162,6 +164,7 @@ export const CONFIG_VARIABLES = [
   'JWT_CLOCK_SKEW',
   'METRICS_TOKEN',
   'METRICS_PUBLIC',
+  'ADMIN_JWT_SECRET',
   'PORT',
   'HOST',
   'STATEMENT_TIMEOUT_MS',
@@ -368,6 +371,21 @@ function embeddingSettings(env: Env) {
   };
 }
 
+/**
+ * ADMIN_JWT_SECRET: a key of its own, so that whoever signs the tenants'
+ * tokens (JWT_SECRET, often an application's back end) cannot sign an
+ * operator's, who sees every tenant's analytics.
+ */
+function adminSecret(env: Env, jwtSecret: string | undefined): string | undefined {
+  const secret = env.ADMIN_JWT_SECRET || undefined;
+  if (secret === undefined) return undefined;
+  if (secret.length < 32)
+    throw new ConfigError(`ADMIN_JWT_SECRET must be at least 32 characters (it signs the operator page's HS256 tokens), not ${secret.length}`);
+  if (secret === jwtSecret)
+    throw new ConfigError("ADMIN_JWT_SECRET must differ from JWT_SECRET: whoever signs tenant tokens must not be able to sign an operator's");
+  return secret;
+}
+
 /** Parses and validates `env`; throws ConfigError naming the first bad variable. */
 export function parseConfig(env: Env, cwd = process.cwd()): Config {
   const jwtSecret = env.JWT_SECRET || undefined;
@@ -396,6 +414,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     jwtAudience: env.JWT_AUDIENCE || undefined,
     metricsToken: env.METRICS_TOKEN || undefined,
     metricsPublic: bool(env, 'METRICS_PUBLIC', false),
+    adminJwtSecret: adminSecret(env, jwtSecret),
     ...tokenLifetimes(env),
     port: int(env, 'PORT', 5678, 0, 65535),
     host,

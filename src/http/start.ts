@@ -32,6 +32,11 @@ export interface GatewayOptions {
   host?: string;
   /** Watch mode: rebuild the schema whenever this reloader fires. */
   reloader?: SchemaReloader;
+  /**
+   * Routes of a box above this one (the operator page, src/admin/routes.ts),
+   * added before the gateway listens; what it returns is called first on stop.
+   */
+  addRoutes?: (gateway: Gateway, db: Database, config: Config) => (() => Promise<void>) | undefined;
 }
 
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<RunningGateway> {
@@ -42,6 +47,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const db = await openDatabase(config, { purpose: 'gateway', serve: true });
   let gateway: Gateway | undefined;
   let text: TextServices | undefined;
+  let closeRoutes: (() => Promise<void>) | undefined;
   try {
     if (db.backend === 'embedded') {
       await migrateToHead(config, db, structuredMigrateLogger);
@@ -67,6 +73,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       options.reloader,
       text,
     );
+    closeRoutes = options.addRoutes?.(gateway, db, effective);
     const port = options.port ?? config.port;
     const host = options.host ?? config.host;
     const url = await gateway.listen(port, host).catch((err: NodeJS.ErrnoException) => {
@@ -77,6 +84,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     await text.startWorker(db.authUrl);
     const running = gateway;
     const services = text;
+    const routesClosing = closeRoutes;
     let stopping: Promise<void> | null = null;
     return {
       url,
@@ -88,6 +96,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         (stopping ??= (async () => {
           // The embedding worker first: its passes end before the database goes.
           await services.close();
+          await routesClosing?.();
           await running.close();
           await db.close();
         })()),
@@ -98,6 +107,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     // engine stops would end the process before the error is reported.
     releaseMigratePools();
     await text?.close().catch(() => undefined);
+    await closeRoutes?.().catch(() => undefined);
     await gateway?.close().catch(() => undefined);
     await db.close();
     throw err;

@@ -133,6 +133,22 @@ const ALLOWED: Record<string, Allowed> = {
     why: "names a tenant's live-events channel by a keyed hash: the gateway's login LISTENs on it (anyone else who could name it could listen)",
   },
   'sheratan_private.embedding_work()': { roles: [AUTHENTICATOR_ROLE], why: "the workers share tenants out by their due embedding jobs' counts, on the gateway's login (counts only)" },
+  // The operator page (issue 27 part 3, src/admin/data.ts): every tenant's search analytics, called on the gateway's login after the admin token's check.
+  ...Object.fromEntries(
+    [
+      'admin_search_series(timestamp with time zone, integer)',
+      'admin_result_counts(timestamp with time zone)',
+      'admin_top_sources(timestamp with time zone, integer)',
+      'admin_zero_result_queries(timestamp with time zone, integer)',
+      'admin_embedding_progress()',
+    ].map((fn) => [
+      `sheratan_private.${fn}`,
+      {
+        roles: [AUTHENTICATOR_ROLE],
+        why: "/admin's store-wide aggregates, on the gateway's own login once the admin token is checked; API roles cannot call them",
+      } as Allowed,
+    ]),
+  ),
   // The embedded engine's own (src/embedded/login-boundary.ts; no such schema on a server).
   ...(backend === 'embedded' ? Object.fromEntries(['seal', 'unseal'].map((fn) => [`sheratan_engine.${fn}(text)`, ENGINE_SEAL])) : {}),
 };
