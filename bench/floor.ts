@@ -13,7 +13,7 @@ import { loadConfig } from '../src/config/config.ts';
 import { startGateway } from '../src/http/start.ts';
 import { signToken } from '../src/http/auth.ts';
 import { APP_ROLE } from '../src/config/roles.ts';
-import { inspectVector, searchSettings } from '../src/database/vector-column.ts';
+import { searchSettings } from '../src/database/vector-column.ts';
 import { tempDataDir } from '../test/support/harness.ts';
 import { topicalVectors, toPgVector } from '../test/support/embeddings.ts';
 import { benchConfig, graphqlClient, insertDocument, percentile, postJson, removeBenchTenants, startPeer } from './support.ts';
@@ -45,7 +45,7 @@ async function time(label: string, fn: (q: number[]) => Promise<unknown>): Promi
 // Both SQL clients run at the gateway's accuracy settings; `app` also as the
 // gateway's role and claims, in one transaction rolled back at the end (the
 // embedded engine serves one transaction at a time, so it opens after `tuned` is done).
-const settings = searchSettings(running.config, await inspectVector(running.db.ownerUrl));
+const settings = searchSettings(running.config);
 const connect = async (url = running.db.ownerUrl): Promise<pg.Client> => {
   const client = new pg.Client(url);
   await client.connect();

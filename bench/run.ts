@@ -14,7 +14,7 @@ const { default: pg } = await import('pg');
 const { loadConfig } = await import('../src/config/config.ts');
 const { startGateway } = await import('../src/http/start.ts');
 const { signToken } = await import('../src/http/auth.ts');
-const { inspectVector, searchSettings } = await import('../src/database/vector-column.ts');
+const { searchSettings } = await import('../src/database/vector-column.ts');
 const { projectRoot } = await import('../src/config/paths.ts');
 const { APP_ROLE } = await import('../src/config/roles.ts');
 const { rng, topicalVectors, toPgVector } = await import('../test/support/embeddings.ts');
@@ -58,7 +58,7 @@ await removeBenchTenants(raw, (tenant) => {
 // The hand-written equivalent at the gateway's accuracy settings (SEARCH_EF,
 // iterative scans), set once per connection: the fair comparison. `raw` keeps
 // pgvector's defaults (ef_search 40) for reference.
-const tunedSettings = searchSettings(running.config, await inspectVector(running.db.ownerUrl));
+const tunedSettings = searchSettings(running.config);
 const tuned = new pg.Pool({ connectionString: running.db.ownerUrl, max: CONCURRENCY });
 const tunedClients = new WeakSet<PoolClient>();
 async function tunedQuery(text: string, values: unknown[]): Promise<QueryResult> {

@@ -1,6 +1,7 @@
-// What the gateway needs to know about pgvector before serving: that the
-// embedding column has the configured dimension, and which query-time
-// settings this pgvector version understands.
+// What the gateway needs to know about pgvector before serving: that its
+// version is one we test (0.8 or newer: CI runs 0.8 on PostgreSQL 15, and
+// PGlite ships 0.8), that the embedding column has the configured dimension,
+// and the query-time settings every search gets.
 import type { Config } from '../config/config.ts';
 import { withPgClient } from './connect.ts';
 
@@ -38,10 +39,24 @@ export async function embeddingColumns(client: Queryable): Promise<{ live: numbe
   return { live: of('embedding'), next: of('embedding_next') };
 }
 
+/** The oldest pgvector the store runs on: the one CI tests (iterative index scans arrived in it). */
+export const MIN_PGVECTOR = { major: 0, minor: 8 } as const;
+
+/** Why a pgvector version is refused, or null when it is supported. */
+export function pgvectorVersionProblem(version: string): string | null {
+  if (versionAtLeast(version, MIN_PGVECTOR.major, MIN_PGVECTOR.minor)) return null;
+  return (
+    `pgvector ${version} is older than ${MIN_PGVECTOR.major}.${MIN_PGVECTOR.minor}, the oldest this store is tested with ` +
+    '(filtered searches need its iterative index scans to return k results)'
+  );
+}
+
 export async function inspectVector(url: string): Promise<VectorInfo> {
   return withPgClient(url, async (client) => {
     const { rows } = await client.query<{ version: string | null }>("select extversion as version from pg_extension where extname = 'vector'");
     if (!rows[0]?.version) throw new Error('the vector extension is not installed; run the migrations (npm run db:migrate)');
+    const tooOld = pgvectorVersionProblem(rows[0].version);
+    if (tooOld) throw new Error(`${tooOld}: install pgvector 0.8 or newer, then ALTER EXTENSION vector UPDATE`);
     const { live, next } = await embeddingColumns(client);
     if (live === null) throw new Error('sheratan.document_chunks.embedding does not exist; run the migrations (npm run db:migrate)');
     return { version: rows[0].version, dimension: live, next };
@@ -84,19 +99,17 @@ export function versionAtLeast(version: string, major: number, minor: number): b
 
 /**
  * Transaction-local ANN settings for every request. Iterative index scans
- * (pgvector >= 0.8) let a filtered search keep scanning until it has its k
- * results; strict order keeps results exactly sorted by distance.
+ * let a filtered search keep scanning until it has its k results; strict
+ * order keeps results exactly sorted by distance.
  */
-export function searchSettings(config: Pick<Config, 'searchEf' | 'ivfflatProbes' | 'annRerankFactor'>, info: VectorInfo): Record<string, string> {
+export function searchSettings(config: Pick<Config, 'searchEf' | 'ivfflatProbes' | 'annRerankFactor'>): Record<string, string> {
   const settings: Record<string, string> = {
     'hnsw.ef_search': String(config.searchEf),
     // How many candidates a binary-quantized index hands to the exact re-ranking (nearest_sql).
     'sheratan.ann_rerank_factor': String(config.annRerankFactor),
   };
   if (config.ivfflatProbes !== undefined) settings['ivfflat.probes'] = String(config.ivfflatProbes);
-  if (versionAtLeast(info.version, 0, 8)) {
-    settings['hnsw.iterative_scan'] = 'strict_order';
-    settings['ivfflat.iterative_scan'] = 'relaxed_order';
-  }
+  settings['hnsw.iterative_scan'] = 'strict_order';
+  settings['ivfflat.iterative_scan'] = 'relaxed_order';
   return settings;
 }

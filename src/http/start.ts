@@ -69,7 +69,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       effective,
       db,
       vector,
-      { ...searchSettings(config, vector), 'sheratan.job_lock_timeout': String(config.jobLockTimeoutS) },
+      { ...searchSettings(config), 'sheratan.job_lock_timeout': String(config.jobLockTimeoutS) },
       options.reloader,
       text,
     );

@@ -8,7 +8,7 @@ import { APP_ROLE, AUTHENTICATOR_ROLE, DATABASE_ROLES, READONLY_ROLE } from '../
 import { migrateSettings, releaseMigratePools } from '../database/migrations.ts';
 import { ANN_INDEX, describeAnnIndex, kindOf } from '../database/ann-index.ts';
 import { embeddingModelStatus } from './embedding-models.ts';
-import { embeddingColumns, versionAtLeast } from '../database/vector-column.ts';
+import { embeddingColumns, pgvectorVersionProblem } from '../database/vector-column.ts';
 import { checkEmbeddingProvider, ProviderCheckError } from '../embedding/check.ts';
 import { createEmbeddingProvider } from '../embedding/provider.ts';
 
@@ -63,10 +63,8 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
     });
   } else if (!ext.installed) {
     add({ name: 'vector extension installed', status: 'fail', detail: `pgvector ${ext.available} is available but not created in this database`, fix: 'npm run db:migrate (it runs CREATE EXTENSION vector)' });
-  } else if (!versionAtLeast(ext.installed, 0, 5)) {
-    add({ name: 'vector extension version', status: 'fail', detail: `pgvector ${ext.installed}: HNSW needs 0.5 or newer`, fix: 'upgrade pgvector, then ALTER EXTENSION vector UPDATE' });
-  } else if (!versionAtLeast(ext.installed, 0, 8)) {
-    add({ name: 'vector extension version', status: 'warn', detail: `pgvector ${ext.installed}: HNSW works; filtered searches may return fewer than k results (iterative scans need 0.8)`, fix: 'upgrade pgvector to 0.8 or newer, then ALTER EXTENSION vector UPDATE' });
+  } else if (pgvectorVersionProblem(ext.installed)) {
+    add({ name: 'vector extension version', status: 'fail', detail: pgvectorVersionProblem(ext.installed)!, fix: 'install pgvector 0.8 or newer, then ALTER EXTENSION vector UPDATE' });
   } else {
     add({ name: 'vector extension version', status: 'ok', detail: `pgvector ${ext.installed} (HNSW and iterative index scans)` });
   }

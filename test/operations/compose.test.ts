@@ -26,8 +26,8 @@ const { postgres, bootstrap, migrate, gateway } = compose.services as Record<'po
 const interpolate = (value: string): string =>
   value.replace(/\$\{(\w+)(?::-([^}]*)|:\?[^}]*)?\}/g, (_m, _name: string, fallback?: string) => fallback ?? 'x'.repeat(32));
 
-test('PostgreSQL 16 with pgvector, a health check and a volume', () => {
-  expect(postgres.image).toBe('pgvector/pgvector:pg16');
+test('PostgreSQL 15 with pgvector 0.8 (the versions CI tests), a health check and a volume', () => {
+  expect(postgres.image).toBe('pgvector/pgvector:0.8.0-pg15');
   expect(postgres.healthcheck?.test.join(' ')).toMatch(/pg_isready/);
   const volume = postgres.volumes?.[0] ?? '';
   expect(volume).toMatch(/:\/var\/lib\/postgresql\/data$/);

@@ -32,7 +32,7 @@ test('a healthy database passes every check; the CLI attaches to the running gat
   expect(cli.status).toBe(0);
   const report = JSON.parse(cli.stdout) as { ok: boolean; checks: Check[] };
   expect(report.ok).toBe(true);
-  expect(check(report.checks, 'vector extension version').detail).toMatch(/pgvector 0\.8/);
+  expect(check(report.checks, 'vector extension version')).toMatchObject({ status: 'ok', detail: expect.stringMatching(/^pgvector \d+\.\d+/) });
 });
 
 test('VECTOR_DIMENSION different from the column fails with both ways out', async () => {
