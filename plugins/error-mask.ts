@@ -8,6 +8,14 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 
 /** The error code of a request that could not have the database in time. */
 export const DATABASE_BUSY = 'DATABASE_BUSY';
+/** The error code of a request refused during maintenance (src/http/maintenance-gate.ts builds the error). */
+export const MAINTENANCE = 'MAINTENANCE';
+
+/** What a request is told while maintenance holds the database: a message and extensions (code MAINTENANCE, reason, retryAfter…). */
+export interface MaintenanceNotice {
+  message: string;
+  extensions: Record<string, unknown> & { code: typeof MAINTENANCE; retryAfter: number };
+}
 
 // 54000: a limit the request itself passed (sheratan_private.assert_group_count).
 const CLIENT_SQLSTATE = /^(22|23)|^42501$|^54000$|^55000$|^57014$|^P0001$/;
@@ -38,18 +46,21 @@ function reword(error: GraphQLError, message: string, extensions: Record<string,
 /** Where the details of a masked error go (the gateway's log, with the request id). */
 export type ErrorLog = (level: 'warn' | 'error', message: string, fields: Record<string, unknown>) => void;
 
-/** The preset's `maskError`, logging through `log`. */
+/**
+ * The preset's `maskError`, logging through `log`; `maintenance` tells what
+ * maintenance holds the database now, if any (embedded: database/maintenance.ts).
+ */
 export const makeMaskError =
-  (log: ErrorLog) =>
+  (log: ErrorLog, maintenance: () => MaintenanceNotice | null = () => null) =>
   (error: GraphQLError): GraphQLError | GraphQLFormattedError =>
-    masked(error, log);
+    masked(error, log, maintenance);
 
 /** SheratanPreset's: the details go to stderr as one JSON line (the gateway passes its own log). */
 export const maskError = makeMaskError((level, message, fields) => {
   process.stderr.write(`${JSON.stringify({ level, message, ...fields })}\n`);
 });
 
-function masked(error: GraphQLError, log: ErrorLog): GraphQLError | GraphQLFormattedError {
+function masked(error: GraphQLError, log: ErrorLog, maintenance: () => MaintenanceNotice | null = () => null): GraphQLError | GraphQLFormattedError {
   const original = error.originalError as (Error & { code?: unknown }) | undefined;
   if (!original || original instanceof GraphQLError) return error;
   if (typeof original.code === 'string' && CLIENT_SQLSTATE.test(original.code)) {
@@ -58,7 +69,11 @@ function masked(error: GraphQLError, log: ErrorLog): GraphQLError | GraphQLForma
   // The embedded engine's one backend stayed held by another client (a psql
   // session inside a transaction, say): the request waited DB_POOL_TIMEOUT_MS
   // and ran nothing; like an exhausted pool it answers 503 (database-busy.ts).
-  if (original.code === 'BACKEND_BUSY') return reword(error, original.message, { code: DATABASE_BUSY });
+  // When that was maintenance (a request already waiting when index:tune began), it says so, as a new request is told.
+  if (original.code === 'BACKEND_BUSY') {
+    const notice = maintenance();
+    return notice ? reword(error, notice.message, notice.extensions) : reword(error, original.message, { code: DATABASE_BUSY });
+  }
   // The database going away is not a bug to hide behind a reference: say so, so clients retry.
   if (isConnectionFailure(original)) {
     log('warn', 'database unavailable while executing a request', { path: error.path?.join('.'), error: original.message });

@@ -5,7 +5,7 @@
 // for about how long, by which process); /readyz reads that file, which costs
 // no statement, and answers 503 at once with the reason and a Retry-After.
 // A record whose process is gone is stale and ignored.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface Maintenance {
@@ -32,6 +32,8 @@ function alive(pid: number): boolean {
 
 /** The maintenance in progress in `dataDir`, or null (none, unreadable, or its process is gone). */
 export function currentMaintenance(dataDir: string): Maintenance | null {
+  // Asked on every GraphQL request (http/maintenance-gate.ts): no file, no read (and no exception).
+  if (!existsSync(maintenanceFile(dataDir))) return null;
   let record: Maintenance;
   try {
     record = JSON.parse(readFileSync(maintenanceFile(dataDir), 'utf8')) as Maintenance;

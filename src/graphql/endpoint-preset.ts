@@ -8,7 +8,7 @@ import type { WithPgClient } from 'postgraphile/@dataplan/pg';
 import { makePgService } from 'postgraphile/adaptors/pg';
 import type { Config } from '../config/config.ts';
 import { log } from '../config/log.ts';
-import { makeMaskError } from '../../plugins/error-mask.ts';
+import { makeMaskError, type MaintenanceNotice } from '../../plugins/error-mask.ts';
 import type { RequestLimits } from '../../plugins/request-limits.ts';
 import { API_SCHEMA, exposedSchemas } from '../../plugins/preset.ts';
 import type { SchemaReloader } from './schema-reload.ts';
@@ -35,6 +35,8 @@ export interface EndpointOptions {
   context?: (requestContext: Partial<Grafast.RequestContext>) => Partial<Grafast.Context>;
   /** The manifest of the operations the apps may run (TRUSTED_DOCUMENTS): hashes resolve; in production nothing else runs. */
   trustedDocuments?: TrustedDocuments;
+  /** What maintenance holds the database now, if any: a request that waited for it is told so (error-mask.ts). */
+  maintenance?: () => MaintenanceNotice | null;
 }
 
 /** The request limits of the environment (README "Configuration"). */
@@ -96,7 +98,7 @@ export function endpointPreset(base: GraphileConfig.Preset, config: Config, opti
       maxRequestLength: config.maxBodyBytes,
       // Parsed documents kept for reuse: each is at most MAX_QUERY_TOKENS tokens, so this bounds their memory.
       parseAndValidateCacheSize: PARSED_DOCUMENTS_CACHED,
-      maskError: makeMaskError(log),
+      maskError: makeMaskError(log, options.maintenance),
       ...(trusted
         ? {
             persistedOperations: trusted,

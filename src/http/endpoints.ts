@@ -20,6 +20,8 @@ import { withTextContext, type TextServices } from '../embedding/worker-context.
 import { LiveEvents } from '../graphql/live-events.ts';
 import { loadTrustedDocuments } from '../graphql/trusted-documents.ts';
 import { log } from '../config/log.ts';
+import { currentMaintenance } from '../database/maintenance.ts';
+import { maintenanceNotice } from './maintenance-gate.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 export const REPORTING_PATH = '/reporting/graphql';
@@ -75,7 +77,12 @@ export function createEndpoints(
   const engine = db.engine?.transport?.(AUTHENTICATOR_ROLE, config.poolTimeoutMs);
   const direct = makePipelinedWithPgClient(engine ?? poolTransport(apiPool));
   const readDirect = readPool === apiPool ? direct : engine ? undefined : makePipelinedWithPgClient(poolTransport(readPool));
-  const shared = { reloader, acceptedDimensions: dimensions.get };
+  const shared = {
+    reloader,
+    acceptedDimensions: dimensions.get,
+    // Embedded: maintenance recorded in the data directory (a server has none: its index builds are CONCURRENTLY).
+    ...(config.databaseUrl ? {} : { maintenance: () => maintenanceNotice(currentMaintenance(config.dataDir)) }),
+  };
   const live = new LiveEvents({
     url: db.authUrl,
     maxQueued: config.liveMaxQueuedEvents,

@@ -19,6 +19,7 @@ import { bodyMiddleware } from './body.ts';
 import { createEndpoints, GRAPHIQL_PATH, GRAPHQL_PATH, REPORTING_PATH } from './endpoints.ts';
 import { addHealthRoutes, HEALTH_PATH, READY_PATH } from './health.ts';
 import { currentMaintenance } from '../database/maintenance.ts';
+import { maintenanceGate } from './maintenance-gate.ts';
 import { createMetrics, jobCountsFrom } from './observability.ts';
 import { createLiveServer, type LiveServer } from './live.ts';
 import type { LiveEvents } from '../graphql/live-events.ts';
@@ -107,6 +108,8 @@ export async function createGateway(
   app.use([GRAPHQL_PATH, REPORTING_PATH], authenticationMiddleware(config));
   // The body is read (bounded in size and time) before a request may hold a pool slot.
   app.use([GRAPHQL_PATH, REPORTING_PATH], bodyMiddleware(config));
+  // Embedded: during recorded maintenance a request would wait behind it; it is told so at once (maintenance-gate.ts).
+  if (!config.databaseUrl) app.use([GRAPHQL_PATH, REPORTING_PATH], maintenanceGate(() => currentMaintenance(config.dataDir)));
   // One admission per pool: requests beyond its size wait DB_POOL_TIMEOUT_MS at most.
   const apiAdmission = new Admission(config.poolSize + config.poolMaxOverflow, config.poolTimeoutMs);
   const readAdmission = readPool === apiPool ? apiAdmission : new Admission(apiAdmission.max, config.poolTimeoutMs);
