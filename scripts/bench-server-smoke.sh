@@ -21,6 +21,7 @@ ROOT_DATABASE_URL="$root" npm run -s db:bootstrap >/dev/null
 npm run -s db:migrate >/dev/null
 for run in 1 2; do
   npm run -s bench -- --quick
+  node scripts/check-bench-result.ts server
   left=$(psql "$DATABASE_URL" -AtXc "select count(*) from sheratan.documents where tenant like 'bench%'")
   logs=$(psql "$DATABASE_URL" -AtXc "select count(*) from sheratan.search_logs where tenant like 'bench%'")
   echo "server bench run $run: $left documents and $logs search logs of benchmark tenants left"
