@@ -22,9 +22,22 @@ export const dbReset: Command = {
       // Refuse before anything is dropped, rather than fail half-way with no database.
       const blocker = await resetBlocker(config, db, shadow);
       if (blocker) {
-        throw new Error(`db:reset refused, nothing was dropped: ${blocker}. Run \`npm run db:bootstrap\` with ROOT_DATABASE_URL once, or set ROOT_DATABASE_URL to a superuser for db:reset`);
+        throw new Error(
+          `db:reset refused, nothing was dropped: ${blocker}. Run \`npm run db:bootstrap\` with ROOT_DATABASE_URL once, or set ROOT_DATABASE_URL to a superuser for db:reset`,
+        );
       }
-      await withMigrationLock(config, () => gm.reset(migrateSettings(config, db), shadow));
+      const reset = () => gm.reset(migrateSettings(config, db), shadow);
+      if (db.backend === 'server' && !shadow) {
+        // The server's migration lock is held on a connection to this very
+        // database, which DROP DATABASE refuses ("being accessed by other
+        // users"): wait for a migration in progress to end, then reset without
+        // it. DROP DATABASE refuses while any other session is connected, so
+        // nothing can run in the middle of the drop either.
+        await withMigrationLock(config, async () => undefined);
+        await reset();
+      } else {
+        await withMigrationLock(config, reset);
+      }
     });
   },
 };
