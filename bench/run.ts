@@ -436,6 +436,9 @@ const result = {
 const out = path.join(projectRoot, 'bench/results');
 mkdirSync(out, { recursive: true });
 writeFileSync(path.join(out, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
+// The same figures as pictures beside it (bench/charts.ts; linked from bench/README.md).
+const { writeBenchCharts } = await import('./charts.ts');
+const charts = writeBenchCharts(result, out).map((file) => path.relative(projectRoot, file));
 const s = result.search;
 progress.finish();
 process.stdout.write(
@@ -469,7 +472,7 @@ process.stdout.write(
           `  ${`${dim} dims, ${kind}`.padEnd(28)} ${String(f.recall_at_10).padStart(9)} ${String(f.p50_ms).padStart(8)} ${String(f.build_s).padStart(9)} ${`${Math.round(f.index_bytes / 1024)} kB`.padStart(9)}`,
       ),
     ),
-    `wrote bench/results/latest.json`,
+    `wrote bench/results/latest.json and ${charts.join(', ')}`,
     '',
   ].join('\n'),
 );

@@ -160,7 +160,7 @@ h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
 table { border-collapse: collapse; margin: 8px 16px 8px 0; vertical-align: top; }
 td, th { border: 1px solid #e5e7eb; padding: 3px 8px; text-align: left; }
 tr.fail td:first-child { color: #b91c1c; font-weight: 600; } tr.warn td:first-child { color: #b45309; } tr.ok td:first-child { color: #047857; }
-.live { display: inline-table; } .charts { display: flex; flex-wrap: wrap; gap: 12px; }
+.live { display: inline-table; } .charts { display: flex; flex-wrap: wrap; gap: 12px; } figure { margin: 0; }
 nav a { margin-right: 10px; } small { color: #4b5563; }
 `;
 
