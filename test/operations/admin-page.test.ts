@@ -6,7 +6,9 @@
 // loaded, and a request without the admin token (none, a tenant's, a wrong
 // one, an admin claim signed with the tenants' key) gets a 401/403 and no
 // page. The search analytics come from real searches over GraphQL and from
-// search_logs rows of three tenants spread over the last hours.
+// search_logs rows of three tenants spread over the last hours. The token
+// `npm run token -- --admin` prints (the CLI as a process) opens the page.
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import pg from 'pg';
 import jwt from 'jsonwebtoken';
@@ -21,6 +23,7 @@ import { ADMIN_AUDIENCE, signAdminToken } from '../../src/admin/auth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/backend.ts';
 import { migrateWithCurrent } from '../support/current-migration.ts';
 import { topicalVectors } from '../support/embeddings.ts';
+import { CLI } from '../support/processes.ts';
 
 process.env.GRAPHILE_ENV ??= 'test';
 
@@ -270,4 +273,20 @@ test('a bad window is refused with a code naming hours; an unset ADMIN_JWT_SECRE
   expect(() => parseConfig({ ...database.env, JWT_SECRET: ADMIN_SECRET, ADMIN_JWT_SECRET: ADMIN_SECRET })).toThrow(
     /ADMIN_JWT_SECRET must differ from JWT_SECRET/,
   );
+});
+
+test('npm run token -- --admin issues a token the page accepts; without ADMIN_JWT_SECRET it says what is missing', async () => {
+  const env = { ...process.env, ...database.env, LOG_LEVEL: 'silent' };
+  const issued = spawnSync(process.execPath, [CLI, 'token', '--admin', '--sub', 'ops', '--expires', '10m'], {
+    env: { ...env, ADMIN_JWT_SECRET: ADMIN_SECRET },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  expect(issued.status).toBe(0);
+  const res = await fetch(`${running.url}/admin?hours=1`, { headers: { authorization: `Bearer ${issued.stdout.trim()}` } });
+  expect(res.status).toBe(200);
+  expect(await res.text()).toContain('<svg');
+  const refused = spawnSync(process.execPath, [CLI, 'token', '--admin'], { env: { ...env, ADMIN_JWT_SECRET: '' }, encoding: 'utf8', timeout: 60_000 });
+  expect(refused.status).not.toBe(0);
+  expect(refused.stderr).toContain('--admin needs ADMIN_JWT_SECRET');
 });
