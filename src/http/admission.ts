@@ -1,77 +1,169 @@
-// Fail fast instead of hanging when the database pool is exhausted (the seed
-// guide's "Connection pool exhausted"): at most `max` GraphQL requests hold a
-// slot at once; a request that cannot get one within `timeoutMs` is answered
-// 503 with Retry-After.
+// Admission to a database pool: at most `max` GraphQL requests hold a slot at
+// once (fail fast instead of hanging when the pool is exhausted: a request
+// that gets no slot within `timeoutMs` is answered 503 with Retry-After).
+//
+// Waiting is FAIR between clients, by construction: each client key (the
+// tenant of a verified token, else the remote address) has its own queue,
+// and a freed slot goes to the keys in turn (round robin), one request each.
+// A request that starts waiting is therefore admitted after at most one
+// request of every other key already waiting, however many those keys have
+// queued: a FIFO queue let one client's 60,000 pipelined requests (issue 25)
+// stand ahead of every other tenant's. A key holds at most
+// `maxQueuedPerKey` waiting requests; more are answered 429 at once.
 import type { NextFunction, Request, Response } from 'express';
+import { requestState } from './request-state.ts';
+
+/**
+ * Requests one client key may have waiting for a slot at once (beyond them:
+ * 429 ADMISSION_QUEUE_FULL). A client's sockets each bring one request at a
+ * time (pipelining.ts), so this is reached only by a client with this many
+ * requests in flight beyond the pool's size.
+ */
+export const MAX_QUEUED_PER_CLIENT = 256;
+
+/** What waiting gave: a slot (with how many other keys' requests were admitted while this one waited), or why not. */
+export type AdmissionResult = { release: () => void; admittedBefore: number } | { refused: 'timeout' } | { refused: 'queue-full' };
+
+interface Waiter {
+  grant: () => void;
+  /** `admitted` when it started waiting. */
+  since: number;
+}
 
 export class Admission {
   private inUse = 0;
-  private readonly queue: Array<() => void> = [];
+  /** Requests admitted so far, all keys: a waiter's count of those admitted before it is the difference. */
+  private admitted = 0;
+  /** Per key, its waiting requests in arrival order; a key is here only while it has some. */
+  private readonly queues = new Map<string, Waiter[]>();
+  /** The keys with waiting requests, in the order they are served; a served key goes to the back. */
+  private readonly turns: string[] = [];
   readonly max: number;
   readonly timeoutMs: number;
+  readonly maxQueuedPerKey: number;
 
-  constructor(max: number, timeoutMs: number) {
+  constructor(max: number, timeoutMs: number, maxQueuedPerKey = MAX_QUEUED_PER_CLIENT) {
     this.max = max;
     this.timeoutMs = timeoutMs;
+    this.maxQueuedPerKey = maxQueuedPerKey;
   }
 
   get waiting(): number {
-    return this.queue.length;
+    let n = 0;
+    for (const queue of this.queues.values()) n += queue.length;
+    return n;
   }
 
   get active(): number {
     return this.inUse;
   }
 
-  /** Resolves with a release function, or with null after the timeout. */
-  acquire(): Promise<(() => void) | null> {
-    const grant = (): (() => void) => {
+  /** Requests of `key` waiting now. */
+  waitingFor(key: string): number {
+    return this.queues.get(key)?.length ?? 0;
+  }
+
+  /** Resolves with a slot's release function, or with the reason there is none. */
+  acquire(key: string): Promise<AdmissionResult> {
+    const grant = (since: number): AdmissionResult => {
       this.inUse++;
+      const admittedBefore = this.admitted - since;
+      this.admitted++;
       let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        this.inUse--;
-        this.queue.shift()?.();
+      return {
+        admittedBefore,
+        release: () => {
+          if (released) return;
+          released = true;
+          this.inUse--;
+          this.next()?.grant();
+        },
       };
     };
-    if (this.inUse < this.max) return Promise.resolve(grant());
+    if (this.inUse < this.max && this.turns.length === 0) return Promise.resolve(grant(this.admitted));
+    const queue = this.queues.get(key) ?? [];
+    if (queue.length >= this.maxQueuedPerKey) return Promise.resolve({ refused: 'queue-full' });
     return new Promise((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        resolve(grant());
+      const waiter: Waiter = {
+        since: this.admitted,
+        grant: () => {
+          clearTimeout(timer);
+          resolve(grant(waiter.since));
+        },
       };
       const timer = setTimeout(() => {
-        const i = this.queue.indexOf(wake);
-        if (i >= 0) this.queue.splice(i, 1);
-        resolve(null);
+        this.remove(key, waiter);
+        resolve({ refused: 'timeout' });
       }, this.timeoutMs);
-      this.queue.push(wake);
+      if (queue.length === 0) {
+        this.queues.set(key, queue);
+        this.turns.push(key);
+      }
+      queue.push(waiter);
     });
+  }
+
+  /** Takes the next waiter: the first of the key whose turn it is; that key goes to the back if it has more. */
+  private next(): Waiter | undefined {
+    const key = this.turns.shift();
+    if (key === undefined) return undefined;
+    const queue = this.queues.get(key)!;
+    const waiter = queue.shift()!;
+    if (queue.length > 0) this.turns.push(key);
+    else this.queues.delete(key);
+    return waiter;
+  }
+
+  private remove(key: string, waiter: Waiter): void {
+    const queue = this.queues.get(key);
+    const i = queue?.indexOf(waiter) ?? -1;
+    if (!queue || i < 0) return;
+    queue.splice(i, 1);
+    if (queue.length > 0) return;
+    this.queues.delete(key);
+    this.turns.splice(this.turns.indexOf(key), 1);
   }
 }
 
-/** Holds a slot for the whole request, or answers 503 with Retry-After when none frees up in time. */
+/**
+ * The key a request waits under: its verified token's tenant, else its remote
+ * address (behind a reverse proxy, every anonymous request shares the proxy's
+ * address; anonymous requests can only read the schema).
+ */
+export function admissionKey(req: Request): string {
+  const claims = requestState(req)?.claims;
+  return claims ? `tenant:${claims.tenant}` : `address:${req.socket.remoteAddress ?? ''}`;
+}
+
+/** Holds a slot for the whole request, or answers 429 (its key's queue is full) or 503 (no slot in time), with Retry-After. */
 export function admissionMiddleware(admission: Admission) {
-  return async (_req: Request, res: Response, next: NextFunction): Promise<void> => {
-    const release = await admission.acquire();
-    if (!release) {
-      res
-        .status(503)
-        .set('Retry-After', '1')
-        .json({
-          errors: [
-            {
-              message:
-                `the database connection pool is exhausted: all ${admission.max} connections (DB_POOL_SIZE + DB_MAX_OVERFLOW) ` +
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const key = admissionKey(req);
+    const result = await admission.acquire(key);
+    if ('refused' in result) {
+      const [status, code, message] =
+        result.refused === 'queue-full'
+          ? ([
+              429,
+              'ADMISSION_QUEUE_FULL',
+              `this client already has ${admission.maxQueuedPerKey} requests waiting for a database connection ` +
+                `(the limit per ${key.startsWith('tenant:') ? 'tenant' : 'client address'}); retry once some are answered`,
+            ] as const)
+          : ([
+              503,
+              'POOL_EXHAUSTED',
+              `the database connection pool is exhausted: all ${admission.max} connections (DB_POOL_SIZE + DB_MAX_OVERFLOW) ` +
                 `stayed busy for ${admission.timeoutMs} ms (DB_POOL_TIMEOUT_MS); retry shortly`,
-              extensions: { code: 'POOL_EXHAUSTED' },
-            },
-          ],
-        });
+            ] as const);
+      res
+        .status(status)
+        .set('Retry-After', '1')
+        .json({ errors: [{ message, extensions: { code } }] });
       return;
     }
-    res.once('close', release);
+    const state = requestState(req);
+    if (state) state.admission = { key, admittedBefore: result.admittedBefore };
+    res.once('close', result.release);
     next();
   };
 }

@@ -21,6 +21,7 @@ import { addHealthRoutes, HEALTH_PATH, READY_PATH } from './health.ts';
 import { currentMaintenance } from '../database/maintenance.ts';
 import { maintenanceGate } from './maintenance-gate.ts';
 import { createMetrics, jobCountsFrom } from './observability.ts';
+import { servePipelinesInTurn } from './pipelining.ts';
 import { createLiveServer, type LiveServer } from './live.ts';
 import type { LiveEvents } from '../graphql/live-events.ts';
 
@@ -88,7 +89,8 @@ export async function createGateway(
     res.set({ 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
     next();
   });
-  const server = createServer(app);
+  // A socket's pipelined requests reach express one at a time, at most MAX_PIPELINED_REQUESTS deep (pipelining.ts).
+  const server = createServer(servePipelinesInTurn(app));
   // Node's defaults (5 minutes for a request) let slow clients hold sockets for long.
   server.headersTimeout = config.headersTimeoutMs;
   server.requestTimeout = Math.max(config.requestTimeoutMs, config.headersTimeoutMs);
@@ -109,8 +111,12 @@ export async function createGateway(
   // The body is read (bounded in size and time) before a request may hold a pool slot.
   app.use([GRAPHQL_PATH, REPORTING_PATH], bodyMiddleware(config));
   // Embedded: during recorded maintenance a request would wait behind it; it is told so at once (maintenance-gate.ts).
-  if (!config.databaseUrl) app.use([GRAPHQL_PATH, REPORTING_PATH], maintenanceGate(() => currentMaintenance(config.dataDir)));
-  // One admission per pool: requests beyond its size wait DB_POOL_TIMEOUT_MS at most.
+  if (!config.databaseUrl)
+    app.use(
+      [GRAPHQL_PATH, REPORTING_PATH],
+      maintenanceGate(() => currentMaintenance(config.dataDir)),
+    );
+  // One admission per pool: requests beyond its size wait DB_POOL_TIMEOUT_MS at most, each client key in turn.
   const apiAdmission = new Admission(config.poolSize + config.poolMaxOverflow, config.poolTimeoutMs);
   const readAdmission = readPool === apiPool ? apiAdmission : new Admission(apiAdmission.max, config.poolTimeoutMs);
   app.use(GRAPHQL_PATH, admissionMiddleware(apiAdmission));

@@ -12,6 +12,11 @@ export interface RequestState {
   claims?: Claims | null;
   /** Filled in by plugins/request-facts.ts through the GraphQL context. */
   facts: GraphQLFacts;
+  /**
+   * Set by admission (admission.ts) once the request holds a pool slot: the key
+   * it waited under and how many requests were admitted while it waited.
+   */
+  admission?: { key: string; admittedBefore: number };
 }
 
 const states = new WeakMap<IncomingMessage, RequestState>();
