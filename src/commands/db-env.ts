@@ -6,14 +6,17 @@ import type { Command } from './command.ts';
 
 const quote = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;
 
-/** graphile-migrate's own CLI loads this (NODE_OPTIONS) to refuse `watch` on the embedded engine in one line. */
-const GUARD = new URL('../embedded/graphile-migrate-guard.mjs', import.meta.url).href;
+/** graphile-migrate's own CLI loads this (NODE_OPTIONS): its `watch` refused on the embedded engine, one owner of current.sql on a server. */
+const GUARD = new URL('../database/graphile-migrate-guard.mjs', import.meta.url).href;
 
 export const dbEnv: Command = {
   name: 'db:env',
   summary: "export the connection strings and placeholders for graphile-migrate's own CLI",
   usage: `eval "$(npm run -s db:env)"   export DATABASE_URL, SHADOW_DATABASE_URL, ROOT_DATABASE_URL and the placeholders .gmrc reads,
-                               for graphile-migrate's own CLI (status, migrate, commit, uncommit) and other tools
+                               for graphile-migrate's own CLI (status, migrate, commit, uncommit) and other tools;
+                               and NODE_OPTIONS with --import of src/database/graphile-migrate-guard.mjs, which makes
+                               graphile-migrate's watch one line and exit 1 on the embedded engine, and on a server
+                               claims current.sql as npm run dev and db:watch do (it does nothing in other processes)
 `,
   async run(config) {
     let urls: { ownerUrl: string; shadowUrl: string; rootUrl: string };
@@ -35,13 +38,12 @@ export const dbEnv: Command = {
       ...Object.entries(migrationPlaceholders(config)).map(([k, v]): [string, string] => [k.slice(1), v]),
     ];
     process.stdout.write(vars.map(([k, v]) => `export ${k}=${quote(v)}\n`).join(''));
-    if (!config.databaseUrl) {
-      // graphile-migrate's watch cannot run on the engine: the guard, loaded into node processes of this
-      // shell, makes `npx graphile-migrate watch` say so in one line when DATABASE_URL is still this one.
-      process.stdout.write(
-        `export SHERATAN_EMBEDDED_DATABASE_URL=${quote(urls.ownerUrl)}\n` +
-          `case " \${NODE_OPTIONS-} " in *' --import=${GUARD} '*) ;; *) export NODE_OPTIONS="\${NODE_OPTIONS:+$NODE_OPTIONS }--import=${GUARD}" ;; esac\n`,
-      );
-    }
+    // The guard, loaded into graphile-migrate's own CLI run from this shell (and nothing else): its `watch` is
+    // refused in one line on the embedded engine (DATABASE_URL still this one), and on a server it claims
+    // current.sql for the database as npm run dev and db:watch do (one process applies it on every save).
+    process.stdout.write(
+      (config.databaseUrl ? 'unset SHERATAN_EMBEDDED_DATABASE_URL\n' : `export SHERATAN_EMBEDDED_DATABASE_URL=${quote(urls.ownerUrl)}\n`) +
+        `case " \${NODE_OPTIONS-} " in *' --import=${GUARD} '*) ;; *) export NODE_OPTIONS="\${NODE_OPTIONS:+$NODE_OPTIONS }--import=${GUARD}" ;; esac\n`,
+    );
   },
 };
