@@ -8,7 +8,12 @@
 //     latency measured from outside throughout;
 //   - 100 sockets sending their bodies slowly (half with a token) while
 //     another tenant searches: that tenant's p50/p99 and any non-200;
-//   - first: null nested in similarChunks: refused exactly as first: 10.
+//   - first: null nested in similarChunks: refused exactly as first: 10;
+//   - pipelined floods (issue 25's last finding): 20 sockets, half of them
+//     with a token, each writing 3,000 requests at once (half never read;
+//     a closed socket is opened again at once) while another tenant sends one
+//     query at a time, each on a new connection: that tenant's p50/p99/max,
+//     the gateway's heap and event-loop delay, and what the attackers got.
 import http from 'node:http';
 import net from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -88,12 +93,91 @@ function rawPost(body: Buffer, headers: Record<string, string> = {}): Promise<{ 
   });
 }
 
+/** One pipelined request of the flood: /healthz, an anonymous-safe `{ __typename }` or a list, as issue 25's attacker sent. */
+function pipelinedRequest(next: () => number, bearer: string | null): string {
+  if (next() < 0.3) return 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+  const body = JSON.stringify({ query: next() < 0.5 ? '{ __typename }' : '{ allDocuments { totalCount } }' });
+  const auth = bearer ? `Authorization: Bearer ${bearer}\r\n` : '';
+  return `POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${auth}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+/** The pipelining scenario (4.): floods for `ms` while another tenant queries one request at a time, each on a new connection. */
+async function pipelinedFlood(ms: number) {
+  const SOCKETS = 20;
+  const DEPTH = 3_000;
+  const next = rng(2525);
+  const attackerToken = token('bench-attacker');
+  let running = true;
+  let connections = 0;
+  let attackerAnswers = 0;
+  let attackerRefusals = 0;
+  const open = new Set<net.Socket>();
+  const attack = (i: number): void => {
+    if (!running) return;
+    connections++;
+    const socket = net.connect(gateway.port, '127.0.0.1');
+    open.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      open.delete(socket);
+      attack(i);
+    });
+    // Half the sockets never read (their answers fill the gateway's buffers), half read and count.
+    if (i % 4 < 2) socket.pause();
+    else
+      socket.on('data', (d: Buffer) => {
+        const text = d.toString('latin1');
+        attackerAnswers += text.split('HTTP/1.1 ').length - 1;
+        attackerRefusals += text.split('PIPELINE_TOO_DEEP').length - 1;
+      });
+    const bearer = i % 2 ? attackerToken : null;
+    socket.write(Array.from({ length: DEPTH }, () => pipelinedRequest(next, bearer)).join(''));
+  };
+  await gauges(); // resets the event-loop histogram
+  const before = await gauges();
+  for (let i = 0; i < SOCKETS; i++) attack(i);
+  const times: number[] = [];
+  const statuses = new Set<number>();
+  const started = Date.now();
+  while (Date.now() - started < ms) {
+    const t0 = performance.now();
+    const reply = await postOnce(gateway.url, token('bench-other'), '{ allDocuments { totalCount } }').catch(() => ({ status: 0, body: { errors: [] } }));
+    times.push(performance.now() - t0);
+    statuses.add(reply.body.errors ? -reply.status : reply.status);
+  }
+  running = false;
+  open.forEach((socket) => socket.destroy());
+  const after = await gauges();
+  return {
+    sockets: SOCKETS,
+    depth: DEPTH,
+    seconds: ms / 1000,
+    connections,
+    attackerAnswers,
+    attackerRefusals,
+    queries: times.length,
+    // A negative status: the answer carried GraphQL errors.
+    statuses: [...statuses],
+    victimMsP50: percentile(times, 50),
+    victimMsP99: percentile(times, 99),
+    victimMsMax: Math.max(...times),
+    heapMiBBefore: before.heapMiB,
+    heapMiBAfter: after.heapMiB,
+    eventLoopDelayMaxMs: after.lagMaxMs,
+  };
+}
+
 const result: Record<string, unknown> = { backend, quick, at: new Date().toISOString() };
 try {
   // Seed one tenant's document for the searches.
-  const seeded = await postOnce(gateway.url, token('bench-other'), 'mutation ($c: [ChunkInput]!) { ingestDocument(input: { title: "b", chunks: $c }) { clientMutationId } }', {
-    c: Array.from({ length: 20 }, (_, i) => ({ content: `c${i}`, embedding: randomUnit(384, rng(i)) })),
-  });
+  const seeded = await postOnce(
+    gateway.url,
+    token('bench-other'),
+    'mutation ($c: [ChunkInput]!) { ingestDocument(input: { title: "b", chunks: $c }) { clientMutationId } }',
+    {
+      c: Array.from({ length: 20 }, (_, i) => ({ content: `c${i}`, embedding: randomUnit(384, rng(i)) })),
+    },
+  );
   if (seeded.body.errors) throw new Error(seeded.body.errors[0]!.message);
 
   // 1. Giant documents: 15 MiB without a token (refused from Content-Length),
@@ -145,7 +229,13 @@ try {
   const agent = new http.Agent({ keepAlive: true });
   while (Date.now() < until) {
     const started = performance.now();
-    const reply = await postOnce(gateway.url, token('bench-other'), 'query ($q: Vector!) { searchDocumentChunks(embedding: $q, first: 5) { distance } }', { q: e }, agent);
+    const reply = await postOnce(
+      gateway.url,
+      token('bench-other'),
+      'query ($q: Vector!) { searchDocumentChunks(embedding: $q, first: 5) { distance } }',
+      { q: e },
+      agent,
+    );
     searchTimes.push(performance.now() - started);
     searchStatuses.add(reply.body.errors ? -reply.status : reply.status);
   }
@@ -174,6 +264,9 @@ try {
     }
   }
   result.firstNull = answers;
+
+  // 4. Pipelined floods while another tenant queries.
+  result.pipelining = await pipelinedFlood(quick ? 5_000 : 15_000);
 } finally {
   gateway.child.kill('SIGTERM');
   await gateway.exited;
@@ -186,12 +279,26 @@ for (const [name, label] of [
   ['token3_8MiB', '3.8 MiB documents with a token'],
 ] as const) {
   const g = result[name] as Record<string, number | number[]>;
-  console.log(`  ${label}: ${g.requests} requests, statuses ${String(g.statuses)}, answered in p50 ${(g.refusalMsP50 as number).toFixed(1)} ms / max ${(g.refusalMsMax as number).toFixed(1)} ms`);
-  console.log(`    gateway heap ${(g.heapMiBBefore as number).toFixed(1)} → ${(g.heapMiBAfter as number).toFixed(1)} MiB, event-loop delay max ${(g.eventLoopDelayMaxMs as number).toFixed(1)} ms, /healthz p99 ${(g.healthzMsP99 as number).toFixed(1)} ms, max ${(g.healthzMsMax as number).toFixed(1)} ms`);
+  console.log(
+    `  ${label}: ${g.requests} requests, statuses ${String(g.statuses)}, answered in p50 ${(g.refusalMsP50 as number).toFixed(1)} ms / max ${(g.refusalMsMax as number).toFixed(1)} ms`,
+  );
+  console.log(
+    `    gateway heap ${(g.heapMiBBefore as number).toFixed(1)} → ${(g.heapMiBAfter as number).toFixed(1)} MiB, event-loop delay max ${(g.eventLoopDelayMaxMs as number).toFixed(1)} ms, /healthz p99 ${(g.healthzMsP99 as number).toFixed(1)} ms, max ${(g.healthzMsMax as number).toFixed(1)} ms`,
+  );
 }
 const s = result.slowBodies as Record<string, number | number[]>;
-console.log(`  100 slow-body sockets: another tenant ran ${s.searches} searches, statuses ${String(s.statuses)}, p50 ${(s.searchMsP50 as number).toFixed(1)} ms, p99 ${(s.searchMsP99 as number).toFixed(1)} ms`);
+console.log(
+  `  100 slow-body sockets: another tenant ran ${s.searches} searches, statuses ${String(s.statuses)}, p50 ${(s.searchMsP50 as number).toFixed(1)} ms, p99 ${(s.searchMsP99 as number).toFixed(1)} ms`,
+);
 for (const [k, v] of Object.entries(result.firstNull as Record<string, string>)) console.log(`  ${k}: ${v}`);
+const p = result.pipelining as Record<string, number | number[]>;
+console.log(
+  `  ${p.sockets} sockets × ${p.depth} pipelined requests (${p.connections} connections in ${p.seconds} s): another tenant's ${p.queries} queries, ` +
+    `statuses ${String(p.statuses)}, p50 ${(p.victimMsP50 as number).toFixed(1)} ms, p99 ${(p.victimMsP99 as number).toFixed(1)} ms, max ${(p.victimMsMax as number).toFixed(1)} ms`,
+);
+console.log(
+  `    attackers read ${p.attackerAnswers} answers (${p.attackerRefusals} of them 429 PIPELINE_TOO_DEEP); gateway heap ${(p.heapMiBBefore as number).toFixed(1)} → ${(p.heapMiBAfter as number).toFixed(1)} MiB, event-loop delay max ${(p.eventLoopDelayMaxMs as number).toFixed(1)} ms`,
+);
 const out = path.join(projectRoot, 'bench/results');
 mkdirSync(out, { recursive: true });
 writeFileSync(path.join(out, `hostile-${backend}.json`), `${JSON.stringify(result, null, 2)}\n`);
