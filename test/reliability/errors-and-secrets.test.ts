@@ -109,6 +109,7 @@ test('every line the gateway process writes is one JSON log line, errors include
     await migrateTestDatabase(parseConfig({ ...database.env, LOG_LEVEL: 'silent' }));
     setLogLevel('debug'); // the process's log level, which migrating set: this file's other tests read the log (the server run is shuffled)
     const gw = await startGatewayProcess({ ...database.env, JWT_SECRET: SECRET, METRICS_TOKEN: 'scrape-secret', NODE_ENV: 'production', LOG_LEVEL: 'info' });
+    const startLines = gw.output().split('\n').filter((l) => l.trim()).length;
     try {
       const token = signToken(SECRET, { role: 'sheratan_readonly', tenant: 'acme' });
       const send = (path: string, body: string) =>
@@ -122,7 +123,16 @@ test('every line the gateway process writes is one JSON log line, errors include
       await gw.exited;
     }
     const lines = gw.output().split('\n').filter((l) => l.trim());
-    expect(lines.length).toBeGreaterThan(4);
+    // Each of the four requests, the refused ones included, is one JSON line
+    // of its own (not only the start-up lines); then shutting down, stopped.
+    const after = lines.slice(startLines).map((l) => JSON.parse(l) as { msg: string; method?: string; path?: string; status?: number });
+    expect(after.filter((l) => l.msg === 'request' && l.method === 'POST').map((l) => [l.path, l.status])).toEqual([
+      ['/reporting/graphql', 400],
+      ['/graphql', 200],
+      ['/graphql', 400],
+      ['/graphql', 400],
+    ]);
+    expect(after.slice(-2).map((l) => l.msg)).toEqual(['shutting down', 'stopped']);
     // graphile-migrate's lines (the embedded gateway migrates at start) carry its name once.
     if (backend === 'embedded') expect(gw.output()).toMatch(/"msg":"graphile-migrate: Running migration '000001-initial-schema\.sql'"/);
     expect(gw.output()).not.toMatch(/graphile-migrate: graphile-migrate/);
