@@ -53,6 +53,40 @@ function makePool(url: string, config: Config, name: string): pg.Pool {
   return pool;
 }
 
+/** The clients of `pool` checked out at any moment: requests' transactions in progress. */
+function checkedOut(pool: pg.Pool): Set<pg.PoolClient> {
+  const busy = new Set<pg.PoolClient>();
+  pool.on('acquire', (client) => busy.add(client));
+  pool.on('release', (_err, client) => busy.delete(client));
+  pool.on('remove', (client) => busy.delete(client as pg.PoolClient));
+  return busy;
+}
+
+/**
+ * Cancels the statements still running on `busy`'s connections (a server's
+ * backends, by process id, from a connection of the same login). By the time
+ * the endpoints close, every HTTP connection has ended or was cut when
+ * SHUTDOWN_GRACE_MS ran out: what still runs belongs to a request nobody
+ * waits for, and pool.end() would wait for it, holding the process open
+ * until STATEMENT_TIMEOUT_MS, or forever when that is 0 (a request waiting
+ * for a lock, say).
+ */
+async function cancelAbandoned(url: string, busy: Set<pg.PoolClient>): Promise<void> {
+  const pids = [...busy].map((client) => (client as pg.PoolClient & { processID?: number | null }).processID).filter((pid) => typeof pid === 'number');
+  if (pids.length === 0) return;
+  log('warn', 'shutdown: cancelling the statements of requests that did not finish', { count: pids.length });
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('select pg_cancel_backend(pid) from unnest($1::int[]) as pid', [pids]);
+  } catch (err) {
+    log('warn', 'shutdown: could not cancel the statements still running', { error: (err as Error).message });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /**
  * `vector` is what start-up read of the embedding columns (inspectVector):
  * the Vector scalar's dimensions start from it and then follow a model
@@ -69,11 +103,13 @@ export function createEndpoints(
   text?: TextServices,
 ): Endpoints {
   const apiPool = makePool(db.authUrl, config, 'sheratan-gateway');
+  const apiBusy = checkedOut(apiPool);
   const dimensions = new AcceptedDimensions(vector);
   const refreshDimensions = setInterval(() => {
     dimensions.refresh(apiPool).catch(() => undefined);
   }, DIMENSIONS_REFRESH_MS).unref();
   const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
+  const readBusy = readPool === apiPool ? apiBusy : checkedOut(readPool);
   const engine = db.engine?.transport?.(AUTHENTICATOR_ROLE, config.poolTimeoutMs);
   const direct = makePipelinedWithPgClient(engine ?? poolTransport(apiPool));
   const readDirect = readPool === apiPool ? direct : engine ? undefined : makePipelinedWithPgClient(poolTransport(readPool));
@@ -124,6 +160,10 @@ export function createEndpoints(
       clearInterval(refreshDimensions);
       await live.release();
       await Promise.all([api.release(), reporting.release()]);
+      if (db.backend === 'server') {
+        await cancelAbandoned(db.authUrl, apiBusy);
+        if (readPool !== apiPool) await cancelAbandoned(db.readUrl, readBusy);
+      }
       await apiPool.end();
       if (readPool !== apiPool) await readPool.end();
     },

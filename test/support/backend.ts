@@ -59,22 +59,27 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     const dir = tempDataDir();
     return { env: { SHERATAN_DATA_DIR: dir, ...TEST_EMBEDDING_ENV }, drop: async () => rmSync(dir, { recursive: true, force: true }) };
   }
+  return createServerTestDatabase(SUPERUSER_URL);
+}
+
+/** A new database bootstrapped on the server `superuserUrl` names (TEST_DATABASE_URL's, or a cluster of a test's own). */
+export async function createServerTestDatabase(superuserUrl: string): Promise<TestDatabase> {
   const name = `sheratan_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-  const ownerUrl = withLogin(onDatabase(SUPERUSER_URL, name), OWNER_ROLE, OWNER_PASSWORD);
+  const ownerUrl = withLogin(onDatabase(superuserUrl, name), OWNER_ROLE, OWNER_PASSWORD);
   const env = {
     DATABASE_URL: ownerUrl,
-    AUTH_DATABASE_URL: withLogin(onDatabase(SUPERUSER_URL, name), 'sheratan_authenticator', AUTHENTICATOR_PASSWORD),
+    AUTH_DATABASE_URL: withLogin(onDatabase(superuserUrl, name), 'sheratan_authenticator', AUTHENTICATOR_PASSWORD),
     JWT_SECRET: SERVER_JWT_SECRET,
     ...TEST_EMBEDDING_ENV,
   };
-  const config = parseConfig({ ...env, ROOT_DATABASE_URL: SUPERUSER_URL });
+  const config = parseConfig({ ...env, ROOT_DATABASE_URL: superuserUrl });
   await bootstrapServer(config, await openDatabase(config, { purpose: 'test' }), { createdb: true });
   return {
     env,
     ownerUrl,
-    superuserUrl: onDatabase(SUPERUSER_URL, name),
+    superuserUrl: onDatabase(superuserUrl, name),
     async drop() {
-      await withPgClient(SUPERUSER_URL, async (c) => {
+      await withPgClient(superuserUrl, async (c) => {
         for (const db of [name, `${name}_shadow`]) await c.query(`drop database if exists ${c.escapeIdentifier(db)} with (force)`);
       });
     },
@@ -96,7 +101,12 @@ export async function migrateTestDatabase(config: Config): Promise<void> {
 
 /** `test` on the embedded engine; on a server, skipped with the reason in its name. */
 export const embeddedTest = (reason: string): jest.It =>
-  backend === 'embedded' ? test : (Object.assign((name: string, ...rest: unknown[]) => (test.skip as (...a: unknown[]) => void)(`${name} [embedded only: ${reason}]`, ...rest), test) as jest.It);
+  backend === 'embedded'
+    ? test
+    : (Object.assign(
+        (name: string, ...rest: unknown[]) => (test.skip as (...a: unknown[]) => void)(`${name} [embedded only: ${reason}]`, ...rest),
+        test,
+      ) as jest.It);
 
 /** `describe` on the embedded engine; on a server, skipped with the reason in its name. */
 export const describeEmbedded = (reason: string, name: string, fn: () => void): void =>
@@ -104,4 +114,9 @@ export const describeEmbedded = (reason: string, name: string, fn: () => void): 
 
 /** `test` on a server only; on the embedded engine, skipped with the reason in its name. */
 export const serverTest = (reason: string): jest.It =>
-  backend === 'server' ? test : (Object.assign((name: string, ...rest: unknown[]) => (test.skip as (...a: unknown[]) => void)(`${name} [server only: ${reason}]`, ...rest), test) as jest.It);
+  backend === 'server'
+    ? test
+    : (Object.assign(
+        (name: string, ...rest: unknown[]) => (test.skip as (...a: unknown[]) => void)(`${name} [server only: ${reason}]`, ...rest),
+        test,
+      ) as jest.It);
