@@ -90,6 +90,53 @@ embeddedTest('maintenance is the embedded engine’s state')(
 );
 
 embeddedTest('maintenance is the embedded engine’s state')(
+  'a request already waiting for the backend when maintenance begins is told MAINTENANCE when its wait ends, not DATABASE_BUSY',
+  async () => {
+    const file = maintenanceFile(h.config.dataDir);
+    const channel = h.gateway.db.engine!.channel!;
+    // Seen, not changed: the moment the request's statement reaches the engine (past the gateway's maintenance
+    // check). The channel carries GraphQL requests only (health, live events and the worker use sockets).
+    let reached!: () => void;
+    const reachedEngine = new Promise<void>((resolve) => (reached = resolve));
+    const send = channel.send.bind(channel);
+    channel.send = (sid, user, data, waitMs) => {
+      reached();
+      return send(sid, user, data, waitMs);
+    };
+    // A psql-like client holds the one backend inside a transaction (the request waits DB_POOL_TIMEOUT_MS for it).
+    await owner.query('begin');
+    await owner.query('select 1');
+    try {
+      const reply = ask();
+      await reachedEngine;
+      writeFileSync(
+        file,
+        JSON.stringify({ reason: 'rebuilding the ANN index (npm run index:tune)', since: new Date().toISOString(), expectedS: 60, pid: process.pid }),
+      );
+      const r = await reply;
+      expect(r.status).toBe(503);
+      expect(r.body.errors).toEqual([
+        expect.objectContaining({
+          path: ['allDocuments', 'totalCount'],
+          message: expect.stringMatching(/^the database is under maintenance: rebuilding the ANN index \(npm run index:tune\), since /),
+          extensions: expect.objectContaining({
+            code: 'MAINTENANCE',
+            reason: 'rebuilding the ANN index (npm run index:tune)',
+            retryAfter: Number(r.retryAfter),
+          }),
+        }),
+      ]);
+    } finally {
+      channel.send = send;
+      rmSync(file, { force: true });
+      await owner.query('rollback');
+    }
+    expect(await ask()).toMatchObject({ status: 200 });
+  },
+  60_000,
+);
+
+embeddedTest('maintenance is the embedded engine’s state')(
   'during index:tune every GraphQL request gets data or 503 MAINTENANCE naming the rebuild, none a timeout or DATABASE_BUSY',
   async () => {
     const { code, seen } = await whileTuning(() => ask());
