@@ -5,6 +5,7 @@
 // a notification while the sender, who never listened, received its own.)
 import pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { waitFor } from '../support/processes.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -25,8 +26,25 @@ async function connection(): Promise<{ client: pg.Client; heard: Heard[] }> {
   return { client, heard };
 }
 
-/** Long enough for a notification to arrive over loopback. */
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 300));
+let barriers = 0;
+/**
+ * Returns once each of `conns` has heard a notification that `from` sends
+ * now: PostgreSQL delivers a session's notifications in commit order, so
+ * whatever `from` sent before that would reach them has reached them. (No
+ * sleeping "long enough": what must not arrive is shown not to have arrived
+ * before something that did.) The barrier's own notification is left out of
+ * `heard`.
+ */
+async function barrier(from: pg.Client, ...conns: Array<{ client: pg.Client; heard: Heard[] }>): Promise<void> {
+  const channel = `barrier_${++barriers}`;
+  for (const c of conns) await c.client.query(`listen ${channel}`);
+  await from.query(`notify ${channel}`);
+  await waitFor(() => conns.every((c) => c.heard.some((x) => x.channel === channel)), 30_000, `every connection to hear ${channel}`);
+  for (const c of conns) {
+    await c.client.query(`unlisten ${channel}`);
+    c.heard.splice(0, c.heard.length, ...c.heard.filter((x) => x.channel !== channel));
+  }
+}
 
 test('a notification reaches the listening connections only, never the sender that did not listen', async () => {
   const [a, b, c] = await Promise.all([connection(), connection(), connection()]);
@@ -34,7 +52,7 @@ test('a notification reaches the listening connections only, never the sender th
   await c.client.query('listen other_channel');
   await b.client.query("notify jobs, 'job 1 queued'");
   await b.client.query("select pg_notify('jobs', 'job 2 queued')");
-  await settle();
+  await barrier(b.client, a, b, c);
   expect(a.heard).toEqual([
     { channel: 'jobs', payload: 'job 1 queued' },
     { channel: 'jobs', payload: 'job 2 queued' },
@@ -49,11 +67,12 @@ test('two listeners both hear it; after UNLISTEN only the other does; a listener
   await a.client.query('listen shared');
   await b.client.query('listen shared');
   await sender.client.query("notify shared, 'first'");
-  await settle();
+  await barrier(sender.client, a, b);
   await a.client.query('unlisten shared');
   await sender.client.query("notify shared, 'second'");
   await b.client.query("listen mine; notify mine, 'to myself'");
-  await settle();
+  await barrier(sender.client, a, b, sender);
+  await barrier(b.client, b);
   expect(a.heard).toEqual([{ channel: 'shared', payload: 'first' }]);
   expect(b.heard).toEqual([
     { channel: 'shared', payload: 'first' },
@@ -72,16 +91,21 @@ test('notifications are sent at commit, not at all on rollback; a disconnected l
   await sender.client.query('rollback');
   await sender.client.query('begin');
   await sender.client.query("notify tx_channel, 'committed'");
-  await settle();
-  expect(listener.heard).toEqual([]); // not before commit
+  // Not before commit. The one absence no barrier can show: on the embedded
+  // engine the open transaction holds the one backend, so no other
+  // connection's query runs until it ends; a loopback round trip's worth of
+  // waiting has to do here.
+  await new Promise((r) => setTimeout(r, 300));
+  expect(listener.heard).toEqual([]);
   await sender.client.query('commit');
-  await settle();
+  await barrier(sender.client, listener);
   expect(listener.heard).toEqual([{ channel: 'tx_channel', payload: 'committed' }]);
   await listener.client.end();
   await sender.client.query("notify tx_channel, 'nobody listens'");
   const fresh = await connection();
   await fresh.client.query("notify tx_channel, 'still nobody'");
-  await settle();
+  await barrier(sender.client, fresh, sender);
+  await barrier(fresh.client, fresh, sender);
   expect(fresh.heard).toEqual([]);
   expect(sender.heard).toEqual([]);
   await Promise.all([sender.client.end(), fresh.client.end()]);
