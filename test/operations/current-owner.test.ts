@@ -20,8 +20,11 @@ beforeAll(async () => {
   db = await createTestDatabase();
   await migrateTestDatabase(parseConfig({ ...db.env, LOG_LEVEL: 'silent' }));
 }, 300_000);
-afterEach(() => {
-  for (const p of running.splice(0)) p.child.kill('SIGKILL');
+// Whatever a test left running is gone before the next starts (its claims and the engine's lock with it).
+afterEach(async () => {
+  const left = running.splice(0);
+  for (const p of left) p.child.kill('SIGKILL');
+  await Promise.all(left.map((p) => p.exited));
 });
 afterAll(async () => {
   rmSync(project, { recursive: true, force: true });
