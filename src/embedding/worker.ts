@@ -215,6 +215,11 @@ export class EmbeddingWorker {
   /** Runs `fn` in one transaction as the API role within `tenant`. */
   private async asTenant<T>(tenant: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // The pool does not listen for a checked-out client's 'error' event (a
+    // terminated backend emits one), and an unheard one ends the process: the
+    // query in progress fails by itself, and the pool drops the dead client.
+    const onError = (): void => undefined;
+    client.on('error', onError);
     try {
       await client.query('begin');
       await client.query(
@@ -228,6 +233,7 @@ export class EmbeddingWorker {
       await client.query('rollback').catch(() => undefined);
       throw err;
     } finally {
+      client.off('error', onError);
       client.release();
     }
   }
@@ -255,7 +261,13 @@ export class EmbeddingWorker {
     const docId = job.payload.documentId!;
     const reembed = job.payload.reembed === true;
     const finish = (c: pg.PoolClient, error: string | null, retryMs: number | null, giveUp = false) =>
-      c.query<{ outcome: string }>('select sheratan_private.finish_embedding_job($1, $2, $3, $4, $5) as outcome', [job.id, this.workerId, error, retryMs, giveUp]);
+      c.query<{ outcome: string }>('select sheratan_private.finish_embedding_job($1, $2, $3, $4, $5) as outcome', [
+        job.id,
+        this.workerId,
+        error,
+        retryMs,
+        giveUp,
+      ]);
     try {
       if (doc?.chunks_stale) {
         if (doc.content.length > this.options.maxDocumentChars) {
@@ -264,20 +276,20 @@ export class EmbeddingWorker {
           return true;
         }
         const chunks = chunkText(doc.content, { maxChars: this.options.chunkMaxChars, overlapChars: this.options.chunkOverlapChars });
-        await this.asTenant(tenant, (c) =>
-          c.query('select sheratan_private.rechunk_document($1, $2, $3)', [docId, JSON.stringify(chunks), doc.content]),
-        );
+        await this.asTenant(tenant, (c) => c.query('select sheratan_private.rechunk_document($1, $2, $3)', [docId, JSON.stringify(chunks), doc.content]));
       }
       const todo = doc
-        ? await this.asTenant(tenant, async (c) =>
-            (
-              await c.query<{ id: string; content: string }>(
-                `select id, content from sheratan.document_chunks
+        ? await this.asTenant(
+            tenant,
+            async (c) =>
+              (
+                await c.query<{ id: string; content: string }>(
+                  `select id, content from sheratan.document_chunks
                   where document_id = $1 and (embedding is null or ($2 and embedding_model is distinct from $3))
                   order by chunk_index limit $4`,
-                [docId, reembed, provider.model, this.options.batchSize],
-              )
-            ).rows,
+                  [docId, reembed, provider.model, this.options.batchSize],
+                )
+              ).rows,
           )
         : [];
       const usable = todo.filter((t) => /\S/.test(t.content));
@@ -317,9 +329,9 @@ export class EmbeddingWorker {
     } catch (err) {
       if (this.stopping && this.abort.signal.aborted) {
         // Shutting down: the job goes back at once, without counting as a failure.
-        await this.asTenant(tenant, (c) => c.query("select sheratan_private.finish_embedding_job($1, $2, 'the worker stopped', 0)", [job.id, this.workerId])).catch(
-          () => undefined,
-        );
+        await this.asTenant(tenant, (c) =>
+          c.query("select sheratan_private.finish_embedding_job($1, $2, 'the worker stopped', 0)", [job.id, this.workerId]),
+        ).catch(() => undefined);
         return true;
       }
       this.stats.failures++;

@@ -60,11 +60,7 @@ function statement(
     }
     out.push(serialize.parse({ text, ...(name ? { name } : {}) }));
   }
-  out.push(
-    serialize.bind({ statement: name ?? '', values: [...values], valueMapper: prepareValue }),
-    serialize.describe({ type: 'P' }),
-    serialize.execute(),
-  );
+  out.push(serialize.bind({ statement: name ?? '', values: [...values], valueMapper: prepareValue }), serialize.describe({ type: 'P' }), serialize.execute());
   return out;
 }
 
@@ -182,12 +178,7 @@ class PipelinedClient implements PgClient {
     this.level = level;
   }
 
-  private async run(
-    messages: Buffer[],
-    target: number,
-    arrayMode = false,
-    parsed: Array<[string, string] | null> = [],
-  ): Promise<PgClientResult<unknown>> {
+  private async run(messages: Buffer[], target: number, arrayMode = false, parsed: Array<[string, string] | null> = []): Promise<PgClientResult<unknown>> {
     const replies = new Replies(target, arrayMode, this.prepared, parsed);
     await this.session.run(Buffer.concat(messages), replies.onMessage);
     return replies.outcome();
@@ -245,10 +236,7 @@ class PipelinedClient implements PgClient {
 
 /** A `withPgClient` over `transport`'s sessions, one round trip per statement. */
 export function makePipelinedWithPgClient(transport: Transport): WithPgClient<PgClient> {
-  const withPgClient = async <T>(
-    pgSettings: Record<string, string | undefined> | null,
-    callback: (client: PgClient) => T | Promise<T>,
-  ): Promise<T> => {
+  const withPgClient = async <T>(pgSettings: Record<string, string | undefined> | null, callback: (client: PgClient) => T | Promise<T>): Promise<T> => {
     const entries = Object.entries(pgSettings ?? {}).filter((e): e is [string, string] => e[1] != null);
     const session = await transport.session();
     try {
@@ -274,17 +262,32 @@ export function poolTransport(pool: pg.Pool): Transport {
       if (!prepared) preparedOf.set(client, (prepared = noPrepared()));
       // A connection that failed under a batch is not given back to the pool.
       let broken: Error | undefined;
+      // While a request has it the pool does not listen for its 'error' event:
+      // node-postgres emits one when the connection ends under it (the server
+      // terminating the backend: "Connection terminated unexpectedly"), and an
+      // 'error' event without a listener ends the process. The batch in
+      // progress fails by itself; this only marks the connection broken.
+      const onError = (err: Error): void => {
+        broken ??= err;
+      };
+      client.on('error', onError);
       return {
         prepared,
         run: async (batch, onMessage) => {
           try {
-            await (client.query(new Batch(batch, onMessage) as unknown as pg.Submittable) as unknown as Promise<void>);
+            const submitted = new Batch(batch, onMessage);
+            await (client.query(submitted as unknown as pg.Submittable) as unknown as Promise<void>);
+            // The server ended the session (FATAL): answered, but the connection is gone.
+            if (submitted.fatal) broken ??= submitted.fatal;
           } catch (err) {
             broken = err as Error;
             throw err;
           }
         },
-        release: () => client.release(broken),
+        release: () => {
+          client.off('error', onError);
+          client.release(broken);
+        },
       };
     },
   };
@@ -305,6 +308,8 @@ class Batch {
   private readonly done: Promise<void>;
   // node-postgres calls `callback` when the submittable is done, if it has one.
   readonly callback = undefined;
+  /** The server's FATAL (or PANIC) error, if it ended the session under this batch (pg_terminate_backend, a shutdown). */
+  fatal: Error | null = null;
 
   constructor(batch: Buffer, onMessage: (msg: BackendMessage) => void) {
     this.batch = batch;
@@ -354,6 +359,8 @@ class Batch {
     this.detach();
     // A Postgres ErrorResponse (pg-protocol names it 'error') is the batch's answer; anything else (the connection failing) fails the batch.
     if (err.name === 'error') {
+      const severity = (err as Error & { severity?: string }).severity;
+      if (severity === 'FATAL' || severity === 'PANIC') this.fatal = err;
       this.onMessage(err as unknown as BackendMessage);
       this.settle();
     } else {
