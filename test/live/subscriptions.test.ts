@@ -142,10 +142,16 @@ test('every tenant hears its own writes and no other tenant’s, whatever its na
     const r = await h.graphql(`mutation ($t: String!) { createDocument(input: { document: { title: $t, content: "" } }) { document { rowId } } }`, { t: `title of ${t}` }, t);
     expect(r.body.errors).toBeUndefined();
   }
-  await h.until(async () => subs.every((s) => s.events.length >= 1), 30_000, 'each tenant its own event');
-  await new Promise((r) => setTimeout(r, 500));
+  // A second write of each tenant, after all the first ones: once each socket
+  // has its own, whatever of the others' first writes could have reached it
+  // would have (events reach a socket in commit order). No waiting "long enough".
+  for (const t of tenants) {
+    const r = await h.graphql(`mutation ($t: String!) { createDocument(input: { document: { title: $t, content: "" } }) { document { rowId } } }`, { t: `after ${t}` }, t);
+    expect(r.body.errors).toBeUndefined();
+  }
+  await h.until(async () => subs.every((s, i) => s.events.some((e) => e.documentChanged.document?.title === `after ${tenants[i]}`)), 30_000, 'each tenant its second event');
   subs.forEach((s, i) => {
-    expect(s.events.map((e) => e.documentChanged.document?.title)).toEqual([`title of ${tenants[i]}`]);
+    expect(s.events.map((e) => e.documentChanged.document?.title)).toEqual([`title of ${tenants[i]}`, `after ${tenants[i]}`]);
   });
   await Promise.all(sockets.map((s) => s.client.dispose()));
 }, 120_000);
