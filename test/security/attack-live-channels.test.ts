@@ -23,6 +23,7 @@ import { projectRoot } from '../../src/config/paths.ts';
 import { SUPERUSER_URL } from '../support/backend.ts';
 import { applyCurrentMigration } from '../support/current-migration.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { waitFor } from '../support/processes.ts';
 
 let h: Harness;
 const LOGIN = `live_listen_${process.pid}`;
@@ -79,8 +80,13 @@ test('a SQL login of one tenant hears nothing of another tenant on any channel i
     const res = await h.graphql('mutation { createDocument(input: { document: { title: "heard?" } }) { document { id } } }', { token: h.token('sheratan_app', tenant) });
     expect(res.body.errors).toBeUndefined();
   }
-  await new Promise((resolve) => setTimeout(resolve, 1000));
-  await login.query('select 1'); // notifications arrive between statements on some drivers' sessions
+  // A barrier: a notification the login may hear, sent after those writes
+  // committed. Once it arrives, anything of theirs that could reach the
+  // login has (a session's notifications arrive in commit order).
+  await login.query('listen attack_barrier');
+  const owner = await h.owner();
+  await owner.query('notify attack_barrier');
+  await waitFor(() => heard.includes('attack_barrier: '), 30_000, 'the barrier notification');
   await login.end();
-  expect(heard).toEqual([]);
+  expect(heard).toEqual(['attack_barrier: ']);
 });
