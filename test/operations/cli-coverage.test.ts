@@ -18,9 +18,9 @@ const PROCESS_TESTS: Record<string, string[]> = {
   'db:migrate': ['test/operations/cli-database.test.ts', 'test/operations/two-stores.test.ts'],
   'db:bootstrap': ['test/operations/cli-database.test.ts', 'test/operations/two-stores.test.ts'],
   'db:watch': ['test/operations/cli-database.test.ts'],
-  'db:commit': ['test/operations/cli-database.test.ts'],
-  'db:uncommit': ['test/operations/cli-database.test.ts'],
-  'db:reset': ['test/operations/cli-database.test.ts'],
+  'db:commit': ['test/operations/cli-migration-history.test.ts'],
+  'db:uncommit': ['test/operations/cli-migration-history.test.ts'],
+  'db:reset': ['test/operations/cli-migration-history.test.ts'],
   'db:status': ['test/operations/cli-database.test.ts'],
   'db:url': ['test/operations/embedded-url.test.ts'],
   'db:env': ['test/operations/graphile-migrate-cli.test.ts'],
@@ -55,7 +55,7 @@ const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
  * starts the CLI (src/cli.ts, bin/sheratan, or a helper that does).
  */
 function runsAsProcess(source: string, command: string): boolean {
-  const launches = /src\/cli\.ts|\bCLI\b|\bBIN\b|runCli\(|startGatewayProcess\(|copyProject\(/.test(source);
+  const launches = /src\/cli\.ts|\bCLI\b|\bBIN\b|runCli\(|startGatewayProcess\(|copyProject\(|startCliDatabase\(/.test(source);
   const c = escape(command);
   const argv = new RegExp(`\\[\\s*'${c}'|(cli\\.ts'\\)|\\bCLI|\\bBIN),\\s*\\[?\\s*'${c}'|\\$\\{CLI\\}" ${c}\\b`);
   return launches && argv.test(source);
