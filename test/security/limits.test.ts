@@ -1,9 +1,9 @@
-// Request limits: depth, page size, body size, malformed JSON, introspection.
+// Request limits: depth, page size, fields, body size, malformed JSON, introspection.
 import { startHarness, type Harness } from '../support/harness.ts';
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness({ MAX_QUERY_DEPTH: '4', MAX_PAGE_SIZE: '50', MAX_BODY_BYTES: '2048' });
+  h = await startHarness({ MAX_QUERY_DEPTH: '4', MAX_PAGE_SIZE: '50', MAX_QUERY_FIELDS: '10', MAX_BODY_BYTES: '2048' });
 });
 afterAll(() => h.stop());
 
@@ -20,6 +20,25 @@ test('first above the cap is rejected naming the cap, as a literal or a variable
   expect(variable.body.errors?.[0]?.message).toMatch(/above the limit of 50 \(MAX_PAGE_SIZE\)/);
   const ok = await h.graphql('{ allDocuments(first: 50) { totalCount } }');
   expect(ok.body.errors).toBeUndefined();
+});
+
+test('MAX_QUERY_FIELDS as set: 10 fields pass, 11 are refused naming it, and a fragment counts at every spread', async () => {
+  const fields = (n: number): string => Array.from({ length: n }, () => '__typename').join(' ');
+  expect((await h.graphql(`{ ${fields(10)} }`)).body).toEqual({ data: { __typename: 'Query' } });
+  const refusal = {
+    errors: [
+      {
+        message: expect.stringMatching(/^(the operation|'Wide') has more than 10 fields, counting fragments where they are spread \(MAX_QUERY_FIELDS\)$/),
+        extensions: { code: 'TOO_MANY_FIELDS' },
+      },
+    ],
+  };
+  expect((await h.graphql(`{ ${fields(11)} }`)).body).toMatchObject(refusal);
+  // Six fields written once, spread twice: twelve.
+  const spread = await h.graphql(`query Wide { ...Six ...Six }\nfragment Six on Query { ${fields(6)} }`);
+  expect(spread.body).toMatchObject(refusal);
+  expect(spread.body.errors?.[0]?.message).toMatch(/^'Wide' has more than 10 fields/);
+  expect((await h.graphql(`{ ...Five ...Five }\nfragment Five on Query { ${fields(5)} }`)).body).toEqual({ data: { __typename: 'Query' } });
 });
 
 test('an oversized body gets 413 and malformed JSON gets 400', async () => {
