@@ -45,6 +45,8 @@ export interface Config {
   idleInTransactionTimeoutMs: number;
   /** EMBEDDED_PORT: the embedded engine's loopback port (unset: the one remembered in the data directory). */
   embeddedPort?: number;
+  /** EMBEDDED_ENGINE: where the gateway runs the embedded engine: a worker thread, or a supervised child process restarted if it dies (src/embedded/supervisor.ts). */
+  embeddedEngine: 'thread' | 'process';
   /** On SIGTERM, how long in-flight requests may take before their connections are cut. */
   shutdownGraceMs: number;
   maxSearchResults: number;
@@ -171,6 +173,7 @@ export const CONFIG_VARIABLES = [
   'SHUTDOWN_GRACE_MS',
   'IDLE_IN_TRANSACTION_TIMEOUT_MS',
   'EMBEDDED_PORT',
+  'EMBEDDED_ENGINE',
   'MAX_SEARCH_RESULTS',
   'MAX_PAGE_SIZE',
   'MAX_QUERY_DEPTH',
@@ -422,6 +425,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 15_000, 0, 3_600_000),
     idleInTransactionTimeoutMs: int(env, 'IDLE_IN_TRANSACTION_TIMEOUT_MS', 30_000, 0, 3_600_000),
     ...(env.EMBEDDED_PORT ? { embeddedPort: int(env, 'EMBEDDED_PORT', 0, 1, 65535) } : {}),
+    embeddedEngine: oneOf(env, 'EMBEDDED_ENGINE', ['thread', 'process'] as const, 'thread'),
     maxSearchResults: int(env, 'MAX_SEARCH_RESULTS', LIMITS.maxSearchResults, 1, 10_000),
     maxPageSize: int(env, 'MAX_PAGE_SIZE', LIMITS.maxPageSize, 1, 100_000),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', LIMITS.maxQueryDepth, 1, 100),

@@ -3,6 +3,7 @@
 import pg from 'pg';
 import type { Config } from '../config/config.ts';
 import { attachOrStartEmbedded, startEmbedded, type EmbeddedEngine } from '../embedded/index.ts';
+import { superviseEmbedded } from '../embedded/supervisor.ts';
 
 import { AUTHENTICATOR_ROLE, DATABASE_ROLES } from '../config/roles.ts';
 
@@ -138,9 +139,11 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
     idleInTransactionTimeoutMs: config.idleInTransactionTimeoutMs,
     ...(config.embeddedPort ? { port: config.embeddedPort } : {}),
   };
-  const engine = options.serve
-    ? await startEmbedded(config.dataDir, { purpose: options.purpose, ...engineOptions })
-    : await attachOrStartEmbedded(config.dataDir, options.purpose, engineOptions);
+  const engine = !options.serve
+    ? await attachOrStartEmbedded(config.dataDir, options.purpose, engineOptions)
+    : config.embeddedEngine === 'process'
+      ? await superviseEmbedded(config.dataDir, { purpose: options.purpose, ...engineOptions })
+      : await startEmbedded(config.dataDir, { purpose: options.purpose, ...engineOptions });
   const authUrl = engine.url(AUTHENTICATOR_ROLE);
   return {
     backend: 'embedded',

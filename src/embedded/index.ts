@@ -122,7 +122,7 @@ export function loginPasswords(dataDir: string): Record<string, string> {
   return { [OWNER_ROLE]: owner, [ENGINE_SUPERUSER]: owner, [AUTHENTICATOR_ROLE]: dataDirSecret(dataDir, 'authenticator-password') };
 }
 
-function makeEngine(
+export function makeEngine(
   host: string,
   port: number,
   passwords: Record<string, string>,

@@ -1,0 +1,41 @@
+// The embedded engine alone in a child process, for the supervisor
+// (supervisor.ts, EMBEDDED_ENGINE=process): starts the engine for the data
+// directory (startEmbedded: the lock, the port, the engine's thread), tells
+// the parent its port over the IPC channel, and stops cleanly on SIGTERM or
+// when the parent goes (the channel closes). A V8 abort here ends this process
+// only; the supervisor starts another on the same port.
+import { startEmbedded, type StartOptions } from './index.ts';
+
+export interface EngineProcessInput {
+  dataDir: string;
+  options: StartOptions;
+}
+
+export type EngineProcessMessage = { type: 'ready'; port: number } | { type: 'error'; message: string };
+
+const input = JSON.parse(process.argv[2] ?? 'null') as EngineProcessInput | null;
+if (!input || !process.send) throw new Error('engine-process.ts is started by the supervisor (src/embedded/supervisor.ts) with its input and an IPC channel');
+
+try {
+  const engine = await startEmbedded(input.dataDir, input.options);
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    engine.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  // The parent is gone (or closed the channel): nobody is left to serve.
+  process.once('disconnect', stop);
+  process.send({ type: 'ready', port: engine.port } satisfies EngineProcessMessage);
+} catch (err) {
+  // Said to the parent first, then gone (the message is sent before the callback runs).
+  process.send({ type: 'error', message: (err as Error).message } satisfies EngineProcessMessage, () => process.exit(1));
+}
