@@ -25,6 +25,12 @@
 // a turn, another tenant's connection accepted 32 s late, with 20 sockets of
 // 3,000 anonymous requests). So each socket starts at most one request per
 // turn, and a chunk of more than MAX_PIPELINED_REQUESTS is refused.
+//
+// What is left: Node parses the rest of the chunk that held the refused
+// request whatever its listener does (destroying the socket does not stop
+// it), so each connection still costs the parsing of one chunk (a few hundred
+// dropped requests, tens of milliseconds); an attacker who reconnects over
+// and over is bounded by the per-address socket cap (gateway.ts), not here.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
