@@ -29,8 +29,10 @@
 // What is left: Node parses the rest of the chunk that held the refused
 // request whatever its listener does (destroying the socket does not stop
 // it), so each connection still costs the parsing of one chunk (a few hundred
-// dropped requests, tens of milliseconds); an attacker who reconnects over
-// and over is bounded by the per-address socket cap (gateway.ts), not here.
+// dropped requests, tens of milliseconds of the event loop). An attacker who
+// reconnects over and over pays one connection per chunk; nothing here bounds
+// the rate of new connections (the per-address cap in gateway.ts bounds how
+// many are open at once; a rate belongs to a proxy or firewall in front).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
