@@ -3,7 +3,7 @@
 // the database's own message with its SQLSTATE. Nothing of the failed
 // migration stays. (Embedded, `npm start` once printed only "graphile-migrate:
 // An error occurred in the PgPool: Connection terminated unexpectedly".)
-import { backend, createTestDatabase, type TestDatabase } from '../support/backend.ts';
+import { createTestDatabase, embeddedTest, type TestDatabase } from '../support/backend.ts';
 import { runCli } from '../support/processes.ts';
 import { parseConfig } from '../../src/config/config.ts';
 import { openDatabase, withPgClient } from '../../src/database/connect.ts';
@@ -19,7 +19,9 @@ const BAD = { TEXT_SEARCH_CONFIG: 'klingon', LOG_LEVEL: 'error', JWT_SECRET: 'mi
 const EXPECTED =
   /migration 000007-retrieval-quality-full-text-column-hybrid-search-mmr-per-doc\.sql failed at line \d+, in the statement:\n {4}alter table sheratan\.document_chunks add column content_search tsvector\n[\s\S]*text search configuration "klingon" does not exist \(SQLSTATE 42704\)/;
 
-test.each(backend === 'embedded' ? ['db:migrate', 'start'] : ['db:migrate'])('%s names the migration, the statement and the database\'s reason, exits 1, and keeps nothing of it', async (command) => {
+const NAME = "names the migration, the statement and the database's reason, exits 1, and keeps nothing of it";
+
+async function failsToMigrate(command: 'db:migrate' | 'start'): Promise<void> {
   const cli = runCli([command], { ...database.env, ...BAD });
   const exit = await cli.exited;
   expect(cli.output()).toMatch(EXPECTED);
@@ -27,11 +29,15 @@ test.each(backend === 'embedded' ? ['db:migrate', 'start'] : ['db:migrate'])('%s
   expect(exit.code).toBe(1);
   const db = await openDatabase(parseConfig({ ...database.env, LOG_LEVEL: 'silent' }), { purpose: 'test' });
   try {
-    const applied = await withPgClient(db.ownerUrl, async (c) =>
-      (await c.query<{ n: number }>("select count(*)::int as n from graphile_migrate.migrations where filename like '000007%'")).rows[0]!.n,
+    const applied = await withPgClient(
+      db.ownerUrl,
+      async (c) => (await c.query<{ n: number }>("select count(*)::int as n from graphile_migrate.migrations where filename like '000007%'")).rows[0]!.n,
     );
     expect(applied).toBe(0);
   } finally {
     await db.close();
   }
-}, 120_000);
+}
+
+test(`db:migrate ${NAME}`, () => failsToMigrate('db:migrate'), 120_000);
+embeddedTest('on a server npm start does not migrate: db:migrate is the step before it')(`start ${NAME}`, () => failsToMigrate('start'), 120_000);

@@ -8,9 +8,9 @@ import type { PgClient, WithPgClient } from 'postgraphile/@dataplan/pg';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { makePipelinedWithPgClient, poolTransport } from '../../src/graphql/pipelined-client.ts';
 import { AUTHENTICATOR_ROLE } from '../../src/database/connect.ts';
-import { backend } from '../support/backend.ts';
+import { describeEmbedded } from '../support/backend.ts';
 
-describe.each(backend === 'embedded' ? ['channel', 'pool'] : ['pool'])("the gateway's pipelined client over the %s transport", (transport) => {
+function transportTests(transport: 'channel' | 'pool'): void {
   let h: Harness;
   let withPgClient: WithPgClient<PgClient>;
   let owner: pg.Client;
@@ -39,7 +39,10 @@ describe.each(backend === 'embedded' ? ['channel', 'pool'] : ['pool'])("the gate
   test('the request runs as the role and claims it names, and nothing carries over to the next one', async () => {
     const as = await one<{ who: string; tenant: string }>(APP, "select current_user as who, current_setting('jwt.claims.tenant', true) as tenant");
     expect(as.rows).toEqual([{ who: 'sheratan_app', tenant: 'acme' }]);
-    const after = await one<{ who: string; tenant: string | null }>(null, "select current_user as who, nullif(current_setting('jwt.claims.tenant', true), '') as tenant");
+    const after = await one<{ who: string; tenant: string | null }>(
+      null,
+      "select current_user as who, nullif(current_setting('jwt.claims.tenant', true), '') as tenant",
+    );
     expect(after.rows).toEqual([{ who: AUTHENTICATOR_ROLE, tenant: null }]);
   });
 
@@ -80,10 +83,12 @@ describe.each(backend === 'embedded' ? ['channel', 'pool'] : ['pool'])("the gate
     await withPgClient(APP, (c) =>
       c.withTransaction(async (tx) => {
         await tx.query({ text: "insert into sheratan.documents (title) values ('channel 3')" });
-        await tx.withTransaction(async (inner) => {
-          await inner.query({ text: "insert into sheratan.documents (title) values ('channel 4')" });
-          throw new Error('only the inner part');
-        }).catch(() => undefined);
+        await tx
+          .withTransaction(async (inner) => {
+            await inner.query({ text: "insert into sheratan.documents (title) values ('channel 4')" });
+            throw new Error('only the inner part');
+          })
+          .catch(() => undefined);
         // Still the request's role and claims inside the transaction.
         expect((await tx.query<{ who: string }>({ text: 'select current_user as who' })).rows).toEqual([{ who: 'sheratan_app' }]);
       }),
@@ -114,8 +119,16 @@ describe.each(backend === 'embedded' ? ['channel', 'pool'] : ['pool'])("the gate
       expect((await run('second', "select current_setting('jwt.claims.tenant') || ' two' as v", `b${i}`)).rows).toEqual([{ v: `b${i} two` }]);
     }
     const concurrent = await Promise.all(
-      Array.from({ length: 6 }, (_, i) => run(i % 2 ? 'first' : 'second', `select '${i % 2 ? 'one' : 'two'}' || current_setting('jwt.claims.tenant') as v`, `c${i}`)),
+      Array.from({ length: 6 }, (_, i) =>
+        run(i % 2 ? 'first' : 'second', `select '${i % 2 ? 'one' : 'two'}' || current_setting('jwt.claims.tenant') as v`, `c${i}`),
+      ),
     );
     expect(concurrent.map((r) => r.rows[0]!.v)).toEqual(['twoc0', 'onec1', 'twoc2', 'onec3', 'twoc4', 'onec5']);
   });
-});
+}
+
+const about = (transport: string) => `the gateway's pipelined client over the ${transport} transport`;
+describeEmbedded("the channel is the embedded engine's in-process transport; a server is reached only over connections", about('channel'), () =>
+  transportTests('channel'),
+);
+describe(about('pool'), () => transportTests('pool'));

@@ -3,7 +3,7 @@
 // through pg.Client#connect (database/connect.ts), so each variable is broken
 // in turn here, with the command that uses it first.
 import { spawnSync } from 'node:child_process';
-import { backend, createTestDatabase, SUPERUSER_URL, type TestDatabase } from '../support/backend.ts';
+import { createTestDatabase, SUPERUSER_URL, serverTest, type TestDatabase } from '../support/backend.ts';
 import { CLI } from '../support/processes.ts';
 import { projectRoot } from '../../src/config/paths.ts';
 
@@ -26,8 +26,9 @@ const cases = [
   ['db:bootstrap', 'ROOT_DATABASE_URL'],
 ] as const;
 
-// Server only: the embedded engine makes its own logins; a wrong password in a connection string is a server matter.
-(backend === 'server' ? test.each(cases) : test.skip.each(cases))('%s with a wrong password in %s names the variable [server only]', (command, variable) => {
+serverTest('the embedded engine makes its own logins; a wrong password in a connection string is a server matter').each(cases)(
+  '%s with a wrong password in %s names the variable',
+  (command, variable) => {
     const env: Record<string, string> = { ...db.env, ROOT_DATABASE_URL: SUPERUSER_URL!, PORT: '0', LOG_LEVEL: 'silent' };
     env[variable] = wrongPassword(env[variable]!);
     const run = spawnSync(process.execPath, [CLI, command, ...(command === 'db:bootstrap' ? ['--dry-run'] : [])], {
@@ -37,5 +38,8 @@ const cases = [
       timeout: 120_000,
     });
     expect(run.status).not.toBe(0);
-    expect(`${run.stdout}${run.stderr}`).toContain(`password authentication failed for user "${new URL(env[variable]).username}" (connecting with ${variable}: check its user, password, host and database)`);
-  });
+    expect(`${run.stdout}${run.stderr}`).toContain(
+      `password authentication failed for user "${new URL(env[variable]).username}" (connecting with ${variable}: check its user, password, host and database)`,
+    );
+  },
+);

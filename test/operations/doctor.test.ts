@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
-import { backend, createTestDatabase, serverTest } from '../support/backend.ts';
+import { backend, createTestDatabase } from '../support/backend.ts';
 import { runDoctor, type Check } from '../../src/operations/doctor.ts';
 import { rebuildAnnIndex } from '../../src/database/ann-index.ts';
 import { projectRoot } from '../../src/config/paths.ts';
@@ -22,7 +22,19 @@ test('a healthy database passes every check; the CLI attaches to the running gat
   const checks = await runDoctor(h.config, h.gateway.db);
   expect(checks.filter((c) => c.status !== 'ok')).toEqual([]);
   expect(checks.map((c) => c.name)).toEqual(
-    expect.arrayContaining(['connection', 'server version', 'vector extension version', 'tables', 'embedding dimension', 'indexes', 'ANN index', 'cascade foreign key', 'roles, grants and row-level security', 'pool settings', 'migrations']),
+    expect.arrayContaining([
+      'connection',
+      'server version',
+      'vector extension version',
+      'tables',
+      'embedding dimension',
+      'indexes',
+      'ANN index',
+      'cascade foreign key',
+      'roles, grants and row-level security',
+      'pool settings',
+      'migrations',
+    ]),
   );
   const cli = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'doctor', '--json'], {
     env: { ...process.env, ...h.cliEnv },
@@ -63,7 +75,7 @@ test('a dropped ANN index fails, with the command that rebuilds it', async () =>
   expect(check(await runDoctor(h.config, h.gateway.db), 'indexes').status).toBe('ok');
 });
 
-test("a missing CASCADE foreign key fails, and the printed ALTER TABLE repairs it", async () => {
+test('a missing CASCADE foreign key fails, and the printed ALTER TABLE repairs it', async () => {
   await owner.query('alter table sheratan.document_chunks drop constraint document_chunks_document_id_fkey');
   const broken = check(await runDoctor(h.config, h.gateway.db), 'cascade foreign key');
   expect(broken.status).toBe('fail');
@@ -91,11 +103,15 @@ test('an unmigrated database fails with the fix (embedded: with no gateway runni
       timeout: 90_000,
     });
     // (On a failure, the signal and stderr say what happened to the process.)
-    expect({ status: cli.status, signal: cli.signal, ...(cli.status === 1 ? {} : { stderr: cli.stderr, error: String(cli.error ?? '') }) }).toEqual({ status: 1, signal: null });
+    expect({ status: cli.status, signal: cli.signal, ...(cli.status === 1 ? {} : { stderr: cli.stderr, error: String(cli.error ?? '') }) }).toEqual({
+      status: 1,
+      signal: null,
+    });
     const report = JSON.parse(cli.stdout) as { ok: boolean; checks: Check[] };
     expect(report.ok).toBe(false);
     // On a server db:bootstrap has created the extension already; embedded, the first migration does.
-    if (backend === 'embedded') expect(check(report.checks, 'vector extension installed')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/npm run db:migrate/) });
+    if (backend === 'embedded')
+      expect(check(report.checks, 'vector extension installed')).toMatchObject({ status: 'fail', fix: expect.stringMatching(/npm run db:migrate/) });
     else expect(check(report.checks, 'vector extension version')).toMatchObject({ status: 'ok' });
     expect(check(report.checks, 'tables')).toMatchObject({ status: 'fail', fix: 'npm run db:migrate' });
     expect(check(report.checks, 'migrations')).toMatchObject({ status: 'fail', fix: 'npm run db:migrate' });
@@ -104,18 +120,16 @@ test('an unmigrated database fails with the fix (embedded: with no gateway runni
   }
 }, 120_000);
 
-serverTest('the embedded engine applies no per-role settings at login')(
-  'every check holds whatever the owner\'s search_path (with "$user", public the owner\'s schema name is not printed qualified)',
-  async () => {
-    const database = new URL(h.ownerUrl).pathname.slice(1);
-    // Per database, so that no other test file's connections see it.
-    await owner.query(`alter role current_user in database ${owner.escapeIdentifier(database)} set search_path = "$user", public`);
-    try {
-      const shown = await (await h.owner()).query<{ search_path: string }>('show search_path');
-      expect(shown.rows[0]!.search_path).toBe('"$user", public');
-      expect((await runDoctor(h.config, h.gateway.db)).filter((c) => c.status !== 'ok')).toEqual([]);
-    } finally {
-      await owner.query(`alter role current_user in database ${owner.escapeIdentifier(database)} reset search_path`);
-    }
-  },
-);
+// ALTER ROLE … IN DATABASE … SET applies at login on both backends (the embedded engine's pg-cluster.ts openSession).
+test('every check holds whatever the owner\'s search_path (with "$user", public the owner\'s schema name is not printed qualified)', async () => {
+  const database = (await owner.query<{ db: string }>('select current_database() as db')).rows[0]!.db;
+  // Per database, so that no other test file's connections see it.
+  await owner.query(`alter role current_user in database ${owner.escapeIdentifier(database)} set search_path = "$user", public`);
+  try {
+    const shown = await (await h.owner()).query<{ search_path: string }>('show search_path');
+    expect(shown.rows[0]!.search_path).toBe('"$user", public');
+    expect((await runDoctor(h.config, h.gateway.db)).filter((c) => c.status !== 'ok')).toEqual([]);
+  } finally {
+    await owner.query(`alter role current_user in database ${owner.escapeIdentifier(database)} reset search_path`);
+  }
+});

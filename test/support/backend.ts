@@ -99,24 +99,27 @@ export async function migrateTestDatabase(config: Config): Promise<void> {
   }
 }
 
+/**
+ * `test.skip` with `[where only: reason]` added to the name, so that the run's
+ * report (and test/expected-skips.json) shows what this backend leaves out
+ * and why; its `.each` skips each case the same way.
+ */
+function skipSaying(where: 'embedded' | 'server', reason: string): jest.It {
+  const say = (name: string): string => `${name} [${where} only: ${reason}]`;
+  const skip = (name: string, ...rest: unknown[]) => (test.skip as (...a: unknown[]) => void)(say(name), ...rest);
+  const each =
+    (...table: unknown[]) =>
+    (name: string, ...rest: unknown[]) =>
+      ((test.skip.each as (...t: unknown[]) => (...a: unknown[]) => void)(...table) as (...a: unknown[]) => void)(say(name), ...rest);
+  return Object.assign(skip, test, { each }) as unknown as jest.It;
+}
+
 /** `test` on the embedded engine; on a server, skipped with the reason in its name. */
-export const embeddedTest = (reason: string): jest.It =>
-  backend === 'embedded'
-    ? test
-    : (Object.assign(
-        (name: string, ...rest: unknown[]) => (test.skip as (...a: unknown[]) => void)(`${name} [embedded only: ${reason}]`, ...rest),
-        test,
-      ) as jest.It);
+export const embeddedTest = (reason: string): jest.It => (backend === 'embedded' ? test : skipSaying('embedded', reason));
 
 /** `describe` on the embedded engine; on a server, skipped with the reason in its name. */
 export const describeEmbedded = (reason: string, name: string, fn: () => void): void =>
   backend === 'embedded' ? describe(name, fn) : describe.skip(`${name} [embedded only: ${reason}]`, fn);
 
 /** `test` on a server only; on the embedded engine, skipped with the reason in its name. */
-export const serverTest = (reason: string): jest.It =>
-  backend === 'server'
-    ? test
-    : (Object.assign(
-        (name: string, ...rest: unknown[]) => (test.skip as (...a: unknown[]) => void)(`${name} [server only: ${reason}]`, ...rest),
-        test,
-      ) as jest.It);
+export const serverTest = (reason: string): jest.It => (backend === 'server' ? test : skipSaying('server', reason));
