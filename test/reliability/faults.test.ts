@@ -195,7 +195,7 @@ test('npm start on a port already in use exits at once, non-zero, naming the por
   }
 }, LONG);
 
-embeddedTest('a shared test server cannot be stopped; the engine process stands in for a database that goes away')(
+embeddedTest('the engine process stands in for a database that goes away; on a server, server-faults.test.ts stops a cluster of its own')(
   'the database going away and coming back: /readyz 503 then 200, clear errors meanwhile, no crash', async () => {
   const dir = (await database(false)).env.SHERATAN_DATA_DIR!;
   expect((await runCli(['db:migrate'], { SHERATAN_DATA_DIR: dir }).exited).code).toBe(0);
