@@ -50,7 +50,8 @@ export function kindOf(index: AnnIndex): IndexKind {
 }
 
 export async function describeAnnIndex(client: pg.Client): Promise<AnnIndex | null> {
-  const { rows } = await client.query(`
+  const { rows } = await client.query(
+    `
     select i.relname as name, am.amname as method, coalesce(i.reloptions, '{}') as options,
            (select o.opcname from pg_opclass o where o.oid = x.indclass[0]) as opclass,
            pg_size_pretty(pg_relation_size(i.oid)) as size, coalesce(s.idx_scan, 0)::int as scans,
@@ -61,7 +62,9 @@ export async function describeAnnIndex(client: pg.Client): Promise<AnnIndex | nu
       left join pg_stat_user_indexes s on s.indexrelid = i.oid
      where x.indrelid = 'sheratan.document_chunks'::regclass and am.amname in ('hnsw', 'ivfflat')
      order by i.relname = $1 desc
-     limit 1`, [ANN_INDEX]);
+     limit 1`,
+    [ANN_INDEX],
+  );
   const index = rows[0] as Omit<AnnIndex, 'dimension'> | undefined;
   return index ? { ...index, dimension: (await embeddingColumns(client)).live! } : null;
 }
@@ -100,11 +103,7 @@ export function ivfflatLists(rows: number): number {
  * Builds the new index beside the old one, then swaps them, so searches keep
  * an index throughout. `concurrently` (servers) avoids blocking writes.
  */
-export async function rebuildAnnIndex(
-  client: pg.Client,
-  spec: AnnSpec,
-  options: { concurrently: boolean; maintenanceWorkMem: string },
-): Promise<string> {
+export async function rebuildAnnIndex(client: pg.Client, spec: AnnSpec, options: { concurrently: boolean; maintenanceWorkMem: string }): Promise<string> {
   const current = await describeAnnIndex(client);
   const column = await annColumn(client, current, spec.precision ?? 'auto');
   let using: string;
@@ -124,6 +123,10 @@ export async function rebuildAnnIndex(
   if (current) await client.query(`drop index${cc} sheratan.${client.escapeIdentifier(current.name)}`);
   await client.query(`alter index sheratan.document_chunks_embedding_new_idx rename to ${ANN_INDEX}`);
   await client.query('reset maintenance_work_mem');
+  // The planner costs the new index with the table's statistics: a table never
+  // analyzed (the embedded engine has no autovacuum) had searches planned as
+  // exact scans beside a fresh index (issue 30, item 6).
+  await client.query('analyze sheratan.document_chunks');
   return using;
 }
 

@@ -8,6 +8,7 @@ import { effectiveJwtSecret } from '../config/jwt-secret.ts';
 import { createGateway, type Gateway } from './gateway.ts';
 import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from '../database/migrations.ts';
 import { log, routeConsoleToLog, setLogLevel } from '../config/log.ts';
+import { startAutoAnalyze, type AutoAnalyze } from '../database/auto-analyze.ts';
 import type { SchemaReloader } from '../graphql/schema-reload.ts';
 import { assertDimension, inspectVector, searchSettings } from '../database/vector-column.ts';
 import { checkEmbeddingProvider } from '../embedding/check.ts';
@@ -48,6 +49,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   let gateway: Gateway | undefined;
   let text: TextServices | undefined;
   let closeRoutes: (() => Promise<void>) | undefined;
+  let analyzer: AutoAnalyze | undefined;
   try {
     if (db.backend === 'embedded') {
       await migrateToHead(config, db, structuredMigrateLogger);
@@ -77,11 +79,15 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     const port = options.port ?? config.port;
     const host = options.host ?? config.host;
     const url = await gateway.listen(port, host).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') throw new Error(`port ${port} on ${host} is already in use (EADDRINUSE); stop what listens there or set PORT`, { cause: err });
+      if (err.code === 'EADDRINUSE')
+        throw new Error(`port ${port} on ${host} is already in use (EADDRINUSE); stop what listens there or set PORT`, { cause: err });
       if (err.code === 'EACCES') throw new Error(`not permitted to listen on port ${port} on ${host} (EACCES); choose a PORT above 1023`, { cause: err });
       throw err;
     });
     await text.startWorker(db.authUrl);
+    // Statistics after bulk loads, so searches plan with the ANN index (auto-analyze.ts).
+    analyzer = startAutoAnalyze(db.ownerUrl);
+    const analyzing = analyzer;
     const running = gateway;
     const services = text;
     const routesClosing = closeRoutes;
@@ -98,6 +104,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
           await services.close();
           await routesClosing?.();
           await running.close();
+          await analyzing.stop();
           await db.close();
         })()),
     };
@@ -109,6 +116,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     await text?.close().catch(() => undefined);
     await closeRoutes?.().catch(() => undefined);
     await gateway?.close().catch(() => undefined);
+    await analyzer?.stop().catch(() => undefined);
     await db.close();
     throw err;
   }

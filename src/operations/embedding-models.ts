@@ -60,6 +60,10 @@ export async function switchEmbeddingModel(client: pg.Client, force: boolean): P
   const { rows } = await withTableLock(client, () =>
     client.query<{ missing: string }>('select sheratan_private.switch_embedding_model($1) as missing', [force]),
   );
+  // The new live column and its index have no statistics yet: without them the
+  // planner may cost searches as exact scans (and the embedded engine has no
+  // autovacuum to gather them).
+  await client.query('analyze sheratan.document_chunks');
   return Number(rows[0]!.missing);
 }
 
@@ -112,7 +116,9 @@ export async function queueReembedAll(client: pg.Client): Promise<{ model: strin
   const { rows } = await client.query<{ model: string; dimension: number }>('select model, dimension from sheratan_private.vectorizer_model()');
   const declared = rows[0];
   if (!declared) {
-    throw new Error('no embedding provider has declared itself: start the gateway or npm run worker with EMBEDDING_PROVIDER set (local or openai), then run --reembed again');
+    throw new Error(
+      'no embedding provider has declared itself: start the gateway or npm run worker with EMBEDDING_PROVIDER set (local or openai), then run --reembed again',
+    );
   }
   const { rows: queued } = await client.query<{ documents: string }>(
     `with docs as (
