@@ -111,7 +111,7 @@ describeEmbedded("it tests the embedded engine's own wire-protocol server", 'the
   test('a result much larger than the socket buffers arrives intact, also to several clients at once', async () => {
     // The engine writes faster than clients read; what waits to be sent must not
     // be overwritten by the engine's next output (it once was: a corrupt stream).
-    const sql = "select i, md5(i::text) || repeat(chr(65 + i % 26), 2000) as v from generate_series(1, 15000) i";
+    const sql = 'select i, md5(i::text) || repeat(chr(65 + i % 26), 2000) as v from generate_series(1, 15000) i';
     const clients = await Promise.all([connect(), connect(), connect()]);
     const results = await Promise.all(clients.map((c) => c.query(sql)));
     for (const { rows } of results) {
@@ -121,7 +121,12 @@ describeEmbedded("it tests the embedded engine's own wire-protocol server", 'the
     }
     // Each row's checksum part too, for a sample spread over the result.
     const { createHash } = await import('node:crypto');
-    for (let k = 0; k < 15000; k += 997) expect(results[0]!.rows[k].v.slice(0, 32)).toBe(createHash('md5').update(String(k + 1)).digest('hex'));
+    for (let k = 0; k < 15000; k += 997)
+      expect(results[0]!.rows[k].v.slice(0, 32)).toBe(
+        createHash('md5')
+          .update(String(k + 1))
+          .digest('hex'),
+      );
     await Promise.all(clients.map((c) => c.end()));
   }, 60_000);
 
@@ -132,7 +137,9 @@ describeEmbedded("it tests the embedded engine's own wire-protocol server", 'the
     await expect(connect('nobody', engine.password)).rejects.toThrow(/password authentication failed for user "nobody"/);
     // A LOGIN role with no password set, and a NOLOGIN role with one.
     const owner = await connect();
-    await owner.query("create role sheratan_authenticator login noinherit; create role passwordless login; create role cannot_login nologin password 'a-password-of-its-own'; create role scram_login login password 'its-own-secret-1'");
+    await owner.query(
+      "create role sheratan_authenticator login noinherit; create role passwordless login; create role cannot_login nologin password 'a-password-of-its-own'; create role scram_login login password 'its-own-secret-1'",
+    );
     await owner.query("set password_encryption = 'md5'; create role md5_login login password 'its-own-secret-2'");
     await owner.end();
     await expect(connect('passwordless', '')).rejects.toThrow(/password authentication failed for user "passwordless"/);
@@ -140,7 +147,10 @@ describeEmbedded("it tests the embedded engine's own wire-protocol server", 'the
     await expect(connect('cannot_login', 'a-password-of-its-own')).rejects.toThrow(/role "cannot_login" is not permitted to log in/);
     // Stored passwords (SCRAM, and MD5 as older clusters have them) work, and only the right one.
     await expect(connect('scram_login', 'wrong')).rejects.toThrow(/password authentication failed/);
-    for (const [role, password] of [['scram_login', 'its-own-secret-1'], ['md5_login', 'its-own-secret-2']] as const) {
+    for (const [role, password] of [
+      ['scram_login', 'its-own-secret-1'],
+      ['md5_login', 'its-own-secret-2'],
+    ] as const) {
       const c = await connect(role, password);
       expect((await c.query("select session_user as s, current_setting('is_superuser') as su")).rows).toEqual([{ s: role, su: 'off' }]);
       await c.end();
@@ -150,6 +160,9 @@ describeEmbedded("it tests the embedded engine's own wire-protocol server", 'the
     await auth.end();
     expect(engine.passwords.sheratan_authenticator).not.toBe(engine.password);
     expect(statSync(path.join(dataDir, 'authenticator-password')).mode & 0o777).toBe(0o600);
+    // So is the owner's, and the data directory is its user's alone (README: "mode 0700").
+    expect(statSync(path.join(dataDir, 'password')).mode & 0o777).toBe(0o600);
+    expect(statSync(dataDir).mode & 0o777).toBe(0o700);
     const unknownDb = new pg.Client({ connectionString: engine.url().replace(/\/sheratan$/, '/elsewhere') });
     await expect(unknownDb.connect()).rejects.toThrow(/database "elsewhere" does not exist/);
   });

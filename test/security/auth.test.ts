@@ -27,9 +27,21 @@ test.each([
   ['unknown role', () => sign({ role: 'sheratan', tenant: 'acme' }), 403, /role must be one of sheratan_app, sheratan_readonly/],
   ['superuser role', () => sign({ role: 'postgres', tenant: 'acme' }), 403, /role must be one of/],
   ['missing tenant', () => sign({ role: 'sheratan_app' }), 401, /"tenant" claim/],
-  ['never expiring', () => jwt.sign({ role: 'sheratan_app', tenant: 'acme' }, secret()), 401, /must carry an "exp" claim \(tokens that never expire are refused; see JWT_MAX_AGE\)/],
+  [
+    'never expiring',
+    () => jwt.sign({ role: 'sheratan_app', tenant: 'acme' }, secret()),
+    401,
+    /must carry an "exp" claim \(tokens that never expire are refused; see JWT_MAX_AGE\)/,
+  ],
   ['NUL in the tenant', () => sign({ role: 'sheratan_app', tenant: 'ac\u0000me' }), 401, /"tenant" claim .*without control characters/],
   ['newline in sub', () => sign({ role: 'sheratan_app', tenant: 'acme', sub: 'a\nb' }), 401, /"sub" claim .*without control characters/],
+  ['201-character tenant', () => sign({ role: 'sheratan_app', tenant: 't'.repeat(201) }), 401, /"tenant" claim \(a non-empty string of at most 200 characters/],
+  [
+    '201-character sub',
+    () => sign({ role: 'sheratan_app', tenant: 'acme', sub: 's'.repeat(201) }),
+    401,
+    /"sub" claim must be a string of at most 200 characters/,
+  ],
 ])('%s token → %i with a clear error', async (_name, make, status, message) => {
   const res = await h.graphql(query, { token: make() });
   expect(res.status).toBe(status);
@@ -112,7 +124,9 @@ test('npm run token refuses an expiry beyond JWT_MAX_LIFETIME, naming it', () =>
   });
   expect(result.status).toBe(1);
   expect(result.stdout).toBe('');
-  expect(result.stderr.trim()).toBe('sheratan: a token may live at most JWT_MAX_LIFETIME (86400 s), not 604800 s: choose a shorter expiry or raise JWT_MAX_LIFETIME');
+  expect(result.stderr.trim()).toBe(
+    'sheratan: a token may live at most JWT_MAX_LIFETIME (86400 s), not 604800 s: choose a shorter expiry or raise JWT_MAX_LIFETIME',
+  );
 });
 
 test('npm run token refuses a role outside the allow-list', () => {
@@ -243,7 +257,8 @@ describe('the time claims against their rule, every combination, through HTTP', 
           const error = res.body.errors?.[0];
           if (expected.size === 0) {
             accepted++;
-            if (res.status !== 200 || res.body.data?.__typename !== 'Query') failures.push(`${label}: expected acceptance, got ${res.status} ${error?.message}`);
+            if (res.status !== 200 || res.body.data?.__typename !== 'Query')
+              failures.push(`${label}: expected acceptance, got ${res.status} ${error?.message}`);
           } else {
             refused++;
             const named = [...expected].some((claim) => error?.message.includes(`"${claim}"`));
