@@ -70,10 +70,10 @@ describe('the manifest', () => {
 });
 
 type Answer = Awaited<ReturnType<Harness['graphql']>>;
-async function post(h: Harness, body: Record<string, unknown>, urlPath = '/graphql'): Promise<Answer> {
+async function post(h: Harness, body: Record<string, unknown>, urlPath = '/graphql', tenant?: string): Promise<Answer> {
   const res = await fetch(`${h.url}${urlPath}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${h.token()}` },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${h.token(undefined, tenant)}` },
     body: JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as Answer['body'] };
@@ -138,7 +138,7 @@ describe('a production gateway with TRUSTED_DOCUMENTS', () => {
   });
 
   test('over the socket too: a subscription by hash runs, an unlisted one is refused by code', async () => {
-    const client = createClient({ url: h.url.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${h.token()}` }, retryAttempts: 0 });
+    const client = createClient({ url: h.url.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${h.token(undefined, 'socket-tenant')}` }, retryAttempts: 0 });
     const refused = await new Promise<unknown>((resolve) => {
       client.subscribe({ query: 'subscription { jobChanged { operation } }' }, { next: () => undefined, error: resolve, complete: () => resolve(null) });
     });
@@ -147,7 +147,8 @@ describe('a production gateway with TRUSTED_DOCUMENTS', () => {
     const stop = client.subscribe({ query: '', extensions: { persistedQuery: { version: 1, sha256Hash: hashOf('Changes') } } }, { next: (v) => events.push(v), error: (e) => events.push(e), complete: () => undefined });
     await new Promise((r) => setTimeout(r, 500));
     await h.gateway.gateway.liveEvents.ready();
-    await post(h, { documentId: hashOf('AddDocument'), variables: { title: 'over the socket' } });
+    // A tenant of its own: the other tests count the default tenant's documents (the order is shuffled).
+    await post(h, { documentId: hashOf('AddDocument'), variables: { title: 'over the socket' } }, '/graphql', 'socket-tenant');
     const end = Date.now() + 20_000;
     while (events.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
     expect(events[0]).toEqual({ data: { documentChanged: { operation: 'INSERT', document: expect.objectContaining({ title: 'over the socket' }) } } });
