@@ -15,7 +15,10 @@
 //     arrived in pieces it was served in turn) or, last, 429
 //     PIPELINE_TOO_DEEP, after which the gateway closes it.
 // The pool has two slots, so requests do queue for admission.
-import { Admission } from '../../src/http/admission.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { Admission, admissionMiddleware } from '../../src/http/admission.ts';
 import { MAX_PIPELINED_REQUESTS } from '../../src/http/pipelining.ts';
 import { rng } from '../support/embeddings.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
@@ -159,4 +162,55 @@ test('admission serves waiting keys in turn, one request each, and refuses a key
   expect(short.waiting).toBe(0);
   if ('release' in held) held.release();
   expect('release' in (await short.acquire('b'))).toBe(true);
+});
+
+test('a client past its queue bound is answered 429 ADMISSION_QUEUE_FULL with Retry-After over HTTP; another client still queues', async () => {
+  // The admission middleware on its own express app: one slot, two waiting per key, a handler that holds its slot until told.
+  const admission = new Admission(1, 60_000, 2);
+  const app = express();
+  const held: Array<() => void> = [];
+  app.use(admissionMiddleware(admission));
+  app.use((_req, res) => held.push(() => res.json({ ok: true })));
+  const server = http.createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const appPort = (server.address() as AddressInfo).port;
+  const get = (localAddress: string) =>
+    new Promise<{ status: number; retryAfter: string | undefined; body: string }>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port: appPort, path: '/', agent: false, localAddress }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, retryAfter: res.headers['retry-after'], body }));
+        })
+        .on('error', reject);
+    });
+  try {
+    const holder = get('127.0.0.2');
+    await waitFor(() => held.length === 1, 10_000, 'the first request holds the slot');
+    const queued = [get('127.0.0.2'), get('127.0.0.2')];
+    await waitFor(() => admission.waitingFor('address:127.0.0.2') === 2, 10_000, 'two requests of 127.0.0.2 waiting');
+    const refused = await get('127.0.0.2');
+    expect(refused.status).toBe(429);
+    expect(refused.retryAfter).toBe('1');
+    expect(JSON.parse(refused.body)).toEqual({
+      errors: [
+        {
+          message: expect.stringMatching(/already has 2 requests waiting for a database connection \(the limit per client address\)/) as unknown,
+          extensions: { code: 'ADMISSION_QUEUE_FULL' },
+        },
+      ],
+    });
+    // Another address has its own queue: it waits instead of being refused.
+    const other = get('127.0.0.3');
+    await waitFor(() => admission.waitingFor('address:127.0.0.3') === 1, 10_000, '127.0.0.3 waiting');
+    for (let answered = 0; answered < 4; answered++) {
+      await waitFor(() => held.length > answered, 10_000, `request ${answered + 1} in the handler`);
+      held[answered]!();
+    }
+    const statuses = await Promise.all([holder, ...queued, other]);
+    expect(statuses.map((s) => s.status)).toEqual([200, 200, 200, 200]);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
