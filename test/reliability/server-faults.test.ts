@@ -233,16 +233,18 @@ describe('on the shared test server', () => {
   serverTest('the embedded engine cannot interrupt a statement either way (faults.test.ts has SIGTERM under load)')(
     'SIGTERM with a request stuck in the database (no statement timeout): the process ends once SHUTDOWN_GRACE_MS is over, cancelling its statement',
     async () => {
+      // A gateway of its own: the others' tests use the shared one (any order).
+      const own = await gateway(db, ENV);
       const hold = await holdDocuments(db);
       let stuck: Promise<Reply | string>;
       try {
-        stuck = postOnce(gw.url, token, COUNT).catch((err: NodeJS.ErrnoException) => err.code ?? err.message);
+        stuck = postOnce(own.url, token, COUNT).catch((err: NodeJS.ErrnoException) => err.code ?? err.message);
         await blockedBackend(db);
-        gw.child.kill('SIGTERM');
+        own.child.kill('SIGTERM');
         // The lock is still held: only the grace period can end the process.
-        const exit = await gw.exited;
+        const exit = await own.exited;
         expect(exit.signal).toBeNull();
-        expect(gw.output()).toMatch(/shutdown grace period over: closing the connections still open/);
+        expect(own.output()).toMatch(/shutdown grace period over: closing the connections still open/);
         expect(await stuck).toBe('ECONNRESET');
         // Its statement was cancelled on the way out, not left waiting in the server.
         await waitFor(async () => (await waitingBackends(db)).length === 0, 30_000, "the request's statement gone from the server");
