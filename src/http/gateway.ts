@@ -39,6 +39,9 @@ const METRICS_PATH = '/metrics';
  */
 export const MAX_CONNECTIONS_PER_ADDRESS = 512;
 
+/** How much longer than advertised an idle keep-alive socket stays open (Node's default: 1 s). */
+export const KEEP_ALIVE_GRACE_MS = 5_000;
+
 /** Holds each remote address to `max` open sockets (the 'connection' event runs before any byte is read). */
 function limitConnectionsPerAddress(server: Server, max: number): void {
   const open = new Map<string, number>();
@@ -90,7 +93,11 @@ export async function createGateway(
     next();
   });
   // A socket's pipelined requests reach express one at a time, at most MAX_PIPELINED_REQUESTS deep (pipelining.ts).
-  const server = createServer(servePipelinesInTurn(app));
+  // An idle keep-alive socket is closed KEEP_ALIVE_GRACE_MS later than the
+  // "Keep-Alive: timeout=5" the answers advertise: a client whose timers run
+  // late (a busy process) may still send on a socket it believes open, and
+  // would get ECONNRESET for a request the server never read.
+  const server = createServer({ keepAliveTimeoutBuffer: KEEP_ALIVE_GRACE_MS }, servePipelinesInTurn(app));
   // Node's defaults (5 minutes for a request) let slow clients hold sockets for long.
   server.headersTimeout = config.headersTimeoutMs;
   server.requestTimeout = Math.max(config.requestTimeoutMs, config.headersTimeoutMs);
