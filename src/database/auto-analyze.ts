@@ -47,9 +47,13 @@ export function startAutoAnalyze(url: string, intervalMs = AUTO_ANALYZE_INTERVAL
   const run = async (): Promise<void> => {
     try {
       if (!client) {
-        const c = new pg.Client({ connectionString: url, application_name: 'sheratan auto-analyze' });
+        const c = new pg.Client({ connectionString: url, application_name: 'sheratan auto-analyze', connectionTimeoutMillis: 5000 });
         c.on('error', () => undefined); // a lost connection is replaced on the next pass
         await c.connect();
+        if (stopped) {
+          await c.end().catch(() => undefined); // stopped while connecting
+          return;
+        }
         client = c;
       }
       const analyzed = await analyzeChangedTables(client);
@@ -73,8 +77,9 @@ export function startAutoAnalyze(url: string, intervalMs = AUTO_ANALYZE_INTERVAL
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
-      await pass;
+      // Ending the connection first ends a pass in flight (a stop must not wait on a database that hangs).
       await client?.end().catch(() => undefined);
+      await pass;
     },
   };
 }
