@@ -133,3 +133,20 @@ test('every check holds whatever the owner\'s search_path (with "$user", public 
     await owner.query(`alter role current_user in database ${owner.escapeIdentifier(database)} reset search_path`);
   }
 });
+
+test('pool settings: DB_POOL_SIZE + DB_MAX_OVERFLOW below max_connections shows both and the sum; not below it is a warning with the fix', async () => {
+  const max = Number((await owner.query<{ m: string }>("select current_setting('max_connections') as m")).rows[0]!.m);
+  expect(max).toBeGreaterThan(8);
+  const below = check(await runDoctor({ ...h.config, poolSize: 3, poolMaxOverflow: 4 }, h.gateway.db), 'pool settings');
+  expect(below).toEqual({
+    name: 'pool settings',
+    status: 'ok',
+    detail: `pool max 7 (DB_POOL_SIZE 3 + DB_MAX_OVERFLOW 4) per gateway; server max_connections ${max}`,
+  });
+  const over = check(await runDoctor({ ...h.config, poolSize: max - 1, poolMaxOverflow: 1 }, h.gateway.db), 'pool settings');
+  expect(over).toMatchObject({
+    status: 'warn',
+    detail: `pool max ${max} per gateway is not below the server's max_connections ${max}: connections will be refused`,
+    fix: expect.stringMatching(/^lower DB_POOL_SIZE\/DB_MAX_OVERFLOW so that \(gateways × \d+\) stays below max_connections, or raise max_connections$/),
+  });
+});
