@@ -85,7 +85,11 @@ export async function ensureRoles(db: Database, config: Config): Promise<void> {
   // the store's roles, then the names the committed migrations grant to (committed-roles.sql).
   for (const file of ['afterReset.sql', 'committed-roles.sql']) {
     const sql = replace(readFileSync(path.join(projectRoot, 'migrations', file), 'utf8'));
-    await withPgClient(privilegedUrl(config, db), (client) => client.query(sql));
+    await withPgClient(privilegedUrl(config, db), (client) => client.query(sql)).catch((err: unknown) => {
+      // afterReset.sql's refusal says what is missing in its message and the way out (db:bootstrap) in its hint: keep both.
+      const e = err as DatabaseErrorFields;
+      throw e?.hint ? Object.assign(new Error(`${e.message}\n  hint: ${e.hint}`, { cause: err }), { code: e.code }) : err;
+    });
   }
 }
 

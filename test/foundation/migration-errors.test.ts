@@ -3,10 +3,11 @@
 // the database's own message with its SQLSTATE. Nothing of the failed
 // migration stays. (Embedded, `npm start` once printed only "graphile-migrate:
 // An error occurred in the PgPool: Connection terminated unexpectedly".)
-import { createTestDatabase, embeddedTest, type TestDatabase } from '../support/backend.ts';
+import { randomBytes } from 'node:crypto';
+import { createTestDatabase, embeddedTest, serverTest, SUPERUSER_URL, type TestDatabase } from '../support/backend.ts';
 import { runCli } from '../support/processes.ts';
 import { parseConfig } from '../../src/config/config.ts';
-import { openDatabase, withPgClient } from '../../src/database/connect.ts';
+import { onDatabase, openDatabase, withPgClient } from '../../src/database/connect.ts';
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -41,3 +42,33 @@ async function failsToMigrate(command: 'db:migrate' | 'start'): Promise<void> {
 
 test(`db:migrate ${NAME}`, () => failsToMigrate('db:migrate'), 120_000);
 embeddedTest('on a server npm start does not migrate: db:migrate is the step before it')(`start ${NAME}`, () => failsToMigrate('start'), 120_000);
+
+// README, Troubleshooting: "role sheratan_app is missing and sheratan may not fix it (or the vector extension is not created)".
+serverTest('db:bootstrap prepares a server database; the embedded engine creates the extension itself')(
+  'db:migrate on a database the bootstrap never prepared names what is missing, that the owner may not fix it, and db:bootstrap; it applies nothing',
+  async () => {
+    // A database of the owner's without the extension (template0: the bootstrap put it in template1 only).
+    const name = `sheratan_unprepared_${randomBytes(4).toString('hex')}`;
+    await withPgClient(SUPERUSER_URL!, (c) => c.query(`create database ${name} owner sheratan template template0`));
+    try {
+      const env = {
+        ...database.env,
+        DATABASE_URL: onDatabase(database.env.DATABASE_URL!, name),
+        AUTH_DATABASE_URL: onDatabase(database.env.AUTH_DATABASE_URL!, name),
+        LOG_LEVEL: 'error',
+      };
+      const cli = runCli(['db:migrate'], env);
+      expect((await cli.exited).code).toBe(1);
+      expect(cli.output()).toMatch(new RegExp(`the vector extension is not created in database ${name} and sheratan may not fix it`));
+      expect(cli.output()).toMatch(/npm run db:bootstrap/);
+      const tables = await withPgClient(
+        onDatabase(SUPERUSER_URL!, name),
+        async (c) => (await c.query<{ n: number }>("select count(*)::int as n from pg_tables where schemaname = 'sheratan'")).rows[0]!.n,
+      );
+      expect(tables).toBe(0);
+    } finally {
+      await withPgClient(SUPERUSER_URL!, (c) => c.query(`drop database if exists ${name} with (force)`));
+    }
+  },
+  120_000,
+);
