@@ -18,22 +18,29 @@ let db: TestDatabase;
 let project: ProjectCopy;
 let dev: CliProcess;
 let url: string;
-beforeAll(async () => {
-  db = await createTestDatabase();
-  project = copyProject('-- nothing yet\n');
+
+/** `npm run dev` from the project copy on `database`, once it says it serves. */
+async function startDev(database: TestDatabase): Promise<{ dev: CliProcess; url: string }> {
   // On a server `npm run db:migrate` comes first (README); the embedded dev migrates at start.
-  await migrateTestDatabase(parseConfig({ ...db.env, LOG_LEVEL: 'silent' }));
+  await migrateTestDatabase(parseConfig({ ...database.env, LOG_LEVEL: 'silent' }));
   const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  dev = project.cli(['dev'], { ...db.env, JWT_SECRET: SECRET, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn' });
+  const at = `http://127.0.0.1:${port}`;
+  const child = project.cli(['dev'], { ...database.env, JWT_SECRET: SECRET, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn' });
   await waitFor(
     () => {
-      if (dev.child.exitCode !== null) throw new Error(`npm run dev exited ${dev.child.exitCode}:\n${dev.output()}`);
-      return new RegExp(`Sheratan Store \\(dev\\) is serving ${url}/graphql`).test(dev.output());
+      if (child.child.exitCode !== null) throw new Error(`npm run dev exited ${child.child.exitCode}:\n${child.output()}`);
+      return new RegExp(`Sheratan Store \\(dev\\) is serving ${at}/graphql`).test(child.output());
     },
     120_000,
     'npm run dev serving',
   );
+  return { dev: child, url: at };
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  project = copyProject('-- nothing yet\n');
+  ({ dev, url } = await startDev(db));
 }, 180_000);
 afterAll(async () => {
   if (dev && dev.child.exitCode === null) {
@@ -62,15 +69,25 @@ test('saving current.sql changes the schema the running process serves, without 
 }, 90_000);
 
 test('a broken save is reported and the last good schema keeps serving', async () => {
+  // A good save of its own first (the order is shuffled), then a broken one.
+  writeFileSync(project.currentSql, table('dev_logs'));
+  await waitFor(async () => (await queryFields()).includes('allDevLogs'), 60_000, 'allDevLogs in the schema');
   const before = dev.output().length;
-  writeFileSync(project.currentSql, `${table('dev_notes')}create table sheratan.dev_broken (;\n`);
+  writeFileSync(project.currentSql, `${table('dev_logs')}create table sheratan.dev_broken (;\n`);
   await waitFor(() => /current\.sql failed .*syntax error/.test(dev.output().slice(before)), 60_000, 'the failure reported');
-  expect((await postOnce(url, token, '{ allDevNotes { totalCount } }')).body).toEqual({ data: { allDevNotes: { totalCount: 0 } } });
+  expect((await postOnce(url, token, '{ allDevLogs { totalCount } }')).body).toEqual({ data: { allDevLogs: { totalCount: 0 } } });
   expect(dev.child.exitCode).toBeNull();
 }, 90_000);
 
 test('SIGINT stops it: it says so and exits 0', async () => {
-  dev.child.kill('SIGINT');
-  expect((await dev.exited).code).toBe(0);
-  expect(dev.output()).toMatch(/Sheratan Store \(dev\): SIGINT, stopping\nSheratan Store \(dev\) stopped\n$/);
-}, 60_000);
+  // A process of its own (the other tests' keeps serving, whatever the order).
+  const database = await createTestDatabase();
+  try {
+    const own = await startDev(database);
+    own.dev.child.kill('SIGINT');
+    expect((await own.dev.exited).code).toBe(0);
+    expect(own.dev.output()).toMatch(/Sheratan Store \(dev\): SIGINT, stopping\nSheratan Store \(dev\) stopped\n$/);
+  } finally {
+    await database.drop();
+  }
+}, 180_000);
