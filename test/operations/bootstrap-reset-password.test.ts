@@ -10,25 +10,15 @@ import pg from 'pg';
 import { SUPERUSER_URL, serverTest, TEST_EMBEDDING_ENV } from '../support/backend.ts';
 import { onDatabase, withPgClient } from '../../src/database/connect.ts';
 import { roleNames } from '../../src/config/roles.ts';
-import { runCli } from '../support/processes.ts';
+import { asLogin, runCliToEnd } from '../support/processes.ts';
 
 const prefix = `reset_${randomBytes(3).toString('hex')}`;
 const roles = roleNames(prefix);
 const owner = `${prefix}_owner`;
 const dbName = `sheratan_test_reset_${process.pid}_${randomBytes(3).toString('hex')}`;
 
-const login = (user: string, password: string): string => {
-  const u = new URL(onDatabase(SUPERUSER_URL ?? 'postgresql://x@localhost/x', dbName));
-  u.username = encodeURIComponent(user);
-  u.password = encodeURIComponent(password);
-  return u.toString();
-};
-
-async function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const proc = runCli(args, { LOG_LEVEL: 'warn', ...env });
-  const exit = await proc.exited;
-  return { code: exit.code, output: proc.output() };
-}
+const login = (user: string, password: string): string => asLogin(onDatabase(SUPERUSER_URL ?? 'postgresql://x@localhost/x', dbName), user, password);
+const cli = runCliToEnd;
 
 /** 'ok', or the SQLSTATE the login fails with. */
 async function logsIn(url: string): Promise<string> {

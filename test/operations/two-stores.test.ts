@@ -11,20 +11,10 @@ import { createTestDatabase, SUPERUSER_URL, serverTest, AUTHENTICATOR_PASSWORD, 
 import { onDatabase, withPgClient } from '../../src/database/connect.ts';
 import { COMMITTED_ROLES, roleNames } from '../../src/config/roles.ts';
 import { signToken } from '../../src/http/auth.ts';
-import { postOnce, runCli, startGatewayProcess, type GatewayProcess } from '../support/processes.ts';
+import { asLogin, postOnce, runCliToEnd, startGatewayProcess, type GatewayProcess } from '../support/processes.ts';
 
-const login = (url: string, user: string, password: string): string => {
-  const u = new URL(url);
-  u.username = encodeURIComponent(user);
-  u.password = encodeURIComponent(password);
-  return u.toString();
-};
-
-async function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const proc = runCli(args, { LOG_LEVEL: 'warn', ...env });
-  const exit = await proc.exited;
-  return { code: exit.code, output: proc.output() };
-}
+const login = asLogin;
+const cli = runCliToEnd;
 
 /** Succeeds, or fails showing what the command printed. */
 const succeeded = (r: { code: number | null; output: string }): void => expect(`exit ${r.code}\n${r.output}`).toMatch(/^exit 0\n/);

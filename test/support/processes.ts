@@ -56,6 +56,21 @@ export function runCli(args: string[], env: Record<string, string>): CliProcess 
   return { child, output: () => out, exited };
 }
 
+/** The CLI run to its end (LOG_LEVEL warn unless `env` says): its exit code and all it printed. */
+export async function runCliToEnd(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const proc = runCli(args, { LOG_LEVEL: 'warn', ...env });
+  const exit = await proc.exited;
+  return { code: exit.code, output: proc.output() };
+}
+
+/** `url` logging in as `user` with `password` (both URL-encoded). */
+export function asLogin(url: string, user: string, password: string): string {
+  const u = new URL(url);
+  u.username = encodeURIComponent(user);
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
+
 export interface GatewayProcess extends CliProcess {
   url: string;
   port: number;
