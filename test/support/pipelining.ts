@@ -27,9 +27,18 @@ export interface PipelinedSocket {
   closed: Promise<void>;
 }
 
+/**
+ * Each client socket's own address and port, kept from its connection: once
+ * the gateway closes a socket (429 PIPELINE_TOO_DEEP) Node no longer reports
+ * them, and the socket could not be found among those the gateway served.
+ */
+const localOf = new WeakMap<net.Socket, string>();
+const localAddressOf = (client: net.Socket): string => localOf.get(client) ?? `${client.localAddress}:${client.localPort}`;
+
 /** Connects (from `localAddress`, any 127.x.y.z) and writes all of `requests` at once; reads the answers only if `read`. */
 export function openPipeline(port: number, requests: string[], options: { read: boolean; localAddress?: string }): PipelinedSocket {
   const socket = net.connect({ port, host: '127.0.0.1', ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
+  socket.once('connect', () => localOf.set(socket, `${socket.localAddress}:${socket.localPort}`));
   socket.on('error', () => undefined);
   let received = '';
   if (options.read) socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
@@ -139,7 +148,7 @@ export function observeGateway(h: Harness) {
     sockets,
     admissions,
     /** The record of the gateway's side of a client socket (found by the client's address and port). */
-    socketOf: (client: net.Socket): SocketRecord | undefined => [...sockets.values()].find((r) => r.remote === `${client.localAddress}:${client.localPort}`),
+    socketOf: (client: net.Socket): SocketRecord | undefined => [...sockets.values()].find((r) => r.remote === localAddressOf(client)),
     handled: (): number => [...sockets.values()].reduce((n, r) => n + r.handled, 0),
     stop(): void {
       app.handle = handle;
