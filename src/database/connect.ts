@@ -6,6 +6,7 @@ import { attachOrStartEmbedded, startEmbedded, type EmbeddedEngine } from '../em
 import { superviseEmbedded } from '../embedded/supervisor.ts';
 
 import { AUTHENTICATOR_ROLE, DATABASE_ROLES } from '../config/roles.ts';
+import { log } from '../config/log.ts';
 
 export { AUTHENTICATOR_ROLE, DATABASE_ROLES };
 
@@ -142,7 +143,7 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
   const engine = !options.serve
     ? await attachOrStartEmbedded(config.dataDir, options.purpose, engineOptions)
     : config.embeddedEngine === 'process'
-      ? await superviseEmbedded(config.dataDir, { purpose: options.purpose, ...engineOptions })
+      ? await superviseEmbedded(config.dataDir, { purpose: options.purpose, ...engineOptions }, log)
       : await startEmbedded(config.dataDir, { purpose: options.purpose, ...engineOptions });
   const authUrl = engine.url(AUTHENTICATOR_ROLE);
   return {

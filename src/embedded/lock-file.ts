@@ -8,13 +8,24 @@ export interface LockHolder {
   pid: number;
 }
 
-/** Whether a process with this pid exists (EPERM: it does, and is not ours). */
+/**
+ * Whether a process with this pid is alive (EPERM: it is, and is not ours).
+ * A zombie is not: killed, it holds nothing, but its pid answers signals
+ * until its parent reaps it, which after kill -9 of a process group (its
+ * parent killed too) waits for init, and a container's init may never do it.
+ */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) state …"; comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (not Linux): the signal's answer stands
   }
 }
 

@@ -10,7 +10,6 @@
 // The price: the gateway reaches the engine through its socket listener
 // rather than the in-process channel, like a server.
 import { fork, type ChildProcess } from 'node:child_process';
-import { log } from '../config/log.ts';
 import { loginPasswords, makeEngine, type EmbeddedEngine, type StartOptions } from './index.ts';
 import type { EngineProcessInput, EngineProcessMessage } from './engine-process.ts';
 
@@ -64,7 +63,10 @@ function spawnEngine(dataDir: string, options: StartOptions): Promise<Running> {
  * one that ends without being asked (a crash, a signal) is started again on
  * the same port. Fails like startEmbedded if the first start fails.
  */
-export async function superviseEmbedded(dataDir: string, options: StartOptions): Promise<EmbeddedEngine> {
+/** How the supervisor reports a crash and a restart (the app's logger; the engine imports nothing above it). */
+export type SupervisorLog = (level: 'info' | 'error', msg: string, fields: Record<string, unknown>) => void;
+
+export async function superviseEmbedded(dataDir: string, options: StartOptions, log: SupervisorLog): Promise<EmbeddedEngine> {
   let running = await spawnEngine(dataDir, options);
   // Restarts take the port the first start chose (or was given), so connection strings stay valid.
   const restartOptions: StartOptions = { ...options, port: running.port };
