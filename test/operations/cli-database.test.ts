@@ -42,6 +42,9 @@ test(
 test(
   'db:status exits 0 when up to date and 2 when current.sql has uncommitted changes; db:watch --once applies it',
   async () => {
+    // An empty current.sql and no probe table first: another test of this file may have left them (the order is shuffled).
+    writeFileSync(c.project.currentSql, '-- Enter migration here\n');
+    await c.asOwner('drop table if exists sheratan_private.cli_probe; select 1');
     expect(await c.project.run(['db:status'], c.env)).toEqual({ code: 0, output: 'Database is up to date with the committed migrations.\n' });
     writeFileSync(c.project.currentSql, PROBE);
     expect(await c.project.run(['db:status'], c.env)).toEqual({

@@ -245,13 +245,14 @@ test('replaceDocumentChunks swaps the chunks atomically; deleting a document cas
 describe('a few thousand chunks', () => {
   const N = 3000;
   let bulk: Array<{ id: string; embedding: number[]; source: string }> = [];
+  let indexDef = '';
 
   beforeAll(async () => {
     // Loaded as the owner (tenant set explicitly): this is test data, not the API
     // under test. Like any bulk import into pgvector: drop the ANN index, load in
     // batches, then build the index once (its definition is kept as migrated).
     const vectors = topicalVectors(N, DIM, 42, 48, 1.0);
-    const indexDef = (await owner.query("select pg_get_indexdef('sheratan.document_chunks_embedding_idx'::regclass) as def")).rows[0].def as string;
+    indexDef = (await owner.query("select pg_get_indexdef('sheratan.document_chunks_embedding_idx'::regclass) as def")).rows[0].def as string;
     await owner.query('drop index sheratan.document_chunks_embedding_idx');
     const docs = await owner.query(`
       insert into sheratan.documents (tenant, title, source)
@@ -274,6 +275,14 @@ describe('a few thousand chunks', () => {
       select c.id, c.embedding::text as e, d.source from sheratan.document_chunks c join sheratan.documents d on d.id = c.document_id where c.tenant = 'bulk'`);
     bulk = rows.rows.map((r) => ({ id: r.id, embedding: JSON.parse(r.e), source: r.source }));
   }, 300_000);
+  // The file's other tests run before or after these (the order is shuffled):
+  // they expect acme's 60 chunks alone, exactly ranked, as before this block.
+  afterAll(async () => {
+    await owner.query("delete from sheratan.documents where tenant = 'bulk'");
+    await owner.query('drop index sheratan.document_chunks_embedding_idx');
+    await owner.query(indexDef);
+    await owner.query('analyze sheratan.document_chunks');
+  }, 120_000);
 
   test('recall@10 against exact search is at least 0.95 at default settings', async () => {
     const token = h.token('sheratan_app', 'bulk');
