@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import { embeddedTest, serverTest } from '../support/backend.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { insertRandomChunks } from '../support/embeddings.ts';
 import { runCli, waitFor } from '../support/processes.ts';
 
 let h: Harness;
@@ -17,13 +18,7 @@ const CHUNKS = 100;
 beforeAll(async () => {
   h = await startHarness();
   owner = await h.owner();
-  documentId = (await owner.query<{ id: string }>("insert into sheratan.documents (tenant, title) values ('tune', 'chunks') returning id")).rows[0]!.id;
-  await owner.query(
-    `insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding)
-     select 'tune', $1, g.i, 'chunk ' || g.i, (select array_agg(random() + d.j * 0 + g.i * 0)::vector(384) from generate_series(1, 384) d(j))
-       from generate_series(0, $2 - 1) g(i)`,
-    [documentId, CHUNKS],
-  );
+  documentId = await insertRandomChunks(owner, 'tune', CHUNKS, 'chunks');
 }, 120_000);
 afterAll(() => h.stop());
 

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { insertRandomChunks } from '../support/embeddings.ts';
 import { backend } from '../support/backend.ts';
 import { projectRoot } from '../../src/config/paths.ts';
 
@@ -15,16 +16,9 @@ const CHUNKS = 20_000;
 beforeAll(async () => {
   h = await startHarness();
   owner = await h.owner();
-  const doc = await owner.query<{ id: string }>("insert into sheratan.documents (tenant, title) values ('progress', 'many chunks') returning id");
   // Loaded without the ANN index (index:tune builds it): inserting into HNSW row by row takes minutes.
   await owner.query('drop index sheratan.document_chunks_embedding_idx');
-  // Random vectors, one subquery per row (the outer g.i makes it correlated).
-  await owner.query(
-    `insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding)
-     select 'progress', $1, g.i, 'chunk ' || g.i, (select array_agg(random() + d.j * 0 + g.i * 0)::vector(384) from generate_series(1, 384) d(j))
-       from generate_series(0, $2 - 1) g(i)`,
-    [doc.rows[0]!.id, CHUNKS],
-  );
+  await insertRandomChunks(owner, 'progress', CHUNKS);
 }, 300_000);
 afterAll(() => h.stop());
 

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { insertRandomChunks } from '../support/embeddings.ts';
 import { embeddedTest, serverTest } from '../support/backend.ts';
 import { maintenanceFile } from '../../src/database/maintenance.ts';
 import { projectRoot } from '../../src/config/paths.ts';
@@ -21,13 +22,7 @@ beforeAll(async () => {
   h = await startHarness();
   owner = await h.owner();
   await owner.query('drop index if exists sheratan.document_chunks_embedding_idx');
-  const doc = await owner.query<{ id: string }>("insert into sheratan.documents (tenant, title) values ('acme', 'many') returning id");
-  await owner.query(
-    `insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding)
-     select 'acme', $1, g.i, 'chunk ' || g.i, (select array_agg(random() + d.j * 0 + g.i * 0)::vector(384) from generate_series(1, 384) d(j))
-       from generate_series(0, 9999) g(i)`,
-    [doc.rows[0]!.id],
-  );
+  await insertRandomChunks(owner, 'acme', 10_000, 'many');
 }, 600_000);
 afterAll(() => h.stop());
 

@@ -8,6 +8,7 @@ import { existsSync, writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { insertRandomChunks } from '../support/embeddings.ts';
 import { describeEmbedded } from '../support/backend.ts';
 import { maintenanceFile } from '../../src/database/maintenance.ts';
 import { projectRoot } from '../../src/config/paths.ts';
@@ -49,13 +50,7 @@ describeEmbedded('a server builds the index CONCURRENTLY and keeps serving; the 
 
   test('during index:tune, /readyz says maintenance with the reason; afterwards it is ready and the record is gone', async () => {
     await owner.query('drop index if exists sheratan.document_chunks_embedding_idx');
-    const doc = await owner.query<{ id: string }>("insert into sheratan.documents (tenant, title) values ('maintenance', 'many') returning id");
-    await owner.query(
-      `insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding)
-       select 'maintenance', $1, g.i, 'chunk ' || g.i, (select array_agg(random() + d.j * 0 + g.i * 0)::vector(384) from generate_series(1, 384) d(j))
-         from generate_series(0, 9999) g(i)`,
-      [doc.rows[0]!.id],
-    );
+    await insertRandomChunks(owner, 'maintenance', 10_000, 'many');
     const tune = spawn(process.execPath, [CLI, 'index:tune', '--hnsw'], { cwd: projectRoot, env: { ...process.env, ...h.cliEnv }, stdio: 'ignore' });
     let done = false;
     const exited = new Promise<number | null>((resolve) => tune.once('exit', (code) => ((done = true), resolve(code))));

@@ -2,6 +2,7 @@
 // unit centres) and documents scattered around them, not uniform noise (where
 // every ANN index scores near zero) and not tight clusters (where it scores a
 // trivial 1.0).
+import type pg from 'pg';
 
 /** mulberry32: a small, fast, seeded PRNG. */
 export function rng(seed: number): () => number {
@@ -70,3 +71,19 @@ export function bruteForce(query: number[], items: Array<{ id: string; embedding
 }
 
 export const toPgVector = (v: number[]): string => `[${v.join(',')}]`;
+
+/**
+ * A document of `tenant` with `n` chunks of random 384-number vectors,
+ * inserted as the owner in one statement (test data, not the API under
+ * test: one correlated subquery per row); the document's id.
+ */
+export async function insertRandomChunks(owner: pg.Client, tenant: string, n: number, title = 'many chunks'): Promise<string> {
+  const id = (await owner.query<{ id: string }>('insert into sheratan.documents (tenant, title) values ($1, $2) returning id', [tenant, title])).rows[0]!.id;
+  await owner.query(
+    `insert into sheratan.document_chunks (tenant, document_id, chunk_index, content, embedding)
+     select $1, $2, g.i, 'chunk ' || g.i, (select array_agg(random() + d.j * 0 + g.i * 0)::vector(384) from generate_series(1, 384) d(j))
+       from generate_series(0, $3 - 1) g(i)`,
+    [tenant, id, n],
+  );
+  return id;
+}
