@@ -22,8 +22,10 @@ test('a running process is alive; killed and not yet reaped (a zombie) it is not
 });
 
 test('a zombie reads as gone: /proc says Z while kill(pid, 0) still succeeds', async () => {
-  // sh forks a child that exits at once; sh execs sleep and never reaps it, so it stays a zombie.
-  const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // perl (Debian's perl-base is essential) forks a child that exits at once and never waits for it, so
+  // the child stays a zombie until perl ends. A shell's background child did not
+  // stay a zombie in one CI run (2026-12-03; cause not found): perl's never-waited fork leaves no room for that.
+  const parent = spawn('perl', ['-e', '$| = 1; my $p = fork; exit 0 unless $p; print "$p\\n"; sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
   const zombie = await new Promise<number>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
   try {
     const { readFileSync } = await import('node:fs');
