@@ -26,7 +26,12 @@ const owner = new pg.Client(running.db.ownerUrl);
 await owner.connect();
 const vectors = topicalVectors(4000, 384, 2024, 64, 1.0);
 for (let start = 0; start < vectors.length; start += 500) {
-  await insertDocument(owner, TENANT, `bulk ${start}`, vectors.slice(start, start + 500).map((embedding) => ({ content: 'chunk', embedding })));
+  await insertDocument(
+    owner,
+    TENANT,
+    `bulk ${start}`,
+    vectors.slice(start, start + 500).map((embedding) => ({ content: 'chunk', embedding })),
+  );
 }
 await owner.query('analyze sheratan.document_chunks');
 
@@ -54,7 +59,10 @@ const connect = async (url = running.db.ownerUrl): Promise<pg.Client> => {
 const tuned = await connect();
 for (const [k, v] of Object.entries(settings)) await tuned.query('select set_config($1, $2, false)', [k, v]);
 await time('raw ORDER BY <=> LIMIT 10 (socket, gateway settings)', (q) =>
-  tuned.query(`select id, embedding <=> $1 as distance from sheratan.document_chunks where tenant = $2 order by embedding <=> $1 limit 10`, [toPgVector(q), TENANT]),
+  tuned.query(`select id, embedding <=> $1 as distance from sheratan.document_chunks where tenant = $2 order by embedding <=> $1 limit 10`, [
+    toPgVector(q),
+    TENANT,
+  ]),
 );
 
 // As the gateway's login (the authenticator; on a server the owner may not become sheratan_app).
@@ -62,7 +70,9 @@ const app = await connect(running.db.authUrl);
 await app.query('begin');
 await app.query(`select set_config('role', $2, true), set_config('jwt.claims.tenant', $1, true), set_config('jwt.claims.sub', 'u', true)`, [TENANT, APP_ROLE]);
 for (const [k, v] of Object.entries(settings)) await app.query('select set_config($1, $2, true)', [k, v]);
-await time('search_document_chunks(q, 10) as the app role (socket)', (q) => app.query('select id from sheratan.search_document_chunks($1::vector, 10)', [toPgVector(q)]));
+await time('search_document_chunks(q, 10) as the app role (socket)', (q) =>
+  app.query('select id from sheratan.search_document_chunks($1::vector, 10)', [toPgVector(q)]),
+);
 await time('log_search(...) alone', () => app.query(`select sheratan_private.log_search(null, 10, '{}', 10, 0.9, clock_timestamp())`));
 await time('select 1 (socket round trip)', () => app.query('select 1'));
 await app.query('rollback');
@@ -78,10 +88,12 @@ await time('GraphQL searchDocumentChunks(first: 10) { distance chunk { rowId } }
 const token = signToken(running.config.jwtSecret!, { role: APP_ROLE, tenant: TENANT, sub: 'u' });
 const peer = await startPeer('http-pg', running.db.authUrl, running.config.jwtSecret!, 8);
 try {
-  await time('http_pg peer: GET with the token checked, nothing else', () =>
-    new Promise<void>((resolve, reject) => {
-      http.get(`${peer.url}/ping`, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => res.resume().on('end', resolve)).on('error', reject);
-    }),
+  await time(
+    'http_pg peer: GET with the token checked, nothing else',
+    () =>
+      new Promise<void>((resolve, reject) => {
+        http.get(`${peer.url}/ping`, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => res.resume().on('end', resolve)).on('error', reject);
+      }),
   );
   await time('http_pg peer: the same top-10 search over HTTP + pg', (q) => postJson(`${peer.url}/search`, token, { embedding: q, k: 10 }, agent));
 } finally {

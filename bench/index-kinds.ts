@@ -21,7 +21,8 @@ const KINDS = {
   hnsw: (n: number) => (n > 2000 ? `hnsw ((embedding::halfvec(${n})) halfvec_cosine_ops)` : 'hnsw (embedding vector_cosine_ops)'),
   hnsw_halfvec: (n: number) => `hnsw ((embedding::halfvec(${n})) halfvec_cosine_ops)`,
   hnsw_binary: (n: number) => `hnsw ((binary_quantize(embedding)::bit(${n})) bit_hamming_ops)`,
-  ivfflat: (n: number) => (n > 2000 ? `ivfflat ((embedding::halfvec(${n})) halfvec_cosine_ops)` : 'ivfflat (embedding vector_cosine_ops)') + ' with (lists = LISTS)',
+  ivfflat: (n: number) =>
+    (n > 2000 ? `ivfflat ((embedding::halfvec(${n})) halfvec_cosine_ops)` : 'ivfflat (embedding vector_cosine_ops)') + ' with (lists = LISTS)',
 } as const;
 
 function topK(kind: keyof typeof KINDS, n: number, rerank: number): string {

@@ -24,7 +24,11 @@ const SOCKETS = Number(values.sockets);
 const EVENTS = Number(values.events);
 const backend = process.env.TEST_DATABASE_URL ? 'server' : 'embedded';
 
-const h = await startPipeline({ EMBEDDING_PROVIDER: 'none', LIVE_MAX_SOCKETS_PER_TENANT: String(Math.max(SOCKETS, 1)), LIVE_MAX_QUEUED_EVENTS: String(EVENTS * 2) });
+const h = await startPipeline({
+  EMBEDDING_PROVIDER: 'none',
+  LIVE_MAX_SOCKETS_PER_TENANT: String(Math.max(SOCKETS, 1)),
+  LIVE_MAX_QUEUED_EVENTS: String(EVENTS * 2),
+});
 const clients: Client[] = [];
 try {
   const wsUrl = h.gateway.url.replace(/^http/, 'ws') + '/graphql';
@@ -44,7 +48,10 @@ try {
         lazy: false,
         retryAttempts: 0,
         connectionParams: { authorization: `Bearer ${h.token(tenant)}` },
-        on: { connected: () => connected(), closed: (e) => process.stderr.write(`socket ${t}/${s} closed: ${(e as { code?: number }).code} ${(e as { reason?: string }).reason}\n`) },
+        on: {
+          connected: () => connected(),
+          closed: (e) => process.stderr.write(`socket ${t}/${s} closed: ${(e as { code?: number }).code} ${(e as { reason?: string }).reason}\n`),
+        },
       });
       clients.push(client);
       // The clients share this process with the gateway: connected a batch at a time, each within graphql-ws's 3 s for connection_init.
@@ -54,7 +61,11 @@ try {
       received.set(key, 0);
       client.subscribe(
         { query: 'subscription { documentChanged { operation document { rowId title } } }' },
-        { next: () => received.set(key, received.get(key)! + 1), error: (e) => process.stderr.write(`socket ${key}: ${String((e as { message?: string }).message ?? JSON.stringify(e))}\n`), complete: () => undefined },
+        {
+          next: () => received.set(key, received.get(key)! + 1),
+          error: (e) => process.stderr.write(`socket ${key}: ${String((e as { message?: string }).message ?? JSON.stringify(e))}\n`),
+          complete: () => undefined,
+        },
       );
     }
   }
@@ -62,7 +73,8 @@ try {
   const subscribedBy = Date.now() + 60_000;
   while (live.size < TENANTS * SOCKETS) {
     // Each socket is two file descriptors in this one process: `ulimit -n` bounds the sockets a run can hold.
-    if (Date.now() > subscribedBy) throw new Error(`only ${live.size} of ${TENANTS * SOCKETS} subscriptions listening after 60 s (see the sockets closed above; ulimit -n?)`);
+    if (Date.now() > subscribedBy)
+      throw new Error(`only ${live.size} of ${TENANTS * SOCKETS} subscriptions listening after 60 s (see the sockets closed above; ulimit -n?)`);
     await new Promise((r) => setTimeout(r, 50));
   }
   await live.ready();

@@ -35,7 +35,12 @@ const RATE = Number(args.rate);
 const DURATION_S = Number(args.duration);
 const RUNS = Number(args.runs);
 const MAX_IN_FLIGHT = Number(args['max-in-flight']);
-for (const [name, v] of [['rate', RATE], ['duration', DURATION_S], ['runs', RUNS], ['max-in-flight', MAX_IN_FLIGHT]] as const) {
+for (const [name, v] of [
+  ['rate', RATE],
+  ['duration', DURATION_S],
+  ['runs', RUNS],
+  ['max-in-flight', MAX_IN_FLIGHT],
+] as const) {
   if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number, not ${String(v)}`);
 }
 const DIM = 384;
@@ -45,7 +50,14 @@ const dataDir = args.url ? null : mkdtempSync(path.join(os.tmpdir(), 'sheratan-l
 const secret = args.secret ?? 'loadtest-secret-0123456789abcdef0123456789';
 const gateway = args.url
   ? null
-  : await startGatewayProcess({ SHERATAN_DATA_DIR: dataDir!, JWT_SECRET: secret, LOG_LEVEL: 'warn', NODE_ENV: 'production', METRICS_PUBLIC: 'true', EMBEDDING_PROVIDER: 'none' });
+  : await startGatewayProcess({
+      SHERATAN_DATA_DIR: dataDir!,
+      JWT_SECRET: secret,
+      LOG_LEVEL: 'warn',
+      NODE_ENV: 'production',
+      METRICS_PUBLIC: 'true',
+      EMBEDDING_PROVIDER: 'none',
+    });
 const base = args.url ?? gateway!.url;
 const token = signToken(secret, { role: 'sheratan_app', tenant: `loadtest-${Date.now()}`, sub: 'loadtest' });
 
@@ -137,7 +149,10 @@ async function run(): Promise<RunResult> {
   // The heap's troughs (right after collections) track live memory; sample once a second.
   const heapSamples: number[] = [];
   const sampler = setInterval(() => {
-    metric('sheratan_nodejs_heap_size_used_bytes').then((v) => heapSamples.push(v), () => undefined);
+    metric('sheratan_nodejs_heap_size_used_bytes').then(
+      (v) => heapSamples.push(v),
+      () => undefined,
+    );
   }, 1000);
   const started = performance.now();
   for (let i = 0; i < total; i++) {
@@ -244,7 +259,9 @@ const lines = [
     (x, i) =>
       `${String(i + 1).padEnd(4)} ${String(x.achieved_rps).padStart(6)} ${String(x.latency_ms.p50).padStart(8)} ${String(x.latency_ms.p95).padStart(8)} ${String(x.latency_ms.p99).padStart(8)} ${String(x.latency_ms.max).padStart(8)} ${String(x.http_5xx).padStart(5)} ${String(x.graphql_errors).padStart(12)} ${String(x.connection_errors).padStart(13)} ${String(x.shed_client_side).padStart(6)} ${String(x.memory_after_mb.rss).padStart(8)} ${String(x.memory_after_mb.heap_used).padStart(9)} ${String(x.heap_trough_mb).padStart(16)}`,
   ),
-  `by kind (last run): ${Object.entries(last.by_kind).map(([k, v]) => `${k} ${v.count} × p50 ${v.p50_ms} / p99 ${v.p99_ms} ms`).join('; ')}`,
+  `by kind (last run): ${Object.entries(last.by_kind)
+    .map(([k, v]) => `${k} ${v.count} × p50 ${v.p50_ms} / p99 ${v.p99_ms} ms`)
+    .join('; ')}`,
   `memory before: rss ${memoryBefore.rss} MB, heap ${memoryBefore.heap_used} MB${growth === null ? '' : `; heap trough growth from run 1 to run ${RUNS}: ${growth} MB`}`,
   '',
   ...checks.map((c) => `${c.ok ? 'PASS' : 'FAIL'}  ${c.target}`),

@@ -56,7 +56,11 @@ try {
   })();
   await new Promise((r) => setTimeout(r, 1000));
   const buildStart = Date.now() - t0;
-  const tune = spawn(process.execPath, [CLI, 'index:tune', '--hnsw'], { cwd: projectRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const tune = spawn(process.execPath, [CLI, 'index:tune', '--hnsw'], {
+    cwd: projectRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let tuneOut = '';
   tune.stdout.on('data', (d: Buffer) => (tuneOut += d.toString()));
   await new Promise((r) => tune.once('exit', r));

@@ -65,7 +65,11 @@ async function tunedQuery(text: string, values: unknown[]): Promise<QueryResult>
   const client = await tuned.connect();
   try {
     if (!tunedClients.has(client)) {
-      await client.query(Object.entries(tunedSettings).map(([k, v]) => `set ${k} = '${v}';`).join(' '));
+      await client.query(
+        Object.entries(tunedSettings)
+          .map(([k, v]) => `set ${k} = '${v}';`)
+          .join(' '),
+      );
       tunedClients.add(client);
     }
     return await client.query(text, values);
@@ -141,7 +145,13 @@ async function loadUpTo(n: number): Promise<void> {
       const indexes = Array.from({ length: Math.min(n, start + PER_BULK_DOC) - start }, (_, j) => start + j);
       // Every 100th document is from the source `rare`: the filtered search's 1 % of rows.
       const source = (start / PER_BULK_DOC) % 100 === 0 ? 'rare' : 'bench';
-      await insertDocument(client, TENANT, `bulk ${start}`, indexes.map((i) => ({ content: textOf(i), embedding: vectors[i]! })), source);
+      await insertDocument(
+        client,
+        TENANT,
+        `bulk ${start}`,
+        indexes.map((i) => ({ content: textOf(i), embedding: vectors[i]! })),
+        source,
+      );
     }
     await client.query('analyze sheratan.document_chunks');
   } finally {
@@ -166,7 +176,13 @@ async function ingestRaw(n: number): Promise<void> {
   const client = await raw.connect();
   try {
     await client.query('begin');
-    await insertDocument(client, 'ingest-raw', 'ingest', chunksOf(n).map((embedding, i) => ({ content: `chunk ${i}`, embedding })), 'ingest');
+    await insertDocument(
+      client,
+      'ingest-raw',
+      'ingest',
+      chunksOf(n).map((embedding, i) => ({ content: `chunk ${i}`, embedding })),
+      'ingest',
+    );
     await client.query('commit');
   } finally {
     client.release();
@@ -292,10 +308,9 @@ const efSweep: Record<string, { recall_at_10: number; p50_ms: number }> = {};
 
 // ---- the retrieval modes beyond top-k, over GraphQL at concurrency 1
 const modeQueries = queries.slice(0, quick ? 40 : 100);
-const sample = await raw.query(
-  `select c.id, c.document_id from sheratan.document_chunks c where c.tenant = $1 order by c.id limit ${modeQueries.length}`,
-  [TENANT],
-);
+const sample = await raw.query(`select c.id, c.document_id from sheratan.document_chunks c where c.tenant = $1 order by c.id limit ${modeQueries.length}`, [
+  TENANT,
+]);
 const queryText = (i: number): string => {
   const next = rng(9_000_000 + i);
   return `${wordAt(next)} ${wordAt(next)}`;
@@ -317,11 +332,11 @@ const MODES: Record<string, { query: string; variables: (q: number[], i: number)
     query: 'query ($t: String) { hybridSearchDocumentChunks(queryText: $t, first: 10) { score chunk { rowId } } }',
     variables: (_q, i) => ({ t: queryText(i) }),
   },
-  'similarChunks': {
+  similarChunks: {
     query: 'query ($id: UUID!) { documentChunkByRowId(rowId: $id) { similarChunks(first: 10) { distance chunk { rowId } } } }',
     variables: (_q, i) => ({ id: sample.rows[i % sample.rows.length].id }),
   },
-  'similarDocuments': {
+  similarDocuments: {
     query: 'query ($id: UUID!) { documentByRowId(rowId: $id) { similarDocuments(first: 10) { distance document { rowId } } } }',
     variables: (_q, i) => ({ id: sample.rows[i % sample.rows.length].document_id }),
   },
@@ -363,20 +378,20 @@ const PEERS: Record<string, { path: string; body: (q: number[]) => unknown }> = 
 };
 const peers: Record<string, { p50_ms: number; p95_ms: number; qps: number; qps_c1: number }> = {};
 try {
-for (const [name, call] of Object.entries(PEERS)) {
-  const peer = await startPeer(name.replaceAll('_', '-'), running.db.authUrl, running.config.jwtSecret!, CONCURRENCY);
-  try {
-    const bodies = queries.map(call.body);
-    const c1 = await measureHttp(`${peer.url}${call.path}`, token, bodies, 1);
-    const c8 = await measureHttp(`${peer.url}${call.path}`, token, bodies, CONCURRENCY);
-    peers[name] = { p50_ms: round(percentile(c1.lat, 50)), p95_ms: round(percentile(c1.lat, 95)), qps: round(c8.qps, 1), qps_c1: round(c1.qps, 1) };
-  } catch (err) {
-    // A peer is a comparison, not the product: one that fails is said (and left out of the table), the run goes on.
-    process.stderr.write(`bench: peer ${name} failed, left out: ${(err as Error).message.split('\n')[0]!.slice(0, 300)}\n`);
-  } finally {
-    await peer.stop();
+  for (const [name, call] of Object.entries(PEERS)) {
+    const peer = await startPeer(name.replaceAll('_', '-'), running.db.authUrl, running.config.jwtSecret!, CONCURRENCY);
+    try {
+      const bodies = queries.map(call.body);
+      const c1 = await measureHttp(`${peer.url}${call.path}`, token, bodies, 1);
+      const c8 = await measureHttp(`${peer.url}${call.path}`, token, bodies, CONCURRENCY);
+      peers[name] = { p50_ms: round(percentile(c1.lat, 50)), p95_ms: round(percentile(c1.lat, 95)), qps: round(c8.qps, 1), qps_c1: round(c1.qps, 1) };
+    } catch (err) {
+      // A peer is a comparison, not the product: one that fails is said (and left out of the table), the run goes on.
+      process.stderr.write(`bench: peer ${name} failed, left out: ${(err as Error).message.split('\n')[0]!.slice(0, 300)}\n`);
+    } finally {
+      await peer.stop();
+    }
   }
-}
 } finally {
   await raw.query('drop schema sheratan_bench cascade');
 }
@@ -405,7 +420,11 @@ const targets = {
 
 const result = {
   backend: running.db.backend,
-  dataset: { n: maxN, dim: DIM, kind: 'synthetic topical mixture: 64 topics in a 16-d latent space projected to 384-d, isotropic noise 0.05, L2-normalised, seed 2024' },
+  dataset: {
+    n: maxN,
+    dim: DIM,
+    kind: 'synthetic topical mixture: 64 topics in a 16-d latent space projected to 384-d, isotropic noise 0.05, L2-normalised, seed 2024',
+  },
   search: {
     graphql: { p50_ms: round(percentile(g1.lat, 50)), p95_ms: round(percentile(g1.lat, 95)), qps: round(g8.qps, 1), qps_c1: round(g1.qps, 1) },
     raw_sql: {
@@ -415,7 +434,12 @@ const result = {
       qps_c1: round(r1.qps, 1),
       settings: tunedSettings,
     },
-    raw_sql_pgvector_defaults: { p50_ms: round(percentile(d1.lat, 50)), p95_ms: round(percentile(d1.lat, 95)), qps: round(d8.qps, 1), qps_c1: round(d1.qps, 1) },
+    raw_sql_pgvector_defaults: {
+      p50_ms: round(percentile(d1.lat, 50)),
+      p95_ms: round(percentile(d1.lat, 95)),
+      qps: round(d8.qps, 1),
+      qps_c1: round(d1.qps, 1),
+    },
     exact_sql: { p50_ms: round(percentile(exactLat, 50)) },
     peers,
     recall_at_10: round(recall, 3),
@@ -451,12 +475,17 @@ process.stdout.write(
     `raw sql (ef 40)        ${String(s.raw_sql_pgvector_defaults.p50_ms).padStart(8)} ${String(s.raw_sql_pgvector_defaults.p95_ms).padStart(8)} ${String(s.raw_sql_pgvector_defaults.qps_c1).padStart(7)} ${String(s.raw_sql_pgvector_defaults.qps).padStart(7)}`,
     `exact sql              ${String(s.exact_sql.p50_ms).padStart(8)}`,
     ...Object.entries(s.peers).map(
-      ([name, p]) => `${`peer ${name}`.padEnd(23)}${String(p.p50_ms).padStart(8)} ${String(p.p95_ms).padStart(8)} ${String(p.qps_c1).padStart(7)} ${String(p.qps).padStart(7)}`,
+      ([name, p]) =>
+        `${`peer ${name}`.padEnd(23)}${String(p.p50_ms).padStart(8)} ${String(p.p95_ms).padStart(8)} ${String(p.qps_c1).padStart(7)} ${String(p.qps).padStart(7)}`,
     ),
     `ratios: p50 graphql/raw ${s.ratios.p50_graphql_over_raw}; qps@8 graphql/raw ${s.ratios.qps_graphql_over_raw_c8}`,
-    `targets: ${Object.entries(targets).map(([name, t]) => `${name} ${t.measured} vs ${t.target} ${t.met ? 'met' : 'MISSED'}`).join('; ')}`,
+    `targets: ${Object.entries(targets)
+      .map(([name, t]) => `${name} ${t.measured} vs ${t.target} ${t.met ? 'met' : 'MISSED'}`)
+      .join('; ')}`,
     `recall@10 vs exact: ${s.recall_at_10} at SEARCH_EF=${running.config.searchEf} (target >= 0.95)`,
-    `raw recall@10 / p50 ms by hnsw.ef_search: ${Object.entries(s.recall_by_ef_search).map(([ef, x]) => `${ef}: ${x.recall_at_10} / ${x.p50_ms}`).join(', ')}`,
+    `raw recall@10 / p50 ms by hnsw.ef_search: ${Object.entries(s.recall_by_ef_search)
+      .map(([ef, x]) => `${ef}: ${x.recall_at_10} / ${x.p50_ms}`)
+      .join(', ')}`,
     `ingest chunks/s: graphql ${result.ingest.graphql_chunks_per_s}, raw ${result.ingest.raw_chunks_per_s} (ratio ${result.ingest.ratio}, target >= 0.8)`,
     'scaling (p50 ms):   n   hnsw   exact   filtered (share)   index build s   index size',
     ...scaling.map(

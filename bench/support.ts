@@ -67,7 +67,15 @@ export interface Peer {
 /** Starts `bench/peers/<name>.ts` against the authenticator's `authUrl`; resolves once it listens. */
 export async function startPeer(name: string, authUrl: string, jwtSecret: string, poolSize: number): Promise<Peer> {
   const child = spawn(process.execPath, [path.join(import.meta.dirname, 'peers', `${name}.ts`)], {
-    env: { ...process.env, DATABASE_URL: authUrl, JWT_SECRET: jwtSecret, PORT: '0', POOL_SIZE: String(poolSize), NODE_ENV: 'production', METRICS_PUBLIC: 'true' },
+    env: {
+      ...process.env,
+      DATABASE_URL: authUrl,
+      JWT_SECRET: jwtSecret,
+      PORT: '0',
+      POOL_SIZE: String(poolSize),
+      NODE_ENV: 'production',
+      METRICS_PUBLIC: 'true',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -140,7 +148,9 @@ export function benchConfig<C extends { databaseUrl: string | undefined; jwtSecr
     process.exit(1);
   }
   if (config.databaseUrl && !config.jwtSecret) {
-    process.stderr.write('bench: JWT_SECRET must be set on a server (DATABASE_URL): the benchmark signs its tokens with the gateway\'s secret, e.g. JWT_SECRET=$(openssl rand -hex 32) npm run bench\n');
+    process.stderr.write(
+      "bench: JWT_SECRET must be set on a server (DATABASE_URL): the benchmark signs its tokens with the gateway's secret, e.g. JWT_SECRET=$(openssl rand -hex 32) npm run bench\n",
+    );
     process.exit(1);
   }
   return config;

@@ -102,7 +102,13 @@ async function main(): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: INGEST_CONCURRENCY });
   const graphql = graphqlClient(running.url, token, agent);
   const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
-  const stats = (lat: number[]) => ({ n: lat.length, p50_ms: round(percentile(lat, 50)), p95_ms: round(percentile(lat, 95)), p99_ms: round(percentile(lat, 99)), max_ms: round(Math.max(...lat)) });
+  const stats = (lat: number[]) => ({
+    n: lat.length,
+    p50_ms: round(percentile(lat, 50)),
+    p95_ms: round(percentile(lat, 95)),
+    p99_ms: round(percentile(lat, 99)),
+    max_ms: round(Math.max(...lat)),
+  });
 
   // ---- text: the labelled set's passages (paragraphs of 150–800 characters)
   // drawn with a fixed seed; small documents of 6 passages, large ones of
@@ -211,7 +217,8 @@ async function main(): Promise<void> {
   // request at a time. bench/load.ts times every body it is given, its `warm`
   // ones too (sent once more first), so the text searches warm up (plans, the
   // provider's thread) on texts of their own in a call whose timings are dropped.
-  const texts = (offset: number, n: number) => Array.from({ length: n }, (_, i) => `${questions[(offset + i) % questions.length]!}${offset + i >= questions.length ? ` (${offset + i})` : ''}`);
+  const texts = (offset: number, n: number) =>
+    Array.from({ length: n }, (_, i) => `${questions[(offset + i) % questions.length]!}${offset + i >= questions.length ? ` (${offset + i})` : ''}`);
   const WARM = 10;
   const warmTexts = texts(0, WARM).map((q) => `warm up: ${q}`);
   const queryTexts = texts(0, QUERIES);
@@ -223,10 +230,22 @@ async function main(): Promise<void> {
   await measureHttp(url, token, byText(warmTexts), 1, 0);
   const cold = await measureHttp(url, token, byText(queryTexts), 1, 0);
   const warm = await measureHttp(url, token, byText(queryTexts), 1, 0);
-  const byVector = await measureHttp(url, token, queryVectors.slice(WARM).map((e) => ({ query: BY_VECTOR, variables: { e } })), 1, WARM);
+  const byVector = await measureHttp(
+    url,
+    token,
+    queryVectors.slice(WARM).map((e) => ({ query: BY_VECTOR, variables: { e } })),
+    1,
+    WARM,
+  );
 
   const result = {
-    provider: { kind: provider.kind, model: provider.model, dimension: provider.dimension, batch_size: running.config.embeddingBatchSize, load_ms: round(modelLoadMs) },
+    provider: {
+      kind: provider.kind,
+      model: provider.model,
+      dimension: provider.dimension,
+      batch_size: running.config.embeddingBatchSize,
+      load_ms: round(modelLoadMs),
+    },
     chunking: { max_chars: running.config.chunkMaxChars, overlap_chars: running.config.chunkOverlapChars },
     ingest: {
       documents: documents.length,
@@ -269,7 +288,11 @@ async function main(): Promise<void> {
     [
       `provider ${result.provider.model} (${result.provider.dimension} dims, batch ${result.provider.batch_size}, model load ${result.provider.load_ms} ms), ${result.mode}`,
       `ingest: ${i.chunks} chunks (${i.documents} documents of plain text, ${i.mean_chunk_chars} chars a chunk, ${i.concurrency} at a time;`,
-      `  ${i.chunks_in_large_documents} chunks in documents above EMBED_SYNC_MAX_CHARS=${i.embed_sync_max_chars}; answered ${Object.entries(i.documents_answered).map(([k, n]) => `${n} ${k}`).join(', ')})`,
+      `  ${i.chunks_in_large_documents} chunks in documents above EMBED_SYNC_MAX_CHARS=${i.embed_sync_max_chars}; answered ${Object.entries(
+        i.documents_answered,
+      )
+        .map(([k, n]) => `${n} ${k}`)
+        .join(', ')})`,
       `  end to end   ${String(i.end_to_end_chunks_per_s).padStart(8)} chunks/s (accepted in ${i.accepted_s} s, all embedded in ${i.embedded_s} s)`,
       `  model alone  ${String(i.model_alone_chunks_per_s).padStart(8)} chunks/s (${i.model_alone_chunks} chunks)   ratio ${i.ratio}`,
       `/healthz while embedding: p50 ${h.p50_ms} ms, p99 ${h.p99_ms} ms, max ${h.max_ms} ms over ${h.n} probes (target p99 < 50 ms: ${h.met ? 'met' : 'MISSED'})`,

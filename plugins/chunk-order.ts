@@ -15,7 +15,8 @@ export const ChunkOrderPlugin: GraphileConfig.Plugin = {
         if (scope.argName !== 'orderBy' || !scope.isPgFieldConnection || Self.name !== 'Document' || scope.pgFieldResource?.name !== 'document_chunks') {
           return arg;
         }
-        const orderBy = build.getTypeByName(build.inflection.orderByType(build.inflection.tableType(scope.pgFieldResource.codec))) as GraphQLEnumType | undefined;
+        const orderBy = build.getTypeByName(build.inflection.orderByType(build.inflection.tableType(scope.pgFieldResource.codec))) as
+          GraphQLEnumType | undefined;
         const chunkIndexAsc = orderBy?.getValues().find((v) => v.name === 'CHUNK_INDEX_ASC');
         if (!chunkIndexAsc) return arg;
         // Replaces the primary-key default PgConnectionArgOrderByDefaultValuePlugin set (extend() would refuse to).

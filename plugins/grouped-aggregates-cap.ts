@@ -11,9 +11,11 @@ import { sql } from 'postgraphile/pg-sql2';
 import { DEFAULT_REQUEST_LIMITS } from './request-limits.ts';
 
 /** Numbers each group: row_number() runs after grouping, so the cap + 1st group raises (SQLSTATE 54000). */
-const countGroups = (cap: number): PgSelectQueryBuilderCallback => (builder) => {
-  builder.selectAndReturnIndex(sql`sheratan_private.assert_group_count(row_number() over (), ${sql.literal(cap)})`);
-};
+const countGroups =
+  (cap: number): PgSelectQueryBuilderCallback =>
+  (builder) => {
+    builder.selectAndReturnIndex(sql`sheratan_private.assert_group_count(row_number() over (), ${sql.literal(cap)})`);
+  };
 
 export const GroupedAggregatesCapPlugin: GraphileConfig.Plugin = {
   name: 'SheratanGroupedAggregatesCapPlugin',

@@ -54,9 +54,15 @@ export function selectMatches(
     hasImplicitOrder: false,
     from: {
       callback: ($root) => {
-        const call = namedCall(fn, args.map(([name, $step, codec]) => [name, $root.placeholder($step, codec)] as const));
+        const call = namedCall(
+          fn,
+          args.map(([name, $step, codec]) => [name, $root.placeholder($step, codec)] as const),
+        );
         const aliases = ['match_id', ...names.map((n) => `match_${n}`), 'match_order'].map((n) => sql.identifier(n));
-        return sql`(select t.*, ${sql.join(aliases.slice(1).map((a) => sql`m.${a}`), ', ')}
+        return sql`(select t.*, ${sql.join(
+          aliases.slice(1).map((a) => sql`m.${a}`),
+          ', ',
+        )}
   from ${call} with ordinality as m(${sql.join(aliases, ', ')})
   join ${table} as t on t.id = m.match_id)`;
       },

@@ -42,11 +42,7 @@ export const MoreLikeThisPlugin = extendSchema((build) => {
         embeddings), most similar first, this chunk left out. Empty if this chunk
         has no embedding. Each call is recorded in search logs.
         """
-        similarChunks(
-          "How many results (at most MAX_SEARCH_RESULTS)."
-          first: Int = 10
-          filter: DocumentChunkSearchFilter
-        ): [DocumentChunkSearchResult!]!
+        similarChunks("How many results (at most MAX_SEARCH_RESULTS)." first: Int = 10, filter: DocumentChunkSearchFilter): [DocumentChunkSearchResult!]!
       }
 
       extend type Document {
@@ -56,10 +52,7 @@ export const MoreLikeThisPlugin = extendSchema((build) => {
         each other document by its chunk nearest to that mean. Empty if no chunk
         of this document has an embedding. Each call is recorded in search logs.
         """
-        similarDocuments(
-          "How many results (at most MAX_SEARCH_RESULTS)."
-          first: Int = 10
-        ): [DocumentSearchResult!]!
+        similarDocuments("How many results (at most MAX_SEARCH_RESULTS)." first: Int = 10): [DocumentSearchResult!]!
       }
     `,
     objects: {

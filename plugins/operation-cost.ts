@@ -81,11 +81,7 @@ export interface Refusal {
 }
 
 const fragmentsOf = (document: DocumentNode): Map<string, FragmentDefinitionNode> =>
-  new Map(
-    document.definitions
-      .filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION)
-      .map((f) => [f.name.value, f]),
-  );
+  new Map(document.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((f) => [f.name.value, f]));
 
 /**
  * Counts fields and aliases of every operation in the document (fragments
@@ -136,7 +132,8 @@ export function countSelections(
         const name = selection.name.value;
         const cached = memo.get(name);
         if (cached) part = cached;
-        else if (visiting.has(name)) part = { fields: 0, aliases: 0 }; // a cycle: validation reports it
+        else if (visiting.has(name))
+          part = { fields: 0, aliases: 0 }; // a cycle: validation reports it
         else {
           visiting.add(name);
           part = count(fragments.get(name)?.selectionSet);
@@ -159,7 +156,10 @@ export function countSelections(
       return { code: 'TOO_MANY_ALIASES', message: `${name} has more than ${limits.maxAliases} aliased fields (MAX_QUERY_ALIASES)` };
     }
     if (fields > limits.maxFields) {
-      return { code: 'TOO_MANY_FIELDS', message: `${name} has more than ${limits.maxFields} fields, counting fragments where they are spread (MAX_QUERY_FIELDS)` };
+      return {
+        code: 'TOO_MANY_FIELDS',
+        message: `${name} has more than ${limits.maxFields} fields, counting fragments where they are spread (MAX_QUERY_FIELDS)`,
+      };
     }
   }
   return null;
@@ -188,9 +188,7 @@ export function inputCost(values: Record<string, unknown>): number {
       for (const item of Object.values(value)) stack.push({ value: item, inList: false });
     }
   }
-  return (
-    objects * INPUT_COSTS.listObject + Math.floor(chars / 1024) * INPUT_COSTS.textKiB + Math.floor(numbers / 100) * INPUT_COSTS.hundredNumbers
-  );
+  return objects * INPUT_COSTS.listObject + Math.floor(chars / 1024) * INPUT_COSTS.textKiB + Math.floor(numbers / 100) * INPUT_COSTS.hundredNumbers;
 }
 
 /**
@@ -258,7 +256,8 @@ export function operationCost(
     for (const key of ['first', 'last'] as const) {
       const value = args[key];
       const { cap, setting } = capOf(name);
-      if (typeof value === 'number' && value > cap) refusal ??= { code: 'PAGE_TOO_LARGE', message: `${name}(${key}: ${value}) is above the limit of ${cap} (${setting})` };
+      if (typeof value === 'number' && value > cap)
+        refusal ??= { code: 'PAGE_TOO_LARGE', message: `${name}(${key}: ${value}) is above the limit of ${cap} (${setting})` };
     }
     if (typeof args.offset === 'number' && args.offset > limits.maxOffset) {
       refusal ??= { code: 'OFFSET_TOO_LARGE', message: `${name}(offset: ${args.offset}) is above the limit of ${limits.maxOffset} (MAX_OFFSET)` };
@@ -329,10 +328,17 @@ export function operationCost(
   walk(operation.selectionSet, root, 1, null);
   if (refusal) return { refusal };
   if (searches > limits.maxSearches) {
-    return { refusal: { code: 'TOO_MANY_SEARCHES', message: `the operation would run ${searches} searches, above the limit of ${limits.maxSearches} (MAX_SEARCHES_PER_REQUEST)` } };
+    return {
+      refusal: {
+        code: 'TOO_MANY_SEARCHES',
+        message: `the operation would run ${searches} searches, above the limit of ${limits.maxSearches} (MAX_SEARCHES_PER_REQUEST)`,
+      },
+    };
   }
   if (cost > limits.maxCost) {
-    return { refusal: { code: 'QUERY_TOO_COSTLY', message: `the operation's estimated cost is ${cost}, above the limit of ${limits.maxCost} (MAX_QUERY_COST)` } };
+    return {
+      refusal: { code: 'QUERY_TOO_COSTLY', message: `the operation's estimated cost is ${cost}, above the limit of ${limits.maxCost} (MAX_QUERY_COST)` },
+    };
   }
   return { report: { cost, searches } };
 }

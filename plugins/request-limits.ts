@@ -5,7 +5,17 @@
 // reject, they never silently clip.
 import { depthLimit } from '@graphile/depth-limit';
 import { SafeError } from 'grafast';
-import { GraphQLError, Lexer, NoSchemaIntrospectionCustomRule, parse, Source, TokenKind, type DocumentNode, type ValidationContext, type ValidationRule } from 'graphql';
+import {
+  GraphQLError,
+  Lexer,
+  NoSchemaIntrospectionCustomRule,
+  parse,
+  Source,
+  TokenKind,
+  type DocumentNode,
+  type ValidationContext,
+  type ValidationRule,
+} from 'graphql';
 import { SEARCH_FIELDS } from './match-select.ts';
 import { countSelections, operationCost, type CostLimits, type Refusal } from './operation-cost.ts';
 
@@ -132,19 +142,21 @@ export function nestsDeeperThan(value: unknown, max: number): boolean {
 }
 
 /** "Did you mean …?" names fields and types: with introspection off it must not (the schema is not public). */
-const withoutSuggestions = (rule: ValidationRule): ValidationRule => (context: ValidationContext) =>
-  rule(
-    new Proxy(context, {
-      get(target, key, receiver) {
-        if (key === 'reportError') {
-          return (error: GraphQLError) =>
-            target.reportError(new GraphQLError(error.message.replace(/ Did you mean .*\?$/, ''), { nodes: error.nodes, extensions: error.extensions }));
-        }
-        const value: unknown = Reflect.get(target, key, receiver);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    }),
-  );
+const withoutSuggestions =
+  (rule: ValidationRule): ValidationRule =>
+  (context: ValidationContext) =>
+    rule(
+      new Proxy(context, {
+        get(target, key, receiver) {
+          if (key === 'reportError') {
+            return (error: GraphQLError) =>
+              target.reportError(new GraphQLError(error.message.replace(/ Did you mean .*\?$/, ''), { nodes: error.nodes, extensions: error.extensions }));
+          }
+          const value: unknown = Reflect.get(target, key, receiver);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      }),
+    );
 
 /**
  * An operation of a type the schema lacks (a mutation sent to the read-only

@@ -84,10 +84,14 @@ export async function prepareIngest(input: IngestInput, embedder: SheratanEmbedd
     }
     const chunked = given.reduce((n, c) => n + (c.content?.length ?? 0), 0);
     if (chunked > maxChars) {
-      throw textError(`ingestDocument: the chunks have ${chunked} characters together, above the limit of ${maxChars} (MAX_DOCUMENT_CHARS)`, 'DOCUMENT_TOO_LARGE');
+      throw textError(
+        `ingestDocument: the chunks have ${chunked} characters together, above the limit of ${maxChars} (MAX_DOCUMENT_CHARS)`,
+        'DOCUMENT_TOO_LARGE',
+      );
     }
   }
-  const nul = nulProblem(content, 'ingestDocument: content') ?? given.map((c, i) => nulProblem(c.content ?? '', `ingestDocument: chunks[${i}].content`)).find(Boolean);
+  const nul =
+    nulProblem(content, 'ingestDocument: content') ?? given.map((c, i) => nulProblem(c.content ?? '', `ingestDocument: chunks[${i}].content`)).find(Boolean);
   if (nul) throw nul;
 
   let chunks: PreparedChunk[] = given.map((c) => ({
@@ -103,7 +107,10 @@ export async function prepareIngest(input: IngestInput, embedder: SheratanEmbedd
 
   if (given.length === 0) {
     if (!/\S/.test(content)) {
-      throw textError('ingestDocument: content is empty or only whitespace: there is nothing to chunk and embed (send text, or chunks with their embeddings)', 'EMPTY_TEXT');
+      throw textError(
+        'ingestDocument: content is empty or only whitespace: there is nothing to chunk and embed (send text, or chunks with their embeddings)',
+        'EMPTY_TEXT',
+      );
     }
     const syncMax = limits?.embedSyncMaxChars ?? 0;
     // Above the bound the worker chunks it too (the document is PENDING with no chunks yet).

@@ -73,7 +73,10 @@ async function embedQueryText(ctx: Grafast.Context, text: string, field: string,
   if (nul) throw nul;
   const embedder = ctx.sheratanEmbedder;
   if (!embedder) {
-    throw textError(`${field}(${argument}) needs an embedding provider, and this server has none (EMBEDDING_PROVIDER=none): send an embedding instead`, 'EMBEDDING_PROVIDER_NONE');
+    throw textError(
+      `${field}(${argument}) needs an embedding provider, and this server has none (EMBEDDING_PROVIDER=none): send an embedding instead`,
+      'EMBEDDING_PROVIDER_NONE',
+    );
   }
   try {
     return await embedder.embedQuery(text);
@@ -136,24 +139,25 @@ export const TextSearchPlugin: GraphileConfig.Plugin = {
             plan: (($parent: ExecutableStep, fieldArgs: FieldArgs, ...rest: unknown[]) => {
               const $embedding = fieldArgs.getRaw('embedding');
               const $query = fieldArgs.getRaw('query');
-              const $vector = lambda(
-                [$embedding, $query, context()],
-                async ([embedding, query, ctx]: readonly [unknown, unknown, Grafast.Context]) => {
-                  const hasVector = embedding !== null && embedding !== undefined;
-                  const hasText = query !== null && query !== undefined;
-                  if (hasVector === hasText) {
-                    throw textError(
-                      hasVector
-                        ? 'searchDocumentChunks takes embedding or query, not both'
-                        : 'searchDocumentChunks needs embedding (a vector) or query (text to embed)',
-                      'EMBEDDING_OR_QUERY_REQUIRED',
-                    );
-                  }
-                  return hasVector ? embedding : embedQueryText(ctx, query as string, 'searchDocumentChunks', 'query', maxQueryText);
-                },
-              );
+              const $vector = lambda([$embedding, $query, context()], async ([embedding, query, ctx]: readonly [unknown, unknown, Grafast.Context]) => {
+                const hasVector = embedding !== null && embedding !== undefined;
+                const hasText = query !== null && query !== undefined;
+                if (hasVector === hasText) {
+                  throw textError(
+                    hasVector
+                      ? 'searchDocumentChunks takes embedding or query, not both'
+                      : 'searchDocumentChunks needs embedding (a vector) or query (text to embed)',
+                    'EMBEDDING_OR_QUERY_REQUIRED',
+                  );
+                }
+                return hasVector ? embedding : embedQueryText(ctx, query as string, 'searchDocumentChunks', 'query', maxQueryText);
+              });
               const $queryText = lambda([fieldArgs.getRaw('queryText'), $query], ([given, query]: readonly [unknown, unknown]) => given ?? query ?? null, true);
-              const $filter = lambda([fieldArgs.getRaw('filter'), $query], ([filter, query]: readonly [unknown, unknown]) => markText(filter, query != null), true);
+              const $filter = lambda(
+                [fieldArgs.getRaw('filter'), $query],
+                ([filter, query]: readonly [unknown, unknown]) => markText(filter, query != null),
+                true,
+              );
               return plan($parent, withArgs(fieldArgs, { embedding: $vector, queryText: $queryText, filter: $filter }), ...rest);
             }) as unknown as typeof field.plan,
           };
@@ -164,14 +168,11 @@ export const TextSearchPlugin: GraphileConfig.Plugin = {
             const $queryText = fieldArgs.getRaw('queryText');
             const $given = fieldArgs.getRaw('embedding');
             // With an embedder and no embedding, the text's vector joins the ranking.
-            const $vector = lambda(
-              [$given, $queryText, context()],
-              async ([embedding, text, ctx]: readonly [unknown, unknown, Grafast.Context]) => {
-                if (embedding !== null && embedding !== undefined) return embedding;
-                if (typeof text !== 'string' || !/\S/.test(text) || !ctx.sheratanEmbedder) return null;
-                return embedQueryText(ctx, text, 'hybridSearchDocumentChunks', 'queryText', maxQueryText);
-              },
-            );
+            const $vector = lambda([$given, $queryText, context()], async ([embedding, text, ctx]: readonly [unknown, unknown, Grafast.Context]) => {
+              if (embedding !== null && embedding !== undefined) return embedding;
+              if (typeof text !== 'string' || !/\S/.test(text) || !ctx.sheratanEmbedder) return null;
+              return embedQueryText(ctx, text, 'hybridSearchDocumentChunks', 'queryText', maxQueryText);
+            });
             const $filter = lambda(
               [fieldArgs.getRaw('filter'), $given, $queryText, context()],
               ([filter, embedding, text, ctx]: readonly [unknown, unknown, unknown, Grafast.Context]) =>

@@ -71,7 +71,10 @@ export const TrustedDocumentsCheckPlugin: GraphileConfig.Plugin = {
         if (hash !== undefined && hash !== null && hash !== '') {
           if (typeof hash !== 'string' || !Object.hasOwn(manifest, hash)) {
             const shown = typeof hash === 'string' ? JSON.stringify(hash.slice(0, 80)) : `of type ${typeof hash}`;
-            refuse(`PersistedQueryNotFound: no trusted document has the hash ${shown} (the manifest is built by npm run trusted-documents)`, PERSISTED_QUERY_NOT_FOUND);
+            refuse(
+              `PersistedQueryNotFound: no trusted document has the hash ${shown} (the manifest is built by npm run trusted-documents)`,
+              PERSISTED_QUERY_NOT_FOUND,
+            );
           }
           return next();
         }

@@ -37,6 +37,8 @@ for (const [name, m] of modes) positive(`modes["${name}"].p50_ms`, m.p50_ms);
 positive('ingest.graphql_chunks_per_s', r.ingest?.graphql_chunks_per_s);
 for (const x of (r.scaling ?? []) as Array<Record<string, unknown>>) positive(`scaling[n=${x.n}].hnsw_p50_ms`, x.hnsw_p50_ms);
 
-console.log(`bench result (${backend}): ${problems.length ? `${problems.length} problem(s)` : 'every figure present and finite'}; ${peers.length} peers, ${modes.length} modes`);
+console.log(
+  `bench result (${backend}): ${problems.length ? `${problems.length} problem(s)` : 'every figure present and finite'}; ${peers.length} peers, ${modes.length} modes`,
+);
 for (const p of problems) console.log(`  ✗ ${p}`);
 process.exit(problems.length ? 1 : 0);

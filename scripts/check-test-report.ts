@@ -34,7 +34,9 @@ const expected = manifest[backend];
 const report = JSON.parse(readFileSync(reportFile, 'utf8')) as Report;
 
 const skipped = report.testResults.flatMap((f) =>
-  f.assertionResults.filter((a) => a.status === 'pending' || a.status === 'todo').map((a) => ({ name: a.fullName, file: path.relative(process.cwd(), f.name) })),
+  f.assertionResults
+    .filter((a) => a.status === 'pending' || a.status === 'todo')
+    .map((a) => ({ name: a.fullName, file: path.relative(process.cwd(), f.name) })),
 );
 if (flag === '--write') {
   const skips = Object.fromEntries(
@@ -58,7 +60,9 @@ if (report.numPassedTests < expected.minPassed) {
   problems.push(`${report.numPassedTests} tests passed on ${backend}, fewer than the minimum of ${expected.minPassed} (test/expected-skips.json)`);
 }
 
-console.log(`${backend}: ${skipped.length} skipped, each ${problems.length ? 'checked' : 'expected'}; ${report.numPassedTests} passed (minimum ${expected.minPassed})`);
+console.log(
+  `${backend}: ${skipped.length} skipped, each ${problems.length ? 'checked' : 'expected'}; ${report.numPassedTests} passed (minimum ${expected.minPassed})`,
+);
 for (const s of skipped) console.log(`  skipped: ${s.name} — ${expected.skips[s.name] ?? 'NOT EXPECTED'}`);
 for (const p of problems) console.log(`  ✗ ${p}`);
 process.exit(problems.length ? 1 : 0);

@@ -37,7 +37,10 @@ export async function search(claims: Claims, embedding: string, k: number): Prom
   const client = await pool.connect();
   try {
     await client.query('begin');
-    await client.query("select set_config('role', 'sheratan_app', true), set_config('jwt.claims.tenant', $1, true), set_config('jwt.claims.sub', $2, true)", [claims.tenant, claims.sub]);
+    await client.query("select set_config('role', 'sheratan_app', true), set_config('jwt.claims.tenant', $1, true), set_config('jwt.claims.sub', $2, true)", [
+      claims.tenant,
+      claims.sub,
+    ]);
     const { rows } = await client.query(SEARCH_SQL, [embedding, k]);
     await client.query('commit');
     return rows;

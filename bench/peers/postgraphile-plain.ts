@@ -19,9 +19,7 @@ const pgl = postgraphile({
       const req = (requestContext as { node?: { req: http.IncomingMessage } }).node?.req;
       const claims = req ? claimsOf(req) : null;
       return {
-        pgSettings: claims
-          ? { role: 'sheratan_app', 'jwt.claims.tenant': claims.tenant, 'jwt.claims.sub': claims.sub }
-          : { role: 'sheratan_anonymous' },
+        pgSettings: claims ? { role: 'sheratan_app', 'jwt.claims.tenant': claims.tenant, 'jwt.claims.sub': claims.sub } : { role: 'sheratan_anonymous' },
       };
     },
   },

@@ -11,8 +11,13 @@ const yoga = createYoga<{ req: http.IncomingMessage }>({
   logging: false,
   schema: createSchema<{ req: http.IncomingMessage }>({
     typeDefs: /* GraphQL */ `
-      type Match { id: ID!, distance: Float! }
-      type Query { search(embedding: [Float!]!, k: Int = 10): [Match!]! }
+      type Match {
+        id: ID!
+        distance: Float!
+      }
+      type Query {
+        search(embedding: [Float!]!, k: Int = 10): [Match!]!
+      }
     `,
     resolvers: {
       Query: {

@@ -69,7 +69,9 @@ export function runWorker(options: WorkerOptions): RunningWorker {
   // A job belongs to the subject that claims it, so the gateway refuses every
   // claim of a token without one: say so once, here, rather than on every poll.
   if (tokenSubject(options.token) === undefined) {
-    throw new Error('runWorker: the token has no "sub" claim; claiming jobs needs one, since a job belongs to the subject that claims it (npm run token -- --sub worker-1)');
+    throw new Error(
+      'runWorker: the token has no "sub" claim; claiming jobs needs one, since a job belongs to the subject that claims it (npm run token -- --sub worker-1)',
+    );
   }
   const workerId = options.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const poll = options.pollIntervalMs ?? 1000;
@@ -113,16 +115,18 @@ export function runWorker(options: WorkerOptions): RunningWorker {
       }
       try {
         const result = await options.handler(job);
-        await call(
-          'mutation ($id: BigInt!, $w: String!, $r: JSON) { completeJob(input: { jobId: $id, workerId: $w, result: $r }) { clientMutationId } }',
-          { id: job.rowId, w: workerId, r: result ?? null },
-        );
+        await call('mutation ($id: BigInt!, $w: String!, $r: JSON) { completeJob(input: { jobId: $id, workerId: $w, result: $r }) { clientMutationId } }', {
+          id: job.rowId,
+          w: workerId,
+          r: result ?? null,
+        });
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
-        await call(
-          'mutation ($id: BigInt!, $w: String!, $e: String!) { failJob(input: { jobId: $id, workerId: $w, error: $e }) { clientMutationId } }',
-          { id: job.rowId, w: workerId, e: message },
-        ).catch((e: Error) => options.onError?.(e));
+        await call('mutation ($id: BigInt!, $w: String!, $e: String!) { failJob(input: { jobId: $id, workerId: $w, error: $e }) { clientMutationId } }', {
+          id: job.rowId,
+          w: workerId,
+          e: message,
+        }).catch((e: Error) => options.onError?.(e));
       }
     }
   }

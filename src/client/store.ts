@@ -41,7 +41,13 @@ export interface SearchOptions {
 export interface SearchMatch {
   similarity: number;
   distance: number;
-  chunk: { rowId: string; content: string | null; chunkIndex: number; metadata: Record<string, unknown> | null; document: { rowId: string; title: string; source: string | null } };
+  chunk: {
+    rowId: string;
+    content: string | null;
+    chunkIndex: number;
+    metadata: Record<string, unknown> | null;
+    document: { rowId: string; title: string; source: string | null };
+  };
 }
 
 export interface StoreClient {

@@ -12,7 +12,9 @@ export const backup: Command = {
   async run(config, args) {
     const { values } = parseArgs({ args, options: { out: { type: 'string', short: 'o' } } });
     const file = values.out ?? defaultBackupFile(config);
-    const bytes = await usingDatabase(config, 'backup', (db) => writeBackup(config, db, file, new Progress('backup', { unit: 'bytes', lines: progressLines(config.logLevel) })));
+    const bytes = await usingDatabase(config, 'backup', (db) =>
+      writeBackup(config, db, file, new Progress('backup', { unit: 'bytes', lines: progressLines(config.logLevel) })),
+    );
     process.stdout.write(`wrote ${file} (${bytes} bytes)\n`);
   },
 };
@@ -26,7 +28,9 @@ export const restore: Command = {
     const { positionals } = parseArgs({ args, allowPositionals: true });
     const file = positionals[0];
     if (!file) throw new ConfigError('usage: npm run restore -- FILE (a dump made by npm run backup)');
-    const warning = await usingDatabase(config, 'restore', (db) => readBackup(config, db, file, new Progress('restore', { unit: 'bytes', lines: progressLines(config.logLevel) })));
+    const warning = await usingDatabase(config, 'restore', (db) =>
+      readBackup(config, db, file, new Progress('restore', { unit: 'bytes', lines: progressLines(config.logLevel) })),
+    );
     process.stdout.write(`restored ${file}\n`);
     if (warning) process.stderr.write(`note: ${warning}\n`);
   },

@@ -15,7 +15,10 @@ export const dbBootstrap: Command = {
   --dry-run          say what it would do, change nothing
 `,
   async run(config, args) {
-    const { values } = parseArgs({ args, options: { 'no-createdb': { type: 'boolean' }, 'reset-password': { type: 'boolean' }, 'dry-run': { type: 'boolean' } } });
+    const { values } = parseArgs({
+      args,
+      options: { 'no-createdb': { type: 'boolean' }, 'reset-password': { type: 'boolean' }, 'dry-run': { type: 'boolean' } },
+    });
     const dryRun = values['dry-run'] === true;
     const done = await usingDatabase(config, 'db:bootstrap', (db) =>
       bootstrapServer(config, db, {

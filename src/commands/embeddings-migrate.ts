@@ -51,7 +51,8 @@ export const embeddingsMigrate: Command = {
     const starting = values.dimension !== undefined || values.name !== undefined;
     const steps = [starting, values.switch, values['drop-previous'], values.cancel, values.reembed].filter(Boolean).length;
     if (steps > 1) throw new ConfigError('choose one step: --dimension/--name (start), --switch, --drop-previous, --cancel or --reembed');
-    if (starting && (values.dimension === undefined || values.name === undefined)) throw new ConfigError('starting a model switch takes both --dimension and --name');
+    if (starting && (values.dimension === undefined || values.name === undefined))
+      throw new ConfigError('starting a model switch takes both --dimension and --name');
     const dimension = values.dimension === undefined ? undefined : Number(values.dimension);
     if (dimension !== undefined && (!Number.isInteger(dimension) || dimension < 1 || dimension > 4000)) {
       throw new ConfigError(`--dimension must be a whole number from 1 to 4000, not "${values.dimension}"`);

@@ -59,7 +59,7 @@ export const indexTune: Command = {
           if (db.backend === 'embedded' && rows > 0) {
             // Said before the wait, not after: the API is unavailable while the build runs (README "Maintenance on the embedded engine").
             const note =
-              'the embedded engine runs one statement at a time: until the build ends, the gateway\'s requests wait and /readyz answers 503 (maintenance) ' +
+              "the embedded engine runs one statement at a time: until the build ends, the gateway's requests wait and /readyz answers 503 (maintenance) " +
               `(measured on 2 shared cores: 41-50 s for 20,000 chunks, 11 minutes for 200,000; ${rows.toLocaleString('en-US')} chunks here)`;
             if (process.stderr.isTTY) process.stderr.write(`note: ${note}\n`);
             else log('warn', `index:tune: ${note}`);
@@ -70,7 +70,12 @@ export const indexTune: Command = {
           // (expected time from bench:maintenance: 2.1-3.3 ms a chunk on 2 shared cores, 20,000 to 200,000 chunks).
           const building =
             db.backend === 'embedded'
-              ? withMaintenance(config.dataDir, `rebuilding the ANN index over ${rows.toLocaleString('en-US')} chunks (npm run index:tune)`, Math.ceil(rows * 0.003) + 5, rebuild)
+              ? withMaintenance(
+                  config.dataDir,
+                  `rebuilding the ANN index over ${rows.toLocaleString('en-US')} chunks (npm run index:tune)`,
+                  Math.ceil(rows * 0.003) + 5,
+                  rebuild,
+                )
               : rebuild();
           building.catch(() => undefined); // handled by withProgress; this only keeps it from counting as unhandled meanwhile
           // A server reports the build's progress to another session; the embedded engine runs one

@@ -16,7 +16,10 @@ export const trustedDocuments: Command = {
           then runs these operations only, sent by hash (extensions.persistedQuery.sha256Hash)
 `,
   async run(_config, args) {
-    const { values } = parseArgs({ args, options: { from: { type: 'string', default: 'clients' }, out: { type: 'string', default: 'clients/trusted-documents.json' } } });
+    const { values } = parseArgs({
+      args,
+      options: { from: { type: 'string', default: 'clients' }, out: { type: 'string', default: 'clients/trusted-documents.json' } },
+    });
     const from = path.resolve(values.from);
     const manifest = (await stat(from)).isDirectory()
       ? await trustedDocumentsOf(from)

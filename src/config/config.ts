@@ -336,7 +336,9 @@ function embeddingSettings(env: Env) {
   let vectorDimension: number;
   if (provider === 'local') {
     if (model !== undefined && model !== LOCAL_EMBEDDING_MODEL) {
-      throw new ConfigError(`EMBEDDING_MODEL is "${model}" but EMBEDDING_PROVIDER=local has one model, ${LOCAL_EMBEDDING_MODEL}; unset EMBEDDING_MODEL, or set EMBEDDING_PROVIDER=openai with EMBEDDING_BASE_URL`);
+      throw new ConfigError(
+        `EMBEDDING_MODEL is "${model}" but EMBEDDING_PROVIDER=local has one model, ${LOCAL_EMBEDDING_MODEL}; unset EMBEDDING_MODEL, or set EMBEDDING_PROVIDER=openai with EMBEDDING_BASE_URL`,
+      );
     }
     for (const given of [explicit, dimensions]) {
       if (given !== undefined && given !== LOCAL_EMBEDDING_DIMENSION) {
@@ -349,13 +351,18 @@ function embeddingSettings(env: Env) {
     }
     vectorDimension = LOCAL_EMBEDDING_DIMENSION;
   } else if (provider === 'openai') {
-    if (!baseUrl) throw new ConfigError('EMBEDDING_PROVIDER=openai needs EMBEDDING_BASE_URL (e.g. https://api.openai.com/v1, http://localhost:11434/v1 for Ollama)');
+    if (!baseUrl)
+      throw new ConfigError('EMBEDDING_PROVIDER=openai needs EMBEDDING_BASE_URL (e.g. https://api.openai.com/v1, http://localhost:11434/v1 for Ollama)');
     if (!model) throw new ConfigError('EMBEDDING_PROVIDER=openai needs EMBEDDING_MODEL (e.g. text-embedding-3-small, nomic-embed-text)');
     if (explicit === undefined && dimensions === undefined) {
-      throw new ConfigError(`EMBEDDING_PROVIDER=openai needs VECTOR_DIMENSION (or EMBEDDING_DIMENSIONS): the number of numbers ${model} answers, e.g. 1536 for text-embedding-3-small`);
+      throw new ConfigError(
+        `EMBEDDING_PROVIDER=openai needs VECTOR_DIMENSION (or EMBEDDING_DIMENSIONS): the number of numbers ${model} answers, e.g. 1536 for text-embedding-3-small`,
+      );
     }
     if (explicit !== undefined && dimensions !== undefined && explicit !== dimensions) {
-      throw new ConfigError(`VECTOR_DIMENSION is ${explicit} but EMBEDDING_DIMENSIONS is ${dimensions}; the provider's vectors go into the column, so set both to the same number (or unset one)`);
+      throw new ConfigError(
+        `VECTOR_DIMENSION is ${explicit} but EMBEDDING_DIMENSIONS is ${dimensions}; the provider's vectors go into the column, so set both to the same number (or unset one)`,
+      );
     }
     vectorDimension = explicit ?? dimensions!;
   } else {
@@ -521,11 +528,11 @@ export function loadConfig(cwd = process.cwd()): Config {
 export function assertReadyToServe(config: Pick<Config, 'production' | 'jwtSecret' | 'metricsToken' | 'metricsPublic'>): void {
   if (!config.production) return;
   if (!config.jwtSecret) {
-    throw new ConfigError('JWT_SECRET must be set in production (NODE_ENV=production): at least 32 random characters that sign the API\'s tokens');
+    throw new ConfigError("JWT_SECRET must be set in production (NODE_ENV=production): at least 32 random characters that sign the API's tokens");
   }
   if (!config.metricsToken && !config.metricsPublic) {
     throw new ConfigError(
-      'METRICS_TOKEN must be set in production (NODE_ENV=production): /metrics shows every tenant\'s operation names and job counts; set METRICS_PUBLIC=true to serve it without a token',
+      "METRICS_TOKEN must be set in production (NODE_ENV=production): /metrics shows every tenant's operation names and job counts; set METRICS_PUBLIC=true to serve it without a token",
     );
   }
 }

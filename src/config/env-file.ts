@@ -28,7 +28,8 @@ export function envTextProblem(text: string): { line: number; reason: string } |
     const match = ASSIGNMENT.exec(line);
     if (!match) {
       const name = /^\s*(?:export\s+)?([\w.-]+)/.exec(line)?.[1];
-      const reason = name && /^\s*(?:export\s+)?[\w.-]+\s*:/.test(line) ? `"${name}:" is not KEY=value (write ${name}=…)` : 'not KEY=value (comments start with #)';
+      const reason =
+        name && /^\s*(?:export\s+)?[\w.-]+\s*:/.test(line) ? `"${name}:" is not KEY=value (write ${name}=…)` : 'not KEY=value (comments start with #)';
       return { line: i + 1, reason };
     }
     // A quoted value that does not close on its line goes on until the line

@@ -36,11 +36,13 @@ let consoleRouted = false;
 export function routeConsoleToLog(): void {
   if (consoleRouted) return;
   consoleRouted = true;
-  const asLog = (level: 'warn' | 'error') => (...args: unknown[]): void => {
-    const errors = args.filter((a): a is Error => a instanceof Error);
-    const text = format(...args.map((a) => (a instanceof Error ? a.message : a))).trim();
-    log(level, text || (errors[0]?.message ?? ''), errors.length ? { error: errors.map((e) => e.stack ?? String(e)).join('\n') } : {});
-  };
+  const asLog =
+    (level: 'warn' | 'error') =>
+    (...args: unknown[]): void => {
+      const errors = args.filter((a): a is Error => a instanceof Error);
+      const text = format(...args.map((a) => (a instanceof Error ? a.message : a))).trim();
+      log(level, text || (errors[0]?.message ?? ''), errors.length ? { error: errors.map((e) => e.stack ?? String(e)).join('\n') } : {});
+    };
   console.error = asLog('error');
   console.warn = asLog('warn');
 }

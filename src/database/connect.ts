@@ -62,7 +62,14 @@ export function serverUrls(config: Config & { databaseUrl: string }): Omit<Datab
   // Which setting each connection comes from, most specific last (the same login may serve several).
   nameConnection(urls.rootUrl, config.rootDatabaseUrl ? 'ROOT_DATABASE_URL' : 'DATABASE_URL (its user on the postgres database, as the root connection)');
   nameConnection(urls.shadowUrl, config.shadowDatabaseUrl ? 'SHADOW_DATABASE_URL' : 'DATABASE_URL (its user on the shadow database)');
-  nameConnection(urls.readUrl, config.readDatabaseUrl ? 'READ_DATABASE_URL' : config.authDatabaseUrl ? 'AUTH_DATABASE_URL' : `AUTH_DATABASE_URL (unset: DATABASE_URL as ${AUTHENTICATOR_ROLE})`);
+  nameConnection(
+    urls.readUrl,
+    config.readDatabaseUrl
+      ? 'READ_DATABASE_URL'
+      : config.authDatabaseUrl
+        ? 'AUTH_DATABASE_URL'
+        : `AUTH_DATABASE_URL (unset: DATABASE_URL as ${AUTHENTICATOR_ROLE})`,
+  );
   nameConnection(authUrl, config.authDatabaseUrl ? 'AUTH_DATABASE_URL' : `AUTH_DATABASE_URL (unset: DATABASE_URL as ${AUTHENTICATOR_ROLE})`);
   nameConnection(owner, 'DATABASE_URL');
   if (config.rootDatabaseUrl) nameConnection(config.rootDatabaseUrl, 'ROOT_DATABASE_URL');

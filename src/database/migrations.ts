@@ -157,9 +157,13 @@ export async function migrateToHead(config: Config, db: Database, logger?: Logge
   await withMigrationLock(config, async () => {
     await ensureRoles(db, config);
     let running: string | undefined;
-    const settings = migrateSettings(config, db, observingLogger(logger ?? gm.defaultLogger, (message) => {
-      running = /Running migration '([^']+)'/.exec(message)?.[1] ?? running;
-    }));
+    const settings = migrateSettings(
+      config,
+      db,
+      observingLogger(logger ?? gm.defaultLogger, (message) => {
+        running = /Running migration '([^']+)'/.exec(message)?.[1] ?? running;
+      }),
+    );
     try {
       // forceActions: .gmrc's afterAllMigrations (roles-map.sql) runs even when no migration did,
       // so a store whose DATABASE_ROLE_PREFIX is not the default gets its roles' grants every time.
@@ -215,7 +219,13 @@ async function explainMigrationFailure(err: unknown, settings: gm.Settings, db: 
       await client.query('begin');
       try {
         for (const st of statements) {
-          if (!(await client.query(st.text).then(() => true, () => false))) return st;
+          if (
+            !(await client.query(st.text).then(
+              () => true,
+              () => false,
+            ))
+          )
+            return st;
         }
         return undefined;
       } finally {
@@ -231,7 +241,11 @@ async function explainMigrationFailure(err: unknown, settings: gm.Settings, db: 
   const leadingComments = lines.findIndex((l) => !/^\s*(--.*)?$/.test(l));
   const line = headerLines + sql.slice(0, failing.offset).split('\n').length + Math.max(0, leadingComments);
   const shown = lines.slice(Math.max(0, leadingComments));
-  const excerpt = shown.slice(0, 6).map((l) => `    ${l}`).join('\n') + (shown.length > 6 ? '\n    …' : '');
+  const excerpt =
+    shown
+      .slice(0, 6)
+      .map((l) => `    ${l}`)
+      .join('\n') + (shown.length > 6 ? '\n    …' : '');
   return new Error(`migration ${file} failed at line ${line}, in the statement:\n${excerpt}\n  ${reason}`, { cause: err });
 }
 
@@ -255,8 +269,7 @@ export async function migrationStatus(settings: gm.Settings): Promise<{ report: 
   const report =
     (pending.length
       ? `${pending.length} committed migration(s) not yet applied: ${pending.join(', ')}\n`
-      : 'Database is up to date with the committed migrations.\n') +
-    (status.hasCurrentMigration ? 'migrations/current.sql has uncommitted changes.\n' : '');
+      : 'Database is up to date with the committed migrations.\n') + (status.hasCurrentMigration ? 'migrations/current.sql has uncommitted changes.\n' : '');
   return { report, exitCode: (pending.length ? 1 : 0) | (status.hasCurrentMigration ? 2 : 0) };
 }
 
@@ -383,8 +396,9 @@ export async function resetBlocker(config: Config, db: Database, shadow = false)
       if (me.owns === false) return `${me.name} does not own the database ${target}, so it may not drop it`;
       const roles = (await client.query<{ n: number }>('select count(*)::int as n from pg_roles where rolname = any ($1)', [DATABASE_ROLES])).rows[0]!.n;
       if (roles !== DATABASE_ROLES.length) return 'the API roles do not all exist, and creating them needs a superuser';
-      const templated = await withPgClient(onDatabase(db.rootUrl, 'template1'), async (t) =>
-        (await t.query("select 1 from pg_extension where extname = 'vector'")).rowCount! > 0,
+      const templated = await withPgClient(
+        onDatabase(db.rootUrl, 'template1'),
+        async (t) => (await t.query("select 1 from pg_extension where extname = 'vector'")).rowCount! > 0,
       ).catch(() => false);
       if (!templated) return 'a new database would lack the vector extension (it is not in template1), and creating it needs a superuser';
       return null;

@@ -22,10 +22,7 @@ export interface WorkerInput {
   port: number;
 }
 
-export type WorkerMessage =
-  | { type: 'ready'; port: number }
-  | { type: 'stopped' }
-  | { type: 'error'; message: string };
+export type WorkerMessage = { type: 'ready'; port: number } | { type: 'stopped' } | { type: 'error'; message: string };
 
 const input = workerData as WorkerInput;
 const port = parentPort!;
@@ -46,7 +43,13 @@ const cluster = new PgCluster({
   databases: {
     [input.databaseName]: main,
     // The shadow lives in memory: graphile-migrate rebuilds it from scratch on every commit.
-    [input.shadowDatabaseName]: new PgDatabase({ open: () => openInMemory(input.sealKey), sealKey: input.sealKey, wipe: async () => undefined, maxCopyInBytes, maxPendingOutputBytes }),
+    [input.shadowDatabaseName]: new PgDatabase({
+      open: () => openInMemory(input.sealKey),
+      sealKey: input.sealKey,
+      wipe: async () => undefined,
+      maxCopyInBytes,
+      maxPendingOutputBytes,
+    }),
   },
   aliases: { postgres: input.databaseName, template1: input.databaseName },
 });

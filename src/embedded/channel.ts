@@ -46,7 +46,6 @@ export interface ChannelReply {
   busy?: boolean;
 }
 
-
 /** Worker side: serves channel requests against `database`. */
 export function serveChannel(port: MessagePort, cluster: PgCluster, database: PgDatabase): void {
   const sessions = new Map<number, { session: Promise<Session | string>; out: Uint8Array[] }>();
@@ -126,7 +125,11 @@ export class ChannelClient {
           if (Atomics.compareExchange(claim, 0, CLAIM_OPEN, CLAIM_ABANDONED) !== CLAIM_OPEN) return; // it runs: wait for it
           this.pending.delete(id);
           if (this.pending.size === 0) this.port.unref();
-          reject(new BackendBusyError(`the embedded database's one backend stayed held by another client for ${waitMs} ms (DB_POOL_TIMEOUT_MS); nothing ran; retry shortly`));
+          reject(
+            new BackendBusyError(
+              `the embedded database's one backend stayed held by another client for ${waitMs} ms (DB_POOL_TIMEOUT_MS); nothing ran; retry shortly`,
+            ),
+          );
         }, waitMs! + ABANDON_GRACE_MS);
       this.pending.set(id, {
         resolve: (reply) => (clearTimeout(timer), resolve(reply)),

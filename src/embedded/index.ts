@@ -222,7 +222,10 @@ async function runEngine(dataDir: string, passwords: Record<string, string>, hos
     await worker.terminate();
     const message = (err as Error).message;
     if (/EADDRINUSE/.test(message)) {
-      throw new Error(`the embedded database in ${dataDir} cannot listen on ${host}:${port}: the port is in use (EADDRINUSE); free it, or set EMBEDDED_PORT to another port`, { cause: err });
+      throw new Error(
+        `the embedded database in ${dataDir} cannot listen on ${host}:${port}: the port is in use (EADDRINUSE); free it, or set EMBEDDED_PORT to another port`,
+        { cause: err },
+      );
     }
     throw new Error(`the embedded database in ${dataDir} failed to start: ${message}`, { cause: err });
   }
@@ -280,7 +283,11 @@ export async function embeddedAddress(dataDir: string, port?: number): Promise<{
  * For commands (migrate, psql, doctor…): attach to the engine another process
  * is serving for `dataDir`, or start one for the duration of the command.
  */
-export async function attachOrStartEmbedded(dataDir: string, purpose: string, options: Pick<StartOptions, 'idleInTransactionTimeoutMs' | 'port'> = {}): Promise<EmbeddedEngine> {
+export async function attachOrStartEmbedded(
+  dataDir: string,
+  purpose: string,
+  options: Pick<StartOptions, 'idleInTransactionTimeoutMs' | 'port'> = {},
+): Promise<EmbeddedEngine> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const holder = readLock(dataDir);
@@ -290,7 +297,9 @@ export async function attachOrStartEmbedded(dataDir: string, purpose: string, op
         return makeEngine('127.0.0.1', holder.port, loginPasswords(dataDir), false, async () => undefined);
       }
       if (Date.now() > deadline) {
-        throw new Error(`process ${holder.pid} (${holder.purpose}) holds ${dataDir} but has been ${holder.port || holder.stopping ? 'stopping' : 'starting'} for over 60 s`);
+        throw new Error(
+          `process ${holder.pid} (${holder.purpose}) holds ${dataDir} but has been ${holder.port || holder.stopping ? 'stopping' : 'starting'} for over 60 s`,
+        );
       }
       await new Promise((r) => setTimeout(r, 100)); // starting or stopping: wait for it
       continue;

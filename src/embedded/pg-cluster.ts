@@ -163,7 +163,13 @@ export async function matchesStoredPassword(user: string, given: string, stored:
     const storedKey = createHash('sha256').update(createHmac('sha256', salted).update('Client Key').digest()).digest();
     return timingSafeEqual(storedKey, Buffer.from(scram[3]!, 'base64'));
   }
-  if (/^md5[0-9a-f]{32}$/.test(stored)) return sameSecret(`md5${createHash('md5').update(given + user).digest('hex')}`, stored);
+  if (/^md5[0-9a-f]{32}$/.test(stored))
+    return sameSecret(
+      `md5${createHash('md5')
+        .update(given + user)
+        .digest('hex')}`,
+      stored,
+    );
   return false;
 }
 
@@ -228,7 +234,11 @@ export class PgCluster {
     const target = this.options.databases[name];
     if (!target) {
       if (verb === 'drop' && /\bif\s+exists\b/i.test(sql)) return wire.commandComplete('DROP DATABASE');
-      return wire.errorResponse('ERROR', '0A000', `the embedded engine serves only the databases ${Object.keys(this.options.databases).join(', ')}; "${name}" is not one of them`);
+      return wire.errorResponse(
+        'ERROR',
+        '0A000',
+        `the embedded engine serves only the databases ${Object.keys(this.options.databases).join(', ')}; "${name}" is not one of them`,
+      );
     }
     if (verb === 'drop') {
       await target.wipe();
@@ -252,7 +262,9 @@ export class PgCluster {
     socket.on('error', () => undefined);
     // A connection cap, as max_connections: past it a client is told so, and the others keep their descriptors.
     if (this.sockets.size >= this.limits.maxConnections) {
-      socket.end(wire.errorResponse('FATAL', '53300', `sorry, too many clients already (the embedded engine accepts ${this.limits.maxConnections} connections)`));
+      socket.end(
+        wire.errorResponse('FATAL', '53300', `sorry, too many clients already (the embedded engine accepts ${this.limits.maxConnections} connections)`),
+      );
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
@@ -287,7 +299,10 @@ export class PgCluster {
       for (let m = reader.nextMessage(this.limits.maxMessageBytes); m; m = reader.nextMessage(this.limits.maxMessageBytes)) {
         const type = String.fromCharCode(m[0]!);
         if (!FRONTEND_MESSAGES.has(type)) {
-          throw new wire.ProtocolError('08P01', `unsupported frontend message type '${type.replace(/[^\x20-\x7e]/g, '?')}' (0x${m[0]!.toString(16).padStart(2, '0')})`);
+          throw new wire.ProtocolError(
+            '08P01',
+            `unsupported frontend message type '${type.replace(/[^\x20-\x7e]/g, '?')}' (0x${m[0]!.toString(16).padStart(2, '0')})`,
+          );
         }
         const s = session;
         const d = database;
@@ -297,9 +312,11 @@ export class PgCluster {
           socket.once('drain', () => socket.resume());
         }
         noteQueued(s);
-        s.queue = s.queue.then(() => d.handle(s, m)).catch((err: unknown) => {
-          fail('XX000', `embedded server: ${String(err)}`);
-        });
+        s.queue = s.queue
+          .then(() => d.handle(s, m))
+          .catch((err: unknown) => {
+            fail('XX000', `embedded server: ${String(err)}`);
+          });
       }
     };
 
@@ -324,7 +341,10 @@ export class PgCluster {
             .attempt(`${source} ${user}`, () => this.authenticate(target, user, given))
             .then((ok) => {
               if (ok === 'busy') {
-                fail('53300', `too many login attempts for "${user}" from ${source} are waiting their turn (wrong passwords slow the next attempts); try again later`);
+                fail(
+                  '53300',
+                  `too many login attempts for "${user}" from ${source} are waiting their turn (wrong passwords slow the next attempts); try again later`,
+                );
                 return null;
               }
               if (!ok) {
@@ -334,18 +354,18 @@ export class PgCluster {
               return this.login(socket, target, user, params);
             })
             .then(
-            (s) => {
-              if (!s) return;
-              session = s;
-              database = target;
-              try {
-                serve();
-              } catch (err) {
-                failWith(err);
-              }
-            },
-            (err: unknown) => fail('XX000', `embedded server: ${String(err)}`),
-          );
+              (s) => {
+                if (!s) return;
+                session = s;
+                database = target;
+                try {
+                  serve();
+                } catch (err) {
+                  failWith(err);
+                }
+              },
+              (err: unknown) => fail('XX000', `embedded server: ${String(err)}`),
+            );
           return;
         }
         const frame = reader.nextStartup(MAX_STARTUP_PACKET);
@@ -361,7 +381,10 @@ export class PgCluster {
           // A statement runs inside one synchronous call into PGlite, which
           // nothing can interrupt: the request is answered as unsupported (a
           // server sends nothing back; clients close this connection unread).
-          return fail('0A000', 'cancel requests are not supported by the embedded engine: a running statement cannot be interrupted (see src/embedded/README.md)');
+          return fail(
+            '0A000',
+            'cancel requests are not supported by the embedded engine: a running statement cannot be interrupted (see src/embedded/README.md)',
+          );
         } else if (code === wire.PROTOCOL_3) {
           startup = wire.startupParameters(body);
           socket.write(wire.authenticationCleartextPassword());
@@ -429,7 +452,11 @@ export class PgCluster {
           ? this.dump(database, found.rolsuper)
           : found.rolsuper
             ? this.databaseCommand(sql)
-            : wire.errorResponse('ERROR', '42501', `database commands (DROP, CREATE, ALTER DATABASE, GRANT … ON DATABASE) need a superuser login on the embedded engine; "${user}" is not one`),
+            : wire.errorResponse(
+                'ERROR',
+                '42501',
+                `database commands (DROP, CREATE, ALTER DATABASE, GRANT … ON DATABASE) need a superuser login on the embedded engine; "${user}" is not one`,
+              ),
     };
     database.addSession(session);
     return session;

@@ -364,7 +364,7 @@ export class PgDatabase {
           return this.end(
             owner,
             '55P03',
-            "graphile-migrate watch cannot run on the embedded engine: it keeps graphile_migrate.current locked in a transaction on one connection while it runs current.sql on another, and the engine has one backend, so the second would wait forever; use `npm run db:watch`, which does the same steps on one connection",
+            'graphile-migrate watch cannot run on the embedded engine: it keeps graphile_migrate.current locked in a transaction on one connection while it runs current.sql on another, and the engine has one backend, so the second would wait forever; use `npm run db:watch`, which does the same steps on one connection',
           );
         }
       }
@@ -394,7 +394,7 @@ export class PgDatabase {
    * client could FETCH from them.
    */
   private keepsBackend(db: PGlite, s: Session): boolean {
-    const [who = '', cursors = '0'] = rowsNow(db, "select session_user::text union all select count(*)::text from pg_cursors where is_holdable");
+    const [who = '', cursors = '0'] = rowsNow(db, 'select session_user::text union all select count(*)::text from pg_cursors where is_holdable');
     if (s.restricted && who !== s.user) {
       this.end(
         s,
@@ -502,7 +502,11 @@ export class PgDatabase {
          union all select 'listen', c, '' from pg_listening_channels() c`,
         [custom],
       );
-      await this.relisten(db, prev, res.rows.filter((r) => r.kind === 'listen').map((r) => r.name));
+      await this.relisten(
+        db,
+        prev,
+        res.rows.filter((r) => r.kind === 'listen').map((r) => r.name),
+      );
       const settings = res.rows.filter((r) => r.kind === 'setting' && r.name !== 'session_authorization');
       prev.saved = settings.map((r) => [r.name, r.value]);
       const role = res.rows.find((r) => r.kind === 'role')?.value;
@@ -583,7 +587,9 @@ export class PgDatabase {
    */
   private async setAsideOthers(db: PGlite, s: Session): Promise<void> {
     const mine = `s${s.id}_`;
-    const others = (await db.query<{ name: string }>('select name from pg_prepared_statements where not from_sql')).rows.filter((r) => !r.name.startsWith(mine));
+    const others = (await db.query<{ name: string }>('select name from pg_prepared_statements where not from_sql')).rows.filter(
+      (r) => !r.name.startsWith(mine),
+    );
     if (others.length === 0) return;
     const byPrefix = new Map([...this.sessions].map((o) => [`s${o.id}_`, o]));
     for (const { name } of others) {
@@ -777,7 +783,11 @@ export class PgDatabase {
       if (notifications.length) {
         // This client may have started listening in the same unit.
         const now = await db.query<{ c: string }>('select pg_listening_channels() as c');
-        await this.relisten(db, s, now.rows.map((r) => r.c));
+        await this.relisten(
+          db,
+          s,
+          now.rows.map((r) => r.c),
+        );
         for (const n of notifications) this.notifications.deliver(n);
       }
       const ready = tail.length === 6 && tail[0] === 0x5a && tail.readInt32BE(1) === 5;

@@ -25,10 +25,8 @@ const int32 = (n: number): Buffer => {
 
 export const authenticationOk = (): Buffer => message('R', int32(0));
 export const authenticationCleartextPassword = (): Buffer => message('R', int32(3));
-export const parameterStatus = (name: string, value: string): Buffer =>
-  message('S', Buffer.concat([cstring(name), cstring(value)]));
-export const backendKeyData = (pid: number, key: number): Buffer =>
-  message('K', Buffer.concat([int32(pid), int32(key)]));
+export const parameterStatus = (name: string, value: string): Buffer => message('S', Buffer.concat([cstring(name), cstring(value)]));
+export const backendKeyData = (pid: number, key: number): Buffer => message('K', Buffer.concat([int32(pid), int32(key)]));
 export const readyForQuery = (status: 'I' | 'T' | 'E'): Buffer => message('Z', Buffer.from(status, 'latin1'));
 export const commandComplete = (tag: string): Buffer => message('C', cstring(tag));
 
@@ -36,10 +34,14 @@ export function errorResponse(severity: 'ERROR' | 'FATAL', code: string, text: s
   return message(
     'E',
     Buffer.concat([
-      Buffer.from('S', 'latin1'), cstring(severity),
-      Buffer.from('V', 'latin1'), cstring(severity),
-      Buffer.from('C', 'latin1'), cstring(code),
-      Buffer.from('M', 'latin1'), cstring(text),
+      Buffer.from('S', 'latin1'),
+      cstring(severity),
+      Buffer.from('V', 'latin1'),
+      cstring(severity),
+      Buffer.from('C', 'latin1'),
+      cstring(code),
+      Buffer.from('M', 'latin1'),
+      cstring(text),
       Buffer.from([0]),
     ]),
   );

@@ -13,7 +13,11 @@ export class ProviderCheckError extends EmbeddingError {
   readonly detail: string;
   readonly fix: string;
   constructor(cause: Pick<EmbeddingError, 'code' | 'retryable' | 'retryAfterMs'>, detail: string, fix: string) {
-    super(cause.code, `${detail}; ${fix}`, { retryable: cause.retryable, ...(cause.retryAfterMs !== undefined ? { retryAfterMs: cause.retryAfterMs } : {}), cause });
+    super(cause.code, `${detail}; ${fix}`, {
+      retryable: cause.retryable,
+      ...(cause.retryAfterMs !== undefined ? { retryAfterMs: cause.retryAfterMs } : {}),
+      cause,
+    });
     this.detail = detail;
     this.fix = fix;
   }
@@ -41,7 +45,11 @@ export function dimensionMismatch(provider: EmbeddingProvider, column: number): 
  * report; throws EmbeddingError (one line) otherwise. With no provider
  * (EMBEDDING_PROVIDER=none) there is nothing to call: clients bring vectors.
  */
-export async function checkEmbeddingProvider(provider: EmbeddingProvider | null, columnDimension: number, options: { timeoutMs?: number } = {}): Promise<string> {
+export async function checkEmbeddingProvider(
+  provider: EmbeddingProvider | null,
+  columnDimension: number,
+  options: { timeoutMs?: number } = {},
+): Promise<string> {
   if (!provider) return `EMBEDDING_PROVIDER=none: clients bring their own vectors of ${columnDimension} numbers; ingest and search by text are off`;
   if (provider.dimension !== columnDimension) {
     const { detail, fix } = dimensionMismatch(provider, columnDimension);
@@ -54,7 +62,9 @@ export async function checkEmbeddingProvider(provider: EmbeddingProvider | null,
   } catch (thrown) {
     const err =
       (thrown as Error)?.name === 'TimeoutError'
-        ? new EmbeddingError('EMBEDDING_PROVIDER_TIMEOUT', `${provider.model} did not answer one text within ${options.timeoutMs ?? 60_000} ms`, { retryable: true })
+        ? new EmbeddingError('EMBEDDING_PROVIDER_TIMEOUT', `${provider.model} did not answer one text within ${options.timeoutMs ?? 60_000} ms`, {
+            retryable: true,
+          })
         : thrown;
     if (!(err instanceof EmbeddingError)) throw err;
     const fix =

@@ -108,7 +108,8 @@ export function chunkText(text: string, options: ChunkOptions): Chunk[] {
   const maxChars = Math.floor(options.maxChars);
   const overlap = Math.floor(options.overlapChars);
   if (!(maxChars >= 2)) throw new RangeError(`chunkText: maxChars must be at least 2, not ${options.maxChars}`);
-  if (!(overlap >= 0 && overlap * 2 <= maxChars)) throw new RangeError(`chunkText: overlapChars must be between 0 and maxChars / 2, not ${options.overlapChars}`);
+  if (!(overlap >= 0 && overlap * 2 <= maxChars))
+    throw new RangeError(`chunkText: overlapChars must be between 0 and maxChars / 2, not ${options.overlapChars}`);
   let textEnd = text.length;
   while (textEnd > 0 && isWs(text, textEnd - 1)) textEnd--;
 

@@ -112,7 +112,13 @@ export class OpenAiEmbeddingProvider implements EmbeddingProvider {
       if (err.retryAfterMs !== undefined && err.retryAfterMs > maxRetryAfterMs) throw err;
       const backoff = Math.min(maxBackoffMs, backoffMs * 2 ** attempt) * (0.5 + Math.random() / 2);
       const wait = err.retryAfterMs ?? backoff;
-      log('warn', 'embedding provider call failed; retrying', { provider: this.url, code: err.code, error: err.message, attempt: attempt + 1, waitMs: Math.round(wait) });
+      log('warn', 'embedding provider call failed; retrying', {
+        provider: this.url,
+        code: err.code,
+        error: err.message,
+        attempt: attempt + 1,
+        waitMs: Math.round(wait),
+      });
       await sleep(wait, stop);
     }
   }
@@ -147,7 +153,8 @@ export class OpenAiEmbeddingProvider implements EmbeddingProvider {
       const detail = this.scrub(errorText(text));
       const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
       const what = `${this.who} answered HTTP ${status}${detail ? `: ${detail}` : ''}`;
-      if (status === 429) throw new EmbeddingError('EMBEDDING_RATE_LIMITED', what, { retryable: true, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
+      if (status === 429)
+        throw new EmbeddingError('EMBEDDING_RATE_LIMITED', what, { retryable: true, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
       if (status >= 500 || status === 408) {
         throw new EmbeddingError('EMBEDDING_PROVIDER_UNAVAILABLE', what, { retryable: true, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
       }
@@ -168,7 +175,10 @@ export class OpenAiEmbeddingProvider implements EmbeddingProvider {
     data.forEach((item: unknown, i) => {
       const index = (item as { index?: unknown } | null)?.index ?? i;
       if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= data.length || ordered[index] !== undefined) {
-        throw new EmbeddingError('EMBEDDING_BAD_RESPONSE', `${this.who} answered item ${i} with index ${String(index)}, not one of 0…${data.length - 1} once each`);
+        throw new EmbeddingError(
+          'EMBEDDING_BAD_RESPONSE',
+          `${this.who} answered item ${i} with index ${String(index)}, not one of 0…${data.length - 1} once each`,
+        );
       }
       ordered[index] = (item as { embedding?: unknown } | null)?.embedding ?? null;
     });

@@ -51,10 +51,14 @@ export function createTextServices(config: Config, provider: EmbeddingProvider |
     async embed(texts, options) {
       const left = pause.remainingMs();
       if (left > 0) {
-        throw new EmbeddingError('EMBEDDING_RATE_LIMITED', `the embedding provider (${provider.model}) asked to wait ${left} ms more (Retry-After); retry shortly`, {
-          retryable: true,
-          retryAfterMs: left,
-        });
+        throw new EmbeddingError(
+          'EMBEDDING_RATE_LIMITED',
+          `the embedding provider (${provider.model}) asked to wait ${left} ms more (Retry-After); retry shortly`,
+          {
+            retryable: true,
+            retryAfterMs: left,
+          },
+        );
       }
       try {
         return await provider.embed(texts, options);
@@ -69,10 +73,14 @@ export function createTextServices(config: Config, provider: EmbeddingProvider |
   const chunking = { maxChars: config.chunkMaxChars, overlapChars: config.chunkOverlapChars };
   const limits = { maxDocumentChars: config.maxDocumentChars, embedSyncMaxChars: config.embedSyncMaxChars };
   const overRate = (what: string) =>
-    new EmbeddingError('EMBEDDING_RATE_LIMITED', `${what}: this tenant is above its embedding rate of ${rate.perSecond} texts per second (EMBEDDING_TENANT_RATE); retry shortly`, {
-      retryable: true,
-      retryAfterMs: 1000,
-    });
+    new EmbeddingError(
+      'EMBEDDING_RATE_LIMITED',
+      `${what}: this tenant is above its embedding rate of ${rate.perSecond} texts per second (EMBEDDING_TENANT_RATE); retry shortly`,
+      {
+        retryable: true,
+        retryAfterMs: 1000,
+      },
+    );
   const services: TextServices = {
     provider,
     limits,

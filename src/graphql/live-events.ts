@@ -27,8 +27,6 @@ export interface LiveEvent {
 /** The error code of a subscription ended because its consumer fell behind. */
 export const SLOW_CONSUMER = 'SLOW_CONSUMER';
 
-
-
 const KINDS: ReadonlySet<string> = new Set(LIVE_KINDS);
 
 function parseTopic(topic: string): { kind: LiveKind; id: string | null; tenant: string } {
@@ -188,9 +186,14 @@ export class LiveEvents implements GrafastSubscriber<Record<string, LiveEvent>> 
       push: (event) => {
         if (done) return;
         if (queue.length >= maxQueued) {
-          failure = Object.assign(new Error(`this subscription fell more than ${maxQueued} events behind (LIVE_MAX_QUEUED_EVENTS) and was ended: read faster, or subscribe to fewer events`), {
-            extensions: { code: SLOW_CONSUMER },
-          });
+          failure = Object.assign(
+            new Error(
+              `this subscription fell more than ${maxQueued} events behind (LIVE_MAX_QUEUED_EVENTS) and was ended: read faster, or subscribe to fewer events`,
+            ),
+            {
+              extensions: { code: SLOW_CONSUMER },
+            },
+          );
           queue.length = 0;
           if (channel) this.remove(channel, listener);
         } else {

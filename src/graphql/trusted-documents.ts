@@ -88,7 +88,8 @@ export async function trustedDocumentsOf(dir: string): Promise<TrustedDocuments>
 
 /** Checks a manifest (ours, or GraphQL Code Generator's persisted-documents.json): each key is the SHA-256 of its document, each document parses. */
 export function checkTrustedDocuments(value: unknown, source: string): TrustedDocuments {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${source}: a manifest is a JSON object of "<sha256>": "<document>"`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new Error(`${source}: a manifest is a JSON object of "<sha256>": "<document>"`);
   const entries = Object.entries(value as Record<string, unknown>);
   if (entries.length === 0) throw new Error(`${source}: the manifest holds no document`);
   for (const [hash, text] of entries) {

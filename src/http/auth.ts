@@ -16,9 +16,7 @@ export interface Claims {
   sub: string | undefined;
 }
 
-export type AuthResult =
-  | { ok: true; claims: Claims | null }
-  | { ok: false; status: 401 | 403; code: string; message: string };
+export type AuthResult = { ok: true; claims: Claims | null } | { ok: false; status: 401 | 403; code: string; message: string };
 
 // One key object per secret: building it from the string costs more than the HMAC itself.
 const keys = new Map<string, KeyObject>();
@@ -47,7 +45,11 @@ const isSeconds = (value: unknown): value is number => Number.isSafeInteger(valu
  * old (and stands in for a missing `exp`: JWT_MAX_AGE is at most
  * JWT_MAX_LIFETIME); without it, `exp` is required. Each refusal names the claim.
  */
-export function checkTokenTimes(payload: Record<string, unknown>, now: number, config: Pick<Config, 'jwtMaxAgeS' | 'jwtMaxLifetimeS' | 'jwtClockSkewS'>): AuthResult | null {
+export function checkTokenTimes(
+  payload: Record<string, unknown>,
+  now: number,
+  config: Pick<Config, 'jwtMaxAgeS' | 'jwtMaxLifetimeS' | 'jwtClockSkewS'>,
+): AuthResult | null {
   const skew = config.jwtClockSkewS;
   for (const claim of ['exp', 'nbf', 'iat'] as const satisfies readonly TimeClaim[]) {
     const value = payload[claim];
@@ -62,7 +64,11 @@ export function checkTokenTimes(payload: Record<string, unknown>, now: number, c
   if (nbf !== undefined && nbf > now + skew) return deny(401, 'INVALID_TOKEN', 'the token is not valid yet (its "nbf" claim is in the future)');
   if (exp !== undefined && now >= exp + skew) return deny(401, 'TOKEN_EXPIRED', 'the token has expired (its "exp" claim has passed)');
   if (exp !== undefined && exp > now + config.jwtMaxLifetimeS + skew) {
-    return deny(401, 'INVALID_TOKEN', `the token's "exp" claim is more than JWT_MAX_LIFETIME (${config.jwtMaxLifetimeS} s) ahead: tokens may live at most that long`);
+    return deny(
+      401,
+      'INVALID_TOKEN',
+      `the token's "exp" claim is more than JWT_MAX_LIFETIME (${config.jwtMaxLifetimeS} s) ahead: tokens may live at most that long`,
+    );
   }
   if (config.jwtMaxAgeS !== undefined) {
     if (iat === undefined) return deny(401, 'INVALID_TOKEN', 'the token must carry an "iat" claim (JWT_MAX_AGE bounds tokens by their issue time)');
@@ -121,11 +127,7 @@ export function authenticate(header: string | undefined, config: AuthConfig, now
  * roles (never a value from the token unchecked); claims go under `jwt.claims.`
  * so no claim can name a real Postgres setting.
  */
-export function pgSettingsFor(
-  claims: Claims | null,
-  config: Pick<Config, 'statementTimeoutMs'>,
-  forceRole?: ApiRole,
-): Record<string, string> {
+export function pgSettingsFor(claims: Claims | null, config: Pick<Config, 'statementTimeoutMs'>, forceRole?: ApiRole): Record<string, string> {
   const role = claims ? (forceRole ?? claims.role) : ANONYMOUS_ROLE;
   return {
     role,
@@ -158,7 +160,9 @@ export function signToken(secret: string, options: TokenOptions): string {
   if (options.maxLifetimeS !== undefined) {
     const { exp, iat } = jwt.decode(token) as { exp: number; iat: number };
     if (exp - iat > options.maxLifetimeS) {
-      throw new RangeError(`a token may live at most JWT_MAX_LIFETIME (${options.maxLifetimeS} s), not ${exp - iat} s: choose a shorter expiry or raise JWT_MAX_LIFETIME`);
+      throw new RangeError(
+        `a token may live at most JWT_MAX_LIFETIME (${options.maxLifetimeS} s), not ${exp - iat} s: choose a shorter expiry or raise JWT_MAX_LIFETIME`,
+      );
     }
   }
   return token;

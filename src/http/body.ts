@@ -17,7 +17,10 @@ type BodyLimits = Pick<Config, 'maxBodyBytes' | 'maxAnonymousBodyBytes' | 'bodyT
 /** The error answer for a body the gateway will not read further; the connection closes after it. */
 function refuse(req: Request, res: Response, status: 408 | 413, code: string, message: string): void {
   if (res.headersSent) return;
-  res.set('Connection', 'close').status(status).json({ errors: [{ message, extensions: { code } }] });
+  res
+    .set('Connection', 'close')
+    .status(status)
+    .json({ errors: [{ message, extensions: { code } }] });
   // Whatever else the client sends is not read: the socket goes once the answer is out.
   res.once('finish', () => req.socket.destroy());
 }

@@ -20,7 +20,9 @@ export function addHealthRoutes(app: express.Express, pool: pg.Pool, schemaReady
     const work = maintenance();
     if (work) {
       res.set('Retry-After', String(retryAfterS(work)));
-      res.status(503).json({ status: 'maintenance', reason: work.reason, since: work.since, ...(work.expectedS !== null ? { expected_s: work.expectedS } : {}) });
+      res
+        .status(503)
+        .json({ status: 'maintenance', reason: work.reason, since: work.since, ...(work.expectedS !== null ? { expected_s: work.expectedS } : {}) });
       return;
     }
     try {

@@ -70,7 +70,12 @@ export interface LiveServer {
 function reason(text: string): string {
   const bytes = Buffer.from(text, 'utf8');
   if (bytes.length <= 123) return text;
-  return bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD+$/, '') + '...';
+  return (
+    bytes
+      .subarray(0, 120)
+      .toString('utf8')
+      .replace(/\uFFFD+$/, '') + '...'
+  );
 }
 
 /** The Authorization value a client put in connection_init (`authorization`, `Authorization`, or a bare `token`). */
@@ -155,9 +160,12 @@ export function createLiveServer(serv: Parameters<typeof makeGraphQLWSConfig>[0]
       const operation = getOperationAST(args.document, args.operationName);
       if (operation && operation.operation !== 'subscription') {
         return [
-          new GraphQLError(`only subscriptions are served over the socket: send ${operation.operation === 'query' ? 'queries' : 'mutations'} over HTTP (POST /graphql)`, {
-            extensions: { code: SUBSCRIPTIONS_ONLY },
-          }),
+          new GraphQLError(
+            `only subscriptions are served over the socket: send ${operation.operation === 'query' ? 'queries' : 'mutations'} over HTTP (POST /graphql)`,
+            {
+              extensions: { code: SUBSCRIPTIONS_ONLY },
+            },
+          ),
         ];
       }
       return args;
@@ -167,13 +175,16 @@ export function createLiveServer(serv: Parameters<typeof makeGraphQLWSConfig>[0]
 
   // A slow consumer: a send waiting too long to be written, or too much unsent.
   const pendingSince = new Map<WebSocket, number[]>();
-  const sweep = setInterval(() => {
-    const now = Date.now();
-    for (const socket of sockets) {
-      const oldest = pendingSince.get(socket)?.[0];
-      if ((oldest !== undefined && now - oldest > config.liveSendTimeoutMs) || socket.bufferedAmount > config.liveMaxBufferedBytes) dropSlow(socket);
-    }
-  }, Math.min(1000, config.liveSendTimeoutMs)).unref();
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const socket of sockets) {
+        const oldest = pendingSince.get(socket)?.[0];
+        if ((oldest !== undefined && now - oldest > config.liveSendTimeoutMs) || socket.bufferedAmount > config.liveMaxBufferedBytes) dropSlow(socket);
+      }
+    },
+    Math.min(1000, config.liveSendTimeoutMs),
+  ).unref();
   const dropSlow = (socket: WebSocket): void => {
     log('warn', 'live: a slow consumer dropped', { bufferedBytes: socket.bufferedAmount });
     // Its close frame would wait behind what it does not read: the connection is cut.

@@ -118,7 +118,10 @@ export function createMetrics(options: {
       try {
         res.set('Content-Type', registry.contentType).send(await registry.metrics());
       } catch (err) {
-        res.status(500).type('text/plain').send(`metrics unavailable: ${(err as Error).message}\n`);
+        res
+          .status(500)
+          .type('text/plain')
+          .send(`metrics unavailable: ${(err as Error).message}\n`);
       }
     },
   };

@@ -98,11 +98,14 @@ export async function backup(config: Config, db: Database, file: string, progres
  */
 export async function restore(config: Config, db: Database, file: string, progress?: Progress): Promise<string | null> {
   const sql = await readFile(file, 'utf8');
-  const occupied = await withPgClient(db.ownerUrl, async (client) =>
-    (await client.query<{ found: boolean }>("select to_regclass('sheratan.documents') is not null as found")).rows[0]!.found,
+  const occupied = await withPgClient(
+    db.ownerUrl,
+    async (client) => (await client.query<{ found: boolean }>("select to_regclass('sheratan.documents') is not null as found")).rows[0]!.found,
   );
   if (occupied) {
-    throw new Error('restore needs an empty database, and this one already has the sheratan schema (in development: npm run db:reset -- --erase, then drop what the migrations created, or restore into a new SHERATAN_DATA_DIR)');
+    throw new Error(
+      'restore needs an empty database, and this one already has the sheratan schema (in development: npm run db:reset -- --erase, then drop what the migrations created, or restore into a new SHERATAN_DATA_DIR)',
+    );
   }
   // On a server this needs the bootstrap done (roles, the extension) and
   // says so otherwise; everything restored is owned by the owner that restores it.

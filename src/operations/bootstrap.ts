@@ -66,15 +66,7 @@ async function passwordWorks(rootUrl: string, role: string, password: string): P
  * created now, or without one); otherwise left alone unless `reset`, saying
  * whether the connection string's password is the role's.
  */
-async function passwordStep(
-  root: pg.Client,
-  rootUrl: string,
-  role: string,
-  variable: string,
-  password: string,
-  reset: boolean,
-  shared: string,
-): Promise<Step> {
+async function passwordStep(root: pg.Client, rootUrl: string, role: string, variable: string, password: string, reset: boolean, shared: string): Promise<Step> {
   const set = async () => {
     await root.query(`alter role ${ident(root, role)} with password ${root.escapeLiteral(password)}`);
   };
@@ -115,7 +107,9 @@ export async function bootstrapServer(config: Config, db: Database, options: Boo
   if (db.backend !== 'server') throw new ConfigError('db:bootstrap is for a PostgreSQL server (DATABASE_URL); the embedded database needs none');
   const rootUrl = config.rootDatabaseUrl;
   if (!rootUrl) {
-    throw new ConfigError('db:bootstrap needs ROOT_DATABASE_URL: a superuser connection string (e.g. postgresql://postgres:…@localhost:5432/postgres), used for this command only');
+    throw new ConfigError(
+      'db:bootstrap needs ROOT_DATABASE_URL: a superuser connection string (e.g. postgresql://postgres:…@localhost:5432/postgres), used for this command only',
+    );
   }
   const owner = userName(db.ownerUrl);
   const ownerPassword = decodeURIComponent(new URL(db.ownerUrl).password);
@@ -157,16 +151,22 @@ export async function bootstrapServer(config: Config, db: Database, options: Boo
       } else {
         steps.push({ will: `use the database ${dbName} (it exists)`, done: `the database ${dbName} exists` });
       }
-      const present = (await root.query<{ rolname: string }>('select rolname from pg_roles where rolname = any ($1)', [[...DATABASE_ROLES]])).rows.map((r) => r.rolname);
+      const present = (await root.query<{ rolname: string }>('select rolname from pg_roles where rolname = any ($1)', [[...DATABASE_ROLES]])).rows.map(
+        (r) => r.rolname,
+      );
       const missing = DATABASE_ROLES.filter((r) => !present.includes(r));
       const committedNames = Object.values(COMMITTED_ROLES).filter((r) => !DATABASE_ROLES.includes(r));
-      const committedPresent = (await root.query<{ rolname: string }>('select rolname from pg_roles where rolname = any ($1)', [committedNames])).rows.map((r) => r.rolname);
+      const committedPresent = (await root.query<{ rolname: string }>('select rolname from pg_roles where rolname = any ($1)', [committedNames])).rows.map(
+        (r) => r.rolname,
+      );
       const committedMissing = committedNames.filter((r) => !committedPresent.includes(r));
       steps.push({
         will:
           `${missing.length ? `create the roles ${missing.join(', ')}` : `check the roles ${DATABASE_ROLES.join(', ')} (they exist)`}` +
           ` (DATABASE_ROLE_PREFIX ${ROLE_PREFIX}), the vector extension in ${dbName} and the authenticator's CONNECT` +
-          (committedMissing.length ? `; create ${committedMissing.join(', ')} as bare NOLOGIN roles (the committed migrations' names: they hold nothing in this store)` : ''),
+          (committedMissing.length
+            ? `; create ${committedMissing.join(', ')} as bare NOLOGIN roles (the committed migrations' names: they hold nothing in this store)`
+            : ''),
         done: `the API roles ${DATABASE_ROLES.join(', ')} are in place; the vector extension is created in ${dbName}`,
         run: async () => {
           // migrations/afterReset.sql and committed-roles.sql, as the superuser on the owner's database.
@@ -200,7 +200,10 @@ export async function bootstrapServer(config: Config, db: Database, options: Boo
                 done: `set ${AUTHENTICATOR_ROLE}'s password from AUTH_DATABASE_URL`,
                 run: async () => void (await root.query(`alter role ${ident(root, AUTHENTICATOR_ROLE)} with password ${root.escapeLiteral(authPassword)}`)),
               }
-            : { will: `leave ${AUTHENTICATOR_ROLE} without a password (AUTH_DATABASE_URL has none)`, done: `AUTH_DATABASE_URL has no password: ${AUTHENTICATOR_ROLE} has none` },
+            : {
+                will: `leave ${AUTHENTICATOR_ROLE} without a password (AUTH_DATABASE_URL has none)`,
+                done: `AUTH_DATABASE_URL has no password: ${AUTHENTICATOR_ROLE} has none`,
+              },
         );
       } else {
         steps.push(await passwordStep(root, rootUrl, AUTHENTICATOR_ROLE, 'AUTH_DATABASE_URL', authPassword, reset, shared));

@@ -42,11 +42,17 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
   const checks: Check[] = [];
   const add = (c: Check): void => void checks.push(c);
 
-  const version = (await client.query<{ v: string; n: string }>("select current_setting('server_version') as v, current_setting('server_version_num') as n")).rows[0]!;
+  const version = (await client.query<{ v: string; n: string }>("select current_setting('server_version') as v, current_setting('server_version_num') as n"))
+    .rows[0]!;
   add(
     Number(version.n) >= 140000
       ? { name: 'server version', status: 'ok', detail: `PostgreSQL ${version.v}${db.backend === 'embedded' ? ' (embedded PGlite)' : ''}` }
-      : { name: 'server version', status: 'fail', detail: `PostgreSQL ${version.v}`, fix: 'Sheratan needs PostgreSQL 14 or newer (16 is the production target)' },
+      : {
+          name: 'server version',
+          status: 'fail',
+          detail: `PostgreSQL ${version.v}`,
+          fix: 'Sheratan needs PostgreSQL 14 or newer (16 is the production target)',
+        },
   );
 
   const ext = (
@@ -62,14 +68,26 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
       fix: 'install pgvector for your PostgreSQL version (Debian/Ubuntu: apt-get install postgresql-16-pgvector; macOS: brew install pgvector), restart PostgreSQL, then npm run db:migrate',
     });
   } else if (!ext.installed) {
-    add({ name: 'vector extension installed', status: 'fail', detail: `pgvector ${ext.available} is available but not created in this database`, fix: 'npm run db:migrate (it runs CREATE EXTENSION vector)' });
+    add({
+      name: 'vector extension installed',
+      status: 'fail',
+      detail: `pgvector ${ext.available} is available but not created in this database`,
+      fix: 'npm run db:migrate (it runs CREATE EXTENSION vector)',
+    });
   } else if (pgvectorVersionProblem(ext.installed)) {
-    add({ name: 'vector extension version', status: 'fail', detail: pgvectorVersionProblem(ext.installed)!, fix: 'install pgvector 0.8 or newer, then ALTER EXTENSION vector UPDATE' });
+    add({
+      name: 'vector extension version',
+      status: 'fail',
+      detail: pgvectorVersionProblem(ext.installed)!,
+      fix: 'install pgvector 0.8 or newer, then ALTER EXTENSION vector UPDATE',
+    });
   } else {
     add({ name: 'vector extension version', status: 'ok', detail: `pgvector ${ext.installed} (HNSW and iterative index scans)` });
   }
 
-  const tables = (await client.query<{ t: string }>("select table_name as t from information_schema.tables where table_schema = 'sheratan'")).rows.map((r) => r.t);
+  const tables = (await client.query<{ t: string }>("select table_name as t from information_schema.tables where table_schema = 'sheratan'")).rows.map(
+    (r) => r.t,
+  );
   const missingTables = TABLES.filter((t) => !tables.includes(t));
   add(
     missingTables.length
@@ -112,7 +130,7 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
         name: 'embedding model switch',
         status: 'warn',
         detail: `switched from ${previous.name} (vector(${previous.dimension})), whose column is still kept as embedding_previous`,
-        fix: 'once no client sends the old model\'s vectors: npm run embeddings:migrate -- --drop-previous',
+        fix: "once no client sends the old model's vectors: npm run embeddings:migrate -- --drop-previous",
       });
     }
   }
@@ -191,7 +209,9 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
       : {
           name: 'cascade foreign key',
           status: 'fail',
-          detail: fk ? `${fk.conname} exists without ON DELETE CASCADE: deleting a document with chunks fails` : 'document_chunks.document_id has no foreign key to documents',
+          detail: fk
+            ? `${fk.conname} exists without ON DELETE CASCADE: deleting a document with chunks fails`
+            : 'document_chunks.document_id has no foreign key to documents',
           fix:
             (fk ? `ALTER TABLE sheratan.document_chunks DROP CONSTRAINT ${fk.conname}; ` : '') +
             'ALTER TABLE sheratan.document_chunks ADD CONSTRAINT document_chunks_document_id_fkey FOREIGN KEY (document_id) REFERENCES sheratan.documents (id) ON DELETE CASCADE;',
@@ -219,23 +239,38 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
   ).rows.map((r) => r.t);
   if (noRls.length) problems.push(`row-level security is off on ${noRls.join(', ')}`);
   const grants = (
-    await client.query<{ ok: boolean }>(
-      "select has_table_privilege($1, 'sheratan.documents', 'select') and not has_table_privilege($2, 'sheratan.documents', 'insert') as ok",
-      [APP_ROLE, READONLY_ROLE],
-    ).catch(() => ({ rows: [{ ok: false }] }))
+    await client
+      .query<{ ok: boolean }>(
+        "select has_table_privilege($1, 'sheratan.documents', 'select') and not has_table_privilege($2, 'sheratan.documents', 'insert') as ok",
+        [APP_ROLE, READONLY_ROLE],
+      )
+      .catch(() => ({ rows: [{ ok: false }] }))
   ).rows[0]!.ok;
   if (!grants) problems.push('grants on sheratan.documents are not as the migrations set them');
   add(
     problems.length
-      ? { name: 'roles, grants and row-level security', status: 'fail', detail: problems.join('; '), fix: 'npm run db:migrate (it recreates the roles from migrations/afterReset.sql); in development npm run db:reset -- --erase' }
-      : { name: 'roles, grants and row-level security', status: 'ok', detail: 'API roles exist without BYPASSRLS, the authenticator is NOINHERIT, RLS is on every table in sheratan' },
+      ? {
+          name: 'roles, grants and row-level security',
+          status: 'fail',
+          detail: problems.join('; '),
+          fix: 'npm run db:migrate (it recreates the roles from migrations/afterReset.sql); in development npm run db:reset -- --erase',
+        }
+      : {
+          name: 'roles, grants and row-level security',
+          status: 'ok',
+          detail: 'API roles exist without BYPASSRLS, the authenticator is NOINHERIT, RLS is on every table in sheratan',
+        },
   );
 
   const maxConnections = Number((await client.query<{ m: string }>("select current_setting('max_connections') as m")).rows[0]!.m);
   const poolMax = config.poolSize + config.poolMaxOverflow;
   add(
     poolMax < maxConnections
-      ? { name: 'pool settings', status: 'ok', detail: `pool max ${poolMax} (DB_POOL_SIZE ${config.poolSize} + DB_MAX_OVERFLOW ${config.poolMaxOverflow}) per gateway; server max_connections ${maxConnections}` }
+      ? {
+          name: 'pool settings',
+          status: 'ok',
+          detail: `pool max ${poolMax} (DB_POOL_SIZE ${config.poolSize} + DB_MAX_OVERFLOW ${config.poolMaxOverflow}) per gateway; server max_connections ${maxConnections}`,
+        }
       : {
           name: 'pool settings',
           status: 'warn',
@@ -247,7 +282,16 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
   const wantsSsl = db.backend === 'server' && /[?&]sslmode=(require|verify-ca|verify-full)/.test(db.ownerUrl);
   if (wantsSsl) {
     const ssl = (await client.query<{ ssl: boolean }>('select ssl from pg_stat_ssl where pid = pg_backend_pid()')).rows[0]?.ssl ?? false;
-    add(ssl ? { name: 'SSL', status: 'ok', detail: 'the connection is encrypted' } : { name: 'SSL', status: 'fail', detail: 'sslmode=require but the connection is not encrypted', fix: 'enable ssl on the server (ssl = on with a certificate)' });
+    add(
+      ssl
+        ? { name: 'SSL', status: 'ok', detail: 'the connection is encrypted' }
+        : {
+            name: 'SSL',
+            status: 'fail',
+            detail: 'sslmode=require but the connection is not encrypted',
+            fix: 'enable ssl on the server (ssl = on with a certificate)',
+          },
+    );
   }
   return checks;
 }
@@ -277,7 +321,11 @@ export async function runDoctor(config: Config, db: Database): Promise<Check[]> 
   const checks: Check[] = [];
   try {
     await withPgClient(db.ownerUrl, async (client) => {
-      checks.push({ name: 'connection', status: 'ok', detail: db.backend === 'embedded' ? `embedded database in ${config.dataDir}` : 'connected with DATABASE_URL' });
+      checks.push({
+        name: 'connection',
+        status: 'ok',
+        detail: db.backend === 'embedded' ? `embedded database in ${config.dataDir}` : 'connected with DATABASE_URL',
+      });
       checks.push(...(await catalogChecks(client, config, db)));
     });
   } catch (err) {
@@ -291,7 +339,12 @@ export async function runDoctor(config: Config, db: Database): Promise<Check[]> 
     const pending = status.remainingMigrations ?? [];
     checks.push(
       pending.length
-        ? { name: 'migrations', status: 'fail', detail: `${pending.length} committed migration(s) not applied: ${pending.join(', ')}`, fix: 'npm run db:migrate' }
+        ? {
+            name: 'migrations',
+            status: 'fail',
+            detail: `${pending.length} committed migration(s) not applied: ${pending.join(', ')}`,
+            fix: 'npm run db:migrate',
+          }
         : { name: 'migrations', status: 'ok', detail: 'all committed migrations applied' },
     );
   } catch (err) {
@@ -304,7 +357,5 @@ export async function runDoctor(config: Config, db: Database): Promise<Check[]> 
 
 export function formatChecks(checks: Check[]): string {
   const mark = { ok: '✓', warn: '!', fail: '✗' } as const;
-  return checks
-    .map((c) => `${mark[c.status]} ${c.name}: ${c.detail}${c.fix ? `\n    fix: ${c.fix}` : ''}`)
-    .join('\n');
+  return checks.map((c) => `${mark[c.status]} ${c.name}: ${c.detail}${c.fix ? `\n    fix: ${c.fix}` : ''}`).join('\n');
 }

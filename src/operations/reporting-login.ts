@@ -35,7 +35,9 @@ export function validateReportingLogin(login: Partial<ReportingLogin>): Reportin
  */
 export async function createReportingLogin(config: Config, db: Database, login: ReportingLogin): Promise<void> {
   await withPgClient(privilegedUrl(config, db), async (client) => {
-    const existing = (await client.query<{ rolsuper: boolean; rolbypassrls: boolean }>('select rolsuper, rolbypassrls from pg_roles where rolname = $1', [login.name])).rows[0];
+    const existing = (
+      await client.query<{ rolsuper: boolean; rolbypassrls: boolean }>('select rolsuper, rolbypassrls from pg_roles where rolname = $1', [login.name])
+    ).rows[0];
     if (existing && (existing.rolsuper || existing.rolbypassrls)) {
       throw new ConfigError(`role ${login.name} exists and bypasses row-level security (SUPERUSER or BYPASSRLS); choose another --name`);
     }
@@ -51,7 +53,10 @@ export async function createReportingLogin(config: Config, db: Database, login: 
     } catch (err) {
       await client.query('rollback').catch(() => undefined);
       if ((err as { code?: string }).code === '42501') {
-        throw new Error(`creating the login role ${login.name} needs a role that may create roles: set ROOT_DATABASE_URL (a superuser) for this command (${(err as Error).message})`, { cause: err });
+        throw new Error(
+          `creating the login role ${login.name} needs a role that may create roles: set ROOT_DATABASE_URL (a superuser) for this command (${(err as Error).message})`,
+          { cause: err },
+        );
       }
       throw err;
     }

@@ -55,7 +55,14 @@ test('npm run build compiles the client; a plain .mjs file imports sheratan-stor
   });
   expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
   const out = JSON.parse(run.stdout) as Record<string, unknown>;
-  expect(out).toMatchObject({ top: 'hello from JavaScript', similarity: 1, done: [{ n: 2 }], refused: { name: 'GraphQLRequestError', message: expect.stringMatching(/expected 384 dimensions, not 3/) } });
-  const job = await h.graphql<{ allJobs: { nodes: Array<{ status: string; result: unknown }> } }>('{ allJobs(first: 1, condition: { jobType: "mjs" }) { nodes { status result } } }');
+  expect(out).toMatchObject({
+    top: 'hello from JavaScript',
+    similarity: 1,
+    done: [{ n: 2 }],
+    refused: { name: 'GraphQLRequestError', message: expect.stringMatching(/expected 384 dimensions, not 3/) },
+  });
+  const job = await h.graphql<{ allJobs: { nodes: Array<{ status: string; result: unknown }> } }>(
+    '{ allJobs(first: 1, condition: { jobType: "mjs" }) { nodes { status result } } }',
+  );
   expect(job.body.data!.allJobs.nodes).toEqual([{ status: 'completed', result: { doubled: 4 } }]);
 }, 180_000);

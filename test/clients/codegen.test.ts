@@ -72,7 +72,19 @@ test("codegen with strictScalars and the shipped scalar map types the README's o
   writeFileSync(path.join(dir, 'client.ts'), CLIENT);
   writeFileSync(
     path.join(dir, 'tsconfig.json'),
-    JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', allowImportingTsExtensions: true, skipLibCheck: true, types: [] }, files: ['client.ts'] }),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        noEmit: true,
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        target: 'es2022',
+        allowImportingTsExtensions: true,
+        skipLibCheck: true,
+        types: [],
+      },
+      files: ['client.ts'],
+    }),
   );
   const tsc = spawnSync(process.execPath, [path.join(projectRoot, 'node_modules/typescript/bin/tsc'), '-p', dir], { encoding: 'utf8', timeout: 120_000 });
   expect({ status: tsc.status, output: tsc.stdout + tsc.stderr }).toEqual({ status: 0, output: '' });

@@ -28,27 +28,100 @@ function client(path: string, token: string | null): { urql: Client; methods: st
 
 test('short queries as GET, mutations and long queries as POST: all answer', async () => {
   const { urql, methods } = client('/graphql', h.token());
-  const created = await urql.mutation(gql`mutation { createDocument(input: { document: { title: "via urql", source: "urql" } }) { document { rowId } } }`, {}).toPromise();
+  const created = await urql
+    .mutation(
+      gql`
+        mutation {
+          createDocument(input: { document: { title: "via urql", source: "urql" } }) {
+            document {
+              rowId
+            }
+          }
+        }
+      `,
+      {},
+    )
+    .toPromise();
   expect(created.error).toBeUndefined();
-  const read = await urql.query(gql`query Docs { allDocuments(first: 5, condition: { source: "urql" }) { totalCount nodes { title } } }`, {}).toPromise();
+  const read = await urql
+    .query(
+      gql`
+        query Docs {
+          allDocuments(first: 5, condition: { source: "urql" }) {
+            totalCount
+            nodes {
+              title
+            }
+          }
+        }
+      `,
+      {},
+    )
+    .toPromise();
   expect(read.error).toBeUndefined();
   expect(read.data).toEqual({ allDocuments: { totalCount: 1, nodes: [{ title: 'via urql' }] } });
   const embedding = Array.from({ length: 384 }, (_, i) => Math.sin(i + 1));
-  const search = await urql.query(gql`query ($e: Vector!) { searchDocumentChunks(embedding: $e, first: 3) { distance } }`, { e: embedding }).toPromise();
+  const search = await urql
+    .query(
+      gql`
+        query ($e: Vector!) {
+          searchDocumentChunks(embedding: $e, first: 3) {
+            distance
+          }
+        }
+      `,
+      { e: embedding },
+    )
+    .toPromise();
   expect(search.error).toBeUndefined();
   expect(methods).toEqual(['POST', 'GET', 'POST']);
 });
 
 test('GET carries the same auth and limits; the reporting endpoint answers GET too', async () => {
   const anonymous = client('/graphql', null);
-  const denied = await anonymous.urql.query(gql`{ allDocuments { totalCount } }`, {}).toPromise();
+  const denied = await anonymous.urql
+    .query(
+      gql`
+        {
+          allDocuments {
+            totalCount
+          }
+        }
+      `,
+      {},
+    )
+    .toPromise();
   expect(anonymous.methods).toEqual(['GET']);
   expect(denied.error?.message).toMatch(/authentication required/);
   expect(denied.error?.response?.status).toBe(401);
   const bad = client('/graphql', 'not.a.jwt');
-  const refused = await bad.urql.query(gql`{ allDocuments { totalCount } }`, {}).toPromise();
+  const refused = await bad.urql
+    .query(
+      gql`
+        {
+          allDocuments {
+            totalCount
+          }
+        }
+      `,
+      {},
+    )
+    .toPromise();
   expect(refused.error?.response?.status).toBe(401);
-  const capped = await client('/graphql', h.token()).urql.query(gql`{ allDocuments(first: 5000) { nodes { rowId } } }`, {}).toPromise();
+  const capped = await client('/graphql', h.token())
+    .urql.query(
+      gql`
+        {
+          allDocuments(first: 5000) {
+            nodes {
+              rowId
+            }
+          }
+        }
+      `,
+      {},
+    )
+    .toPromise();
   expect(capped.error?.message).toMatch(/above the limit of 1000 \(MAX_PAGE_SIZE\)/);
   // The reporting endpoint counts the token's tenant only: a document of
   // another tenant (added here) never counts, one of this tenant does.
@@ -65,7 +138,18 @@ test('GET carries the same auth and limits; the reporting endpoint answers GET t
   expect(acme).toBeGreaterThan(0);
   expect(all).toBeGreaterThan(acme);
   const reporting = client('/reporting/graphql', h.token('sheratan_readonly'));
-  const counted = await reporting.urql.query(gql`{ allDocuments { totalCount } }`, {}).toPromise();
+  const counted = await reporting.urql
+    .query(
+      gql`
+        {
+          allDocuments {
+            totalCount
+          }
+        }
+      `,
+      {},
+    )
+    .toPromise();
   expect(reporting.methods).toEqual(['GET']);
   expect(counted.data).toEqual({ allDocuments: { totalCount: acme } });
 });
@@ -86,7 +170,13 @@ test("the README's client section: graphql-request, urql and Apollo Client run i
   const TOKEN = h.token();
   const embedding = Array.from({ length: 384 }, (_, i) => Math.cos(i + 1));
   const chunks = [{ content: 'a chunk to find', embedding }];
-  expect((await h.graphql('mutation ($c: [ChunkInput]!) { ingestDocument(input: { title: "readme", chunks: $c }) { clientMutationId } }', { variables: { c: chunks } })).body.errors).toBeUndefined();
+  expect(
+    (
+      await h.graphql('mutation ($c: [ChunkInput]!) { ingestDocument(input: { title: "readme", chunks: $c }) { clientMutationId } }', {
+        variables: { c: chunks },
+      })
+    ).body.errors,
+  ).toBeUndefined();
   const url = `${h.url}/graphql`;
 
   const client = new GraphQLClient(url, { headers: { authorization: `Bearer ${TOKEN}` } });
@@ -97,9 +187,14 @@ test("the README's client section: graphql-request, urql and Apollo Client run i
   const viaUrql = await urql.query(SEARCH, { q: embedding }).toPromise();
 
   const apollo = new ApolloClient({ link: new HttpLink({ uri: url, headers: { authorization: `Bearer ${TOKEN}` } }), cache: new InMemoryCache() });
-  const viaApollo = await apollo.query<{ searchDocumentChunks: Array<{ similarity: number; chunk: { content: string } }> }>({ query: gql(SEARCH), variables: { q: embedding } });
+  const viaApollo = await apollo.query<{ searchDocumentChunks: Array<{ similarity: number; chunk: { content: string } }> }>({
+    query: gql(SEARCH),
+    variables: { q: embedding },
+  });
 
-  for (const matches of [viaRequest.searchDocumentChunks, viaUrql.data!.searchDocumentChunks, viaApollo.data!.searchDocumentChunks] as Array<Array<{ similarity: number; chunk: { content: string } }>>) {
+  for (const matches of [viaRequest.searchDocumentChunks, viaUrql.data!.searchDocumentChunks, viaApollo.data!.searchDocumentChunks] as Array<
+    Array<{ similarity: number; chunk: { content: string } }>
+  >) {
     expect(matches[0]!.chunk.content).toBe('a chunk to find');
     expect(matches[0]!.similarity).toBeCloseTo(1, 5);
   }

@@ -167,7 +167,12 @@ describe('ODBC (Debian odbc-postgresql through unixODBC isql)', () => {
         '',
       ].join('\n'),
     );
-    const r = run('isql', ['-b', '-v', '-d|', 'sheratan_reports', login.name, login.password], { ODBCINI: ini, PGTZ: 'Europe/Berlin' }, `${lines.join('\n')}\n`);
+    const r = run(
+      'isql',
+      ['-b', '-v', '-d|', 'sheratan_reports', login.name, login.password],
+      { ODBCINI: ini, PGTZ: 'Europe/Berlin' },
+      `${lines.join('\n')}\n`,
+    );
     return { out: r.stdout, err: r.stderr, status: r.status, lines: r.stdout.split('\n').map((l) => l.trim()) };
   };
   /** Each line in a session of its own, so that each refusal stands alone. */

@@ -78,15 +78,23 @@ describe('doctor', () => {
 
   test('passes with none, and with an openai provider that answers the column’s 384', async () => {
     expect(await check(h.config)).toMatchObject({ status: 'ok', detail: expect.stringMatching(/EMBEDDING_PROVIDER=none/) });
-    const ok = await check(withEnv({ EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: server.url, EMBEDDING_MODEL: 'text-embedding-3-small', EMBEDDING_DIMENSIONS: '384' }));
+    const ok = await check(
+      withEnv({ EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: server.url, EMBEDDING_MODEL: 'text-embedding-3-small', EMBEDDING_DIMENSIONS: '384' }),
+    );
     expect(ok).toMatchObject({ status: 'ok', detail: expect.stringMatching(/^openai:text-embedding-3-small answers 384 numbers = vector\(384\)/) });
   });
 
   test('fails naming both numbers: local (512) against vector(384), and a provider answering one number short', async () => {
     const bad = await check({ ...h.config, embeddingProvider: 'local', embeddingModel: 'use-lite-512', vectorDimension: 512 });
-    expect(bad).toMatchObject({ status: 'fail', detail: expect.stringMatching(/answers 512 numbers .* is vector\(384\)/), fix: expect.stringMatching(/EMBEDDING_PROVIDER=none/) });
+    expect(bad).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/answers 512 numbers .* is vector\(384\)/),
+      fix: expect.stringMatching(/EMBEDDING_PROVIDER=none/),
+    });
     await server.setFault({ wrongDimension: true });
-    const wrong = await check(withEnv({ EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: server.url, EMBEDDING_MODEL: 'm', EMBEDDING_DIMENSIONS: '384', EMBEDDING_MAX_RETRIES: '0' }));
+    const wrong = await check(
+      withEnv({ EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: server.url, EMBEDDING_MODEL: 'm', EMBEDDING_DIMENSIONS: '384', EMBEDDING_MAX_RETRIES: '0' }),
+    );
     expect(wrong).toMatchObject({ status: 'fail', detail: expect.stringMatching(/answered 383 numbers for text 0 but the column holds 384/) });
   });
 });
@@ -95,7 +103,15 @@ test('npm start’s gateway: a provider answering another dimension refuses to s
   const { startGateway } = await import('../../src/http/start.ts');
   const { createTestDatabase, migrateTestDatabase } = await import('../support/backend.ts');
   const database = await createTestDatabase();
-  const env = { ...database.env, LOG_LEVEL: 'silent', EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: server.url, EMBEDDING_MODEL: 'm', EMBEDDING_MAX_RETRIES: '0', EMBEDDING_WORKER_CONCURRENCY: '0' };
+  const env = {
+    ...database.env,
+    LOG_LEVEL: 'silent',
+    EMBEDDING_PROVIDER: 'openai',
+    EMBEDDING_BASE_URL: server.url,
+    EMBEDDING_MODEL: 'm',
+    EMBEDDING_MAX_RETRIES: '0',
+    EMBEDDING_WORKER_CONCURRENCY: '0',
+  };
   try {
     // The column is vector(384); the test server answers 384 when asked for `dimensions`, 511 with the fault.
     const config = parseConfig({ ...env, VECTOR_DIMENSION: '384', EMBEDDING_DIMENSIONS: '384' });

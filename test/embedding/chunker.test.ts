@@ -83,7 +83,9 @@ test('invariants hold for 400 generated texts, budgets and overlaps', () => {
   for (let i = 0; i < 400; i++) {
     const maxChars = pick(next, [2, 3, 8, 20, 50, 120, 400, 1000, 2000]);
     // Tiny budgets on short texts only: a few thousand chunks each is plenty.
-    const text = Array.from(generateText(next)).slice(0, maxChars < 20 ? 1500 : undefined).join('');
+    const text = Array.from(generateText(next))
+      .slice(0, maxChars < 20 ? 1500 : undefined)
+      .join('');
     const overlapChars = next() < 0.3 ? 0 : int(next, 0, Math.floor(maxChars / 2));
     const chunks = chunkText(text, { maxChars, overlapChars });
     checkInvariants(text, maxChars, overlapChars, chunks);

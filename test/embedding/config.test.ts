@@ -40,7 +40,12 @@ test('none keeps the clientsâ€™ 384 (or any VECTOR_DIMENSION); openai takes VECT
   expect(parseConfig({ ...openai, EMBEDDING_DIMENSIONS: '256', VECTOR_DIMENSION: '256' })).toMatchObject({ vectorDimension: 256, embeddingDimensions: 256 });
 });
 
-const OPENAI = { EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: 'https://api.openai.com/v1', EMBEDDING_MODEL: 'text-embedding-3-small', VECTOR_DIMENSION: '1536' };
+const OPENAI = {
+  EMBEDDING_PROVIDER: 'openai',
+  EMBEDDING_BASE_URL: 'https://api.openai.com/v1',
+  EMBEDDING_MODEL: 'text-embedding-3-small',
+  VECTOR_DIMENSION: '1536',
+};
 
 test.each([
   [{ EMBEDDING_PROVIDER: 'cohere' }, 'EMBEDDING_PROVIDER must be one of local, openai, none, not "cohere"'],
@@ -52,8 +57,14 @@ test.each([
     { EMBEDDING_DIMENSIONS: '256' },
     "EMBEDDING_DIMENSIONS is 256 but EMBEDDING_PROVIDER=local's model answers 512 numbers; unset EMBEDDING_DIMENSIONS (or set 512), or set EMBEDDING_PROVIDER=none if clients bring their own 256-number vectors",
   ],
-  [{ EMBEDDING_MODEL: 'text-embedding-3-small' }, 'EMBEDDING_MODEL is "text-embedding-3-small" but EMBEDDING_PROVIDER=local has one model, use-lite-512; unset EMBEDDING_MODEL, or set EMBEDDING_PROVIDER=openai with EMBEDDING_BASE_URL'],
-  [{ ...OPENAI, EMBEDDING_BASE_URL: '' }, 'EMBEDDING_PROVIDER=openai needs EMBEDDING_BASE_URL (e.g. https://api.openai.com/v1, http://localhost:11434/v1 for Ollama)'],
+  [
+    { EMBEDDING_MODEL: 'text-embedding-3-small' },
+    'EMBEDDING_MODEL is "text-embedding-3-small" but EMBEDDING_PROVIDER=local has one model, use-lite-512; unset EMBEDDING_MODEL, or set EMBEDDING_PROVIDER=openai with EMBEDDING_BASE_URL',
+  ],
+  [
+    { ...OPENAI, EMBEDDING_BASE_URL: '' },
+    'EMBEDDING_PROVIDER=openai needs EMBEDDING_BASE_URL (e.g. https://api.openai.com/v1, http://localhost:11434/v1 for Ollama)',
+  ],
   [{ ...OPENAI, EMBEDDING_MODEL: '' }, 'EMBEDDING_PROVIDER=openai needs EMBEDDING_MODEL (e.g. text-embedding-3-small, nomic-embed-text)'],
   [
     { ...OPENAI, VECTOR_DIMENSION: '' },
@@ -73,7 +84,10 @@ test.each([
   [{ ...OPENAI, EMBEDDING_TIMEOUT_MS: 'soon' }, 'EMBEDDING_TIMEOUT_MS must be an integer between 100 and 600000, not "soon"'],
   [{ ...OPENAI, EMBEDDING_MAX_RETRIES: '-1' }, 'EMBEDDING_MAX_RETRIES must be an integer between 0 and 20, not -1'],
   [{ CHUNK_MAX_CHARS: '10' }, 'CHUNK_MAX_CHARS must be an integer between 50 and 100000, not 10'],
-  [{ CHUNK_MAX_CHARS: '200', CHUNK_OVERLAP_CHARS: '150' }, 'CHUNK_OVERLAP_CHARS is 150 but must be at most half of CHUNK_MAX_CHARS (200), so every chunk brings new text'],
+  [
+    { CHUNK_MAX_CHARS: '200', CHUNK_OVERLAP_CHARS: '150' },
+    'CHUNK_OVERLAP_CHARS is 150 but must be at most half of CHUNK_MAX_CHARS (200), so every chunk brings new text',
+  ],
   [{ QUERY_CACHE_SIZE: 'lots' }, 'QUERY_CACHE_SIZE must be an integer between 0 and 1000000, not "lots"'],
 ])('%p is refused with one line', (env, message) => {
   let thrown: Error | undefined;
@@ -110,11 +124,20 @@ test('every embedding variable is a known configuration variable, in the READMEâ
 
 test('npm start with EMBEDDING_PROVIDER=openai and no base URL exits 1 with one line, before it opens anything', () => {
   const result = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'start'], {
-    env: { ...process.env, EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: '', EMBEDDING_MODEL: 'm', EMBEDDING_API_KEY: 'sk-never-printed', SHERATAN_DATA_DIR: '/nonexistent-never-created' },
+    env: {
+      ...process.env,
+      EMBEDDING_PROVIDER: 'openai',
+      EMBEDDING_BASE_URL: '',
+      EMBEDDING_MODEL: 'm',
+      EMBEDDING_API_KEY: 'sk-never-printed',
+      SHERATAN_DATA_DIR: '/nonexistent-never-created',
+    },
     encoding: 'utf8',
     timeout: 60_000,
   });
   expect(result.status).toBe(1);
-  expect(result.stderr.trim()).toBe('sheratan: EMBEDDING_PROVIDER=openai needs EMBEDDING_BASE_URL (e.g. https://api.openai.com/v1, http://localhost:11434/v1 for Ollama)');
+  expect(result.stderr.trim()).toBe(
+    'sheratan: EMBEDDING_PROVIDER=openai needs EMBEDDING_BASE_URL (e.g. https://api.openai.com/v1, http://localhost:11434/v1 for Ollama)',
+  );
   expect(result.stderr + result.stdout).not.toContain('sk-never-printed');
 });

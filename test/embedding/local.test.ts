@@ -92,7 +92,10 @@ test('calls take turns: a one-text query sent after a 200-text ingest is answere
 
 test('an aborted call rejects with its reason and the provider goes on', async () => {
   const controller = new AbortController();
-  const pending = provider.embed(Array.from({ length: 100 }, (_, i) => `text ${i}`), { signal: controller.signal });
+  const pending = provider.embed(
+    Array.from({ length: 100 }, (_, i) => `text ${i}`),
+    { signal: controller.signal },
+  );
   controller.abort(new Error('client went away'));
   await expect(pending).rejects.toThrow('client went away');
   expect(await provider.embed(['still here'])).toHaveLength(1);

@@ -25,9 +25,20 @@ afterAll(async () => {
 beforeEach(() => server.setFault({}));
 
 const provider = (options: Partial<OpenAiOptions> = {}): OpenAiEmbeddingProvider =>
-  new OpenAiEmbeddingProvider({ baseUrl: server.url, model: 'text-embedding-3-small', apiKey: KEY, dimension: 512, batchSize: 4, timeoutMs: 5000, maxRetries: 3, backoffMs: 20, ...options });
+  new OpenAiEmbeddingProvider({
+    baseUrl: server.url,
+    model: 'text-embedding-3-small',
+    apiKey: KEY,
+    dimension: 512,
+    batchSize: 4,
+    timeoutMs: 5000,
+    maxRetries: 3,
+    backoffMs: 20,
+    ...options,
+  });
 
-const cosine = (a: number[], b: number[]): number => a.reduce((s, x, i) => s + x * b[i]!, 0) / Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
+const cosine = (a: number[], b: number[]): number =>
+  a.reduce((s, x, i) => s + x * b[i]!, 0) / Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
 
 const failure = async (p: Promise<unknown>): Promise<EmbeddingError> => {
   const err = await p.then(
@@ -50,7 +61,14 @@ test('the request URL follows the base: …/v1 gets /embeddings, a bare origin g
 
 test('from the configuration: the local model’s vectors, in order, across batches; the model named; the key only in the header', async () => {
   const p = createEmbeddingProvider(
-    parseConfig({ EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: server.url, EMBEDDING_MODEL: 'text-embedding-3-small', EMBEDDING_API_KEY: KEY, VECTOR_DIMENSION: '512', EMBEDDING_BATCH_SIZE: '3' }),
+    parseConfig({
+      EMBEDDING_PROVIDER: 'openai',
+      EMBEDDING_BASE_URL: server.url,
+      EMBEDDING_MODEL: 'text-embedding-3-small',
+      EMBEDDING_API_KEY: KEY,
+      VECTOR_DIMENSION: '512',
+      EMBEDDING_BATCH_SIZE: '3',
+    }),
   )!;
   expect(p).toMatchObject({ kind: 'openai', model: 'openai:text-embedding-3-small', dimension: 512 });
   const texts = Array.from({ length: 10 }, (_, i) => `Sentence ${i} about ${['vector indexes', 'cooking pasta', 'mountain hiking'][i % 3]}.`);
@@ -79,7 +97,13 @@ test('rankings stay meaningful through the provider: a paraphrased question is n
 });
 
 test('EMBEDDING_DIMENSIONS is sent as `dimensions` and the answer has that many numbers', async () => {
-  const config = parseConfig({ EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: server.url, EMBEDDING_MODEL: 'm', EMBEDDING_API_KEY: KEY, EMBEDDING_DIMENSIONS: '256' });
+  const config = parseConfig({
+    EMBEDDING_PROVIDER: 'openai',
+    EMBEDDING_BASE_URL: server.url,
+    EMBEDDING_MODEL: 'm',
+    EMBEDDING_API_KEY: KEY,
+    EMBEDDING_DIMENSIONS: '256',
+  });
   expect(config.vectorDimension).toBe(256);
   const p = createEmbeddingProvider(config)!;
   const [v] = await p.embed(['shortened']);

@@ -40,8 +40,7 @@ afterEach(async () => {
   await server.setFault({});
 });
 
-const ingest = (input: Record<string, unknown>, tenant = 'faults') =>
-  h.graphql<{ ingestDocument: { document: IngestedDocument } }>(INGEST, { input }, tenant);
+const ingest = (input: Record<string, unknown>, tenant = 'faults') => h.graphql<{ ingestDocument: { document: IngestedDocument } }>(INGEST, { input }, tenant);
 const documentCount = async (): Promise<number> => Number((await h.sql<{ n: string }>('select count(*) as n from sheratan.documents'))[0]!.n);
 const jobOf = async (id: string) =>
   (

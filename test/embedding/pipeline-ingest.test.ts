@@ -7,7 +7,13 @@ import { startPipeline, statusOf, INGEST, type IngestedDocument, type PipelineHa
 
 let h: PipelineHarness;
 beforeAll(async () => {
-  h = await startPipeline({ EMBEDDING_PROVIDER: 'local', EMBED_SYNC_MAX_CHARS: '3000', CHUNK_MAX_CHARS: '400', CHUNK_OVERLAP_CHARS: '40', MAX_DOCUMENT_CHARS: '200000' });
+  h = await startPipeline({
+    EMBEDDING_PROVIDER: 'local',
+    EMBED_SYNC_MAX_CHARS: '3000',
+    CHUNK_MAX_CHARS: '400',
+    CHUNK_OVERLAP_CHARS: '40',
+    MAX_DOCUMENT_CHARS: '200000',
+  });
 }, 240_000);
 afterAll(() => h?.stop());
 

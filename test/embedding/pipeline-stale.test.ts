@@ -51,7 +51,9 @@ test('a change of content through GraphQL marks the document PENDING; its chunks
 
 test('a change of a chunk’s text in SQL drops its stale vector and the workers embed the new text', async () => {
   const doc = await ingest({ title: 'chunk edit', content: 'The cat sleeps on the warm windowsill.' });
-  const [before] = await h.sql<{ id: string; embedding: string }>('select id, embedding::text from sheratan.document_chunks where document_id = $1', [doc.rowId]);
+  const [before] = await h.sql<{ id: string; embedding: string }>('select id, embedding::text from sheratan.document_chunks where document_id = $1', [
+    doc.rowId,
+  ]);
   await h.sql("update sheratan.document_chunks set content = 'Rockets launch from the coast at dawn.' where id = $1", [before!.id]);
   const [pending] = await h.sql<{ embedding: string | null; status: string }>(
     'select c.embedding::text as embedding, d.embedding_status::text as status from sheratan.document_chunks c join sheratan.documents d on d.id = c.document_id where c.id = $1',
@@ -84,10 +86,15 @@ test('a bulk load with COPY is chunked and embedded by the workers, in each row�
   } finally {
     await client.end();
   }
-  const ids = (await h.sql<{ id: string; status: string }>("select id, embedding_status::text as status from sheratan.documents where tenant = 'bulk'")).map((r) => r.id);
+  const ids = (await h.sql<{ id: string; status: string }>("select id, embedding_status::text as status from sheratan.documents where tenant = 'bulk'")).map(
+    (r) => r.id,
+  );
   expect(ids).toHaveLength(5);
   for (const id of ids) await h.until(embedded(id), 60_000, 'the copied documents to be embedded');
-  const jobs = await h.sql<{ tenant: string }>("select distinct tenant from sheratan.jobs where job_type = 'embed_document' and payload ->> 'documentId' = any ($1)", [ids]);
+  const jobs = await h.sql<{ tenant: string }>(
+    "select distinct tenant from sheratan.jobs where job_type = 'embed_document' and payload ->> 'documentId' = any ($1)",
+    [ids],
+  );
   expect(jobs).toEqual([{ tenant: 'bulk' }]);
 });
 
@@ -118,7 +125,9 @@ test('embeddings:migrate --reembed embeds every document again through the worke
     await owner.end();
   }
   await h.until(
-    async () => (await h.sql<{ model: string | null }>('select embedding_model as model from sheratan.document_chunks where document_id = $1', [doc.rowId]))[0]!.model !== null,
+    async () =>
+      (await h.sql<{ model: string | null }>('select embedding_model as model from sheratan.document_chunks where document_id = $1', [doc.rowId]))[0]!.model !==
+      null,
     120_000,
     'the client vector to be replaced',
   );
@@ -134,7 +143,10 @@ test('the workers’ steps work within the caller’s tenant only: another tenan
     "select id, locked_by from sheratan.jobs where job_type = 'embed_document' and tenant = 'tenant-a' order by id desc limit 1",
   );
   await h.until(embedded(doc.rowId), 60_000, 'tenant A’s document to be embedded again');
-  const [chunk] = await h.sql<{ id: string; content: string; embedding: string }>('select id, content, embedding::text from sheratan.document_chunks where document_id = $1', [doc.rowId]);
+  const [chunk] = await h.sql<{ id: string; content: string; embedding: string }>(
+    'select id, content, embedding::text from sheratan.document_chunks where document_id = $1',
+    [doc.rowId],
+  );
   const other = `[${Array.from({ length: 512 }, (_, i) => (i === 1 ? 1 : 0)).join(',')}]`;
   // Each call in its own transaction as tenant B's API role, as the worker makes them (committed: what it did stays).
   const asTenantB = async (text: string, values: unknown[]): Promise<unknown> => {
@@ -142,7 +154,9 @@ test('the workers’ steps work within the caller’s tenant only: another tenan
     await client.connect();
     try {
       await client.query('begin');
-      await client.query("select set_config('role', 'sheratan_app', true), set_config('jwt.claims.tenant', 'tenant-b', true), set_config('jwt.claims.sub', 'mallory', true)");
+      await client.query(
+        "select set_config('role', 'sheratan_app', true), set_config('jwt.claims.tenant', 'tenant-b', true), set_config('jwt.claims.sub', 'mallory', true)",
+      );
       const { rows } = await client.query<{ r: unknown }>(text, values);
       await client.query('commit');
       return rows[0]!.r;
@@ -155,12 +169,14 @@ test('the workers’ steps work within the caller’s tenant only: another tenan
   };
   expect(await asTenantB('select sheratan_private.store_chunk_vectors($1, $2, $3, $4) as r', [[chunk!.id], [chunk!.content], [other], model!.model])).toBe(0);
   expect(await asTenantB('select sheratan_private.rechunk_document($1, $2, $3) as r', [doc.rowId, '[]', 'Tenant A changed its text.'])).toBe(-1);
-  await expect(asTenantB('select sheratan_private.insert_prepared_chunks($1, $2) as r', [doc.rowId, '[{"content": "planted"}]'])).rejects.toThrow(/no document .* in this tenant/);
+  await expect(asTenantB('select sheratan_private.insert_prepared_chunks($1, $2) as r', [doc.rowId, '[{"content": "planted"}]'])).rejects.toThrow(
+    /no document .* in this tenant/,
+  );
   expect(await asTenantB("select sheratan_private.finish_embedding_job($1, $2, 'x', 0, true) as r", [job!.id, job!.locked_by ?? 'w'])).toBe('lost');
   // The declared model only: no one records vectors as made by another model.
-  await expect(asTenantB('select sheratan_private.store_chunk_vectors($1, $2, $3, $4) as r', [[chunk!.id], [chunk!.content], [other], 'forged:model'])).rejects.toThrow(
-    /the store embeds with/,
-  );
+  await expect(
+    asTenantB('select sheratan_private.store_chunk_vectors($1, $2, $3, $4) as r', [[chunk!.id], [chunk!.content], [other], 'forged:model']),
+  ).rejects.toThrow(/the store embeds with/);
   const [after] = await h.sql<{ embedding: string; n: string }>(
     'select embedding::text, (select count(*) from sheratan.document_chunks where document_id = $2) as n from sheratan.document_chunks where id = $1',
     [chunk!.id, doc.rowId],

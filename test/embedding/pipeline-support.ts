@@ -97,11 +97,23 @@ export interface IngestedDocument {
   embeddingStatus: 'PENDING' | 'EMBEDDED' | 'FAILED';
   embeddingError: string | null;
   content: string;
-  chunks: { nodes: Array<{ chunkIndex: number; content: string; startOffset: number | null; endOffset: number | null; embeddingModel: string | null; embedding: number[] | null }> };
+  chunks: {
+    nodes: Array<{
+      chunkIndex: number;
+      content: string;
+      startOffset: number | null;
+      endOffset: number | null;
+      embeddingModel: string | null;
+      embedding: number[] | null;
+    }>;
+  };
 }
 
 /** The status of a document as the owner sees it. */
-export async function statusOf(h: PipelineHarness, id: string): Promise<{ embedding_status: string; embedding_error: string | null; missing: number; chunks: number }> {
+export async function statusOf(
+  h: PipelineHarness,
+  id: string,
+): Promise<{ embedding_status: string; embedding_error: string | null; missing: number; chunks: number }> {
   const [row] = await h.sql<{ embedding_status: string; embedding_error: string | null; missing: string; chunks: string }>(
     `select d.embedding_status::text, d.embedding_error,
             (select count(*) from sheratan.document_chunks c where c.document_id = d.id and c.embedding is null) as missing,

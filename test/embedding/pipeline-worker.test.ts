@@ -15,12 +15,18 @@ afterAll(() => h?.stop());
 
 test('with the built-in worker off, documents wait PENDING; npm run worker embeds them and stops on SIGTERM', async () => {
   const res = await h.graphql<{ ingestDocument: { document: IngestedDocument } }>(INGEST, {
-    input: { title: 'for the worker', content: 'A worker process on another machine embeds this document. It has more text than EMBED_SYNC_MAX_CHARS (100), so the request leaves it to the workers.' },
+    input: {
+      title: 'for the worker',
+      content:
+        'A worker process on another machine embeds this document. It has more text than EMBED_SYNC_MAX_CHARS (100), so the request leaves it to the workers.',
+    },
   });
   expect(res.body.errors).toBeUndefined();
   const doc = res.body.data!.ingestDocument.document;
   expect(doc.embeddingStatus).toBe('PENDING');
-  const [job] = await h.sql<{ status: string }>("select status from sheratan.jobs where job_type = 'embed_document' and payload ->> 'documentId' = $1", [doc.rowId]);
+  const [job] = await h.sql<{ status: string }>("select status from sheratan.jobs where job_type = 'embed_document' and payload ->> 'documentId' = $1", [
+    doc.rowId,
+  ]);
   expect(job).toEqual({ status: 'pending' });
 
   const worker = runCli(['worker', '--concurrency', '1'], { ...h.database.env, ...ENV, LOG_LEVEL: 'info' });
@@ -48,7 +54,8 @@ test('npm run worker without an embedding provider refuses to start, naming the 
 });
 
 test('EMBEDDING_TENANT_RATE: a tenant’s burst above its rate is told so (EMBEDDING_RATE_LIMITED); another tenant is not affected', async () => {
-  const search = (text: string, tenant: string) => h.graphql(`query ($q: String) { searchDocumentChunks(query: $q, first: 1) { distance } }`, { q: text }, tenant);
+  const search = (text: string, tenant: string) =>
+    h.graphql(`query ($q: String) { searchDocumentChunks(query: $q, first: 1) { distance } }`, { q: text }, tenant);
   // Eight at once against a bucket of three a second.
   const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => search(`question number ${i}`, 'greedy')));
   const limited = answers.filter((a) => a.body.errors?.[0]?.extensions?.code === 'EMBEDDING_RATE_LIMITED');

@@ -53,8 +53,7 @@ afterAll(async () => {
 });
 beforeEach(() => owner.query('truncate sheratan_private.copy_target'));
 
-const stored = async (): Promise<Array<{ n: number; t: string }>> =>
-  (await owner.query('select n, t from sheratan_private.copy_target order by n')).rows;
+const stored = async (): Promise<Array<{ n: number; t: string }>> => (await owner.query('select n, t from sheratan_private.copy_target order by n')).rows;
 const expected = ROWS.map(([n, t]) => ({ n, t }));
 
 function psql(...commands: string[]): { out: string; err: string; status: number | null } {

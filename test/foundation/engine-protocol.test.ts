@@ -22,7 +22,11 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
 
   beforeAll(async () => {
     dataDir = tempDataDir();
-    engine = await startEmbedded(dataDir, { purpose: 'test', limits: { maxConnections: MAX_CONNECTIONS, startupTimeoutMs: 1500, maxCopyInBytes: MAX_COPY_IN }, idleInTransactionTimeoutMs: 1000 });
+    engine = await startEmbedded(dataDir, {
+      purpose: 'test',
+      limits: { maxConnections: MAX_CONNECTIONS, startupTimeoutMs: 1500, maxCopyInBytes: MAX_COPY_IN },
+      idleInTransactionTimeoutMs: 1000,
+    });
     const setup = new pg.Client(engine.url());
     await setup.connect();
     await setup.query('create role sheratan_authenticator login noinherit');
@@ -126,7 +130,9 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
   });
 
   test('a message of an unknown type after login is answered with an error and the connection closed; the engine serves new clients', async () => {
-    const { result, errors } = await undisturbed('junk after the password', () => raw([startupPacket('sheratan'), password(), message('z', Buffer.from('junk'))]));
+    const { result, errors } = await undisturbed('junk after the password', () =>
+      raw([startupPacket('sheratan'), password(), message('z', Buffer.from('junk'))]),
+    );
     expect(result.closedBy).toBe('server');
     expect(errorText(result.reply.subarray(result.reply.lastIndexOf('E'.charCodeAt(0))))).toMatch(/unsupported frontend message type 'z' \(0x7a\)/);
     expect(errors).toBe(0);
@@ -148,7 +154,14 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
 
   test('past the connection cap a client is told "too many clients"; the others keep working', async () => {
     const sockets = await Promise.all(
-      Array.from({ length: MAX_CONNECTIONS }, () => new Promise<net.Socket>((resolve) => { const s = net.connect(engine.port, engine.host, () => resolve(s)); s.on('error', () => undefined); })),
+      Array.from(
+        { length: MAX_CONNECTIONS },
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const s = net.connect(engine.port, engine.host, () => resolve(s));
+            s.on('error', () => undefined);
+          }),
+      ),
     );
     const full = `sorry, too many clients already (the embedded engine accepts ${MAX_CONNECTIONS} connections)`;
     try {
@@ -177,7 +190,7 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
   });
 
   test.each([
-    ["set_config(…, (false))", "select set_config('default_transaction_read_only', 'on', (false))"],
+    ['set_config(…, (false))', "select set_config('default_transaction_read_only', 'on', (false))"],
     ['a comment inside SET', 'set/**/session_replication_role = replica'],
     ['a comment before SET', "/*x*/ set statement_timeout = '1234ms'"],
   ])("a socket client's session state changed with %s stays its own", async (_name, sql) => {
@@ -186,15 +199,19 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
     await a.query(sql);
     const b = new pg.Client(engine.url());
     await b.connect();
-    const seen = await b.query("select current_setting('default_transaction_read_only') as ro, current_setting('session_replication_role') as srr, current_setting('statement_timeout') as st");
+    const seen = await b.query(
+      "select current_setting('default_transaction_read_only') as ro, current_setting('session_replication_role') as srr, current_setting('statement_timeout') as st",
+    );
     expect(seen.rows).toEqual([{ ro: 'off', srr: 'origin', st: '0' }]);
     // …and the client that set it still has it.
-    const own = await a.query("select current_setting('default_transaction_read_only') as ro, current_setting('session_replication_role') as srr, current_setting('statement_timeout') as st");
+    const own = await a.query(
+      "select current_setting('default_transaction_read_only') as ro, current_setting('session_replication_role') as srr, current_setting('statement_timeout') as st",
+    );
     expect(own.rows[0]).not.toEqual({ ro: 'off', srr: 'origin', st: '0' });
     await Promise.all([a.end(), b.end()]);
   });
 
-  test("SQL-level PREPAREd statements belong to their connection: others neither see nor run them, and may use the same names", async () => {
+  test('SQL-level PREPAREd statements belong to their connection: others neither see nor run them, and may use the same names', async () => {
     const a = new pg.Client(engine.url());
     const b = new pg.Client(engine.url());
     await Promise.all([a.connect(), b.connect()]);
@@ -224,7 +241,9 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
     await owner.connect();
     await owner.query("create role settings_login login password 'settings-login-password'");
     await owner.query("alter role settings_login set statement_timeout = '4321ms'");
-    await owner.query("do $$ begin execute format('alter database %I set work_mem = %L', current_database(), '5MB'); execute format('alter database %I set statement_timeout = %L', current_database(), '999ms'); end $$");
+    await owner.query(
+      "do $$ begin execute format('alter database %I set work_mem = %L', current_database(), '5MB'); execute format('alter database %I set statement_timeout = %L', current_database(), '999ms'); end $$",
+    );
     await owner.end();
     const url = new URL(engine.url());
     url.username = 'settings_login';
@@ -278,11 +297,16 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
       (err: Error & { code?: string }) => err.message,
     );
     expect(after).not.toBe('answered');
-    expect(told[0]).toMatchObject({ code: '25P03', message: expect.stringMatching(/^terminating connection due to idle-in-transaction timeout: .* for 1000 ms while other clients waited \(IDLE_IN_TRANSACTION_TIMEOUT_MS\)$/) });
+    expect(told[0]).toMatchObject({
+      code: '25P03',
+      message: expect.stringMatching(
+        /^terminating connection due to idle-in-transaction timeout: .* for 1000 ms while other clients waited \(IDLE_IN_TRANSACTION_TIMEOUT_MS\)$/,
+      ),
+    });
     await other.end();
   });
 
-  test('COPY FROM STDIN past the engine\'s limit fails with an error naming it and stores nothing; the connection and others go on', async () => {
+  test("COPY FROM STDIN past the engine's limit fails with an error naming it and stores nothing; the connection and others go on", async () => {
     const client = new pg.Client(engine.url());
     await client.connect();
     await client.query('create table copy_cap (t text)');
@@ -307,9 +331,7 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
   test('COPY … FROM STDIN is recognised by its statement only: in a string, a comment or a function body it is just text', async () => {
     const client = new pg.Client(engine.url());
     await client.connect();
-    const texts = await client.query(
-      "select 'copy t from stdin' as a, $$copy t from stdin$$ as b /* copy t from stdin */ -- copy t from stdin\n",
-    );
+    const texts = await client.query("select 'copy t from stdin' as a, $$copy t from stdin$$ as b /* copy t from stdin */ -- copy t from stdin\n");
     expect(texts.rows).toEqual([{ a: 'copy t from stdin', b: 'copy t from stdin' }]);
     await client.query("create or replace function copy_text() returns text language sql as $f$ select 'copy x from stdin' $f$");
     expect((await client.query('select copy_text() as t')).rows).toEqual([{ t: 'copy x from stdin' }]);

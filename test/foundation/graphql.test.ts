@@ -80,7 +80,13 @@ test("a document's chunks come in chunkIndex order unless orderBy says otherwise
   );
   expect(ingested.body.errors).toBeUndefined();
   const id = ingested.body.data!.ingestDocument.document.rowId;
-  const read = await h.graphql<{ documentByRowId: { first: { nodes: Array<{ chunkIndex: number }> }; all: { nodes: Array<{ chunkIndex: number; rowId: string }> }; desc: { nodes: Array<{ chunkIndex: number }> } } }>(
+  const read = await h.graphql<{
+    documentByRowId: {
+      first: { nodes: Array<{ chunkIndex: number }> };
+      all: { nodes: Array<{ chunkIndex: number; rowId: string }> };
+      desc: { nodes: Array<{ chunkIndex: number }> };
+    };
+  }>(
     `query ($id: UUID!) { documentByRowId(rowId: $id) {
        first: chunks(first: 1) { nodes { chunkIndex } }
        all: chunks(first: 10) { nodes { chunkIndex rowId } }

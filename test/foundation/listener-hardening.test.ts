@@ -13,7 +13,11 @@ import { DEFAULT_CLUSTER_LIMITS, loginDelayMs } from '../../src/embedded/pg-clus
 import { describeEmbedded, tempDataDir } from '../support/backend.ts';
 
 test('the back-off doubles after the free failures, is capped, and holds a guesser to a few attempts a minute', () => {
-  for (const limits of [DEFAULT_CLUSTER_LIMITS, { loginFreeFailures: 0, loginBaseDelayMs: 1, loginMaxDelayMs: 7 }, { loginFreeFailures: 5, loginBaseDelayMs: 300, loginMaxDelayMs: 300 }]) {
+  for (const limits of [
+    DEFAULT_CLUSTER_LIMITS,
+    { loginFreeFailures: 0, loginBaseDelayMs: 1, loginMaxDelayMs: 7 },
+    { loginFreeFailures: 5, loginBaseDelayMs: 300, loginMaxDelayMs: 300 },
+  ]) {
     let previous = 0;
     for (let failures = 0; failures < 60; failures++) {
       const d = loginDelayMs(failures, limits);

@@ -73,7 +73,9 @@ test('db:commit and db:uncommit work as the owner alone (on a server the shadow 
     const committed = readdirSync(path.join(folder, 'committed'));
     expect(committed).toHaveLength(before + 1);
     expect(readFileSync(path.join(folder, 'committed', committed.sort().at(-1)!), 'utf8')).toMatch(/--! Message: commit probe[\s\S]*commit_probe/);
-    await withPgClient(db.ownerUrl, async (c) => expect((await c.query("select to_regclass('sheratan_private.commit_probe') is not null as there")).rows[0].there).toBe(true));
+    await withPgClient(db.ownerUrl, async (c) =>
+      expect((await c.query("select to_regclass('sheratan_private.commit_probe') is not null as there")).rows[0].there).toBe(true),
+    );
     await gm.uncommit(settings);
     releaseMigratePools();
     expect(readdirSync(path.join(folder, 'committed'))).toHaveLength(before);

@@ -56,7 +56,9 @@ test("without options the limits are the plugin's defaults: a search's first abo
         variableValues: { e: embedding, n: first },
       });
     const over = (await run(DEFAULT_REQUEST_LIMITS.maxSearchResults + 1)) as { errors?: Array<{ message: string }> };
-    expect(over.errors?.[0]?.message).toMatch(new RegExp(`MAX_SEARCH_RESULTS.*${DEFAULT_REQUEST_LIMITS.maxSearchResults}|${DEFAULT_REQUEST_LIMITS.maxSearchResults}.*MAX_SEARCH_RESULTS`));
+    expect(over.errors?.[0]?.message).toMatch(
+      new RegExp(`MAX_SEARCH_RESULTS.*${DEFAULT_REQUEST_LIMITS.maxSearchResults}|${DEFAULT_REQUEST_LIMITS.maxSearchResults}.*MAX_SEARCH_RESULTS`),
+    );
     const within = (await run(DEFAULT_REQUEST_LIMITS.maxSearchResults)) as { errors?: unknown; data?: { searchDocumentChunks: unknown[] } };
     expect(within.errors).toBeUndefined();
     expect(within.data!.searchDocumentChunks).toEqual([]);

@@ -20,15 +20,25 @@ test.each([
     { ...server, DATABASE_ROLE_PREFIX: 'store_b', AUTH_DATABASE_URL: 'postgres://sheratan_authenticator:pw@localhost:5432/store' },
     /^AUTH_DATABASE_URL logs in as sheratan_authenticator, but this store's authenticator is store_b_authenticator \(DATABASE_ROLE_PREFIX=store_b\)/,
   ],
-  [{ ...server, AUTH_DATABASE_URL: 'postgres://store_b_authenticator:pw@localhost:5432/store' }, /^AUTH_DATABASE_URL logs in as store_b_authenticator, but this store's authenticator is sheratan_authenticator/],
+  [
+    { ...server, AUTH_DATABASE_URL: 'postgres://store_b_authenticator:pw@localhost:5432/store' },
+    /^AUTH_DATABASE_URL logs in as store_b_authenticator, but this store's authenticator is sheratan_authenticator/,
+  ],
 ])('a bad role setting is one line naming the variable: %j', (env, message) => {
   expect(() => parseConfig(env)).toThrow(message);
 });
 
 test('the prefix names all four roles, and the default gives the names the committed migrations use', () => {
   expect(parseConfig(server).databaseRolePrefix).toBe('sheratan');
-  expect(parseConfig({ ...server, DATABASE_ROLE_PREFIX: 'store_b', AUTH_DATABASE_URL: 'postgres://store_b_authenticator:pw@h/store' }).databaseRolePrefix).toBe('store_b');
-  expect(roles.roleNames('store_b')).toEqual({ authenticator: 'store_b_authenticator', app: 'store_b_app', readonly: 'store_b_readonly', anonymous: 'store_b_anonymous' });
+  expect(parseConfig({ ...server, DATABASE_ROLE_PREFIX: 'store_b', AUTH_DATABASE_URL: 'postgres://store_b_authenticator:pw@h/store' }).databaseRolePrefix).toBe(
+    'store_b',
+  );
+  expect(roles.roleNames('store_b')).toEqual({
+    authenticator: 'store_b_authenticator',
+    app: 'store_b_app',
+    readonly: 'store_b_readonly',
+    anonymous: 'store_b_anonymous',
+  });
   expect(Object.values(roles.COMMITTED_ROLES)).toEqual(['sheratan_authenticator', 'sheratan_app', 'sheratan_readonly', 'sheratan_anonymous']);
 });
 

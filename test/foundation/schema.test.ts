@@ -26,9 +26,7 @@ test('every committed migration has been applied', async () => {
 });
 
 test('the six tables exist', async () => {
-  const { rows } = await db.query(
-    "select table_name from information_schema.tables where table_schema = 'sheratan' order by table_name",
-  );
+  const { rows } = await db.query("select table_name from information_schema.tables where table_schema = 'sheratan' order by table_name");
   expect(rows.map((r) => r.table_name)).toEqual(['audit_logs', 'document_chunks', 'documents', 'embedding_models', 'jobs', 'search_logs']);
 });
 

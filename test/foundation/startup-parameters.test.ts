@@ -52,12 +52,18 @@ const SETTINGS: Record<string, [sent: string, shown: string]> = {
   'jwt.claims.note': ['a\\b c', 'a\\b c'],
 };
 
-test('options -c name=value: each setting is the session\'s, and the reported ones come back at login', async () => {
+test("options -c name=value: each setting is the session's, and the reported ones come back at login", async () => {
   const sent = Object.fromEntries(Object.entries(SETTINGS).map(([k, [v]]) => [k, v]));
   const { client, reported } = await connect({ options: options(sent) });
   try {
     expect(await show(client, Object.keys(SETTINGS))).toEqual(Object.fromEntries(Object.entries(SETTINGS).map(([k, [, shown]]) => [k, shown])));
-    expect(reported).toMatchObject({ TimeZone: 'Asia/Kolkata', DateStyle: 'SQL, DMY', IntervalStyle: 'iso_8601', application_name: 'startup test', client_encoding: 'UTF8' });
+    expect(reported).toMatchObject({
+      TimeZone: 'Asia/Kolkata',
+      DateStyle: 'SQL, DMY',
+      IntervalStyle: 'iso_8601',
+      application_name: 'startup test',
+      client_encoding: 'UTF8',
+    });
     // Days are cut in the session's zone: 20:00 UTC is the next day in Kolkata.
     expect((await client.query("select ('2026-03-05 20:00:00+00'::timestamptz)::date::text as d")).rows[0].d).toBe('06/03/2026');
   } finally {
@@ -66,11 +72,20 @@ test('options -c name=value: each setting is the session\'s, and the reported on
 });
 
 test('start-up parameters of their own (libpq: PGTZ, PGDATESTYLE, PGAPPNAME, PGOPTIONS) through psql', () => {
-  const r = spawnSync('psql', [login.url, '-XAtq', '-c', "select current_setting('TimeZone'), current_setting('DateStyle'), current_setting('application_name'), current_setting('extra_float_digits')"], {
-    encoding: 'utf8',
-    env: { ...process.env, PGTZ: 'America/New_York', PGDATESTYLE: 'Postgres, MDY', PGAPPNAME: 'psql-startup', PGOPTIONS: '-c extra_float_digits=3' },
-    timeout: 60_000,
-  });
+  const r = spawnSync(
+    'psql',
+    [
+      login.url,
+      '-XAtq',
+      '-c',
+      "select current_setting('TimeZone'), current_setting('DateStyle'), current_setting('application_name'), current_setting('extra_float_digits')",
+    ],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, PGTZ: 'America/New_York', PGDATESTYLE: 'Postgres, MDY', PGAPPNAME: 'psql-startup', PGOPTIONS: '-c extra_float_digits=3' },
+      timeout: 60_000,
+    },
+  );
   expect(r.stderr).toBe('');
   expect(r.stdout.trim()).toBe('America/New_York|Postgres, MDY|psql-startup|3');
 });
@@ -84,7 +99,7 @@ test.each([
   ['-c without its setting', { options: '-c' }, '42601', 'invalid command-line argument for server process: -c'],
   ['-c without a value', { options: '-c foo' }, '42601', '-c foo requires a value'],
   ['--name without a value', { options: '--foo' }, '42601', '--foo requires a value'],
-] as const)('%s is refused at login with the server\'s error', async (_what, config, code, message) => {
+] as const)("%s is refused at login with the server's error", async (_what, config, code, message) => {
   const err = (await connect(config as Partial<pg.ClientConfig>).then(
     ({ client }) => client.end().then(() => null),
     (e: unknown) => e,
@@ -97,7 +112,7 @@ test.each([
   [{ PGTZ: 'Mars/Olympus' }, 'invalid value for parameter "TimeZone": "Mars/Olympus"'],
   [{ PGCLIENTENCODING: 'KLINGON' }, 'invalid value for parameter "client_encoding": "KLINGON"'],
   [{ PGDATESTYLE: 'Stardate' }, 'invalid value for parameter "DateStyle": "Stardate"'],
-])('a bad start-up parameter of its own (%j, through psql) is refused at login with the server\'s error', (env, message) => {
+])("a bad start-up parameter of its own (%j, through psql) is refused at login with the server's error", (env, message) => {
   const r = spawnSync('psql', [login.url, '-XAtq', '-c', 'select 1'], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
   expect(r.status).not.toBe(0);
   expect(r.stdout).toBe('');
@@ -131,18 +146,38 @@ const STARTED = { TimeZone: 'Asia/Tokyo', extra_float_digits: '2' };
 test.each<[string, string[], Record<string, string>]>([
   ['RESET', ["set time zone 'Pacific/Auckland'", 'reset timezone'], STARTED],
   ['SET … TO DEFAULT', ["set time zone 'Pacific/Auckland'", 'set timezone to default'], STARTED],
-  ['SET … = DEFAULT and SET TIME ZONE DEFAULT', ['set extra_float_digits = 3', 'set extra_float_digits = default', "set time zone 'UTC'", 'set time zone default'], STARTED],
+  [
+    'SET … = DEFAULT and SET TIME ZONE DEFAULT',
+    ['set extra_float_digits = 3', 'set extra_float_digits = default', "set time zone 'UTC'", 'set time zone default'],
+    STARTED,
+  ],
   ['RESET ALL', ["set time zone 'Pacific/Auckland'", 'set extra_float_digits = 0', 'reset all'], STARTED],
   ['DISCARD ALL', ["set time zone 'Pacific/Auckland'", 'set extra_float_digits = 0', 'discard all'], STARTED],
   ['a later SET still wins', ['reset all', "set time zone 'Europe/Berlin'"], { ...STARTED, TimeZone: 'Europe/Berlin' }],
   ['RESET in a transaction, committed', ["set time zone 'Pacific/Auckland'", 'begin', 'reset timezone', 'commit'], STARTED],
-  ['RESET in a transaction, rolled back', ["set time zone 'Pacific/Auckland'", 'begin', 'reset timezone', 'rollback'], { ...STARTED, TimeZone: 'Pacific/Auckland' }],
+  [
+    'RESET in a transaction, rolled back',
+    ["set time zone 'Pacific/Auckland'", 'begin', 'reset timezone', 'rollback'],
+    { ...STARTED, TimeZone: 'Pacific/Auckland' },
+  ],
   ['RESET ALL in a transaction, rolled back', ['set extra_float_digits = 0', 'begin', 'reset all', 'rollback'], { ...STARTED, extra_float_digits: '0' }],
-  ['RESET to a savepoint rolled back', ['begin', "set time zone 'Pacific/Auckland'", 'savepoint a', 'reset timezone', 'rollback to a', 'commit'], { ...STARTED, TimeZone: 'Pacific/Auckland' }],
+  [
+    'RESET to a savepoint rolled back',
+    ['begin', "set time zone 'Pacific/Auckland'", 'savepoint a', 'reset timezone', 'rollback to a', 'commit'],
+    { ...STARTED, TimeZone: 'Pacific/Auckland' },
+  ],
   ['one message: a transaction that resets', ["set time zone 'Pacific/Auckland'", 'begin; reset timezone; commit'], STARTED],
   ['SET LOCAL ends with its transaction', ['begin', "set local time zone 'Pacific/Auckland'", 'commit'], STARTED],
-  ['RESET then SET LOCAL in a transaction', ["set time zone 'Pacific/Auckland'", 'begin', 'reset timezone', "set local time zone 'Europe/Berlin'", 'commit'], STARTED],
-  ['RESET in a failed transaction', ["set time zone 'Pacific/Auckland'", 'begin', 'reset timezone', 'select 1/0', 'rollback'], { ...STARTED, TimeZone: 'Pacific/Auckland' }],
+  [
+    'RESET then SET LOCAL in a transaction',
+    ["set time zone 'Pacific/Auckland'", 'begin', 'reset timezone', "set local time zone 'Europe/Berlin'", 'commit'],
+    STARTED,
+  ],
+  [
+    'RESET in a failed transaction',
+    ["set time zone 'Pacific/Auckland'", 'begin', 'reset timezone', 'select 1/0', 'rollback'],
+    { ...STARTED, TimeZone: 'Pacific/Auckland' },
+  ],
 ])('start-up settings are reset values, as on a server: %s', async (_what, steps, expected) => {
   const { client } = await connect({ options: options(STARTED) });
   const other = await connect();
@@ -179,7 +214,9 @@ test('inside a transaction, RESET is the start-up value at once; a setting not s
 test('ALTER ROLE … SET still applies beneath them', async () => {
   const admin = h.database.superuserUrl ?? h.ownerUrl;
   const role = login.name;
-  await withPgClient(admin, (c) => c.query(`alter role ${c.escapeIdentifier(role)} set DateStyle = 'German, DMY'; alter role ${c.escapeIdentifier(role)} set extra_float_digits = 0`));
+  await withPgClient(admin, (c) =>
+    c.query(`alter role ${c.escapeIdentifier(role)} set DateStyle = 'German, DMY'; alter role ${c.escapeIdentifier(role)} set extra_float_digits = 0`),
+  );
   try {
     const { client } = await connect({ options: '-c extra_float_digits=2' });
     try {

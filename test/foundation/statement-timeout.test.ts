@@ -17,20 +17,25 @@ beforeAll(async () => {
 });
 afterAll(() => h.stop());
 
-test(backend === 'server' ? 'a statement past statement_timeout is cancelled (57014)' : 'statement_timeout cannot interrupt a running statement on the embedded engine', async () => {
-  await owner.query("set statement_timeout = '200ms'");
-  const started = Date.now();
-  const outcome = await owner.query('select pg_sleep(1)').then(
-    () => 'completed',
-    (err: Error & { code?: string }) => err.code,
-  );
-  const took = Date.now() - started;
-  await owner.query('reset statement_timeout');
-  if (backend === 'server') {
-    expect(outcome).toBe('57014');
-    expect(took).toBeLessThan(900);
-  } else {
-    expect(outcome).toBe('completed');
-    expect(took).toBeGreaterThanOrEqual(950);
-  }
-});
+test(
+  backend === 'server'
+    ? 'a statement past statement_timeout is cancelled (57014)'
+    : 'statement_timeout cannot interrupt a running statement on the embedded engine',
+  async () => {
+    await owner.query("set statement_timeout = '200ms'");
+    const started = Date.now();
+    const outcome = await owner.query('select pg_sleep(1)').then(
+      () => 'completed',
+      (err: Error & { code?: string }) => err.code,
+    );
+    const took = Date.now() - started;
+    await owner.query('reset statement_timeout');
+    if (backend === 'server') {
+      expect(outcome).toBe('57014');
+      expect(took).toBeLessThan(900);
+    } else {
+      expect(outcome).toBe('completed');
+      expect(took).toBeGreaterThanOrEqual(950);
+    }
+  },
+);

@@ -96,7 +96,10 @@ test('a client subscribed to its document sees EMBEDDED without polling; its job
   await listening(4);
 
   const res = await h.graphql<{ ingestDocument: { document: { rowId: string; embeddingStatus: string } } }>(INGEST, {
-    input: { title: 'live one', content: 'Subscriptions tell a client when its document is searchable. This text is longer than EMBED_SYNC_MAX_CHARS, so the worker embeds it.' },
+    input: {
+      title: 'live one',
+      content: 'Subscriptions tell a client when its document is searchable. This text is longer than EMBED_SYNC_MAX_CHARS, so the worker embeds it.',
+    },
   });
   expect(res.body.errors).toBeUndefined();
   const id = res.body.data!.ingestDocument.document.rowId;
@@ -105,10 +108,21 @@ test('a client subscribed to its document sees EMBEDDED without polling; its job
   const mine = subscribe<{ documentEmbeddingChanged: { document: { embeddingStatus: string } | null } }>(acme.client, EMBEDDING, { id });
   await listening(5);
   // It may have been embedded already: then one more change of its text makes the worker embed it again.
-  await h.until(async () => (await h.sql<{ s: string }>('select embedding_status::text as s from sheratan.documents where id = $1', [id]))[0]!.s === 'embedded', 120_000, 'the first embedding');
-  await h.until(async () => mine.events.some((e) => e.documentEmbeddingChanged.document?.embeddingStatus === 'EMBEDDED'), 30_000, 'the first EMBEDDED over the socket');
+  await h.until(
+    async () => (await h.sql<{ s: string }>('select embedding_status::text as s from sheratan.documents where id = $1', [id]))[0]!.s === 'embedded',
+    120_000,
+    'the first embedding',
+  );
+  await h.until(
+    async () => mine.events.some((e) => e.documentEmbeddingChanged.document?.embeddingStatus === 'EMBEDDED'),
+    30_000,
+    'the first EMBEDDED over the socket',
+  );
   const heard = mine.events.length;
-  await h.graphql(`mutation ($id: UUID!) { updateDocumentByRowId(input: { rowId: $id, documentPatch: { content: "Changed text: the worker embeds it again, and the subscriber hears PENDING, then EMBEDDED, without polling." } }) { document { rowId } } }`, { id });
+  await h.graphql(
+    `mutation ($id: UUID!) { updateDocumentByRowId(input: { rowId: $id, documentPatch: { content: "Changed text: the worker embeds it again, and the subscriber hears PENDING, then EMBEDDED, without polling." } }) { document { rowId } } }`,
+    { id },
+  );
   // Two changes of status (embedded → pending, pending → embedded): two events, each the row as it is when read again.
   await h.until(async () => mine.events.length >= heard + 2, 120_000, 'two more events over the socket');
   const after = mine.events.slice(heard).map((e) => e.documentEmbeddingChanged.document?.embeddingStatus);
@@ -139,17 +153,29 @@ test('every tenant hears its own writes and no other tenant’s, whatever its na
   const before = h.gateway.gateway.liveEvents.size;
   await listening(before >= tenants.length ? before : tenants.length);
   for (const t of tenants) {
-    const r = await h.graphql(`mutation ($t: String!) { createDocument(input: { document: { title: $t, content: "" } }) { document { rowId } } }`, { t: `title of ${t}` }, t);
+    const r = await h.graphql(
+      `mutation ($t: String!) { createDocument(input: { document: { title: $t, content: "" } }) { document { rowId } } }`,
+      { t: `title of ${t}` },
+      t,
+    );
     expect(r.body.errors).toBeUndefined();
   }
   // A second write of each tenant, after all the first ones: once each socket
   // has its own, whatever of the others' first writes could have reached it
   // would have (events reach a socket in commit order). No waiting "long enough".
   for (const t of tenants) {
-    const r = await h.graphql(`mutation ($t: String!) { createDocument(input: { document: { title: $t, content: "" } }) { document { rowId } } }`, { t: `after ${t}` }, t);
+    const r = await h.graphql(
+      `mutation ($t: String!) { createDocument(input: { document: { title: $t, content: "" } }) { document { rowId } } }`,
+      { t: `after ${t}` },
+      t,
+    );
     expect(r.body.errors).toBeUndefined();
   }
-  await h.until(async () => subs.every((s, i) => s.events.some((e) => e.documentChanged.document?.title === `after ${tenants[i]}`)), 30_000, 'each tenant its second event');
+  await h.until(
+    async () => subs.every((s, i) => s.events.some((e) => e.documentChanged.document?.title === `after ${tenants[i]}`)),
+    30_000,
+    'each tenant its second event',
+  );
   subs.forEach((s, i) => {
     expect(s.events.map((e) => e.documentChanged.document?.title)).toEqual([`title of ${tenants[i]}`, `after ${tenants[i]}`]);
   });
@@ -157,7 +183,12 @@ test('every tenant hears its own writes and no other tenant’s, whatever its na
 }, 120_000);
 
 test('urql’s subscription transport over graphql-ws hears a document being stored', async () => {
-  const ws = createClient({ url: wsUrl(), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${tokenFor('urql-tenant')}` }, retryAttempts: 0 });
+  const ws = createClient({
+    url: wsUrl(),
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${tokenFor('urql-tenant')}` },
+    retryAttempts: 0,
+  });
   const urql = new UrqlClient({
     url: `${h.gateway.url}/graphql`,
     exchanges: [
@@ -184,7 +215,10 @@ test('urql’s subscription transport over graphql-ws hears a document being sto
 
 test('the token goes in connection_init and is checked as an HTTP token is: none 4401, bad or wrong 4403 naming why; an expired token closes the socket 4403', async () => {
   expect(await client(undefined).closed).toMatchObject({ code: 4401, reason: expect.stringMatching(/^UNAUTHENTICATED/) });
-  expect(await client({ authorization: 'Bearer not-a-token' }).closed).toMatchObject({ code: 4403, reason: expect.stringMatching(/^INVALID_TOKEN: the token is invalid/) });
+  expect(await client({ authorization: 'Bearer not-a-token' }).closed).toMatchObject({
+    code: 4403,
+    reason: expect.stringMatching(/^INVALID_TOKEN: the token is invalid/),
+  });
   const foreign = jwt.sign({ role: 'sheratan_app', tenant: 'acme' }, 'another-secret-0123456789-0123456789', { expiresIn: '1h' });
   expect(await client({ authorization: `Bearer ${foreign}` }).closed).toMatchObject({ code: 4403, reason: expect.stringMatching(/invalid signature/) });
   const expired = jwt.sign({ role: 'sheratan_app', tenant: 'acme', exp: Math.floor(Date.now() / 1000) - 5 }, h.config.jwtSecret!);
@@ -204,14 +238,21 @@ test('limits: subscriptions per socket, sockets per tenant, message size; querie
   const a = client({ authorization: `Bearer ${tokenFor('crowd')}` });
   const subs = [1, 2, 3, 4, 5].map(() => subscribe(a.client, DOCUMENTS));
   await subs[4]!.done;
-  expect(subs[4]!.errors).toEqual([expect.objectContaining({ extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' }, message: expect.stringMatching(/at most 4 \(LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET\)/) })]);
+  expect(subs[4]!.errors).toEqual([
+    expect.objectContaining({
+      extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
+      message: expect.stringMatching(/at most 4 \(LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET\)/),
+    }),
+  ]);
   const query = subscribe(a.client, `query { __typename }`);
   await query.done;
   expect(query.errors).toEqual([expect.objectContaining({ extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } })]);
   subs[0]!.stop();
   const again = subscribe(a.client, `query { __typename }`);
   await again.done;
-  expect(again.errors).toEqual([expect.objectContaining({ extensions: { code: 'SUBSCRIPTIONS_ONLY' }, message: expect.stringMatching(/send queries over HTTP/) })]);
+  expect(again.errors).toEqual([
+    expect.objectContaining({ extensions: { code: 'SUBSCRIPTIONS_ONLY' }, message: expect.stringMatching(/send queries over HTTP/) }),
+  ]);
 
   // Three sockets per tenant: the fourth is told to try later; another tenant is not affected.
   const more = [client({ authorization: `Bearer ${tokenFor('crowd')}` }), client({ authorization: `Bearer ${tokenFor('crowd')}` })];
@@ -242,7 +283,10 @@ test('a subscription whose events pile up unread is ended (SLOW_CONSUMER) and st
     const owner = new pg.Client(h.gateway.db.ownerUrl);
     await owner.connect();
     const notify = (i: number, tenant = 'slow') =>
-      owner.query('select pg_notify(sheratan_private.live_channel($1), $2)', ['slow', JSON.stringify({ kind: 'document', op: 'INSERT', id: `id-${i}`, tenant, embedding: true })]);
+      owner.query('select pg_notify(sheratan_private.live_channel($1), $2)', [
+        'slow',
+        JSON.stringify({ kind: 'document', op: 'INSERT', id: `id-${i}`, tenant, embedding: true }),
+      ]);
     try {
       // An event naming another tenant on this channel (an md5 collision) is not delivered either.
       await notify(-1, 'not-slow');

@@ -39,9 +39,12 @@ const SNAPSHOT = `
 test('a backup restored into an empty database gives back the same documents, embeddings, jobs and logs', async () => {
   const chunks = [0, 1, 2].map((i) => ({ content: `c${i}`, embedding: randomUnit(384, rng(i + 1)), metadata: { i } }));
   for (const title of ['first', 'second']) {
-    const res = await h.graphql('mutation ($c: [ChunkInput]!, $t: String!) { ingestDocument(input: { title: $t, source: "s", chunks: $c }) { clientMutationId } }', {
-      variables: { c: chunks, t: title },
-    });
+    const res = await h.graphql(
+      'mutation ($c: [ChunkInput]!, $t: String!) { ingestDocument(input: { title: $t, source: "s", chunks: $c }) { clientMutationId } }',
+      {
+        variables: { c: chunks, t: title },
+      },
+    );
     expect(res.body.errors).toBeUndefined();
   }
   await h.graphql('query ($e: Vector!) { searchDocumentChunks(embedding: $e, queryText: "q") { distance } }', { variables: { e: chunks[0]!.embedding } });
@@ -68,7 +71,9 @@ test('a backup restored into an empty database gives back the same documents, em
     expect(restored.stdout).toBe(`restored ${file}\n`);
     if (backend === 'embedded') {
       // The new data directory generated its own JWT secret: the old tokens would be refused, and restore says so.
-      expect(restored.stderr).toMatch(/^note: the backup comes from a database whose tokens were signed with another JWT secret \(fingerprint [0-9a-f]{16}, here [0-9a-f]{16}\): tokens issued there are refused here\. To keep them, copy the old data directory's jwt-secret file over .*jwt-secret/);
+      expect(restored.stderr).toMatch(
+        /^note: the backup comes from a database whose tokens were signed with another JWT secret \(fingerprint [0-9a-f]{16}, here [0-9a-f]{16}\): tokens issued there are refused here\. To keep them, copy the old data directory's jwt-secret file over .*jwt-secret/,
+      );
     } else {
       expect(restored.stderr).toBe(''); // the same JWT_SECRET on both sides
     }

@@ -12,11 +12,18 @@ test.each(['bench/run.ts', 'bench/floor.ts'])('%s without JWT_SECRET on a server
   const run = spawnSync(process.execPath, [path.join(projectRoot, program), '--quick'], { cwd: projectRoot, env, encoding: 'utf8', timeout: 60_000 });
   expect(run.status).toBe(1);
   expect(run.stdout).toBe('');
-  expect(run.stderr).toBe("bench: JWT_SECRET must be set on a server (DATABASE_URL): the benchmark signs its tokens with the gateway's secret, e.g. JWT_SECRET=$(openssl rand -hex 32) npm run bench\n");
+  expect(run.stderr).toBe(
+    "bench: JWT_SECRET must be set on a server (DATABASE_URL): the benchmark signs its tokens with the gateway's secret, e.g. JWT_SECRET=$(openssl rand -hex 32) npm run bench\n",
+  );
 });
 
 test('an invalid variable is one line too', () => {
-  const run = spawnSync(process.execPath, [path.join(projectRoot, 'bench/run.ts'), '--quick'], { cwd: projectRoot, env: { ...env, DB_POOL_SIZE: 'many' }, encoding: 'utf8', timeout: 60_000 });
+  const run = spawnSync(process.execPath, [path.join(projectRoot, 'bench/run.ts'), '--quick'], {
+    cwd: projectRoot,
+    env: { ...env, DB_POOL_SIZE: 'many' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   expect(run.status).toBe(1);
   expect(run.stderr).toMatch(/^bench: DB_POOL_SIZE .*\n$/);
 });

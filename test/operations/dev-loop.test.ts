@@ -21,7 +21,10 @@ describeEmbedded('npm run dev serves the embedded database', 'the dev loop', () 
   beforeAll(async () => {
     writeFileSync(current, '-- nothing yet\n');
     const reloader = new SchemaReloader();
-    gateway = await startGateway(parseConfig({ SHERATAN_DATA_DIR: path.join(dataDir, 'db'), LOG_LEVEL: 'silent', ...TEST_EMBEDDING_ENV }), { port: 0, reloader });
+    gateway = await startGateway(parseConfig({ SHERATAN_DATA_DIR: path.join(dataDir, 'db'), LOG_LEVEL: 'silent', ...TEST_EMBEDDING_ENV }), {
+      port: 0,
+      reloader,
+    });
     watcher = watchCurrent(gateway.config, gateway.db, { file: current, onApplied: () => reloader.reload(), log: (l) => lines.push(l) });
     await watcher.first;
   });

@@ -64,8 +64,12 @@ test("doctor prints the seed guide's index monitoring query corrected, and it re
   expect(usage.status).toBe('ok');
   expect(usage.detail).toContain(INDEX_USAGE_SQL);
   const reported = (await owner.query<{ indexname: string }>(INDEX_USAGE_SQL)).rows.map((r) => r.indexname).sort();
-  const indexes = (await owner.query<{ indexname: string }>("select indexname from pg_indexes where schemaname = 'sheratan'")).rows.map((r) => r.indexname).sort();
+  const indexes = (await owner.query<{ indexname: string }>("select indexname from pg_indexes where schemaname = 'sheratan'")).rows
+    .map((r) => r.indexname)
+    .sort();
   expect(reported).toEqual(indexes);
   // As the seed guide wrote it, it does not run (and its schema holds nothing of the store's).
-  await expect(owner.query("SELECT schemaname, tablename, indexname, idx_scan FROM pg_stat_user_indexes WHERE schemaname = 'public'")).rejects.toMatchObject({ code: '42703' });
+  await expect(owner.query("SELECT schemaname, tablename, indexname, idx_scan FROM pg_stat_user_indexes WHERE schemaname = 'public'")).rejects.toMatchObject({
+    code: '42703',
+  });
 });

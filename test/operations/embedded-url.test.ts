@@ -84,7 +84,11 @@ describeEmbedded('it tests commands attaching to an engine another process serve
           await d.exited; // one command at a time on the data directory
         }
         expect((await gw.exited).code).toBe(0);
-        expect(await Promise.all(doctors)).toEqual([{ code: 0, output: '' }, { code: 0, output: '' }, { code: 0, output: '' }]);
+        expect(await Promise.all(doctors)).toEqual([
+          { code: 0, output: '' },
+          { code: 0, output: '' },
+          { code: 0, output: '' },
+        ]);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -41,7 +41,9 @@ test('index:tune --hnsw prints its progress as JSON lines while it builds, then 
   expect(lines.at(-1)).toMatchObject({ finished: true, msg: 'index build: done' });
   if (backend === 'embedded') {
     // Said before the build: the API waits for it (README "Maintenance on the embedded engine").
-    expect(run.stderr).toMatch(/"level":"warn","msg":"index:tune: the embedded engine runs one statement at a time: until the build ends, the gateway's requests wait and \/readyz answers 503 \(maintenance\)/);
+    expect(run.stderr).toMatch(
+      /"level":"warn","msg":"index:tune: the embedded engine runs one statement at a time: until the build ends, the gateway's requests wait and \/readyz answers 503 \(maintenance\)/,
+    );
   }
   if (backend === 'server') {
     // The server told how far the build was, between the first and the last line.

@@ -31,7 +31,15 @@ describeEmbedded('a server builds the index CONCURRENTLY and keeps serving; the 
   test('a maintenance record of a live process makes /readyz 503 with the reason and Retry-After; a stale one or none, 200', async () => {
     const file = maintenanceFile(h.config.dataDir);
     try {
-      writeFileSync(file, JSON.stringify({ reason: 'rebuilding the ANN index over 20,000 chunks (npm run index:tune)', since: new Date().toISOString(), expectedS: 55, pid: process.pid }));
+      writeFileSync(
+        file,
+        JSON.stringify({
+          reason: 'rebuilding the ANN index over 20,000 chunks (npm run index:tune)',
+          since: new Date().toISOString(),
+          expectedS: 55,
+          pid: process.pid,
+        }),
+      );
       const busy = await readyz();
       expect(busy.status).toBe(503);
       expect(busy.body).toMatchObject({ status: 'maintenance', reason: 'rebuilding the ANN index over 20,000 chunks (npm run index:tune)', expected_s: 55 });

@@ -33,7 +33,7 @@ test('/metrics exposes requests by operation, latency, search latency, pool and 
   expect(text).toMatch(/^sheratan_process_cpu_seconds_total /m);
 });
 
-test('every response carries a request id: the caller\'s when sane, a new one otherwise', async () => {
+test("every response carries a request id: the caller's when sane, a new one otherwise", async () => {
   const given = await fetch(`${h.url}/healthz`, { headers: { 'x-request-id': 'abc-123' } });
   expect(given.headers.get('x-request-id')).toBe('abc-123');
   const insane = await fetch(`${h.url}/healthz`, { headers: { 'x-request-id': 'no spaces allowed' } });
@@ -96,7 +96,10 @@ test('/metrics stays bounded: unknown paths share one label, over-long or unusua
 });
 
 test('every response says no-store and nosniff', async () => {
-  for (const res of [await fetch(`${h.url}/healthz`), await fetch(`${h.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' })]) {
+  for (const res of [
+    await fetch(`${h.url}/healthz`),
+    await fetch(`${h.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' }),
+  ]) {
     expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
   }

@@ -19,9 +19,13 @@ function psql(url: string, ...commands: string[]): string {
   return r.stdout;
 }
 
-test('as the owner, \\dt lists the store\'s tables and \\d document_chunks describes its columns', () => {
-  const tables = psql(h.ownerUrl, '\\dt').split('\n').map((line) => line.split('|').slice(0, 2).join('.'));
-  expect(tables).toEqual(expect.arrayContaining(['sheratan.documents', 'sheratan.document_chunks', 'sheratan.jobs', 'sheratan.audit_logs', 'sheratan.search_logs']));
+test("as the owner, \\dt lists the store's tables and \\d document_chunks describes its columns", () => {
+  const tables = psql(h.ownerUrl, '\\dt')
+    .split('\n')
+    .map((line) => line.split('|').slice(0, 2).join('.'));
+  expect(tables).toEqual(
+    expect.arrayContaining(['sheratan.documents', 'sheratan.document_chunks', 'sheratan.jobs', 'sheratan.audit_logs', 'sheratan.search_logs']),
+  );
   const columns = psql(h.ownerUrl, '\\d document_chunks');
   expect(columns).toMatch(/^embedding\|vector\(384\)\|/m);
   expect(columns).toMatch(/^document_id\|uuid\|/m);

@@ -7,7 +7,15 @@
 // in a default store (the committed migrations' literal names are mapped).
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { createTestDatabase, SUPERUSER_URL, serverTest, AUTHENTICATOR_PASSWORD, SERVER_JWT_SECRET, TEST_EMBEDDING_ENV, type TestDatabase } from '../support/backend.ts';
+import {
+  createTestDatabase,
+  SUPERUSER_URL,
+  serverTest,
+  AUTHENTICATOR_PASSWORD,
+  SERVER_JWT_SECRET,
+  TEST_EMBEDDING_ENV,
+  type TestDatabase,
+} from '../support/backend.ts';
 import { onDatabase, withPgClient } from '../../src/database/connect.ts';
 import { COMMITTED_ROLES, roleNames } from '../../src/config/roles.ts';
 import { signToken } from '../../src/http/auth.ts';

@@ -39,8 +39,7 @@ async function runOnce(sql: string, settings = {}): Promise<{ ok: boolean; lines
   watcher.stop();
   return { ok, lines };
 }
-const runs = async (): Promise<number> =>
-  (await owner.query<{ n: number }>("select count(*)::int as n from sheratan_private.watch_probe")).rows[0]!.n;
+const runs = async (): Promise<number> => (await owner.query<{ n: number }>('select count(*)::int as n from sheratan_private.watch_probe')).rows[0]!.n;
 
 test('an unchanged current.sql is not run again, also when only its comments changed', async () => {
   const start = await runs();

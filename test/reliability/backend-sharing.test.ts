@@ -53,7 +53,9 @@ test('a psql-like client idle inside a transaction: GraphQL gets a fast 503 (emb
         expect(r.ms).toBeLessThan(POOL_TIMEOUT_MS + 2000);
         const errors = r.body.errors as Array<{ message: string; extensions: { code: string } }>;
         expect(errors[0]).toMatchObject({
-          message: expect.stringMatching(/one backend stayed held by another client \(sheratan, session \d+\) for 1000 ms \(DB_POOL_TIMEOUT_MS\); retry shortly/),
+          message: expect.stringMatching(
+            /one backend stayed held by another client \(sheratan, session \d+\) for 1000 ms \(DB_POOL_TIMEOUT_MS\); retry shortly/,
+          ),
           extensions: { code: 'DATABASE_BUSY' },
         });
       }

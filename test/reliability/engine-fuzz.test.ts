@@ -27,7 +27,8 @@ describeEmbedded("it fuzzes the embedded engine's own listener", 'random frames 
   /** A frame a broken or hostile client might send: random type, sometimes a lying length, random or half-valid body. */
   function randomFrame(): Buffer {
     const type = next() < 0.5 ? 'QPBEDCHSdcfpFX'.charCodeAt(int(14)) : int(256);
-    const body = next() < 0.3 ? Buffer.from(`${['select', 'copy', 'begin', 'listen', 'prepare'][int(5)]} ${bytes(int(20)).toString('latin1')}\0`) : bytes(int(64));
+    const body =
+      next() < 0.3 ? Buffer.from(`${['select', 'copy', 'begin', 'listen', 'prepare'][int(5)]} ${bytes(int(20)).toString('latin1')}\0`) : bytes(int(64));
     const r = next();
     if (r < 0.1) return frame(type, body, 0x7fffffff); // announces 2 GiB
     if (r < 0.2) return frame(type, body, int(4)); // shorter than its own length field

@@ -97,9 +97,18 @@ function invalid(type: GraphQLInputType): Literal[] {
     case 'Datetime':
       return [...common, str('the day after never'), str('2024-13-45T99:00:00Z'), '7'];
     case 'Vector':
-      return [...common, '[]', str('[1,2,3]'), '["a"]', vector([1, 2, 3]), vector(new Array(DIM).fill(0)), vector(new Array(DIM + 1).fill(0.1)), vector(new Array(20_000).fill(0.5))];
+      return [
+        ...common,
+        '[]',
+        str('[1,2,3]'),
+        '["a"]',
+        vector([1, 2, 3]),
+        vector(new Array(DIM).fill(0)),
+        vector(new Array(DIM + 1).fill(0.1)),
+        vector(new Array(20_000).fill(0.5)),
+      ];
     case 'Cursor':
-      return [...common, str('garbage!!'), str(b64('{"foo":"bar"}')), str(b64("[\"natural\",\"' or 1=1 --\"]")), '12'];
+      return [...common, str('garbage!!'), str(b64('{"foo":"bar"}')), str(b64('["natural","\' or 1=1 --"]')), '12'];
     case 'ID':
       return [...common, str('garbage'), str(b64('["documents","\' or 1=1 --"]')), str(b64('["nope"]')), '12'];
     case 'JSON':
@@ -147,7 +156,7 @@ interface Case {
   mutation: boolean;
 }
 
-const selection = (type: GraphQLNamedType): string => (isObjectType(type) || !isScalarType(type) && !isEnumType(type) ? ' { __typename }' : '');
+const selection = (type: GraphQLNamedType): string => (isObjectType(type) || (!isScalarType(type) && !isEnumType(type)) ? ' { __typename }' : '');
 
 function call(field: GraphQLField<unknown, unknown>, attacked: GraphQLArgument, value: Literal): string {
   const args = field.args
@@ -216,7 +225,11 @@ function cases(): Case[] {
       const targetsNothing = /^(update|delete|completeJob|failJob|cancelJob|replaceDocumentChunks)/.test(field.name);
       if (targetsNothing) {
         for (const value of hostile(f.type)) {
-          add(`Mutation.${field.name}(input.${f.name}: hostile ${value.slice(0, 30)})`, `mutation { ${field.name}(input: ${build(f.name, value)})${selectionOf} }`, true);
+          add(
+            `Mutation.${field.name}(input.${f.name}: hostile ${value.slice(0, 30)})`,
+            `mutation { ${field.name}(input: ${build(f.name, value)})${selectionOf} }`,
+            true,
+          );
         }
         // Patches carry hostile strings in every text field.
         for (const patch of fields.filter((p) => /Patch$/.test(getNamedType(p.type).name))) {
@@ -224,7 +237,11 @@ function cases(): Case[] {
           if (!isInputObjectType(patchType)) continue;
           for (const pf of Object.values(patchType.getFields())) {
             for (const value of hostile(pf.type)) {
-              add(`Mutation.${field.name}(input.${patch.name}.${pf.name}: hostile)`, `mutation { ${field.name}(input: ${build(patch.name, `{ ${pf.name}: ${value} }`)})${selectionOf} }`, true);
+              add(
+                `Mutation.${field.name}(input.${patch.name}.${pf.name}: hostile)`,
+                `mutation { ${field.name}(input: ${build(patch.name, `{ ${pf.name}: ${value} }`)})${selectionOf} }`,
+                true,
+              );
             }
           }
         }
@@ -241,20 +258,29 @@ function cases(): Case[] {
     `{ ${Array.from({ length: 100 }, (_, i) => `s${i}: searchDocumentChunks(embedding: ${vector(unit)}, first: 100) { distance }`).join(' ')} }`,
   );
   add('alias flood of counts (3000)', `{ ${Array.from({ length: 3000 }, (_, i) => `a${i}: allDocuments { totalCount }`).join(' ')} }`);
-  add('alias flood through a fragment spread 100 times', `{ ${Array.from({ length: 100 }, () => '...F').join(' ')} } fragment F on Query { ${Array.from({ length: 40 }, (_, i) => `f${i}: allDocuments { totalCount }`).join(' ')} }`);
+  add(
+    'alias flood through a fragment spread 100 times',
+    `{ ${Array.from({ length: 100 }, () => '...F').join(' ')} } fragment F on Query { ${Array.from({ length: 40 }, (_, i) => `f${i}: allDocuments { totalCount }`).join(' ')} }`,
+  );
   // Limits read from variables' defaults, omitted page sizes, offsets and fan-out.
   add('variable default above MAX_SEARCH_RESULTS', `query ($n: Int = 100000) { searchDocumentChunks(embedding: ${vector(unit)}, first: $n) { distance } }`);
   add('variable default above MAX_PAGE_SIZE', 'query ($n: Int = 1000000) { allDocumentChunks(first: $n) { nodes { embedding } } }');
   add('variable default offset', `query ($o: Int = 2147483647) { searchDocumentChunks(embedding: ${vector(unit)}, offset: $o) { distance } }`);
   add('connection rows without first', '{ allDocumentChunks { nodes { embedding } } }');
   add('nested connection rows without first', '{ allDocuments(first: 10) { nodes { chunks { edges { node { embedding } } } } } }');
-  add('nested fan-out of similarChunks', '{ allDocumentChunks(first: 30) { nodes { similarChunks(first: 100) { chunk { similarChunks(first: 100) { similarity } } } } } }');
+  add(
+    'nested fan-out of similarChunks',
+    '{ allDocumentChunks(first: 30) { nodes { similarChunks(first: 100) { chunk { similarChunks(first: 100) { similarity } } } } } }',
+  );
   add('fan-out of similarDocuments', '{ allDocuments(first: 1000) { nodes { similarDocuments(first: 100) { similarity } } } }');
-  add('multiplied page sizes', '{ allDocuments(first: 1000) { nodes { chunks(first: 1000) { nodes { embedding document { chunks(first: 1000) { totalCount } } } } } } }');
+  add(
+    'multiplied page sizes',
+    '{ allDocuments(first: 1000) { nodes { chunks(first: 1000) { nodes { embedding document { chunks(first: 1000) { totalCount } } } } } } }',
+  );
   add('fragment cycle', '{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }');
   add('unterminated', '{ allDocuments(first: 1) { nodes { title }');
   add('directive flood', `{ __typename ${'@skip(if: false) '.repeat(500)} }`);
-  add('SQL as the document', "select * from sheratan.documents; --");
+  add('SQL as the document', 'select * from sheratan.documents; --');
   return out;
 }
 
@@ -266,7 +292,9 @@ async function fingerprint(): Promise<string> {
   // One query at a time: a pg client runs its queries in turn anyway (and warns when given several at once).
   const parts: string[] = [];
   for (const t of tables) {
-    parts.push((await owner.query(`select count(*) || ':' || coalesce(md5(string_agg(x::text, ',' order by x::text)), '') as f from sheratan.${t} x`)).rows[0].f);
+    parts.push(
+      (await owner.query(`select count(*) || ':' || coalesce(md5(string_agg(x::text, ',' order by x::text)), '') as f from sheratan.${t} x`)).rows[0].f,
+    );
   }
   return parts.join(' ');
 }

@@ -71,9 +71,19 @@ describe.each(['UTC', 'Asia/Kolkata', 'America/New_York'])('in time zone %s, a r
   test.each(TENANTS)('search_daily and search_hourly (%s)', async (tenant) => {
     await asLogin(tenant, timeZone, async (c) => {
       const daily = await c.query("select day::text as period, mode, coalesce(source_filter, '') as source, * from sheratan_reporting.search_daily");
-      expectFigures(keyed(daily.rows, (r) => `${r.period}|${r.mode}|${r.source}`, SEARCH_COLUMNS), expectedSearches(activity, tenant, timeZone, 'day'), 'search_daily');
-      const hourly = await c.query(`select to_char(hour, 'YYYY-MM-DD"T"HH24') as period, mode, coalesce(source_filter, '') as source, * from sheratan_reporting.search_hourly`);
-      expectFigures(keyed(hourly.rows, (r) => `${r.period}|${r.mode}|${r.source}`, SEARCH_COLUMNS), expectedSearches(activity, tenant, timeZone, 'hour'), 'search_hourly');
+      expectFigures(
+        keyed(daily.rows, (r) => `${r.period}|${r.mode}|${r.source}`, SEARCH_COLUMNS),
+        expectedSearches(activity, tenant, timeZone, 'day'),
+        'search_daily',
+      );
+      const hourly = await c.query(
+        `select to_char(hour, 'YYYY-MM-DD"T"HH24') as period, mode, coalesce(source_filter, '') as source, * from sheratan_reporting.search_hourly`,
+      );
+      expectFigures(
+        keyed(hourly.rows, (r) => `${r.period}|${r.mode}|${r.source}`, SEARCH_COLUMNS),
+        expectedSearches(activity, tenant, timeZone, 'hour'),
+        'search_hourly',
+      );
       expect(new Set([...daily.rows, ...hourly.rows].map((r) => r.tenant))).toEqual(new Set([tenant]));
     });
   });
@@ -99,7 +109,11 @@ describe.each(['UTC', 'Asia/Kolkata', 'America/New_York'])('in time zone %s, a r
 test.each(TENANTS)('embedding_coverage, job_queue and ann_index_usage (%s)', async (tenant) => {
   await asLogin(tenant, 'UTC', async (c) => {
     const coverage = await c.query("select coalesce(model, '') as key, * from sheratan_reporting.embedding_coverage");
-    expectFigures(keyed(coverage.rows, (r) => String(r.key), ['chunks', 'embedded', 'missing', 'coverage']), expectedCoverage(activity, tenant), 'embedding_coverage');
+    expectFigures(
+      keyed(coverage.rows, (r) => String(r.key), ['chunks', 'embedded', 'missing', 'coverage']),
+      expectedCoverage(activity, tenant),
+      'embedding_coverage',
+    );
     const queue = await c.query('select * from sheratan_reporting.job_queue');
     expectFigures(
       keyed(queue.rows, (r) => String(r.job_type), ['pending', 'due', 'running', 'completed', 'failed', 'cancelled']),
@@ -140,13 +154,24 @@ test('every view of sheratan_reporting runs as its caller (security_invoker) and
            exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'tenant' and not a.attisdropped) as has_tenant
       from pg_class c where c.relnamespace = 'sheratan_reporting'::regnamespace and c.relkind in ('v', 'm', 'r', 'p', 'f') order by 1`);
   expect(views.map((v) => v.relname)).toEqual(
-    expect.arrayContaining(['ann_index_usage', 'embedding_coverage', 'ingest_daily', 'job_daily', 'job_queue', 'search_daily', 'search_events', 'search_hourly']),
+    expect.arrayContaining([
+      'ann_index_usage',
+      'embedding_coverage',
+      'ingest_daily',
+      'job_daily',
+      'job_queue',
+      'search_daily',
+      'search_events',
+      'search_hourly',
+    ]),
   );
   for (const v of views) {
     expect({ view: v.relname, invoker: v.invoker }).toEqual({ view: v.relname, invoker: true });
     for (const tenant of TENANTS) {
       const seen = await asLogin(tenant, 'UTC', async (c) => {
-        const { rows } = await c.query(`select count(*)::int as n ${v.has_tenant ? ', array_agg(distinct tenant) as tenants' : ''} from sheratan_reporting.${c.escapeIdentifier(v.relname)}`);
+        const { rows } = await c.query(
+          `select count(*)::int as n ${v.has_tenant ? ', array_agg(distinct tenant) as tenants' : ''} from sheratan_reporting.${c.escapeIdentifier(v.relname)}`,
+        );
         return rows[0];
       });
       expect(seen.n).toBeGreaterThan(0);
@@ -157,9 +182,13 @@ test('every view of sheratan_reporting runs as its caller (security_invoker) and
 
 test('a view without security_invoker shows a login every tenant (its owner bypasses row-level security): what the check above catches', async () => {
   const owner = await h.owner();
-  await owner.query(`create view sheratan_reporting.leaky as select tenant from sheratan.search_logs; grant select on sheratan_reporting.leaky to ${READONLY_ROLE}`);
+  await owner.query(
+    `create view sheratan_reporting.leaky as select tenant from sheratan.search_logs; grant select on sheratan_reporting.leaky to ${READONLY_ROLE}`,
+  );
   try {
-    const seen = await asLogin('acme', 'UTC', async (c) => (await c.query('select distinct tenant from sheratan_reporting.leaky order by 1')).rows.map((r) => r.tenant));
+    const seen = await asLogin('acme', 'UTC', async (c) =>
+      (await c.query('select distinct tenant from sheratan_reporting.leaky order by 1')).rows.map((r) => r.tenant),
+    );
     // Every tenant's rows (other tests of this file, in any order, may have added tenants of their own).
     expect(seen).toEqual(expect.arrayContaining([...TENANTS]));
     expect(seen.length).toBeGreaterThan(1);
@@ -170,7 +199,7 @@ test('a view without security_invoker shows a login every tenant (its owner bypa
 
 test('a reporting login cannot write through the views, nor widen what it sees by claims or roles', async () => {
   await asLogin('acme', 'UTC', async (c) => {
-    await expect(c.query("insert into sheratan_reporting.search_events (k) values (1)")).rejects.toThrow(/permission denied/);
+    await expect(c.query('insert into sheratan_reporting.search_events (k) values (1)')).rejects.toThrow(/permission denied/);
     await expect(c.query('delete from sheratan_reporting.search_events')).rejects.toThrow(/permission denied/);
     await expect(c.query('create view sheratan_reporting.mine as select 1')).rejects.toThrow(/permission denied/);
     await c.query("set jwt.claims.tenant = 'globex'");
@@ -197,10 +226,11 @@ test('real searches land in search_events with their mode and source filter', as
     const res = await h.graphql(`query ($e: Vector!) { ${field} }`, { token, path: '/graphql', variables: { e: embedding } });
     expect(res.body.errors).toBeUndefined();
   }
-  const events = await h.graphql<{ allSearchEvents: { nodes: Array<{ mode: string; sourceFilter: string | null; resultCount: number; zeroResult: boolean }> } }>(
-    '{ allSearchEvents(orderBy: ROW_ID_ASC, first: 10) { nodes { mode sourceFilter resultCount zeroResult } } }',
-    { token: h.token('sheratan_readonly', 'initech') },
-  );
+  const events = await h.graphql<{
+    allSearchEvents: { nodes: Array<{ mode: string; sourceFilter: string | null; resultCount: number; zeroResult: boolean }> };
+  }>('{ allSearchEvents(orderBy: ROW_ID_ASC, first: 10) { nodes { mode sourceFilter resultCount zeroResult } } }', {
+    token: h.token('sheratan_readonly', 'initech'),
+  });
   expect(events.body.errors).toBeUndefined();
   expect(events.body.data!.allSearchEvents.nodes).toEqual(
     searches.map(([, filters]) => ({ mode: searchMode(filters), sourceFilter: sourceFilter(filters), resultCount: 1, zeroResult: false })),
@@ -231,12 +261,33 @@ describe('/reporting/graphql with a read-only token', () => {
       Object.fromEntries(Object.entries(n).map(([k, v]) => [k.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`).replace(/(\d+)/, '$1'), v]));
     const daily = res.body.data!.allSearchDailies.nodes.map(snake);
     expect(new Set(daily.map((n) => n.tenant))).toEqual(new Set([tenant]));
-    expectFigures(keyed(daily, (r) => `${r.day}|${r.mode}|${r.source_filter ?? ''}`, SEARCH_COLUMNS), expectedSearches(activity, tenant, zone, 'day'), 'allSearchDailies');
+    expectFigures(
+      keyed(daily, (r) => `${r.day}|${r.mode}|${r.source_filter ?? ''}`, SEARCH_COLUMNS),
+      expectedSearches(activity, tenant, zone, 'day'),
+      'allSearchDailies',
+    );
     const hourly = res.body.data!.allSearchHourlies.nodes.map(snake);
     const expectedHourly = expectedSearches(activity, tenant, zone, 'hour');
     expectFigures(
-      keyed(hourly, (r) => `${hourIn(new Date(String(r.hour)), zone)}|${r.mode}|${r.source_filter ?? ''}`, ['searches', 'p50_latency_ms', 'p95_latency_ms', 'p99_latency_ms', 'zero_result_rate']),
-      new Map([...expectedHourly].map(([k, f]) => [k, { searches: f.searches!, p50_latency_ms: f.p50_latency_ms!, p95_latency_ms: f.p95_latency_ms!, p99_latency_ms: f.p99_latency_ms!, zero_result_rate: f.zero_result_rate! }])),
+      keyed(hourly, (r) => `${hourIn(new Date(String(r.hour)), zone)}|${r.mode}|${r.source_filter ?? ''}`, [
+        'searches',
+        'p50_latency_ms',
+        'p95_latency_ms',
+        'p99_latency_ms',
+        'zero_result_rate',
+      ]),
+      new Map(
+        [...expectedHourly].map(([k, f]) => [
+          k,
+          {
+            searches: f.searches!,
+            p50_latency_ms: f.p50_latency_ms!,
+            p95_latency_ms: f.p95_latency_ms!,
+            p99_latency_ms: f.p99_latency_ms!,
+            zero_result_rate: f.zero_result_rate!,
+          },
+        ]),
+      ),
       'allSearchHourlies',
     );
   });
@@ -277,9 +328,15 @@ describe('/reporting/graphql with a read-only token', () => {
   test('the views are on the reporting endpoint only, read-only, and refused without a token', async () => {
     const api = await h.graphql('{ allSearchDailies { totalCount } }', { token: h.token('sheratan_app', 'acme'), path: '/graphql' });
     expect(api.body.errors?.[0]?.message).toMatch(/Cannot query field "allSearchDailies"/);
-    const intro = await h.graphql<{ __schema: { mutationType: null } }>('{ __schema { mutationType { name } } }', { token: h.token('sheratan_readonly', 'acme') });
+    const intro = await h.graphql<{ __schema: { mutationType: null } }>('{ __schema { mutationType { name } } }', {
+      token: h.token('sheratan_readonly', 'acme'),
+    });
     expect(intro.body.data!.__schema.mutationType).toBeNull();
-    const res = await fetch(`${h.gateway.url}/reporting/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ allSearchDailies { totalCount } }' }) });
+    const res = await fetch(`${h.gateway.url}/reporting/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ allSearchDailies { totalCount } }' }),
+    });
     expect(res.status).toBe(401);
   });
 });

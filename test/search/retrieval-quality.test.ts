@@ -52,10 +52,8 @@ interface Match {
   chunk: { rowId: string; documentId: string };
 }
 
-const hybrid = (variables: Record<string, unknown>, token?: string) =>
-  h.graphql<{ hybridSearchDocumentChunks: HybridMatch[] }>(HYBRID, { variables, token });
-const search = (variables: Record<string, unknown>, token?: string) =>
-  h.graphql<{ searchDocumentChunks: Match[] }>(SEARCH, { variables, token });
+const hybrid = (variables: Record<string, unknown>, token?: string) => h.graphql<{ hybridSearchDocumentChunks: HybridMatch[] }>(HYBRID, { variables, token });
+const search = (variables: Record<string, unknown>, token?: string) => h.graphql<{ searchDocumentChunks: Match[] }>(SEARCH, { variables, token });
 const searchLogCount = async () => (await owner.query('select count(*)::int as n from sheratan.search_logs')).rows[0].n as number;
 
 /** Full-text ranks as the owner computes them directly: acme's matches, best first, ties by id. */
@@ -178,8 +176,11 @@ beforeAll(async () => {
     documentIds.push(res.body.data!.ingestDocument.document.rowId);
   }
   // globex holds copies of acme's first document: identical text and vectors.
-  const copy = await owner.query(`select content, embedding::text as e from sheratan.document_chunks
-    where document_id = $1 order by chunk_index`, [documentIds[0]]);
+  const copy = await owner.query(
+    `select content, embedding::text as e from sheratan.document_chunks
+    where document_id = $1 order by chunk_index`,
+    [documentIds[0]],
+  );
   const res = await h.graphql(INGEST, {
     variables: { input: { title: 'globex copy', chunks: copy.rows.map((r) => ({ content: r.content, embedding: JSON.parse(r.e) })) } },
     token: h.token('sheratan_app', 'globex'),
@@ -196,7 +197,10 @@ describe('hybrid search', () => {
     for (const text of ['river', 'violin orchard', '"the glacier and the lantern"', 'compass -meadow']) {
       const textRanks = await textRanking(text);
       expect(textRanks.length).toBeGreaterThan(0);
-      const expected = rrf(textRanks, bruteForce(query, chunks, 50).map((m) => m.id)).slice(0, 10);
+      const expected = rrf(
+        textRanks,
+        bruteForce(query, chunks, 50).map((m) => m.id),
+      ).slice(0, 10);
       // Both lists contribute to the page.
       expect(expected.some((m) => m.t !== null) && expected.some((m) => m.v !== null)).toBe(true);
       const res = await hybrid({ text, e: query, first: 10 });
@@ -217,7 +221,13 @@ describe('hybrid search', () => {
   test('the constant and the weights change the fusion as the formula says; offset pages through it', async () => {
     const query = randomUnit(DIM, rng(78));
     const text = 'harbour or engine';
-    const expected = rrf(await textRanking(text), bruteForce(query, chunks, 50).map((m) => m.id), 5, 2, 0.5);
+    const expected = rrf(
+      await textRanking(text),
+      bruteForce(query, chunks, 50).map((m) => m.id),
+      5,
+      2,
+      0.5,
+    );
     const res = await hybrid({ text, e: query, first: 6, offset: 2, rrfK: 5, tw: 2, vw: 0.5 });
     expect(res.body.errors).toBeUndefined();
     expect(res.body.data!.hybridSearchDocumentChunks.map((m) => m.chunk.rowId)).toEqual(expected.slice(2, 8).map((m) => m.id));
@@ -248,7 +258,11 @@ describe('hybrid search', () => {
     expect(Math.max(...perDocument.values())).toBeLessThanOrEqual(2);
     // The cap keeps the best of each document, in fused order.
     const text = (await textRanking('river or mountain')).filter((id) => odd.has(byId(id).documentId));
-    const vector = bruteForce(query, chunks.filter((c) => odd.has(c.documentId)), 50).map((m) => m.id);
+    const vector = bruteForce(
+      query,
+      chunks.filter((c) => odd.has(c.documentId)),
+      50,
+    ).map((m) => m.id);
     const seen = new Map<string, number>();
     const expected = rrf(text, vector).filter((m) => {
       const doc = byId(m.id).documentId;
@@ -330,9 +344,26 @@ describe('diversity (MMR) and per-document caps', () => {
       { variables: { q1, q2 } },
     );
     expect(res.body.errors).toBeUndefined();
-    expect(res.body.data!.a.map((m) => m.chunk.rowId)).toEqual(mmr(q1, bruteForce(q1, chunks, 12).map((m) => byId(m.id)), 0.4, 4));
-    expect(res.body.data!.b.map((m) => m.chunk.rowId)).toEqual(mmr(q2, bruteForce(q2, chunks, 20).map((m) => byId(m.id)), 0.7, 3));
-    for (const [q, got] of [[q1, res.body.data!.a], [q2, res.body.data!.b]] as const) {
+    expect(res.body.data!.a.map((m) => m.chunk.rowId)).toEqual(
+      mmr(
+        q1,
+        bruteForce(q1, chunks, 12).map((m) => byId(m.id)),
+        0.4,
+        4,
+      ),
+    );
+    expect(res.body.data!.b.map((m) => m.chunk.rowId)).toEqual(
+      mmr(
+        q2,
+        bruteForce(q2, chunks, 20).map((m) => byId(m.id)),
+        0.7,
+        3,
+      ),
+    );
+    for (const [q, got] of [
+      [q1, res.body.data!.a],
+      [q2, res.body.data!.b],
+    ] as const) {
       for (const m of got) expect(m.distance).toBeCloseTo(cosineDistance(q, byId(m.chunk.rowId).embedding), 5);
     }
     // The same search twice (grafast makes them one step) once failed: "operator does not exist: vector <=> integer".
@@ -501,7 +532,7 @@ describe('more like this', () => {
     }
   });
 
-  test('similarDocuments ranks the other documents by their chunk nearest to this one\'s mean embedding', async () => {
+  test("similarDocuments ranks the other documents by their chunk nearest to this one's mean embedding", async () => {
     for (const d of [0, 4, 7]) {
       const own = chunks.filter((c) => c.documentId === documentIds[d]);
       const mean = own[0]!.embedding.map((_, i) => own.reduce((acc, c) => acc + c.embedding[i]!, 0) / own.length);
@@ -509,10 +540,9 @@ describe('more like this', () => {
         .filter((id) => id !== documentIds[d])
         .map((id) => ({ id, distance: Math.min(...chunks.filter((c) => c.documentId === id).map((c) => cosineDistance(mean, c.embedding))) }))
         .sort((a, b) => a.distance - b.distance);
-      const res = await h.graphql<{ documentByRowId: { similarDocuments: Array<{ distance: number; document: { rowId: string } }> } }>(
-        SIMILAR_DOCUMENTS,
-        { variables: { id: documentIds[d], first: 4 } },
-      );
+      const res = await h.graphql<{ documentByRowId: { similarDocuments: Array<{ distance: number; document: { rowId: string } }> } }>(SIMILAR_DOCUMENTS, {
+        variables: { id: documentIds[d], first: 4 },
+      });
       expect(res.body.errors).toBeUndefined();
       const got = res.body.data!.documentByRowId.similarDocuments;
       expect(got.map((m) => m.document.rowId)).toEqual(expected.slice(0, 4).map((m) => m.id));
@@ -538,7 +568,11 @@ describe('limits and bad input: a clear error, and nothing stored', () => {
   const query = () => randomUnit(DIM, rng(90));
   test.each([
     ['hybrid without text or embedding', () => hybrid({ first: 3 }), /give queryText, embedding or both/],
-    ['hybrid first above MAX_SEARCH_RESULTS', () => hybrid({ text: 'river', first: 101 }), /hybridSearchDocumentChunks\(first: 101\) is above the limit of 100 \(MAX_SEARCH_RESULTS\)/],
+    [
+      'hybrid first above MAX_SEARCH_RESULTS',
+      () => hybrid({ text: 'river', first: 101 }),
+      /hybridSearchDocumentChunks\(first: 101\) is above the limit of 100 \(MAX_SEARCH_RESULTS\)/,
+    ],
     ['hybrid first 0', () => hybrid({ text: 'river', first: 0 }), /first must be at least 1, not 0/],
     ['hybrid negative offset', () => hybrid({ text: 'river', offset: -1 }), /offset must not be negative/],
     ['hybrid rrfK 0', () => hybrid({ text: 'river', rrfK: 0 }), /rrfK must be at least 1, not 0/],
@@ -547,7 +581,11 @@ describe('limits and bad input: a clear error, and nothing stored', () => {
     ['hybrid candidates above 1000', () => hybrid({ text: 'river', candidates: 5000 }), /candidates must be between first \+ offset \(10\) and 1000, not 5000/],
     ['hybrid maxPerDocument 0', () => hybrid({ text: 'river', perDoc: 0 }), /maxPerDocument must be at least 1, not 0/],
     ['search lambda above 1', () => search({ e: query(), diversity: { lambda: 1.5 } }), /diversity.lambda must be between 0 and 1, not 1.5/],
-    ['search candidates below first', () => search({ e: query(), first: 10, diversity: { candidates: 5 } }), /diversity.candidates must be between first \+ offset \(10\) and 1000, not 5/],
+    [
+      'search candidates below first',
+      () => search({ e: query(), first: 10, diversity: { candidates: 5 } }),
+      /diversity.candidates must be between first \+ offset \(10\) and 1000, not 5/,
+    ],
     ['search maxPerDocument 0', () => search({ e: query(), perDoc: 0 }), /maxPerDocument must be at least 1, not 0/],
     [
       'similarChunks first above MAX_SEARCH_RESULTS',

@@ -220,7 +220,9 @@ describe('on the labelled set, through the API with the local model', () => {
         mrr += first < 0 ? 0 : 1 / (first + 1);
       }
       const measured = { recall: recall / questions.length, mrr: mrr / questions.length };
-      lines.push(`${mode.padEnd(7)} recall@10 ${measured.recall.toFixed(3)}  MRR ${measured.mrr.toFixed(3)}  (floor ${CHUNKED_FLOORS[mode].recall} / ${CHUNKED_FLOORS[mode].mrr})`);
+      lines.push(
+        `${mode.padEnd(7)} recall@10 ${measured.recall.toFixed(3)}  MRR ${measured.mrr.toFixed(3)}  (floor ${CHUNKED_FLOORS[mode].recall} / ${CHUNKED_FLOORS[mode].mrr})`,
+      );
       expect(measured.recall).toBeGreaterThanOrEqual(CHUNKED_FLOORS[mode].recall);
       expect(measured.mrr).toBeGreaterThanOrEqual(CHUNKED_FLOORS[mode].mrr);
     }

@@ -52,7 +52,8 @@ async function open(address: string, count: number, seed: number): Promise<Opene
       new Promise((resolve) => {
         socket.once('connect', () => {
           if (behaviour === 'partial headers') socket.write('POST /graphql HTTP/1.1\r\nHost: x\r\n');
-          else if (behaviour === 'slow body') socket.write('POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"q');
+          else if (behaviour === 'slow body')
+            socket.write('POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"q');
           else if (behaviour === 'keep-alive') socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
           resolve();
         });
@@ -92,7 +93,10 @@ test('one address holds at most MAX_CONNECTIONS_PER_ADDRESS sockets, whatever th
   try {
     await settle();
     const stillOpen = flood.sockets.length - flood.closed();
-    expect({ stillOpen, atMost: MAX_CONNECTIONS_PER_ADDRESS }).toEqual({ stillOpen: Math.min(stillOpen, MAX_CONNECTIONS_PER_ADDRESS), atMost: MAX_CONNECTIONS_PER_ADDRESS });
+    expect({ stillOpen, atMost: MAX_CONNECTIONS_PER_ADDRESS }).toEqual({
+      stillOpen: Math.min(stillOpen, MAX_CONNECTIONS_PER_ADDRESS),
+      atMost: MAX_CONNECTIONS_PER_ADDRESS,
+    });
     expect(flood.closed()).toBeGreaterThanOrEqual(extra);
     // Another client, and an authenticated search, are answered as usual.
     expect(await healthz()).toBe(200);

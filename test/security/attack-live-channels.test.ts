@@ -32,11 +32,15 @@ const PASSWORD = 'live-listen-password-0123';
 beforeAll(async () => {
   h = await startHarness({ NODE_ENV: 'production' });
   await applyCurrentMigration(h);
-  const made = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'db:reporting-login', '--name', LOGIN, '--tenant', 'acme', '--password', PASSWORD], {
-    env: { ...process.env, ...h.cliEnv, ...(SUPERUSER_URL ? { ROOT_DATABASE_URL: SUPERUSER_URL } : {}) },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const made = spawnSync(
+    process.execPath,
+    [path.join(projectRoot, 'src/cli.ts'), 'db:reporting-login', '--name', LOGIN, '--tenant', 'acme', '--password', PASSWORD],
+    {
+      env: { ...process.env, ...h.cliEnv, ...(SUPERUSER_URL ? { ROOT_DATABASE_URL: SUPERUSER_URL } : {}) },
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
   expect(made.stderr).toBe('');
 }, 180_000);
 
@@ -77,7 +81,9 @@ test('a SQL login of one tenant hears nothing of another tenant on any channel i
     expect({ sql, denied }).toEqual({ sql, denied: '42501' });
   }
   for (const tenant of ['other', 'globex']) {
-    const res = await h.graphql('mutation { createDocument(input: { document: { title: "heard?" } }) { document { id } } }', { token: h.token('sheratan_app', tenant) });
+    const res = await h.graphql('mutation { createDocument(input: { document: { title: "heard?" } }) { document { id } } }', {
+      token: h.token('sheratan_app', tenant),
+    });
     expect(res.body.errors).toBeUndefined();
   }
   // A barrier: a notification the login may hear, sent after those writes

@@ -34,11 +34,15 @@ const LONG_S = 8;
 
 beforeAll(async () => {
   h = await startHarness({ NODE_ENV: 'production', DB_POOL_TIMEOUT_MS: '1500' });
-  const made = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'db:reporting-login', '--name', LOGIN, '--tenant', 'acme', '--password', PASSWORD], {
-    env: { ...process.env, ...h.cliEnv, ...(SUPERUSER_URL ? { ROOT_DATABASE_URL: SUPERUSER_URL } : {}) },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const made = spawnSync(
+    process.execPath,
+    [path.join(projectRoot, 'src/cli.ts'), 'db:reporting-login', '--name', LOGIN, '--tenant', 'acme', '--password', PASSWORD],
+    {
+      env: { ...process.env, ...h.cliEnv, ...(SUPERUSER_URL ? { ROOT_DATABASE_URL: SUPERUSER_URL } : {}) },
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
   expect(made.stderr).toBe('');
 }, 180_000);
 
@@ -97,5 +101,6 @@ test('a reporting login running a long statement makes no other tenant wait beyo
     const stored = (await owner.query('select count(*)::int as n from sheratan.documents where title = $1', [title])).rows[0].n;
     expect({ status: write.status, stored }).toEqual(write.status === 200 ? { status: 200, stored: 1 } : { status: 503, stored: 0 });
   }
-  for (const wait of waits) expect({ ...wait, withinBound: wait.ms < BOUND_MS && (wait.status === 200 || wait.status === 503) }).toEqual({ ...wait, withinBound: true });
+  for (const wait of waits)
+    expect({ ...wait, withinBound: wait.ms < BOUND_MS && (wait.status === 200 || wait.status === 503) }).toEqual({ ...wait, withinBound: true });
 }, 120_000);

@@ -87,7 +87,12 @@ function cases(count: number, seed: number): Case[] {
     const other = rnd() < 0.5 ? operation(rnd, otherKind, 'Other', fragments) : undefined;
     const parts = [chosen.text, ...(other ? [other.text] : []), ...fragments];
     if (rnd() < 0.5) parts.reverse();
-    out.push({ document: parts.join('\n'), ...(other ? { operationName: 'Chosen' } : {}), mutation: mutation || (other !== undefined && otherKind === 'mutation'), data: chosen.data });
+    out.push({
+      document: parts.join('\n'),
+      ...(other ? { operationName: 'Chosen' } : {}),
+      mutation: mutation || (other !== undefined && otherKind === 'mutation'),
+      data: chosen.data,
+    });
   }
   return out;
 }
@@ -120,7 +125,8 @@ test('generated operations: anonymous ones that select data get 401 UNAUTHENTICA
       const ok = c.data
         ? anonymous.status === 401 && code === 'UNAUTHENTICATED' && anonymous.body.data === undefined && /^Bearer/.test(anonymous.authenticate ?? '')
         : anonymous.status === 200 && anonymous.body.errors === undefined && anonymous.body.data !== undefined;
-      if (!ok) failures.push(`${path} anonymous ${JSON.stringify(body)} (data: ${c.data}) → ${anonymous.status} ${JSON.stringify(anonymous.body.errors ?? null)}`);
+      if (!ok)
+        failures.push(`${path} anonymous ${JSON.stringify(body)} (data: ${c.data}) → ${anonymous.status} ${JSON.stringify(anonymous.body.errors ?? null)}`);
     }
     const signed = await post('/graphql', body, token);
     if (signed.body.errors?.some((e) => e.extensions?.code === 'UNAUTHENTICATED') || signed.status === 401) {

@@ -145,7 +145,9 @@ test('no generated anonymous document gets a 5xx, holds the event loop or grows 
     }
     expect({ shape, heapUnder50MiB: heapMiB < 50 }).toEqual({ shape, heapUnder50MiB: true });
   }
-  console.log(`hostile documents: worst event-loop delay ${worst.lagMs.toFixed(1)} ms (${worst.shape}), heap growth ${worst.heapMiB.toFixed(1)} MiB, slowest answer ${worst.ms.toFixed(0)} ms`);
+  console.log(
+    `hostile documents: worst event-loop delay ${worst.lagMs.toFixed(1)} ms (${worst.shape}), heap growth ${worst.heapMiB.toFixed(1)} MiB, slowest answer ${worst.ms.toFixed(0)} ms`,
+  );
   // The invariant is 50 ms (bench:hostile measures it alone on the machine); here two test files share two
   // cores and this process's own garbage collection counts too, so only an order-of-magnitude regression fails.
   expect(worst.lagMs).toBeLessThan(1000);
@@ -220,7 +222,10 @@ test('first: null, a null variable, or an omitted first is costed as the default
       expect({ depth, form, answer: await errorOf(nested(depth, form), variables) }).toEqual({ depth, form, answer: asTen });
     }
     // An omitted first is the default too.
-    expect({ depth, omitted: await errorOf(nested(depth, '10').replaceAll('(first: 10)', '').replace(', first: 10)', ')'), {}) }).toEqual({ depth, omitted: asTen });
+    expect({ depth, omitted: await errorOf(nested(depth, '10').replaceAll('(first: 10)', '').replace(', first: 10)', ')'), {}) }).toEqual({
+      depth,
+      omitted: asTen,
+    });
   }
   // And depth 2 with first 10 is already too many searches (1 + 10 + 100).
   expect(await errorOf(nested(2, 'null'), {})).toMatchObject({ code: 'TOO_MANY_SEARCHES' });
@@ -230,7 +235,10 @@ test('groupedAggregates cannot return more groups than MAX_PAGE_SIZE: refused in
   const token = h.token('sheratan_app', 'groups');
   const titles = Array.from({ length: 41 }, (_, i) => `g${i}`);
   for (const title of titles) {
-    const res = await h.graphql('mutation ($t: String!) { ingestDocument(input: { title: $t, source: $t, chunks: [] }) { clientMutationId } }', { variables: { t: title }, token });
+    const res = await h.graphql('mutation ($t: String!) { ingestDocument(input: { title: $t, source: $t, chunks: [] }) { clientMutationId } }', {
+      variables: { t: title },
+      token,
+    });
     expect(res.body.errors).toBeUndefined();
   }
   const over = await h.graphql('{ allDocuments { groupedAggregates(groupBy: [SOURCE]) { keys } } }', { token });
@@ -253,7 +261,9 @@ test('ingest is costed by its chunks and bytes before anything is stored', async
   // Short numbers, so that 5,000 chunks fit in MAX_BODY_BYTES as they did for the attacker.
   const short = e.map((x) => Math.round(x * 100) / 100);
   const manyChunks = Array.from({ length: 5000 }, (_, i) => ({ content: `c${i}`, embedding: short }));
-  const many = await h.graphql('mutation ($c: [ChunkInput]!) { ingestDocument(input: { title: "many", chunks: $c }) { clientMutationId } }', { variables: { c: manyChunks } });
+  const many = await h.graphql('mutation ($c: [ChunkInput]!) { ingestDocument(input: { title: "many", chunks: $c }) { clientMutationId } }', {
+    variables: { c: manyChunks },
+  });
   expect(many.body.errors?.[0]?.extensions?.code).toBe('QUERY_TOO_COSTLY');
   const huge = await h.graphql('mutation ($c: [ChunkInput]!) { ingestDocument(input: { title: "huge", chunks: $c }) { clientMutationId } }', {
     variables: { c: [{ content: 'x'.repeat(12 * MiB), embedding: e }] },
@@ -269,16 +279,33 @@ test('ingest is costed by its chunks and bytes before anything is stored', async
 
 test('a NUL character anywhere in an argument is refused naming where it is, before anything runs, and stores nothing', async () => {
   const owner = await h.owner();
-  const count = async (): Promise<number> => (await owner.query('select (select count(*) from sheratan.documents) + (select count(*) from sheratan.jobs) as n')).rows[0].n;
+  const count = async (): Promise<number> =>
+    (await owner.query('select (select count(*) from sheratan.documents) + (select count(*) from sheratan.jobs) as n')).rows[0].n;
   const before = await count();
   const nul = 'a\u0000b';
   const cases: Array<[query: string, variables: Record<string, unknown>, path: RegExp]> = [
-    ['mutation ($i: IngestDocumentInput!) { ingestDocument(input: $i) { clientMutationId } }', { i: { title: nul, chunks: [] } }, /ingestDocument\(input\.title\)/],
+    [
+      'mutation ($i: IngestDocumentInput!) { ingestDocument(input: $i) { clientMutationId } }',
+      { i: { title: nul, chunks: [] } },
+      /ingestDocument\(input\.title\)/,
+    ],
     ['mutation ($i: IngestDocumentInput!) { ingestDocument(input: $i) { clientMutationId } }', { i: { title: 't', source: nul, chunks: [] } }, /input\.source/],
-    ['mutation ($i: IngestDocumentInput!) { ingestDocument(input: $i) { clientMutationId } }', { i: { title: 't', metadata: { deep: [{ k: nul }] }, chunks: [] } }, /input\.metadata\.deep\[0\]\.k/],
-    ['mutation ($i: IngestDocumentInput!) { ingestDocument(input: $i) { clientMutationId } }', { i: { title: 't', chunks: [{ content: nul, embedding: e }] } }, /input\.chunks\[0\]\.content/],
+    [
+      'mutation ($i: IngestDocumentInput!) { ingestDocument(input: $i) { clientMutationId } }',
+      { i: { title: 't', metadata: { deep: [{ k: nul }] }, chunks: [] } },
+      /input\.metadata\.deep\[0\]\.k/,
+    ],
+    [
+      'mutation ($i: IngestDocumentInput!) { ingestDocument(input: $i) { clientMutationId } }',
+      { i: { title: 't', chunks: [{ content: nul, embedding: e }] } },
+      /input\.chunks\[0\]\.content/,
+    ],
     ['mutation ($t: String!) { enqueueJob(input: { jobType: $t }) { clientMutationId } }', { t: nul }, /enqueueJob\(input\.jobType\)/],
-    ['query ($q: Vector!, $s: [String!]) { searchDocumentChunks(embedding: $q, filter: { sources: $s }) { distance } }', { q: e, s: ['ok', nul] }, /filter\.sources\[1\]/],
+    [
+      'query ($q: Vector!, $s: [String!]) { searchDocumentChunks(embedding: $q, filter: { sources: $s }) { distance } }',
+      { q: e, s: ['ok', nul] },
+      /filter\.sources\[1\]/,
+    ],
   ];
   for (const [query, variables, path] of cases) {
     const res = await h.graphql(query, { variables });

@@ -41,13 +41,21 @@ const connect = async (login: string): Promise<pg.Client> => {
 
 beforeAll(async () => {
   h = await startHarness();
-  for (const [tenant, titles] of [['acme', ['a1', 'a2']], ['globex', ['g1', 'g2', 'g3']]] as const) {
+  for (const [tenant, titles] of [
+    ['acme', ['a1', 'a2']],
+    ['globex', ['g1', 'g2', 'g3']],
+  ] as const) {
     for (const title of titles) {
-      const res = await h.graphql(`mutation { createDocument(input: { document: { title: "${title}" } }) { clientMutationId } }`, { token: h.token('sheratan_app', tenant) });
+      const res = await h.graphql(`mutation { createDocument(input: { document: { title: "${title}" } }) { clientMutationId } }`, {
+        token: h.token('sheratan_app', tenant),
+      });
       expect(res.body.errors).toBeUndefined();
     }
   }
-  for (const [login, tenant] of [[A, 'acme'], [B, 'globex']]) {
+  for (const [login, tenant] of [
+    [A, 'acme'],
+    [B, 'globex'],
+  ]) {
     const made = cli(['db:reporting-login', '--name', login!, '--tenant', tenant!, '--password', PASSWORD]);
     expect(made.stderr).toBe('');
   }
@@ -73,7 +81,8 @@ const attempts: Array<(role: string) => string> = [
   (r) => `begin; set local session authorization ${r}`,
   (r) => `do $$ begin execute 'set session authorization ${r}'; end $$`,
   (r) => `do $$ begin perform set_config('session_authorization', '${r}', false); end $$`,
-  (r) => `create function pg_temp.become() returns text language sql set session_authorization = '${r}' as 'select current_user::text'; select pg_temp.become()`,
+  (r) =>
+    `create function pg_temp.become() returns text language sql set session_authorization = '${r}' as 'select current_user::text'; select pg_temp.become()`,
   (r) => `set role ${r}`,
   () => 'reset session authorization',
   () => 'set session authorization default',
@@ -136,10 +145,7 @@ test('no start-up setting makes a reporting login another role (PGOPTIONS -c …
 
 test('no SQL makes a reporting login another role (pg, extended protocol, parameters)', async () => {
   for (const role of targets()) {
-    for (const text of [
-      `select set_config('session_authorization', $1, false)`,
-      `select set_config('role', $1, false)`,
-    ]) {
+    for (const text of [`select set_config('session_authorization', $1, false)`, `select set_config('role', $1, false)`]) {
       const c = await connect(A);
       const attempt = await c.query(text, [role]).then(
         () => 'ran',
@@ -163,7 +169,9 @@ test('no SQL makes a reporting login another role (pg, extended protocol, parame
 test('after every attempt, nothing the attempts tried to plant is there, and the gateway is unharmed', async () => {
   const owner = await h.owner();
   try {
-    const lower = await owner.query<{ lang: string }>(`select l.lanname as lang from pg_proc p join pg_language l on l.oid = p.prolang where p.oid = 'pg_catalog.lower(text)'::regprocedure`);
+    const lower = await owner.query<{ lang: string }>(
+      `select l.lanname as lang from pg_proc p join pg_language l on l.oid = p.prolang where p.oid = 'pg_catalog.lower(text)'::regprocedure`,
+    );
     expect(lower.rows[0]!.lang).toBe('internal');
     const granted = await owner.query(`select 1 from pg_auth_members m where m.member = $1::regrole and m.roleid = 'sheratan_app'::regrole`, [A]);
     expect(granted.rows).toEqual([]);
@@ -171,7 +179,9 @@ test('after every attempt, nothing the attempts tried to plant is there, and the
       // Sealed, the bootstrap role is reachable; it must be a member of nothing it could SET ROLE to.
       expect((await owner.query(`select roleid::regrole::text as r from pg_auth_members where member = 10`)).rows).toEqual([]);
     }
-    const roles = await owner.query<{ rolname: string; rolsuper: boolean }>(`select rolname, rolsuper from pg_roles where rolname = any($1) order by rolname`, [[A, B]]);
+    const roles = await owner.query<{ rolname: string; rolsuper: boolean }>(`select rolname, rolsuper from pg_roles where rolname = any($1) order by rolname`, [
+      [A, B],
+    ]);
     expect(roles.rows).toEqual([
       { rolname: A, rolsuper: false },
       { rolname: B, rolsuper: false },
@@ -179,7 +189,9 @@ test('after every attempt, nothing the attempts tried to plant is there, and the
   } finally {
     await owner.end();
   }
-  const res = await h.graphql<{ allDocuments: { nodes: Array<{ title: string }> } }>('{ allDocuments(first: 10) { nodes { title } } }', { token: h.token('sheratan_app', 'globex') });
+  const res = await h.graphql<{ allDocuments: { nodes: Array<{ title: string }> } }>('{ allDocuments(first: 10) { nodes { title } } }', {
+    token: h.token('sheratan_app', 'globex'),
+  });
   expect(res.body.errors).toBeUndefined();
   expect(res.body.data?.allDocuments.nodes.map((n) => n.title).sort()).toEqual(['g1', 'g2', 'g3']);
 });
@@ -245,7 +257,7 @@ test("one login sees no other's prepared statements and cannot deallocate them",
   }
 });
 
-embeddedTest('the seal is the embedded engine\'s: a kill -9 while a restricted login holds the backend leaves it sealed, and the next start undoes it')(
+embeddedTest("the seal is the embedded engine's: a kill -9 while a restricted login holds the backend leaves it sealed, and the next start undoes it")(
   'an engine killed while sealed starts unsealed, and the login is still held to itself',
   async () => {
     const dir = tempDataDir();

@@ -112,13 +112,19 @@ const ALLOWED: Record<string, Allowed> = {
     why: "the row-level security policies and the tenant columns' default evaluate it as the caller",
   },
   'sheratan_private.login_tenant()': { roles: [APP_ROLE, READONLY_ROLE], why: 'current_tenant() calls it as the caller' },
-  'sheratan_private.insert_chunks(uuid, sheratan.chunk[])': { roles: [APP_ROLE], why: 'ingestDocument and replaceDocumentChunks write chunks through it as the caller' },
+  'sheratan_private.insert_chunks(uuid, sheratan.chunk[])': {
+    roles: [APP_ROLE],
+    why: 'ingestDocument and replaceDocumentChunks write chunks through it as the caller',
+  },
   'sheratan_private.claim_job(text, text[])': JOB_TRANSITION,
   'sheratan_private.finish_job(bigint, text, boolean, jsonb, text)': JOB_TRANSITION,
   'sheratan_private.cancel_job(bigint)': JOB_TRANSITION,
   'sheratan_private.job_status_counts()': { roles: [AUTHENTICATOR_ROLE], why: "/metrics counts jobs by status on the gateway's own login" },
   // The text pipeline (issue 26): ingest with server-side embeddings and the embedding workers.
-  'sheratan_private.ingest_prepared(text, text, text, jsonb, jsonb)': { roles: [APP_ROLE], why: 'ingestDocument runs it as the caller (row-level security applies)' },
+  'sheratan_private.ingest_prepared(text, text, text, jsonb, jsonb)': {
+    roles: [APP_ROLE],
+    why: 'ingestDocument runs it as the caller (row-level security applies)',
+  },
   'sheratan_private.insert_prepared_chunks(uuid, jsonb)': {
     roles: [APP_ROLE],
     why: "ingest_prepared stores its chunks through it; security definer, it writes only to a document of current_tenant()'s",
@@ -126,13 +132,22 @@ const ALLOWED: Record<string, Allowed> = {
   'sheratan_private.rechunk_document(uuid, jsonb, text)': EMBEDDING_WORKER,
   'sheratan_private.store_chunk_vectors(uuid[], text[], text[], text)': EMBEDDING_WORKER,
   'sheratan_private.finish_embedding_job(bigint, text, text, integer, boolean)': EMBEDDING_WORKER,
-  'sheratan_private.vectorizer_model()': { roles: [APP_ROLE, READONLY_ROLE], why: 'vectorizerStatus names the embedding model in use, which is no tenant data' },
-  'sheratan_private.set_vectorizer(text, integer, integer)': { roles: [AUTHENTICATOR_ROLE], why: 'a gateway or worker declares its embedding provider as it starts, on its own login' },
+  'sheratan_private.vectorizer_model()': {
+    roles: [APP_ROLE, READONLY_ROLE],
+    why: 'vectorizerStatus names the embedding model in use, which is no tenant data',
+  },
+  'sheratan_private.set_vectorizer(text, integer, integer)': {
+    roles: [AUTHENTICATOR_ROLE],
+    why: 'a gateway or worker declares its embedding provider as it starts, on its own login',
+  },
   'sheratan_private.live_channel(text)': {
     roles: [AUTHENTICATOR_ROLE],
     why: "names a tenant's live-events channel by a keyed hash: the gateway's login LISTENs on it (anyone else who could name it could listen)",
   },
-  'sheratan_private.embedding_work()': { roles: [AUTHENTICATOR_ROLE], why: "the workers share tenants out by their due embedding jobs' counts, on the gateway's login (counts only)" },
+  'sheratan_private.embedding_work()': {
+    roles: [AUTHENTICATOR_ROLE],
+    why: "the workers share tenants out by their due embedding jobs' counts, on the gateway's login (counts only)",
+  },
   // The operator page (issue 27 part 3, src/admin/data.ts): every tenant's search analytics, called on the gateway's login after the admin token's check.
   ...Object.fromEntries(
     [
@@ -210,7 +225,7 @@ const unitVector = (axis: number): number[] => Array.from({ length: h.config.vec
 
 const searchLogCount = async (): Promise<number> => (await owner.query<{ n: number }>('select count(*)::int as n from sheratan.search_logs')).rows[0]!.n;
 
-test("a reporting login cannot write search_logs: calling log_search directly, or searching, logs nothing; writing the table is refused", async () => {
+test('a reporting login cannot write search_logs: calling log_search directly, or searching, logs nothing; writing the table is refused', async () => {
   const before = await searchLogCount();
   await asLogin(async (login) => {
     // The issue's three calls: a 950,000-character text, a latency of an hour, 2,000 rows in one statement.
@@ -221,7 +236,7 @@ test("a reporting login cannot write search_logs: calling log_search directly, o
     const e = `'[${unitVector(0).join(',')}]'::vector`;
     await login.query(`select * from sheratan.search_document_chunks(${e}, 3)`);
     await login.query(`select * from sheratan.similar_documents(gen_random_uuid(), 3)`);
-    await expect(login.query("insert into sheratan.search_logs (k, result_count, latency_ms) values (1, 1, 1)")).rejects.toThrow(/permission denied/);
+    await expect(login.query('insert into sheratan.search_logs (k, result_count, latency_ms) values (1, 1, 1)')).rejects.toThrow(/permission denied/);
   });
   expect(await searchLogCount()).toBe(before);
 });
@@ -236,9 +251,12 @@ test('the gateway still logs each search, with its text and filter cut to what a
   );
   const documentIds = Array.from({ length: 600 }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
   const started = Date.now();
-  const res = await h.graphql('query ($e: Vector!, $t: String, $ids: [UUID!]) { searchDocumentChunks(embedding: $e, first: 2, queryText: $t, filter: { documentIds: $ids }) { distance } }', {
-    variables: { e: embedding, t: 'q'.repeat(25_000), ids: documentIds },
-  });
+  const res = await h.graphql(
+    'query ($e: Vector!, $t: String, $ids: [UUID!]) { searchDocumentChunks(embedding: $e, first: 2, queryText: $t, filter: { documentIds: $ids }) { distance } }',
+    {
+      variables: { e: embedding, t: 'q'.repeat(25_000), ids: documentIds },
+    },
+  );
   expect(res.body.errors).toBeUndefined();
   const elapsed = Date.now() - started;
   const { rows } = await owner.query(

@@ -15,9 +15,14 @@ const PASSWORD = 'reports-password-0123';
 
 beforeAll(async () => {
   h = await startHarness();
-  for (const [tenant, titles] of [['acme', ['a1', 'a2']], ['globex', ['g1', 'g2', 'g3']]] as const) {
+  for (const [tenant, titles] of [
+    ['acme', ['a1', 'a2']],
+    ['globex', ['g1', 'g2', 'g3']],
+  ] as const) {
     for (const title of titles) {
-      const res = await h.graphql(`mutation { createDocument(input: { document: { title: "${title}" } }) { clientMutationId } }`, { token: h.token('sheratan_app', tenant) });
+      const res = await h.graphql(`mutation { createDocument(input: { document: { title: "${title}" } }) { clientMutationId } }`, {
+        token: h.token('sheratan_app', tenant),
+      });
       expect(res.body.errors).toBeUndefined();
     }
   }
@@ -60,9 +65,11 @@ const makeLogin = () => (made ??= cli(['db:reporting-login', '--name', LOGIN, '-
 test('db:reporting-login creates a login that reads its tenant only, and cannot write', () => {
   const made = makeLogin();
   expect(made.stderr).toBe('');
-  expect(made.stdout.trim()).toBe(`login ${LOGIN} reads tenant acme only (as sheratan_readonly); connect with the owner's connection string, user ${LOGIN} and its password`);
+  expect(made.stdout.trim()).toBe(
+    `login ${LOGIN} reads tenant acme only (as sheratan_readonly); connect with the owner's connection string, user ${LOGIN} and its password`,
+  );
   expect(made.status).toBe(0);
-  expect(psql('select string_agg(title, \',\' order by title) from sheratan.documents')).toMatchObject({ out: 'a1,a2', status: 0 });
+  expect(psql("select string_agg(title, ',' order by title) from sheratan.documents")).toMatchObject({ out: 'a1,a2', status: 0 });
   const write = psql("insert into sheratan.documents (title) values ('x')");
   expect(write.status).not.toBe(0);
   expect(write.err).toMatch(/permission denied/);
@@ -79,18 +86,20 @@ test('setting the tenant claim does not widen what the login sees', () => {
 
 test('switching to sheratan_readonly or sheratan_app does not widen it either', () => {
   expect(makeLogin().status).toBe(0);
-    expect(psql("set role sheratan_readonly; set jwt.claims.tenant = 'globex'; select count(*) from sheratan.documents")).toMatchObject({ out: '2', status: 0 });
-    const app = psql('set role sheratan_app');
-    expect(app.status).not.toBe(0);
-    expect(app.err).toMatch(/permission denied to set role "sheratan_app"/);
-    expect(psql('reset role; select current_user = session_user, count(*) from sheratan.documents')).toMatchObject({ out: 't|2', status: 0 });
-    // It reads its own binding only.
-    expect(psql('select count(*) from sheratan_private.tenant_logins')).toMatchObject({ out: '1', status: 0 });
+  expect(psql("set role sheratan_readonly; set jwt.claims.tenant = 'globex'; select count(*) from sheratan.documents")).toMatchObject({ out: '2', status: 0 });
+  const app = psql('set role sheratan_app');
+  expect(app.status).not.toBe(0);
+  expect(app.err).toMatch(/permission denied to set role "sheratan_app"/);
+  expect(psql('reset role; select current_user = session_user, count(*) from sheratan.documents')).toMatchObject({ out: 't|2', status: 0 });
+  // It reads its own binding only.
+  expect(psql('select count(*) from sheratan_private.tenant_logins')).toMatchObject({ out: '1', status: 0 });
 });
 
 test('bad arguments are refused with the reason, and create nothing', () => {
   expect(cli(['db:reporting-login', '--name', 'Bad Name', '--tenant', 'acme', '--password', PASSWORD]).stderr).toMatch(/--name must be a role name/);
   expect(cli(['db:reporting-login', '--name', 'sheratan_x', '--tenant', 'acme', '--password', PASSWORD]).stderr).toMatch(/--name sheratan_x is reserved/);
   expect(cli(['db:reporting-login', '--name', 'ok_name', '--tenant', 'a\u0001b', '--password', PASSWORD]).stderr).toMatch(/--tenant is required/);
-  expect(cli(['db:reporting-login', '--name', 'ok_name', '--tenant', 'acme', '--password', 'short']).stderr).toMatch(/--password is required, at least 12 characters/);
+  expect(cli(['db:reporting-login', '--name', 'ok_name', '--tenant', 'acme', '--password', 'short']).stderr).toMatch(
+    /--password is required, at least 12 characters/,
+  );
 });

@@ -53,10 +53,46 @@ const operations: Record<string, { query: () => string; count: (data: Record<str
 };
 
 const expected: Record<string, Record<string, Outcome>> = {
-  app: { 'read documents': 'ok', 'read chunks': 'ok', 'read jobs': 'ok', 'read audit logs': 'ok', 'read search logs': 'ok', 'create document': 'ok', 'update document': 'ok', 'enqueue job': 'ok' },
-  readonly: { 'read documents': 'ok', 'read chunks': 'ok', 'read jobs': 'ok', 'read audit logs': 'ok', 'read search logs': 'ok', 'create document': 'denied', 'update document': 'denied', 'enqueue job': 'denied' },
-  otherTenant: { 'read documents': 'empty', 'read chunks': 'empty', 'read jobs': 'empty', 'read audit logs': 'empty', 'read search logs': 'empty', 'create document': 'ok', 'update document': 'empty', 'enqueue job': 'ok' },
-  anonymous: { 'read documents': 'denied', 'read chunks': 'denied', 'read jobs': 'denied', 'read audit logs': 'denied', 'read search logs': 'denied', 'create document': 'denied', 'update document': 'denied', 'enqueue job': 'denied' },
+  app: {
+    'read documents': 'ok',
+    'read chunks': 'ok',
+    'read jobs': 'ok',
+    'read audit logs': 'ok',
+    'read search logs': 'ok',
+    'create document': 'ok',
+    'update document': 'ok',
+    'enqueue job': 'ok',
+  },
+  readonly: {
+    'read documents': 'ok',
+    'read chunks': 'ok',
+    'read jobs': 'ok',
+    'read audit logs': 'ok',
+    'read search logs': 'ok',
+    'create document': 'denied',
+    'update document': 'denied',
+    'enqueue job': 'denied',
+  },
+  otherTenant: {
+    'read documents': 'empty',
+    'read chunks': 'empty',
+    'read jobs': 'empty',
+    'read audit logs': 'empty',
+    'read search logs': 'empty',
+    'create document': 'ok',
+    'update document': 'empty',
+    'enqueue job': 'ok',
+  },
+  anonymous: {
+    'read documents': 'denied',
+    'read chunks': 'denied',
+    'read jobs': 'denied',
+    'read audit logs': 'denied',
+    'read search logs': 'denied',
+    'create document': 'denied',
+    'update document': 'denied',
+    'enqueue job': 'denied',
+  },
 };
 
 /** What the database says when a role without the privilege tries the operation. */

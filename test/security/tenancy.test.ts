@@ -107,7 +107,9 @@ test('audit rows are written by writes and cannot be changed or erased by API ro
   for (const sql of ["update sheratan.audit_logs set user_id = 'x'", 'delete from sheratan.audit_logs', 'truncate sheratan.audit_logs']) {
     await expect(asRole('sheratan_app', 'acme', (c) => c.query(sql))).rejects.toThrow(/permission denied/);
   }
-  const audit = await h.graphql<{ allAuditLogs: { nodes: Array<{ userId: string }> } }>('{ allAuditLogs(first: 100) { nodes { userId eventType } } }', { token: acme });
+  const audit = await h.graphql<{ allAuditLogs: { nodes: Array<{ userId: string }> } }>('{ allAuditLogs(first: 100) { nodes { userId eventType } } }', {
+    token: acme,
+  });
   expect(audit.body.data!.allAuditLogs.nodes.length).toBeGreaterThan(0);
 });
 
@@ -125,7 +127,7 @@ test('the reporting schema has no mutation type and reads as sheratan_readonly',
   const mutation = await h.graphql('mutation { createDocument(input: { document: { title: "x" } }) { clientMutationId } }', {
     path: '/reporting/graphql',
   });
-  expect(mutation.body.errors?.[0]?.message).toBe("this endpoint has no mutations (the reporting endpoint is read-only: send mutations to /graphql)");
+  expect(mutation.body.errors?.[0]?.message).toBe('this endpoint has no mutations (the reporting endpoint is read-only: send mutations to /graphql)');
 });
 
 test('schema lint: RLS on every table, no security definer in exposed schemas, no API role bypasses RLS', async () => {
@@ -160,8 +162,12 @@ test('audit retention: the owner-only cleanup deletes old rows and API roles can
   // In a transaction rolled back after: the old rows of the CLI test below are not in it.
   await h.withRootDb(async (root) => {
     await root.query('select sheratan_private.cleanup_audit_logs(90)');
-    await root.query("insert into sheratan.audit_logs (event_type, resource, action, created_at) values ('old.event', 'x/1', 'insert', now() - interval '100 days')");
-    await root.query("insert into sheratan.audit_logs (event_type, resource, action, created_at) values ('recent.event', 'x/2', 'insert', now() - interval '89 days')");
+    await root.query(
+      "insert into sheratan.audit_logs (event_type, resource, action, created_at) values ('old.event', 'x/1', 'insert', now() - interval '100 days')",
+    );
+    await root.query(
+      "insert into sheratan.audit_logs (event_type, resource, action, created_at) values ('recent.event', 'x/2', 'insert', now() - interval '89 days')",
+    );
     const { rows } = await root.query('select sheratan_private.cleanup_audit_logs(90) as deleted');
     expect(Number(rows[0].deleted)).toBe(1);
     const left = await root.query("select event_type from sheratan.audit_logs where event_type in ('old.event', 'recent.event')");
@@ -170,7 +176,9 @@ test('audit retention: the owner-only cleanup deletes old rows and API roles can
 });
 
 test('npm run audit:cleanup -- --days 90 prints how many rows it deleted', async () => {
-  await owner.query("insert into sheratan.audit_logs (event_type, resource, action, created_at) select 'old.cli', 'x/' || i, 'insert', now() - interval '200 days' from generate_series(1, 3) i");
+  await owner.query(
+    "insert into sheratan.audit_logs (event_type, resource, action, created_at) select 'old.cli', 'x/' || i, 'insert', now() - interval '200 days' from generate_series(1, 3) i",
+  );
   const cli = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'audit:cleanup', '--days', '90'], {
     env: { ...process.env, ...h.cliEnv },
     encoding: 'utf8',

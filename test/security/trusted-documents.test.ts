@@ -55,13 +55,25 @@ describe('the manifest', () => {
     expect(manifest[hashOf('AllTitles')]).toMatch(/^query AllTitles[\s\S]*fragment Titles on Document/);
     expect(manifest[hashOf('Count')]).not.toMatch(/fragment/);
     // The same sources give the same manifest (a stable file to commit).
-    expect(buildTrustedDocuments([{ file: 'a.graphql', text: APP }, { file: 'b.graphql', text: 'query Count { allDocuments { totalCount } }' }])).toEqual(manifest);
+    expect(
+      buildTrustedDocuments([
+        { file: 'a.graphql', text: APP },
+        { file: 'b.graphql', text: 'query Count { allDocuments { totalCount } }' },
+      ]),
+    ).toEqual(manifest);
   });
 
   test('what cannot be a manifest is refused by name', () => {
     expect(() => buildTrustedDocuments([{ file: 'x.graphql', text: 'query { a }' }])).toThrow(/x.graphql: every operation needs a name/);
-    expect(() => buildTrustedDocuments([{ file: 'x.graphql', text: 'query A { ...Missing }' }])).toThrow(/the fragment Missing is used but defined in no .graphql file/);
-    expect(() => buildTrustedDocuments([{ file: 'x.graphql', text: 'query A { a }' }, { file: 'y.graphql', text: 'query A { b }' }])).toThrow(/y.graphql: the operation A is also defined in x.graphql/);
+    expect(() => buildTrustedDocuments([{ file: 'x.graphql', text: 'query A { ...Missing }' }])).toThrow(
+      /the fragment Missing is used but defined in no .graphql file/,
+    );
+    expect(() =>
+      buildTrustedDocuments([
+        { file: 'x.graphql', text: 'query A { a }' },
+        { file: 'y.graphql', text: 'query A { b }' },
+      ]),
+    ).toThrow(/y.graphql: the operation A is also defined in x.graphql/);
     expect(() => buildTrustedDocuments([{ file: 'x.graphql', text: 'query A { ' }])).toThrow(/x.graphql: Syntax Error/);
     expect(() => checkTrustedDocuments({ ['0'.repeat(64)]: 'query A { a }' }, 'm.json')).toThrow(/m.json: 0{64} is not the SHA-256 of its document/);
     expect(() => checkTrustedDocuments([], 'm.json')).toThrow(/a manifest is a JSON object/);
@@ -117,7 +129,11 @@ describe('a production gateway with TRUSTED_DOCUMENTS', () => {
     for (const query of documents) {
       const answer = await post(h, { query });
       // A parse or validation error would say "Syntax Error" or name a field: these never got that far.
-      expect({ query: query.slice(0, 40), code: codeOf(answer), status: answer.status }).toEqual({ query: query.slice(0, 40), code: 'TRUSTED_DOCUMENT_REQUIRED', status: 400 });
+      expect({ query: query.slice(0, 40), code: codeOf(answer), status: answer.status }).toEqual({
+        query: query.slice(0, 40),
+        code: 'TRUSTED_DOCUMENT_REQUIRED',
+        status: 400,
+      });
       expect(answer.body.errors![0]!.message).toMatch(/runs only trusted documents: send the hash/);
     }
     // Nothing ran: no document was added.
@@ -138,13 +154,21 @@ describe('a production gateway with TRUSTED_DOCUMENTS', () => {
   });
 
   test('over the socket too: a subscription by hash runs, an unlisted one is refused by code', async () => {
-    const client = createClient({ url: h.url.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${h.token(undefined, 'socket-tenant')}` }, retryAttempts: 0 });
+    const client = createClient({
+      url: h.url.replace(/^http/, 'ws') + '/graphql',
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${h.token(undefined, 'socket-tenant')}` },
+      retryAttempts: 0,
+    });
     const refused = await new Promise<unknown>((resolve) => {
       client.subscribe({ query: 'subscription { jobChanged { operation } }' }, { next: () => undefined, error: resolve, complete: () => resolve(null) });
     });
     expect(refused).toEqual([expect.objectContaining({ extensions: expect.objectContaining({ code: 'TRUSTED_DOCUMENT_REQUIRED' }) })]);
     const events: unknown[] = [];
-    const stop = client.subscribe({ query: '', extensions: { persistedQuery: { version: 1, sha256Hash: hashOf('Changes') } } }, { next: (v) => events.push(v), error: (e) => events.push(e), complete: () => undefined });
+    const stop = client.subscribe(
+      { query: '', extensions: { persistedQuery: { version: 1, sha256Hash: hashOf('Changes') } } },
+      { next: (v) => events.push(v), error: (e) => events.push(e), complete: () => undefined },
+    );
     await new Promise((r) => setTimeout(r, 500));
     await h.gateway.gateway.liveEvents.ready();
     // A tenant of its own: the other tests count the default tenant's documents (the order is shuffled).

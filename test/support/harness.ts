@@ -61,8 +61,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     ownerUrl: gateway.db.ownerUrl,
     database,
     cliEnv: { ...database.env, LOG_LEVEL: 'silent' },
-    token: (role = 'sheratan_app', tenant = 'acme', sub = 'alice') =>
-      signToken(gateway.config.jwtSecret!, { role, tenant, sub }),
+    token: (role = 'sheratan_app', tenant = 'acme', sub = 'alice') => signToken(gateway.config.jwtSecret!, { role, tenant, sub }),
     async graphql(query, options = {}) {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       const token = options.token === undefined ? harness.token() : options.token;

@@ -159,7 +159,11 @@ async function serve(key: string | undefined): Promise<void> {
         if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
         if (active && fault.rateLimit && fault.rateLimit.count > 0) {
           fault.rateLimit.count--;
-          return answer(429, error('Rate limit reached for requests', 'requests'), fault.rateLimit.retryAfter === undefined ? {} : { 'retry-after': fault.rateLimit.retryAfter });
+          return answer(
+            429,
+            error('Rate limit reached for requests', 'requests'),
+            fault.rateLimit.retryAfter === undefined ? {} : { 'retry-after': fault.rateLimit.retryAfter },
+          );
         }
         if (active && fault.serverError && fault.serverError.count > 0) {
           fault.serverError.count--;

@@ -22,7 +22,12 @@ export function freePort(): Promise<number> {
 export async function waitFor(predicate: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    if (await Promise.resolve().then(predicate).catch(() => false)) return;
+    if (
+      await Promise.resolve()
+        .then(predicate)
+        .catch(() => false)
+    )
+      return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${what}: not within ${ms} ms`);
@@ -83,10 +88,14 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
   const url = `http://127.0.0.1:${port}`;
   let exit: Exit | null = null;
   void proc.exited.then((e) => (exit = e));
-  await waitFor(async () => {
-    if (exit) throw new Error(`the gateway exited (${exit.code ?? exit.signal}) before it was ready:\n${proc.output()}`);
-    return (await fetch(`${url}/readyz`)).status === 200;
-  }, 90_000, `gateway on ${url} ready`).catch((err: Error) => {
+  await waitFor(
+    async () => {
+      if (exit) throw new Error(`the gateway exited (${exit.code ?? exit.signal}) before it was ready:\n${proc.output()}`);
+      return (await fetch(`${url}/readyz`)).status === 200;
+    },
+    90_000,
+    `gateway on ${url} ready`,
+  ).catch((err: Error) => {
     proc.child.kill('SIGKILL');
     throw new Error(`${err.message}\n${proc.output()}`);
   });

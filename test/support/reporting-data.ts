@@ -80,7 +80,12 @@ export function generateActivity(seed: number, size = 1): Activity {
       query_text: next() < 0.5 ? text(3) : null,
     };
   });
-  const documents: DocumentRow[] = Array.from({ length: 30 * size }, () => ({ id: randomUUID(), tenant: pick(TENANTS), created_at: at(), content: text(1 + Math.floor(next() * 20)) }));
+  const documents: DocumentRow[] = Array.from({ length: 30 * size }, () => ({
+    id: randomUUID(),
+    tenant: pick(TENANTS),
+    created_at: at(),
+    content: text(1 + Math.floor(next() * 20)),
+  }));
   const chunks: ChunkRow[] = documents.flatMap((d) =>
     Array.from({ length: Math.floor(next() * 5) }, (_, chunk_index) => {
       const embedded = next() < 0.7;
@@ -305,7 +310,17 @@ export function expectedJobQueue(a: Activity, tenant: string, now: Date): Map<st
   return new Map(
     [...groups].map(([k, g]) => {
       const n = (s: string) => g.filter((j) => j.status === s).length;
-      return [k, { pending: n('pending'), due: g.filter((j) => j.status === 'pending' && j.run_at <= now).length, running: n('running'), completed: n('completed'), failed: n('failed'), cancelled: n('cancelled') }];
+      return [
+        k,
+        {
+          pending: n('pending'),
+          due: g.filter((j) => j.status === 'pending' && j.run_at <= now).length,
+          running: n('running'),
+          completed: n('completed'),
+          failed: n('failed'),
+          cancelled: n('cancelled'),
+        },
+      ];
     }),
   );
 }

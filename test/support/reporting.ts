@@ -40,7 +40,10 @@ export interface ReportingHarness {
   /** One owner connection, kept for the file (superuser embedded, an ordinary owner on a server). */
   owner(): Promise<pg.Client>;
   token(role: ApiRole, tenant: string): string;
-  graphql<T = Record<string, unknown>>(query: string, options: { token: string; variables?: Record<string, unknown>; path?: string }): Promise<GraphQLAnswer<T>>;
+  graphql<T = Record<string, unknown>>(
+    query: string,
+    options: { token: string; variables?: Record<string, unknown>; path?: string },
+  ): Promise<GraphQLAnswer<T>>;
   /** A login made by `npm run db:reporting-login` (its name gets the process id: roles are cluster-wide on a server). */
   login(base: string, tenant: string): ReportingLoginInfo;
   stop(): Promise<void>;
@@ -85,12 +88,16 @@ export async function startReporting(env: Record<string, string> = {}): Promise<
     login(base, tenant) {
       const name = `${base}_${process.pid}`;
       const password = `${base}-password-0123`;
-      const made = spawnSync(process.execPath, [path.join(projectRoot, 'src/cli.ts'), 'db:reporting-login', '--name', name, '--tenant', tenant, '--password', password], {
-        // Creating a role needs a role-creating connection: on a server, the superuser for this one command.
-        env: { ...process.env, ...database.env, LOG_LEVEL: 'silent', ...(SUPERUSER_URL ? { ROOT_DATABASE_URL: SUPERUSER_URL } : {}) },
-        encoding: 'utf8',
-        timeout: 120_000,
-      });
+      const made = spawnSync(
+        process.execPath,
+        [path.join(projectRoot, 'src/cli.ts'), 'db:reporting-login', '--name', name, '--tenant', tenant, '--password', password],
+        {
+          // Creating a role needs a role-creating connection: on a server, the superuser for this one command.
+          env: { ...process.env, ...database.env, LOG_LEVEL: 'silent', ...(SUPERUSER_URL ? { ROOT_DATABASE_URL: SUPERUSER_URL } : {}) },
+          encoding: 'utf8',
+          timeout: 120_000,
+        },
+      );
       if (made.status !== 0) throw new Error(`db:reporting-login failed (${made.status}): ${made.stderr}${made.stdout}`);
       logins.push(name);
       const url = new URL(gateway.db.ownerUrl);
