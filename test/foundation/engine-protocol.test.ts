@@ -13,6 +13,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { startEmbedded, type EmbeddedEngine } from '../../src/embedded/index.ts';
 import { describeEmbedded, tempDataDir } from '../support/backend.ts';
 import { waitFor } from '../support/processes.ts';
+import { errorText, int32, message, SSL_REQUEST, startupPacket } from '../support/wire-bytes.ts';
 
 describeEmbedded("it tests the embedded engine's own wire-protocol listener", 'the embedded listener under malformed input', () => {
   let dataDir: string;
@@ -58,19 +59,7 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
       });
     });
   }
-  const int32 = (n: number): Buffer => {
-    const b = Buffer.alloc(4);
-    b.writeInt32BE(n);
-    return b;
-  };
-  const SSL_REQUEST = Buffer.concat([int32(8), int32(80877103)]);
-  const startupPacket = (user: string): Buffer => {
-    const body = Buffer.from(`user\0${user}\0database\0sheratan\0\0`);
-    return Buffer.concat([int32(body.length + 8), int32(196608), body]);
-  };
-  const message = (type: string, body: Buffer): Buffer => Buffer.concat([Buffer.from(type), int32(body.length + 4), body]);
   const password = (): Buffer => message('p', Buffer.from(`${engine.password}\0`));
-  const errorText = (reply: Buffer): string => /M([^\0]*)\0/.exec(reply.toString('latin1'))?.[1] ?? reply.toString('latin1');
 
   /** A normal client's query latencies while `during` runs. */
   /**
