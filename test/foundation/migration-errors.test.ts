@@ -72,3 +72,27 @@ serverTest('db:bootstrap prepares a server database; the embedded engine creates
   },
   120_000,
 );
+
+// README, Troubleshooting, the roles' case of the same refusal: a store whose
+// roles no bootstrap made. A fresh DATABASE_ROLE_PREFIX names roles nobody
+// has, so the shared server's roles stay untouched; the owner (not a
+// superuser, without CREATEROLE) may not create them.
+serverTest('db:bootstrap creates server roles; the embedded engine has fixed logins of its own')(
+  'db:migrate with roles the bootstrap never made names the missing role, that the owner may not fix it, and db:bootstrap; it creates no role',
+  async () => {
+    const prefix = `sheratan_unmade_${randomBytes(4).toString('hex')}`;
+    const auth = new URL(database.env.AUTH_DATABASE_URL!);
+    auth.username = `${prefix}_authenticator`;
+    const cli = runCli(['db:migrate'], { ...database.env, DATABASE_ROLE_PREFIX: prefix, AUTH_DATABASE_URL: auth.toString(), LOG_LEVEL: 'error' });
+    expect((await cli.exited).code).toBe(1);
+    const owner = new URL(database.env.DATABASE_URL!).username;
+    expect(cli.output()).toContain(`role ${prefix}_authenticator is missing and ${owner} may not fix it`);
+    expect(cli.output()).toMatch(/npm run db:bootstrap/);
+    const made = await withPgClient(
+      SUPERUSER_URL!,
+      async (c) => (await c.query<{ n: number }>('select count(*)::int as n from pg_roles where rolname like $1', [`${prefix}%`])).rows[0]!.n,
+    );
+    expect(made).toBe(0);
+  },
+  120_000,
+);
