@@ -8,7 +8,7 @@
 import type { PgSelectQueryBuilderCallback, PgSelectStep } from 'postgraphile/@dataplan/pg';
 import { constant, context as requestContext, lambda, type ExecutableStep, type FieldPlanResolver } from 'postgraphile/grafast';
 import { sql } from 'postgraphile/pg-sql2';
-import { DEFAULT_REQUEST_LIMITS } from './request-limits.ts';
+import { DEFAULT_REQUEST_LIMITS } from '../src/config/request-limits.ts';
 
 /** Numbers each group: row_number() runs after grouping, so the cap + 1st group raises (SQLSTATE 54000). */
 const countGroups =

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config.ts';
-import { effectiveJwtSecret } from '../config/jwt-secret.ts';
+import { effectiveJwtSecret } from '../database/jwt-secret.ts';
 import { API_ROLES, APP_ROLE, type ApiRole } from '../config/roles.ts';
 import { signToken } from '../http/auth.ts';
 import { signAdminToken } from '../admin/auth.ts';

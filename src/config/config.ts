@@ -5,7 +5,7 @@ import { config as loadDotenv } from 'dotenv';
 import { envFileProblem } from './env-file.ts';
 import { DEFAULT_ROLE_PREFIX, rolePrefixProblem, useRolePrefix } from './roles.ts';
 // The request limits' defaults are the plugin's own (a preset without options gets the same).
-import { DEFAULT_REQUEST_LIMITS as LIMITS } from '../../plugins/request-limits.ts';
+import { DEFAULT_REQUEST_LIMITS as LIMITS } from './request-limits.ts';
 
 export class ConfigError extends Error {}
 

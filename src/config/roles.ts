@@ -1,5 +1,6 @@
 // The database roles, named once for the TypeScript side (graphile/starter's
-// role trio plus the gateway's login and the owner). Roles are cluster-wide,
+// role trio plus the gateway's login; the owner is whoever DATABASE_URL logs
+// in as, and the embedded engine names its own logins, src/embedded/instance.ts). Roles are cluster-wide,
 // so several stores on one PostgreSQL cluster each need their own: every API
 // role's name is DATABASE_ROLE_PREFIX followed by its part (_authenticator,
 // _app, _readonly, _anonymous); the default prefix `sheratan` gives the names
@@ -8,10 +9,6 @@
 // loads, and set again by loadConfig() once `.env` has been read. They are
 // live bindings (`export let`): a module that imports APP_ROLE sees the
 // store's name at the moment it uses it.
-import { OWNER_ROLE } from '../embedded/instance.ts';
-
-export { OWNER_ROLE };
-
 /** The prefix the committed migrations up to 000013 name the roles with, literally. */
 export const DEFAULT_ROLE_PREFIX = 'sheratan';
 

@@ -9,7 +9,7 @@ import { makePgService } from 'postgraphile/adaptors/pg';
 import type { Config } from '../config/config.ts';
 import { log } from '../config/log.ts';
 import { makeMaskError, type MaintenanceNotice } from '../../plugins/error-mask.ts';
-import type { RequestLimits } from '../../plugins/request-limits.ts';
+import type { RequestLimits } from '../config/request-limits.ts';
 import { API_SCHEMA, exposedSchemas } from '../../plugins/preset.ts';
 import type { SchemaReloader } from './schema-reload.ts';
 import { allowsText, TrustedDocumentsPlugins } from '../../plugins/trusted-documents.ts';

@@ -4,7 +4,7 @@
 // shuts all of it down in order (the commands call it on SIGTERM/SIGINT).
 import { assertReadyToServe, type Config } from '../config/config.ts';
 import { openDatabase, type Database } from '../database/connect.ts';
-import { effectiveJwtSecret } from '../config/jwt-secret.ts';
+import { effectiveJwtSecret } from '../database/jwt-secret.ts';
 import { createGateway, type Gateway } from './gateway.ts';
 import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from '../database/migrations.ts';
 import { log, routeConsoleToLog, setLogLevel } from '../config/log.ts';

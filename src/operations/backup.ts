@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Config } from '../config/config.ts';
 import { withPgClient, type Database } from '../database/connect.ts';
 import { ensureRoles } from '../database/migrations.ts';
-import { effectiveJwtSecret } from '../config/jwt-secret.ts';
+import { effectiveJwtSecret } from '../database/jwt-secret.ts';
 import { withProgress, type Progress } from './progress.ts';
 
 /**

@@ -9,7 +9,7 @@ import { lexicographicSortSchema, printSchema } from 'graphql';
 import { postgraphile } from 'postgraphile';
 import { makePgService } from 'postgraphile/adaptors/pg';
 import { projectRoot } from '../../src/config/paths.ts';
-import { DEFAULT_REQUEST_LIMITS } from '../../plugins/request-limits.ts';
+import { DEFAULT_REQUEST_LIMITS } from '../../src/config/request-limits.ts';
 import { exposedSchemas, ReportingPreset, SheratanPreset } from '../../plugins/preset.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseConfig } from '../../src/config/config.ts';
 import * as roles from '../../src/config/roles.ts';
+import * as engineRoles from '../../src/embedded/instance.ts';
 import { projectRoot } from '../../src/config/paths.ts';
 
 const server = { DATABASE_URL: 'postgres://owner:pw@localhost:5432/store' };
@@ -62,10 +63,11 @@ function files(dir: string): string[] {
   });
 }
 
-test('TypeScript names the API roles only through config/roles.ts (the embedded engine keeps its own login, always the default)', () => {
+test("TypeScript, the tests' support included, names the roles only through config/roles.ts and the engine's instance.ts", () => {
   const literal = /\bsheratan_(app|readonly|anonymous|authenticator)\b/;
   const allowed = new Set(['src/embedded/instance.ts']);
-  const found = [...files(path.join(projectRoot, 'src')), ...files(path.join(projectRoot, 'plugins'))]
+  const found = ['src', 'plugins', 'test/support']
+    .flatMap((dir) => files(path.join(projectRoot, dir)))
     .map((f) => path.relative(projectRoot, f))
     .filter((f) => !allowed.has(f))
     .flatMap((f) =>
@@ -76,4 +78,9 @@ test('TypeScript names the API roles only through config/roles.ts (the embedded 
         .map(([where]) => where),
     );
   expect(found).toEqual([]);
+});
+
+test("the embedded engine's own logins are the default prefix's owner and authenticator (the migrations grant to those names)", () => {
+  expect(engineRoles.AUTHENTICATOR_ROLE).toBe(roles.roleNames(roles.DEFAULT_ROLE_PREFIX).authenticator);
+  expect(engineRoles.OWNER_ROLE).toBe(roles.DEFAULT_ROLE_PREFIX);
 });

@@ -12,9 +12,9 @@
 import pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { applyCurrentMigration } from '../support/current-migration.ts';
-import { backend, SUPERUSER_URL } from '../support/backend.ts';
+import { backend, OWNER_ROLE, SUPERUSER_URL } from '../support/backend.ts';
 import { createReportingLogin } from '../../src/operations/reporting-login.ts';
-import { ANONYMOUS_ROLE, APP_ROLE, AUTHENTICATOR_ROLE, OWNER_ROLE, READONLY_ROLE } from '../../src/config/roles.ts';
+import { ANONYMOUS_ROLE, APP_ROLE, AUTHENTICATOR_ROLE, READONLY_ROLE } from '../../src/config/roles.ts';
 
 let h: Harness;
 let owner: pg.Client;

@@ -10,6 +10,7 @@
 // SQL, their cached static query) must move idx_scan of the index
 // (index-scans.ts): no planner setting is changed and no SQL is copied.
 import type pg from 'pg';
+import { APP_ROLE } from '../../src/config/roles.ts';
 import { ANN_INDEX, describeAnnIndex, INDEX_KINDS, ivfflatLists, kindOf, rebuildAnnIndex, specForKind } from '../../src/database/ann-index.ts';
 import { applyCurrentMigration } from './current-migration.ts';
 import { startHarness, type Harness } from './harness.ts';
@@ -31,7 +32,7 @@ export function annIndexUseSuite(dim: number, rows: number): void {
     h = await startHarness({ VECTOR_DIMENSION: String(dim) });
     await applyCurrentMigration(h);
     owner = await h.owner();
-    token = h.token('sheratan_app', TENANT);
+    token = h.token(APP_ROLE, TENANT);
     const def = (await owner.query<{ def: string }>(`select pg_get_indexdef('sheratan.${ANN_INDEX}'::regclass) as def`)).rows[0]!.def;
     await owner.query(`drop index sheratan.${ANN_INDEX}`);
     await owner.query(`insert into sheratan.documents (tenant, title, source) select $1, 'bulk ' || i, 'import' from generate_series(1, ${DOCUMENTS}) i`, [

@@ -14,6 +14,8 @@ import { onDatabase, openDatabase, withPgClient } from '../../src/database/conne
 import { bootstrapServer } from '../../src/operations/bootstrap.ts';
 import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from '../../src/database/migrations.ts';
 import { setLogLevel } from '../../src/config/log.ts';
+import { AUTHENTICATOR_ROLE } from '../../src/config/roles.ts';
+import { OWNER_ROLE } from '../../src/embedded/instance.ts';
 
 export const SUPERUSER_URL = process.env.TEST_DATABASE_URL || undefined;
 export const backend: 'embedded' | 'server' = SUPERUSER_URL ? 'server' : 'embedded';
@@ -25,8 +27,8 @@ export const backend: 'embedded' | 'server' = SUPERUSER_URL ? 'server' : 'embedd
 export const TEST_EMBEDDING_ENV = { EMBEDDING_PROVIDER: 'none' } as const;
 process.env.EMBEDDING_PROVIDER ??= TEST_EMBEDDING_ENV.EMBEDDING_PROVIDER;
 
-/** The README's owner: a login that is not a superuser and may not create roles. */
-export const OWNER_ROLE = 'sheratan';
+/** The README's owner: a login that is not a superuser and may not create roles; named as the embedded engine's owner is. */
+export { OWNER_ROLE };
 export const OWNER_PASSWORD = 'sheratan-test-owner-password';
 export const AUTHENTICATOR_PASSWORD = 'sheratan-test-authenticator-password';
 /** Server mode has no generated secret; tests sign with this one. */
@@ -68,7 +70,7 @@ export async function createServerTestDatabase(superuserUrl: string): Promise<Te
   const ownerUrl = withLogin(onDatabase(superuserUrl, name), OWNER_ROLE, OWNER_PASSWORD);
   const env = {
     DATABASE_URL: ownerUrl,
-    AUTH_DATABASE_URL: withLogin(onDatabase(superuserUrl, name), 'sheratan_authenticator', AUTHENTICATOR_PASSWORD),
+    AUTH_DATABASE_URL: withLogin(onDatabase(superuserUrl, name), AUTHENTICATOR_ROLE, AUTHENTICATOR_PASSWORD),
     JWT_SECRET: SERVER_JWT_SECRET,
     ...TEST_EMBEDDING_ENV,
   };

@@ -3,11 +3,12 @@
 // serves DIR on PORT, prints one JSON line with the connection strings when
 // ready, and stops cleanly on SIGTERM.
 import { startEmbedded } from '../../src/embedded/index.ts';
+import { AUTHENTICATOR_ROLE } from '../../src/embedded/instance.ts';
 
 const [dataDir, port] = process.argv.slice(2);
 if (!dataDir || !port) throw new Error('usage: engine-process.ts DATA_DIR PORT');
 const engine = await startEmbedded(dataDir, { purpose: 'test engine', port: Number(port) });
-process.stdout.write(`${JSON.stringify({ ownerUrl: engine.url(), authUrl: engine.url('sheratan_authenticator') })}\n`);
+process.stdout.write(`${JSON.stringify({ ownerUrl: engine.url(), authUrl: engine.url(AUTHENTICATOR_ROLE) })}\n`);
 // The engine's thread does not keep a process alive by itself.
 const alive = setInterval(() => undefined, 1 << 30);
 process.once('SIGTERM', () => {

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { parseConfig, type Config } from '../../src/config/config.ts';
 import { startGateway, type RunningGateway } from '../../src/http/start.ts';
 import { signToken, type ApiRole } from '../../src/http/auth.ts';
+import { APP_ROLE } from '../../src/config/roles.ts';
 import { createTestDatabase, migrateTestDatabase, SERVER_JWT_SECRET, type TestDatabase } from './backend.ts';
 
 export { tempDataDir } from './backend.ts';
@@ -61,7 +62,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     ownerUrl: gateway.db.ownerUrl,
     database,
     cliEnv: { ...database.env, LOG_LEVEL: 'silent' },
-    token: (role = 'sheratan_app', tenant = 'acme', sub = 'alice') => signToken(gateway.config.jwtSecret!, { role, tenant, sub }),
+    token: (role = APP_ROLE, tenant = 'acme', sub = 'alice') => signToken(gateway.config.jwtSecret!, { role, tenant, sub }),
     async graphql(query, options = {}) {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       const token = options.token === undefined ? harness.token() : options.token;

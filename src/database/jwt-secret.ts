@@ -1,7 +1,7 @@
 // The secret tokens are signed with: JWT_SECRET, or (outside production) one
 // generated once per embedded data directory. Its own module, so that the operations that need
 // it (token, backup, restore) do not import the gateway.
-import type { Config } from './config.ts';
+import type { Config } from '../config/config.ts';
 import { dataDirSecret } from '../embedded/index.ts';
 
 export function effectiveJwtSecret(config: Config): string | undefined {
