@@ -4,7 +4,6 @@
 // belongs to).
 import type { Config } from '../config/config.ts';
 import { openDatabase, type Database } from '../database/connect.ts';
-import { releaseMigratePools } from '../database/migrations.ts';
 
 export interface Command {
   /** The name as typed: `npm run <name>` (`sheratan <name>`). */
@@ -23,7 +22,6 @@ export async function usingDatabase<T>(config: Config, purpose: string, fn: (db:
   try {
     return await fn(db);
   } finally {
-    releaseMigratePools();
     await db.close();
   }
 }

@@ -1,6 +1,7 @@
 // Where the database is: the embedded engine (no DATABASE_URL) or a server.
 // Both modes end in the same set of ordinary connection strings.
 import pg from 'pg';
+import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import type { Config } from '../config/config.ts';
 import { attachOrStartEmbedded, startEmbedded, type EmbeddedEngine } from '../embedded/index.ts';
 import { superviseEmbedded } from '../embedded/supervisor.ts';
@@ -22,7 +23,18 @@ export interface Database {
   shadowUrl: string;
   rootUrl: string;
   engine?: EmbeddedEngine;
+  /** Ends graphile-migrate's idle pools, then (embedded) stops the engine: nothing is left to remember. */
   close(): Promise<void>;
+}
+
+/**
+ * graphile-migrate keeps each pool for 200 ms after its last use and ends the
+ * process if one of its connections drops meanwhile (an engine that stops, a
+ * database that a reset drops): the pools no command is using are ended now.
+ * Every Database's close() does it first.
+ */
+export function releaseIdleMigratePools(): void {
+  clearAllPools();
 }
 
 function withUser(url: string, user: string): string {
@@ -141,7 +153,7 @@ export interface OpenOptions {
 
 export async function openDatabase(config: Config, options: OpenOptions): Promise<Database> {
   if (config.databaseUrl) {
-    return { backend: 'server', ...serverUrls({ ...config, databaseUrl: config.databaseUrl }), close: async () => undefined };
+    return { backend: 'server', ...serverUrls({ ...config, databaseUrl: config.databaseUrl }), close: async () => releaseIdleMigratePools() };
   }
   const engineOptions = {
     idleInTransactionTimeoutMs: config.idleInTransactionTimeoutMs,
@@ -161,7 +173,10 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
     shadowUrl: engine.url(undefined, true),
     rootUrl: engine.url('postgres'),
     engine,
-    close: () => engine.stop(),
+    close: async () => {
+      releaseIdleMigratePools();
+      await engine.stop();
+    },
   };
 }
 

@@ -6,7 +6,6 @@ import path from 'node:path';
 import JSON5 from 'json5';
 import * as gm from 'graphile-migrate';
 import { Logger } from '@graphile/logger';
-import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import { generatePlaceholderReplacement, getAllMigrations, runStringMigration } from 'graphile-migrate/dist/migration.js';
 import { sqlStatements } from '../embedded/sql-lexer.ts';
 import { releaseLockFile, tryLockFile } from '../embedded/lock-file.ts';
@@ -247,15 +246,6 @@ async function explainMigrationFailure(err: unknown, settings: gm.Settings, db: 
       .map((l) => `    ${l}`)
       .join('\n') + (shown.length > 6 ? '\n    …' : '');
   return new Error(`migration ${file} failed at line ${line}, in the statement:\n${excerpt}\n  ${reason}`, { cause: err });
-}
-
-/**
- * graphile-migrate keeps idle pools for a moment after each command and exits
- * the process if one of their connections drops; end them before the
- * embedded engine stops.
- */
-export function releaseMigratePools(): void {
-  clearAllPools();
 }
 
 /**

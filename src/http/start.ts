@@ -6,7 +6,7 @@ import { assertReadyToServe, type Config } from '../config/config.ts';
 import { openDatabase, type Database } from '../database/connect.ts';
 import { effectiveJwtSecret } from '../database/jwt-secret.ts';
 import { createGateway, type Gateway } from './gateway.ts';
-import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from '../database/migrations.ts';
+import { migrateToHead, structuredMigrateLogger } from '../database/migrations.ts';
 import { log, routeConsoleToLog, setLogLevel } from '../config/log.ts';
 import { startAutoAnalyze, type AutoAnalyze } from '../database/auto-analyze.ts';
 import type { SchemaReloader } from '../graphql/schema-reload.ts';
@@ -53,7 +53,6 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   try {
     if (db.backend === 'embedded') {
       await migrateToHead(config, db, structuredMigrateLogger);
-      releaseMigratePools();
     }
     const vector = await inspectVector(db.authUrl);
     text = createTextServices(config);
@@ -109,10 +108,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         })()),
     };
   } catch (err) {
-    // Nothing may be left open (pools, schema builders, the engine): the process must be able to exit now.
-    // graphile-migrate's pools go first: a pool whose connection drops as the
-    // engine stops would end the process before the error is reported.
-    releaseMigratePools();
+    // Nothing may be left open (pools, schema builders, the engine): the process must be able to exit now
+    // (db.close() ends graphile-migrate's pools before the engine).
     await text?.close().catch(() => undefined);
     await closeRoutes?.().catch(() => undefined);
     await gateway?.close().catch(() => undefined);

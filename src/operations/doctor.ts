@@ -5,7 +5,7 @@ import type pg from 'pg';
 import type { Config } from '../config/config.ts';
 import { withPgClient, type Database } from '../database/connect.ts';
 import { APP_ROLE, AUTHENTICATOR_ROLE, DATABASE_ROLES, READONLY_ROLE } from '../config/roles.ts';
-import { migrateSettings, releaseMigratePools } from '../database/migrations.ts';
+import { migrateSettings } from '../database/migrations.ts';
 import { ANN_INDEX, describeAnnIndex, kindOf } from '../database/ann-index.ts';
 import { embeddingModelStatus } from './embedding-models.ts';
 import { embeddingColumns, pgvectorVersionProblem } from '../database/vector-column.ts';
@@ -279,8 +279,7 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
         },
   );
 
-  const wantsSsl = db.backend === 'server' && /[?&]sslmode=(require|verify-ca|verify-full)/.test(db.ownerUrl);
-  if (wantsSsl) {
+  if (db.backend === 'server' && requiredSslMode(db.ownerUrl)) {
     const ssl = (await client.query<{ ssl: boolean }>('select ssl from pg_stat_ssl where pid = pg_backend_pid()')).rows[0]?.ssl ?? false;
     add(
       ssl
@@ -302,6 +301,17 @@ async function catalogChecks(client: pg.Client, config: Config, db: Database): P
  */
 export const INDEX_USAGE_SQL =
   "SELECT schemaname, relname AS tablename, indexrelname AS indexname, idx_scan, idx_tup_read, idx_tup_fetch FROM pg_stat_user_indexes WHERE schemaname = 'sheratan' ORDER BY idx_scan, indexrelname;";
+
+/** The sslmode a connection string asks for when it asks for an encrypted connection (require, verify-ca, verify-full). */
+function requiredSslMode(url: string): string | undefined {
+  let mode: string | null = null;
+  try {
+    mode = new URL(url).searchParams.get('sslmode');
+  } catch {
+    return undefined;
+  }
+  return mode && ['require', 'verify-ca', 'verify-full'].includes(mode) ? mode : undefined;
+}
 
 /** The provider answers with the column's dimension: the check `npm start` makes (src/embedding/check.ts). */
 async function embeddingProviderCheck(config: Config, column: number): Promise<Check> {
@@ -330,6 +340,20 @@ export async function runDoctor(config: Config, db: Database): Promise<Check[]> 
     });
   } catch (err) {
     if (checks.length === 0) {
+      const sslMode = db.backend === 'server' ? requiredSslMode(db.ownerUrl) : undefined;
+      // node-postgres refuses to go on unencrypted when DATABASE_URL asks for TLS, so the SSL check is this failure.
+      if (sslMode && /does not support SSL connections/i.test((err as Error).message)) {
+        return [
+          {
+            name: 'SSL',
+            status: 'fail',
+            detail: `sslmode=${sslMode} in DATABASE_URL, but the server does not support SSL connections (nothing was connected unencrypted)`,
+            fix:
+              `enable SSL on the server (ssl = on in postgresql.conf, with ssl_cert_file and ssl_key_file, then reload it), ` +
+              `or remove sslmode=${sslMode} from DATABASE_URL where the connection need not be encrypted (loopback, the embedded engine)`,
+          },
+        ];
+      }
       return [{ name: 'connection', status: 'fail', detail: (err as Error).message, fix: 'check DATABASE_URL and that PostgreSQL is running and reachable' }];
     }
     checks.push({ name: 'checks', status: 'fail', detail: `a check failed to run: ${(err as Error).message}` });
@@ -349,8 +373,6 @@ export async function runDoctor(config: Config, db: Database): Promise<Check[]> 
     );
   } catch (err) {
     checks.push({ name: 'migrations', status: 'fail', detail: (err as Error).message, fix: 'npm run db:migrate' });
-  } finally {
-    releaseMigratePools();
   }
   return checks;
 }

@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import * as gm from 'graphile-migrate';
 import { parseConfig, type Config } from '../../src/config/config.ts';
-import { onDatabase, openDatabase, withPgClient, type Database } from '../../src/database/connect.ts';
-import { migrateSettings, migrateToHead, migrationStatus, releaseMigratePools, structuredMigrateLogger as quiet } from '../../src/database/migrations.ts';
+import { onDatabase, openDatabase, releaseIdleMigratePools, withPgClient, type Database } from '../../src/database/connect.ts';
+import { migrateSettings, migrateToHead, migrationStatus, structuredMigrateLogger as quiet } from '../../src/database/migrations.ts';
 import { setLogLevel } from '../../src/config/log.ts';
 import { projectRoot } from '../../src/config/paths.ts';
 import { AUTHENTICATOR_PASSWORD, createTestDatabase, SUPERUSER_URL, serverTest, type TestDatabase } from '../support/backend.ts';
@@ -25,7 +25,6 @@ beforeAll(async () => {
   await migrateToHead(config, db, quiet);
 });
 afterAll(async () => {
-  releaseMigratePools();
   await db.close();
   await test_db.drop();
 });
@@ -46,7 +45,7 @@ test('migrating again is a no-op', async () => {
 test('reset wipes the data, keeps the roles and reapplies every migration (on a server, as the owner alone)', async () => {
   await withPgClient(db.ownerUrl, (c) => c.query("set jwt.claims.tenant = 't'; insert into sheratan.documents (tenant, title) values ('t', 'doomed')"));
   await gm.reset(migrateSettings(config, db, quiet));
-  releaseMigratePools();
+  releaseIdleMigratePools();
   await withPgClient(db.ownerUrl, async (c) => {
     expect((await c.query('select count(*)::int as n from sheratan.documents')).rows[0].n).toBe(0);
     const roles = await c.query(
@@ -69,7 +68,7 @@ test('db:commit and db:uncommit work as the owner alone (on a server the shadow 
     const settings = { ...migrateSettings(config, db, quiet), migrationsFolder: folder };
     const before = readdirSync(path.join(folder, 'committed')).length;
     await gm.commit(settings, 'commit probe');
-    releaseMigratePools();
+    releaseIdleMigratePools();
     const committed = readdirSync(path.join(folder, 'committed'));
     expect(committed).toHaveLength(before + 1);
     expect(readFileSync(path.join(folder, 'committed', committed.sort().at(-1)!), 'utf8')).toMatch(/--! Message: commit probe[\s\S]*commit_probe/);
@@ -77,7 +76,7 @@ test('db:commit and db:uncommit work as the owner alone (on a server the shadow 
       expect((await c.query("select to_regclass('sheratan_private.commit_probe') is not null as there")).rows[0].there).toBe(true),
     );
     await gm.uncommit(settings);
-    releaseMigratePools();
+    releaseIdleMigratePools();
     expect(readdirSync(path.join(folder, 'committed'))).toHaveLength(before);
     expect(readFileSync(path.join(folder, 'current.sql'), 'utf8')).toMatch(/commit_probe/);
   } finally {
@@ -97,7 +96,7 @@ test('db:status exits as graphile-migrate status does: 0 up to date, 2 when curr
       report: 'Database is up to date with the committed migrations.\nmigrations/current.sql has uncommitted changes.\n',
       exitCode: 2,
     });
-    releaseMigratePools();
+    releaseIdleMigratePools();
   } finally {
     rmSync(folder, { recursive: true, force: true });
   }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseConfig, type Config } from '../../src/config/config.ts';
 import { onDatabase, openDatabase, withPgClient } from '../../src/database/connect.ts';
 import { bootstrapServer } from '../../src/operations/bootstrap.ts';
-import { migrateToHead, releaseMigratePools, structuredMigrateLogger } from '../../src/database/migrations.ts';
+import { migrateToHead, structuredMigrateLogger } from '../../src/database/migrations.ts';
 import { setLogLevel } from '../../src/config/log.ts';
 import { AUTHENTICATOR_ROLE } from '../../src/config/roles.ts';
 import { OWNER_ROLE } from '../../src/embedded/instance.ts';
@@ -96,7 +96,6 @@ export async function migrateTestDatabase(config: Config): Promise<void> {
   try {
     await migrateToHead(config, db, structuredMigrateLogger);
   } finally {
-    releaseMigratePools();
     await db.close();
   }
 }

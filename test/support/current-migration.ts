@@ -4,7 +4,7 @@
 // (`npm run db:commit`), current.sql is empty and this changes nothing.
 import type { Config } from '../../src/config/config.ts';
 import { openDatabase, type Database } from '../../src/database/connect.ts';
-import { migrateToHead, releaseMigratePools, watchCurrent } from '../../src/database/migrations.ts';
+import { migrateToHead, watchCurrent } from '../../src/database/migrations.ts';
 import type { Harness } from './harness.ts';
 
 /** current.sql on `db` (already migrated), once. */
@@ -26,10 +26,8 @@ export async function migrateWithCurrent(config: Config, purpose = 'test current
   const db = await openDatabase(config, { purpose });
   try {
     await migrateToHead(config, db);
-    releaseMigratePools();
     await runCurrent(config, db);
   } finally {
-    releaseMigratePools();
     await db.close();
   }
 }
