@@ -180,13 +180,18 @@ export function createLiveServer(serv: Parameters<typeof makeGraphQLWSConfig>[0]
       const now = Date.now();
       for (const socket of sockets) {
         const oldest = pendingSince.get(socket)?.[0];
-        if ((oldest !== undefined && now - oldest > config.liveSendTimeoutMs) || socket.bufferedAmount > config.liveMaxBufferedBytes) dropSlow(socket);
+        if (oldest !== undefined && now - oldest > config.liveSendTimeoutMs) dropSlow(socket, 'LIVE_SEND_TIMEOUT_MS', { waitedMs: now - oldest });
+        else if (socket.bufferedAmount > config.liveMaxBufferedBytes) dropSlow(socket, 'LIVE_MAX_BUFFERED_BYTES');
       }
     },
     Math.min(1000, config.liveSendTimeoutMs),
   ).unref();
-  const dropSlow = (socket: WebSocket): void => {
-    log('warn', 'live: a slow consumer dropped', { bufferedBytes: socket.bufferedAmount });
+  // Cut once: the sends of its other subscriptions, until its close is heard, are refused without another cut or log line.
+  const cut = new WeakSet<WebSocket>();
+  const dropSlow = (socket: WebSocket, limit: 'LIVE_MAX_BUFFERED_BYTES' | 'LIVE_SEND_TIMEOUT_MS', fields: Record<string, unknown> = {}): void => {
+    if (cut.has(socket)) return;
+    cut.add(socket);
+    log('warn', 'live: a slow consumer dropped', { limit, bufferedBytes: socket.bufferedAmount, ...fields });
     // Its close frame would wait behind what it does not read: the connection is cut.
     socket.terminate();
   };
@@ -208,8 +213,9 @@ export function createLiveServer(serv: Parameters<typeof makeGraphQLWSConfig>[0]
         protocol: socket.protocol,
         send: (data) =>
           new Promise<void>((resolve, reject) => {
+            if (cut.has(socket)) return reject(new Error('slow consumer'));
             if (socket.bufferedAmount > config.liveMaxBufferedBytes) {
-              dropSlow(socket);
+              dropSlow(socket, 'LIVE_MAX_BUFFERED_BYTES');
               return reject(new Error('slow consumer'));
             }
             const pending = pendingSince.get(socket) ?? [];
