@@ -304,7 +304,7 @@ export const INDEX_USAGE_SQL =
 
 /** The sslmode a connection string asks for when it asks for an encrypted connection (require, verify-ca, verify-full). */
 function requiredSslMode(url: string): string | undefined {
-  let mode: string | null = null;
+  let mode: string | null;
   try {
     mode = new URL(url).searchParams.get('sslmode');
   } catch {
