@@ -11,7 +11,7 @@ import http from 'node:http';
 import pg from 'pg';
 import { loadConfig } from '../src/config/config.ts';
 import { startGateway } from '../src/http/start.ts';
-import { signToken } from '../src/http/auth.ts';
+import { signToken } from '../src/http/token-signing.ts';
 import { APP_ROLE } from '../src/config/roles.ts';
 import { searchSettings } from '../src/database/vector-column.ts';
 import { tempDataDir } from '../test/support/harness.ts';

@@ -21,7 +21,7 @@ import path from 'node:path';
 
 process.env.GRAPHILE_ENV ??= 'production';
 const { projectRoot } = await import('../src/config/paths.ts');
-const { signToken } = await import('../src/http/auth.ts');
+const { signToken } = await import('../src/http/token-signing.ts');
 const { createTestDatabase, backend, SERVER_JWT_SECRET } = await import('../test/support/backend.ts');
 const { startGatewayProcess, postOnce } = await import('../test/support/processes.ts');
 const { randomUnit, rng } = await import('../test/support/embeddings.ts');

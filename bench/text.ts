@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   const { default: pg } = await import('pg');
   const { loadConfig } = await import('../src/config/config.ts');
   const { startGateway } = await import('../src/http/start.ts');
-  const { signToken } = await import('../src/http/auth.ts');
+  const { signToken } = await import('../src/http/token-signing.ts');
   const { projectRoot } = await import('../src/config/paths.ts');
   const { APP_ROLE } = await import('../src/config/roles.ts');
   const { createEmbeddingProvider } = await import('../src/embedding/provider.ts');

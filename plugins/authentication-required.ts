@@ -7,7 +7,7 @@
 // HTTP 401 with WWW-Authenticate: Bearer). Introspection stays open, so
 // Ruru/GraphiQL loads the schema without a token in development.
 //
-// The role comes from the context: whoever builds it (src/http/auth.ts's
+// The role comes from the context: whoever builds it (src/http/graphql-context.ts's
 // graphqlContext) names the anonymous role in `sheratanAnonymousRole`, and the
 // request is anonymous when `pgSettings.role`, the role its SQL would run as,
 // is that role. A context without it (no HTTP layer) is left to the database.

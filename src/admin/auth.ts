@@ -13,7 +13,7 @@ import { createSecretKey } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { Config } from '../config/config.ts';
 import { isClaimText } from '../config/roles.ts';
-import { checkTokenTimes } from '../http/auth.ts';
+import { checkTokenTimes } from '../http/token-verification.ts';
 
 export const ADMIN_AUDIENCE = 'sheratan-admin';
 

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config.ts';
 import { effectiveJwtSecret } from '../database/jwt-secret.ts';
 import { API_ROLES, APP_ROLE, type ApiRole } from '../config/roles.ts';
-import { signToken } from '../http/auth.ts';
+import { signToken } from '../http/token-signing.ts';
 import { signAdminToken } from '../admin/auth.ts';
 import type { Command } from './command.ts';
 

@@ -33,7 +33,7 @@ export class QueryEmbeddingCache {
    * change the array they get.
    */
   async embed(text: string, scope = ''): Promise<number[]> {
-    // Tenants carry no control characters (src/http/auth.ts): NUL cannot join two scopes' keys into one.
+    // Tenants carry no control characters (src/http/token-verification.ts): NUL cannot join two scopes' keys into one.
     const key = `${scope}\u0000${text}`;
     const cached = this.entries.get(key);
     if (cached) {

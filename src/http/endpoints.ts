@@ -15,7 +15,7 @@ import { endpointPreset } from '../graphql/endpoint-preset.ts';
 import { makePipelinedWithPgClient, poolTransport } from '../graphql/pipelined-client.ts';
 import type { SchemaReloader } from '../graphql/schema-reload.ts';
 import { ReportingPreset, SheratanPreset } from '../../plugins/preset.ts';
-import { graphqlContext } from './auth.ts';
+import { graphqlContext } from './graphql-context.ts';
 import { withTextContext, type TextServices } from '../embedding/worker-context.ts';
 import { LiveEvents } from '../graphql/live-events.ts';
 import { loadTrustedDocuments } from '../graphql/trusted-documents.ts';

@@ -14,7 +14,7 @@ import type { VectorInfo } from '../database/vector-column.ts';
 import type { SchemaReloader } from '../graphql/schema-reload.ts';
 import type { TextServices } from '../embedding/worker-context.ts';
 import { Admission, admissionMiddleware } from './admission.ts';
-import { authenticationMiddleware } from './auth.ts';
+import { authenticationMiddleware } from './authentication-middleware.ts';
 import { bodyMiddleware } from './body.ts';
 import { createEndpoints, GRAPHIQL_PATH, GRAPHQL_PATH, REPORTING_PATH } from './endpoints.ts';
 import { addHealthRoutes, HEALTH_PATH, READY_PATH } from './health.ts';

@@ -25,7 +25,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { makeGraphQLWSConfig } from 'postgraphile/grafserv';
 import type { Config } from '../config/config.ts';
 import { log } from '../config/log.ts';
-import { authenticate, bindSocketClaims } from './auth.ts';
+import { authenticate } from './token-verification.ts';
+import { bindSocketClaims } from './graphql-context.ts';
 
 /** graphql-ws's standard close codes, and the WebSocket one for "overloaded, try later". */
 export const LIVE_CLOSE = {

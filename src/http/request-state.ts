@@ -4,7 +4,7 @@
 // built from it (graphqlContext in auth.ts); nothing else reads the claims.
 import type { IncomingMessage } from 'node:http';
 import type { GraphQLFacts } from '../../plugins/request-facts.ts';
-import type { Claims } from './auth.ts';
+import type { Claims } from './token-verification.ts';
 
 export interface RequestState {
   requestId: string;

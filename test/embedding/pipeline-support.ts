@@ -7,7 +7,7 @@ import { parseConfig, type Config } from '../../src/config/config.ts';
 import { migrateWithCurrent } from '../support/current-migration.ts';
 import { setLogLevel } from '../../src/config/log.ts';
 import { startGateway, type RunningGateway } from '../../src/http/start.ts';
-import { signToken } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
 import { createTestDatabase, type TestDatabase } from '../support/backend.ts';
 
 process.env.GRAPHILE_ENV ??= 'test';

@@ -7,7 +7,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { parseConfig } from '../../src/config/config.ts';
-import { signToken } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
 import { createTestDatabase, migrateTestDatabase, serverTest, SERVER_JWT_SECRET, type TestDatabase } from '../support/backend.ts';
 import { startGatewayProcess, waitFor, type GatewayProcess } from '../support/processes.ts';
 

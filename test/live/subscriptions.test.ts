@@ -13,7 +13,7 @@ import { Client as UrqlClient, subscriptionExchange, gql } from '@urql/core';
 import jwt from 'jsonwebtoken';
 import pg from 'pg';
 import WebSocket from 'ws';
-import { signToken } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
 import { LiveEvents, liveTopic, SLOW_CONSUMER } from '../../src/graphql/live-events.ts';
 import { startPipeline, INGEST, type PipelineHarness } from '../embedding/pipeline-support.ts';
 

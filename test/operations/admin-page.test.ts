@@ -17,7 +17,7 @@ import { parseConfig, type Config } from '../../src/config/config.ts';
 import { setLogLevel } from '../../src/config/log.ts';
 import { APP_ROLE } from '../../src/config/roles.ts';
 import { startGateway, type RunningGateway } from '../../src/http/start.ts';
-import { signToken } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
 import { mountAdminPage } from '../../src/admin/routes.ts';
 import { ADMIN_AUDIENCE, signAdminToken } from '../../src/admin/auth.ts';
 import { createTestDatabase, type TestDatabase } from '../support/backend.ts';

@@ -6,7 +6,7 @@
 // of the project (support/project-copy.ts), whose current.sql is this test's.
 import { writeFileSync } from 'node:fs';
 import { parseConfig } from '../../src/config/config.ts';
-import { signToken } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
 import { createTestDatabase, migrateTestDatabase, type TestDatabase } from '../support/backend.ts';
 import { copyProject, type ProjectCopy } from '../support/project-copy.ts';
 import { freePort, postOnce, waitFor, type CliProcess } from '../support/processes.ts';

@@ -7,7 +7,7 @@ import { parseConfig } from '../../src/config/config.ts';
 import { startGateway, type RunningGateway } from '../../src/http/start.ts';
 import { watchCurrent, type CurrentWatcher } from '../../src/database/migrations.ts';
 import { SchemaReloader } from '../../src/graphql/schema-reload.ts';
-import { signToken } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
 import { describeEmbedded, TEST_EMBEDDING_ENV } from '../support/backend.ts';
 import { freePort, runCli, waitFor as waitUntil } from '../support/processes.ts';
 

@@ -18,7 +18,7 @@ import {
 } from '../support/backend.ts';
 import { onDatabase, withPgClient } from '../../src/database/connect.ts';
 import { COMMITTED_ROLES, roleNames } from '../../src/config/roles.ts';
-import { signToken } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
 import { asLogin, postOnce, runCliToEnd, startGatewayProcess, type GatewayProcess } from '../support/processes.ts';
 
 const login = asLogin;

@@ -7,7 +7,7 @@
 // back on the same port, and every acknowledged document is there, whole.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { signToken } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
 import { parseConfig } from '../../src/config/config.ts';
 import { processAlive } from '../../src/embedded/lock-file.ts';
 import { createTestDatabase, embeddedTest, type TestDatabase } from '../support/backend.ts';

@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { setLogLevel } from '../../src/config/log.ts';
 import jwt from 'jsonwebtoken';
-import { signToken } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
 import { parseConfig } from '../../src/config/config.ts';
 import { backend, createTestDatabase, migrateTestDatabase } from '../support/backend.ts';
 import { freePort, runCli, startGatewayProcess } from '../support/processes.ts';

@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
 import pg from 'pg';
-import { signToken } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
 import { parseConfig } from '../../src/config/config.ts';
 import { projectRoot } from '../../src/config/paths.ts';
 import { backend, createTestDatabase, embeddedTest, migrateTestDatabase, type TestDatabase } from '../support/backend.ts';

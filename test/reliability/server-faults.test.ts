@@ -17,7 +17,7 @@
 import pg from 'pg';
 import { parseConfig } from '../../src/config/config.ts';
 import { withPgClient } from '../../src/database/connect.ts';
-import { signToken } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
 import { backend, createServerTestDatabase, createTestDatabase, migrateTestDatabase, serverTest, type TestDatabase } from '../support/backend.ts';
 import { createFaultCluster, faultClusterUnavailable, type FaultCluster } from '../support/fault-cluster.ts';
 import { postOnce, startGatewayProcess, waitFor, type GatewayProcess, type Reply } from '../support/processes.ts';

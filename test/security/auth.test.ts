@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
-import { pgSettingsFor } from '../../src/http/auth.ts';
+import { pgSettingsFor } from '../../src/http/graphql-context.ts';
 import { projectRoot } from '../../src/config/paths.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 

@@ -5,7 +5,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseConfig } from '../../src/config/config.ts';
-import { signToken } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
 import { createTestDatabase, embeddedTest, migrateTestDatabase, type TestDatabase } from '../support/backend.ts';
 import { startGatewayProcess } from '../support/processes.ts';
 

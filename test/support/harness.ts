@@ -4,7 +4,8 @@
 import pg from 'pg';
 import { parseConfig, type Config } from '../../src/config/config.ts';
 import { startGateway, type RunningGateway } from '../../src/http/start.ts';
-import { signToken, type ApiRole } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
+import { type ApiRole } from '../../src/config/roles.ts';
 import { APP_ROLE } from '../../src/config/roles.ts';
 import { createTestDatabase, migrateTestDatabase, SERVER_JWT_SECRET, type TestDatabase } from './backend.ts';
 

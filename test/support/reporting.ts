@@ -14,7 +14,8 @@ import { migrateWithCurrent } from './current-migration.ts';
 import { setLogLevel } from '../../src/config/log.ts';
 import { projectRoot } from '../../src/config/paths.ts';
 import { startGateway, type RunningGateway } from '../../src/http/start.ts';
-import { signToken, type ApiRole } from '../../src/http/auth.ts';
+import { signToken } from '../../src/http/token-signing.ts';
+import { type ApiRole } from '../../src/config/roles.ts';
 import { createTestDatabase, SUPERUSER_URL, type TestDatabase } from './backend.ts';
 
 process.env.GRAPHILE_ENV ??= 'test';

@@ -1,14 +1,11 @@
-// Request authentication: a Bearer JWT (HS256) becomes the transaction-local
-// settings PostGraphile applies before every query. Nothing from the token
-// reaches Postgres except through the fixed keys below.
+// A Bearer JWT (HS256) verified: the signature, the algorithm, the audience,
+// our rules for the time claims, and the claims that become a request's
+// settings (role, tenant, sub). Nothing from the token reaches Postgres except
+// through the fixed keys of graphql-context.ts.
 import { createSecretKey, type KeyObject } from 'node:crypto';
-import type { NextFunction, Request, Response } from 'express';
 import jwt from 'jsonwebtoken';
 import type { Config } from '../config/config.ts';
-import { ANONYMOUS_ROLE, API_ROLES, isClaimText, type ApiRole } from '../config/roles.ts';
-import { requestState } from './request-state.ts';
-
-export { API_ROLES, type ApiRole };
+import { API_ROLES, isClaimText, type ApiRole } from '../config/roles.ts';
 
 export interface Claims {
   role: ApiRole;
@@ -120,98 +117,4 @@ export function authenticate(header: string | undefined, config: AuthConfig, now
     return deny(401, 'INVALID_TOKEN', 'the token\'s "sub" claim must be a string of at most 200 characters, without control characters');
   }
   return { ok: true, claims: { role: role as ApiRole, tenant, sub } };
-}
-
-/**
- * The settings for one request's transaction. `role` is one of our three API
- * roles (never a value from the token unchecked); claims go under `jwt.claims.`
- * so no claim can name a real Postgres setting.
- */
-export function pgSettingsFor(claims: Claims | null, config: Pick<Config, 'statementTimeoutMs'>, forceRole?: ApiRole): Record<string, string> {
-  const role = claims ? (forceRole ?? claims.role) : ANONYMOUS_ROLE;
-  return {
-    role,
-    statement_timeout: `${config.statementTimeoutMs}ms`,
-    'jwt.claims.role': role,
-    'jwt.claims.tenant': claims?.tenant ?? '',
-    'jwt.claims.sub': claims?.sub ?? '',
-  };
-}
-
-export interface TokenOptions {
-  role: ApiRole;
-  tenant: string;
-  sub?: string;
-  /** Default 12h, within JWT_MAX_LIFETIME's default (24h). */
-  expiresIn?: string | number;
-  audience?: string;
-  /** JWT_MAX_LIFETIME: a longer `expiresIn` is refused here rather than by the gateway later. */
-  maxLifetimeS?: number;
-}
-
-export function signToken(secret: string, options: TokenOptions): string {
-  const payload: Record<string, string> = { role: options.role, tenant: options.tenant };
-  if (options.sub) payload.sub = options.sub;
-  const token = jwt.sign(payload, secret, {
-    algorithm: 'HS256',
-    expiresIn: (options.expiresIn ?? '12h') as jwt.SignOptions['expiresIn'],
-    ...(options.audience ? { audience: options.audience } : {}),
-  });
-  if (options.maxLifetimeS !== undefined) {
-    const { exp, iat } = jwt.decode(token) as { exp: number; iat: number };
-    if (exp - iat > options.maxLifetimeS) {
-      throw new RangeError(
-        `a token may live at most JWT_MAX_LIFETIME (${options.maxLifetimeS} s), not ${exp - iat} s: choose a shorter expiry or raise JWT_MAX_LIFETIME`,
-      );
-    }
-  }
-  return token;
-}
-
-/** Rejects bad tokens with 401/403 before any GraphQL work; keeps the claims in the request's state otherwise. */
-export function authenticationMiddleware(config: AuthConfig) {
-  return (req: Request, res: Response, next: NextFunction): void => {
-    const result = authenticate(req.headers.authorization, config);
-    if (!result.ok) {
-      res
-        .status(result.status)
-        .set('WWW-Authenticate', `Bearer error="invalid_token"`)
-        .json({ errors: [{ message: result.message, extensions: { code: result.code } }] });
-      return;
-    }
-    const state = requestState(req);
-    if (state) state.claims = result.claims;
-    next();
-  };
-}
-
-// The claims of each websocket, verified at its connection_init (live.ts):
-// its subscriptions run as them, as an HTTP request runs as its token's.
-const socketClaims = new WeakMap<object, Claims>();
-
-/** Binds a socket (graphql-ws's `extra.socket`, grafast's `requestContext.ws.socket`) to the claims of its connection_init. */
-export function bindSocketClaims(socket: object, claims: Claims): void {
-  socketClaims.set(socket, claims);
-}
-
-/**
- * grafast's `context` for an endpoint: the one place where a request's claims
- * become its pgSettings (with `extraSettings`, the ANN accuracy settings),
- * beside the facts for its log line. `forceRole`: the endpoint's role
- * whatever the token names (reporting). A request with no state (none the
- * HTTP layer saw) runs as the anonymous role.
- */
-export function graphqlContext(config: Pick<Config, 'statementTimeoutMs'>, extraSettings: Record<string, string>, forceRole?: ApiRole) {
-  return (requestContext: Partial<Grafast.RequestContext>): Partial<Grafast.Context> => {
-    const state = requestContext.node && requestState(requestContext.node.req);
-    // A subscription over a socket runs as the socket's claims (none bound: anonymous).
-    const socket = requestContext.ws?.socket;
-    const claims = requestContext.ws ? ((socket && socketClaims.get(socket)) ?? null) : (state?.claims ?? null);
-    return {
-      pgSettings: { ...extraSettings, ...pgSettingsFor(claims, config, forceRole) },
-      // plugins/authentication-required.ts refuses data to requests that run as this role.
-      sheratanAnonymousRole: ANONYMOUS_ROLE,
-      ...(state ? { sheratanFacts: state.facts } : {}),
-    };
-  };
 }
