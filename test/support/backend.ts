@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfig, type Config } from '../../src/config/config.ts';
-import { onDatabase, openDatabase, withPgClient } from '../../src/database/connect.ts';
+import { onDatabase, openDatabase, withPgClient, type Database } from '../../src/database/connect.ts';
 import { bootstrapServer } from '../../src/operations/bootstrap.ts';
 import { migrateToHead, structuredMigrateLogger } from '../../src/database/migrations.ts';
 import { setLogLevel } from '../../src/config/log.ts';
@@ -91,13 +91,18 @@ export async function createServerTestDatabase(superuserUrl: string): Promise<Te
 /** On a server, `npm run db:migrate` as the README's step before `npm start` (the embedded gateway migrates at start). */
 export async function migrateTestDatabase(config: Config): Promise<void> {
   if (!config.databaseUrl) return;
-  setLogLevel(config.logLevel);
   const db = await openDatabase(config, { purpose: 'test migrate' });
   try {
-    await migrateToHead(config, db, structuredMigrateLogger);
+    await migrateOpenDatabase(config, db);
   } finally {
     await db.close();
   }
+}
+
+/** Migrations to head on a database already open (embedded: an engine this process serves), logged as the commands log them. */
+export async function migrateOpenDatabase(config: Config, db: Database): Promise<void> {
+  setLogLevel(config.logLevel);
+  await migrateToHead(config, db, structuredMigrateLogger);
 }
 
 /**

@@ -5,7 +5,7 @@
 import type { Config } from '../../src/config/config.ts';
 import { openDatabase, type Database } from '../../src/database/connect.ts';
 import { migrateToHead, watchCurrent } from '../../src/database/migrations.ts';
-import type { Harness } from './harness.ts';
+import type { DatabaseAccess } from './database.ts';
 
 /** current.sql on `db` (already migrated), once. */
 async function runCurrent(config: Config, db: Database): Promise<void> {
@@ -16,9 +16,9 @@ async function runCurrent(config: Config, db: Database): Promise<void> {
   if (!applied) throw new Error(`migrations/current.sql did not apply:\n${lines.join('\n')}`);
 }
 
-/** On a running harness's database. */
-export async function applyCurrentMigration(h: Harness): Promise<void> {
-  await runCurrent(h.config, h.gateway.db);
+/** On a running harness's database, or a database-only one's (startHarness, startDatabase). */
+export async function applyCurrentMigration(h: Pick<DatabaseAccess, 'config' | 'db'>): Promise<void> {
+  await runCurrent(h.config, h.db);
 }
 
 /** Before a gateway starts (its schema then sees the SQL): the committed migrations, then current.sql. */
