@@ -4,14 +4,14 @@
 // engine every connection shares one backend; the listener once never heard
 // a notification while the sender, who never listened, received its own.)
 import pg from 'pg';
-import { startHarness, type Harness } from '../support/harness.ts';
+import { startDatabase, type TestDb } from '../support/database.ts';
 import { waitFor } from '../support/processes.ts';
 
-let h: Harness;
+let h: TestDb;
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startDatabase();
 });
-afterAll(() => h.stop());
+afterAll(() => h.close());
 
 interface Heard {
   channel: string;

@@ -3,16 +3,16 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { projectRoot } from '../../src/config/paths.ts';
-import { startHarness, type Harness } from '../support/harness.ts';
+import { startDatabase, type TestDb } from '../support/database.ts';
 
-let h: Harness;
+let h: TestDb;
 let db: pg.Client;
 
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startDatabase();
   db = await h.owner();
 });
-afterAll(() => h.stop());
+afterAll(() => h.close());
 
 test('every committed migration has been applied', async () => {
   const { rows } = await db.query('select filename from graphile_migrate.migrations order by filename');

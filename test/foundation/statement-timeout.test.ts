@@ -6,16 +6,16 @@
 // README). On the embedded engine the API's cost limits bound the work instead
 // (test/security/cost-limits.test.ts); this test keeps the difference visible.
 import type pg from 'pg';
-import { startHarness, type Harness } from '../support/harness.ts';
+import { startDatabase, type TestDb } from '../support/database.ts';
 import { backend } from '../support/backend.ts';
 
-let h: Harness;
+let h: TestDb;
 let owner: pg.Client;
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startDatabase();
   owner = await h.owner();
 });
-afterAll(() => h.stop());
+afterAll(() => h.close());
 
 test(
   backend === 'server'

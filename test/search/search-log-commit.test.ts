@@ -1,14 +1,14 @@
 // A search's log row does not make its transaction wait for the WAL flush,
 // unless the transaction wrote something else first; the row is written
 // either way. (Every search used to be a synchronously committed write.)
-import { startHarness, type Harness } from '../support/harness.ts';
+import { startDatabase, type TestDb } from '../support/database.ts';
 import { randomUnit, rng, toPgVector } from '../support/embeddings.ts';
 
-let h: Harness;
+let h: TestDb;
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startDatabase();
 });
-afterAll(() => h.stop());
+afterAll(() => h.close());
 
 const q = toPgVector(randomUnit(384, rng(3)));
 const searchAndSetting = `select (select count(*) from sheratan.search_document_chunks($1::vector, 5)) as n, current_setting('synchronous_commit') as sync`;
