@@ -1,24 +1,22 @@
 // The provider check of start-up and `npm run doctor`: the provider answers,
 // and with as many numbers as the column holds; else one line naming both
 // numbers (or the provider's error) and the way out. Real model, real HTTP
-// server process, a real database for doctor.
-import { parseConfig, type Config } from '../../src/config/config.ts';
+// server process, real databases for the gateway. Doctor's line for it:
+// doctor-checks.test.ts, "embedding provider: …".
+import { parseConfig } from '../../src/config/config.ts';
 import { checkEmbeddingProvider, ProviderCheckError } from '../../src/embedding/check.ts';
 import { LocalEmbeddingProvider } from '../../src/embedding/local.ts';
 import { OpenAiEmbeddingProvider } from '../../src/embedding/openai.ts';
-import { runDoctor, type Check } from '../../src/operations/doctor.ts';
-import { startHarness, type Harness } from '../support/harness.ts';
 import { startOpenAiServer, type OpenAiServer } from '../support/openai-server.ts';
 
 let server: OpenAiServer;
 let local: LocalEmbeddingProvider;
-let h: Harness;
 beforeAll(async () => {
-  [server, h] = await Promise.all([startOpenAiServer(), startHarness()]); // the harness: EMBEDDING_PROVIDER=none, vector(384)
+  server = await startOpenAiServer();
   local = new LocalEmbeddingProvider();
 });
 afterAll(async () => {
-  await Promise.all([server?.stop(), local?.close(), h?.stop()]);
+  await Promise.all([server?.stop(), local?.close()]);
 });
 beforeEach(() => server.setFault({}));
 
@@ -70,33 +68,6 @@ test('openai: down, broken or silent is refused with what to check', async () =>
   await server.setFault({ hang: true });
   err = await refusal(checkEmbeddingProvider(openai(512), 512, { timeoutMs: 300 }));
   expect(err.code).toBe('EMBEDDING_PROVIDER_TIMEOUT');
-});
-
-describe('doctor', () => {
-  const check = async (config: Config): Promise<Check> => (await runDoctor(config, h.gateway.db)).find((c) => c.name === 'embedding provider')!;
-  const withEnv = (env: Record<string, string>): Config => ({ ...h.config, ...parseConfig({ ...h.database.env, ...env }), dataDir: h.config.dataDir });
-
-  test('passes with none, and with an openai provider that answers the column’s 384', async () => {
-    expect(await check(h.config)).toMatchObject({ status: 'ok', detail: expect.stringMatching(/EMBEDDING_PROVIDER=none/) });
-    const ok = await check(
-      withEnv({ EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: server.url, EMBEDDING_MODEL: 'text-embedding-3-small', EMBEDDING_DIMENSIONS: '384' }),
-    );
-    expect(ok).toMatchObject({ status: 'ok', detail: expect.stringMatching(/^openai:text-embedding-3-small answers 384 numbers = vector\(384\)/) });
-  });
-
-  test('fails naming both numbers: local (512) against vector(384), and a provider answering one number short', async () => {
-    const bad = await check({ ...h.config, embeddingProvider: 'local', embeddingModel: 'use-lite-512', vectorDimension: 512 });
-    expect(bad).toMatchObject({
-      status: 'fail',
-      detail: expect.stringMatching(/answers 512 numbers .* is vector\(384\)/),
-      fix: expect.stringMatching(/EMBEDDING_PROVIDER=none/),
-    });
-    await server.setFault({ wrongDimension: true });
-    const wrong = await check(
-      withEnv({ EMBEDDING_PROVIDER: 'openai', EMBEDDING_BASE_URL: server.url, EMBEDDING_MODEL: 'm', EMBEDDING_DIMENSIONS: '384', EMBEDDING_MAX_RETRIES: '0' }),
-    );
-    expect(wrong).toMatchObject({ status: 'fail', detail: expect.stringMatching(/answered 383 numbers for text 0 but the column holds 384/) });
-  });
 });
 
 test('npm start’s gateway: a provider answering another dimension refuses to start; one not answering only warns and text waits', async () => {
