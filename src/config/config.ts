@@ -1,10 +1,11 @@
 // Configuration from the environment (and a `.env` file). Every variable is
 // validated up front; a bad value stops the process with one line naming it.
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { config as loadDotenv } from 'dotenv';
 import { envFileProblem } from './env-file.ts';
 import { DEFAULT_ROLE_PREFIX, rolePrefixProblem, useRolePrefix } from './roles.ts';
-// The request limits' defaults are the plugin's own (a preset without options gets the same).
+// The request limits' defaults, which the plugins read too.
 import { DEFAULT_REQUEST_LIMITS as LIMITS } from './request-limits.ts';
 
 export class ConfigError extends Error {}
@@ -49,6 +50,11 @@ export interface Config {
   embeddedEngine: 'thread' | 'process';
   /** On SIGTERM, how long in-flight requests may take before their connections are cut. */
   shutdownGraceMs: number;
+  /**
+   * WORKERS: gateway processes serving the one port (src/http/workers.ts); production's default is the
+   * machine's cores, development's 1. DB_POOL_SIZE and DB_MAX_OVERFLOW are shared out among them.
+   */
+  workers: number;
   maxSearchResults: number;
   maxPageSize: number;
   maxQueryDepth: number;
@@ -174,6 +180,7 @@ export const CONFIG_VARIABLES = [
   'IDLE_IN_TRANSACTION_TIMEOUT_MS',
   'EMBEDDED_PORT',
   'EMBEDDED_ENGINE',
+  'WORKERS',
   'MAX_SEARCH_RESULTS',
   'MAX_PAGE_SIZE',
   'MAX_QUERY_DEPTH',
@@ -433,6 +440,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     idleInTransactionTimeoutMs: int(env, 'IDLE_IN_TRANSACTION_TIMEOUT_MS', 30_000, 0, 3_600_000),
     ...(env.EMBEDDED_PORT ? { embeddedPort: int(env, 'EMBEDDED_PORT', 0, 1, 65535) } : {}),
     embeddedEngine: oneOf(env, 'EMBEDDED_ENGINE', ['thread', 'process'] as const, 'thread'),
+    workers: int(env, 'WORKERS', production ? availableParallelism() : 1, 1, 256),
     maxSearchResults: int(env, 'MAX_SEARCH_RESULTS', LIMITS.maxSearchResults, 1, 10_000),
     maxPageSize: int(env, 'MAX_PAGE_SIZE', LIMITS.maxPageSize, 1, 100_000),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', LIMITS.maxQueryDepth, 1, 100),

@@ -1,7 +1,9 @@
 // One-line JSON logs on stderr, so stdout stays clean for command output.
 // Lines written while serving a request carry its request id (the same as
-// the X-Request-Id response header), so a client's report finds the log.
+// the X-Request-Id response header), so a client's report finds the log;
+// with WORKERS=N, lines of a worker carry its number.
 import { AsyncLocalStorage } from 'node:async_hooks';
+import cluster from 'node:cluster';
 import { format } from 'node:util';
 import type { Config } from './config.ts';
 
@@ -22,7 +24,10 @@ export function inRequest<T>(requestId: string, fn: () => T): T {
 export function log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
   if (LEVELS[level] < threshold) return;
   const requestId = requestScope.getStore();
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...(requestId ? { requestId } : {}), ...fields })}\n`);
+  const worker = cluster.worker?.id;
+  process.stderr.write(
+    `${JSON.stringify({ time: new Date().toISOString(), level, msg, ...(worker !== undefined ? { worker } : {}), ...(requestId ? { requestId } : {}), ...fields })}\n`,
+  );
 }
 
 let consoleRouted = false;

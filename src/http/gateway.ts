@@ -21,6 +21,7 @@ import { addHealthRoutes, HEALTH_PATH, READY_PATH } from './health.ts';
 import { currentMaintenance } from '../database/maintenance.ts';
 import { maintenanceGate } from './maintenance-gate.ts';
 import { createMetrics, jobCountsFrom } from './observability.ts';
+import { isGatewayWorker, workerMetrics } from './workers.ts';
 import { servePipelinesInTurn } from './pipelining.ts';
 import { createLiveServer, type LiveServer } from './live.ts';
 import type { LiveEvents } from '../graphql/live-events.ts';
@@ -109,6 +110,7 @@ export async function createGateway(
     ...(config.metricsToken ? { token: config.metricsToken } : {}),
     pools: readPool === apiPool ? { api: apiPool } : { api: apiPool, read: readPool },
     jobCounts: () => jobCountsFrom(apiPool),
+    ...(isGatewayWorker() ? { aggregate: workerMetrics } : {}),
   });
   app.use(metrics.middleware);
   app.get(METRICS_PATH, (req, res) => metrics.handler(req, res));

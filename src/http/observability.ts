@@ -25,6 +25,8 @@ export function createMetrics(options: {
   token?: string;
   /** The gateway's paths: the only endpoint label values; any other path is 'other' (a 404 flood must not grow /metrics). */
   endpoints: readonly string[];
+  /** WORKERS=N: every worker's metrics, aggregated (workers.ts); without it /metrics shows this process's. */
+  aggregate?: (registry: client.Registry) => () => Promise<string>;
 }): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'sheratan_' });
@@ -76,12 +78,15 @@ export function createMetrics(options: {
     help: 'Jobs by status, all tenants',
     labelNames: ['status'],
     registers: [registry],
+    // The database's counts, the same from every worker (WORKERS=N): not summed.
+    aggregator: 'max',
     async collect() {
       const counts = await options.jobCounts();
       for (const status of ['pending', 'running', 'completed', 'failed', 'cancelled']) this.set({ status }, counts[status] ?? 0);
     },
   });
 
+  const allWorkers = options.aggregate?.(registry);
   return {
     registry,
     middleware(req, res, next) {
@@ -116,7 +121,7 @@ export function createMetrics(options: {
         return;
       }
       try {
-        res.set('Content-Type', registry.contentType).send(await registry.metrics());
+        res.set('Content-Type', registry.contentType).send(await (allWorkers ? allWorkers() : registry.metrics()));
       } catch (err) {
         res
           .status(500)

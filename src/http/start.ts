@@ -38,6 +38,8 @@ export interface GatewayOptions {
    * added before the gateway listens; what it returns is called first on stop.
    */
   addRoutes?: (gateway: Gateway, db: Database, config: Config) => (() => Promise<void>) | undefined;
+  /** A worker of WORKERS=N (workers.ts): the embedded engine is the primary's, already migrated; this process attaches to it. */
+  attach?: boolean;
 }
 
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<RunningGateway> {
@@ -45,13 +47,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   assertReadyToServe(config);
   setLogLevel(config.logLevel);
   routeConsoleToLog();
-  const db = await openDatabase(config, { purpose: 'gateway', serve: true });
+  const db = await openDatabase(config, { purpose: options.attach ? 'gateway worker' : 'gateway', serve: !options.attach });
   let gateway: Gateway | undefined;
   let text: TextServices | undefined;
   let closeRoutes: (() => Promise<void>) | undefined;
   let analyzer: AutoAnalyze | undefined;
   try {
-    if (db.backend === 'embedded') {
+    if (db.backend === 'embedded' && !options.attach) {
       await migrateToHead(config, db, structuredMigrateLogger);
     }
     const vector = await inspectVector(db.authUrl);

@@ -84,7 +84,8 @@ export interface GatewayProcess extends CliProcess {
 /** `npm start` as its own process, on a free port; resolves once /readyz answers 200. */
 export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
   const port = await freePort();
-  const proc = runCli(['start'], { LOG_LEVEL: 'info', HOST: '127.0.0.1', ...env, PORT: String(port) });
+  // One process unless the test asks for workers: the limits tests read are per process (production's default is one per core).
+  const proc = runCli(['start'], { LOG_LEVEL: 'info', HOST: '127.0.0.1', WORKERS: '1', ...env, PORT: String(port) });
   const url = `http://127.0.0.1:${port}`;
   let exit: Exit | null = null;
   void proc.exited.then((e) => (exit = e));
