@@ -82,7 +82,13 @@ export async function createServerTestDatabase(superuserUrl: string): Promise<Te
     superuserUrl: onDatabase(superuserUrl, name),
     async drop() {
       await withPgClient(superuserUrl, async (c) => {
-        for (const db of [name, `${name}_shadow`]) await c.query(`drop database if exists ${c.escapeIdentifier(db)} with (force)`);
+        // Connections still closing are let go first (up to 5 s): graphile-migrate ends its idle pools without
+        // waiting, and a forced drop that cut one of them would end this process through its pool's error handler.
+        const databases = [name, `${name}_shadow`];
+        const sessions = async (): Promise<number> =>
+          (await c.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where datname = any($1)', [databases])).rows[0]!.n;
+        for (const until = Date.now() + 5000; Date.now() < until && (await sessions()) > 0;) await new Promise((r) => setTimeout(r, 50));
+        for (const db of databases) await c.query(`drop database if exists ${c.escapeIdentifier(db)} with (force)`);
       });
     },
   };
