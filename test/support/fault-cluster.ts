@@ -32,15 +32,37 @@ export interface FaultCluster {
   drop(): void;
 }
 
+export interface PrimaryCluster extends FaultCluster {
+  /** The superuser's password (a replica's base backup logs in with it). */
+  password: string;
+}
+
+/** TLS on `cluster`: ssl = on with a self-signed certificate (CN localhost) made for it, reloaded. */
+export function enableTls(cluster: FaultCluster): void {
+  script('tls', cluster.name);
+}
+
+/** A streaming replica of `primary` (pg_basebackup -R), on a free port, started; drop() it in afterAll. */
+export async function createReplica(primary: PrimaryCluster): Promise<FaultCluster> {
+  const name = `sheratan_faults_${process.pid}_${randomBytes(3).toString('hex')}`;
+  const port = await freePort();
+  return made(name, () => script('replica', name, primary.name, String(primary.port), String(port), primary.password), port);
+}
+
 const script = (...args: string[]): string => execFileSync('bash', [SCRIPT, ...args], { encoding: 'utf8', timeout: 120_000 }).trim();
 
 /** A new cluster on a free port, started; drop() it in afterAll. */
-export async function createFaultCluster(): Promise<FaultCluster> {
+export async function createFaultCluster(): Promise<PrimaryCluster> {
   // Clusters of test processes that were killed before their afterAll.
   script('sweep');
   const name = `sheratan_faults_${process.pid}_${randomBytes(3).toString('hex')}`;
   const port = await freePort();
   const password = `faults-${randomBytes(8).toString('hex')}`;
+  return { ...made(name, () => script('create', name, String(port), password), port), password };
+}
+
+/** The cluster `make` creates (printing its superuser URL last), or none: a half-made one is removed. */
+function made(name: string, make: () => string, port: number): FaultCluster {
   let dropped = false;
   const drop = (): void => {
     if (dropped) return;
@@ -48,7 +70,7 @@ export async function createFaultCluster(): Promise<FaultCluster> {
     script('drop', name);
   };
   try {
-    const superuserUrl = script('create', name, String(port), password).split('\n').at(-1)!;
+    const superuserUrl = make().split('\n').at(-1)!;
     return { name, port, superuserUrl, stop: () => script('stop', name), start: () => script('start', name), drop };
   } catch (err) {
     // A half-made cluster (created, not started) is removed too.
