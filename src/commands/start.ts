@@ -16,7 +16,7 @@ export const start: Command = {
 
   Without DATABASE_URL the embedded database in SHERATAN_DATA_DIR is started and migrated.
   SIGTERM or SIGINT stops it in order (in-flight requests get SHUTDOWN_GRACE_MS).
-  WORKERS=N serves the port from N processes (production's default: one per core);
+  WORKERS=N serves the port from N processes (production's default on a server: one per core);
   SIGHUP then replaces them one at a time.
 `,
   async run(config) {

@@ -51,8 +51,8 @@ export interface Config {
   /** On SIGTERM, how long in-flight requests may take before their connections are cut. */
   shutdownGraceMs: number;
   /**
-   * WORKERS: gateway processes serving the one port (src/http/workers.ts); production's default is the
-   * machine's cores, development's 1. DB_POOL_SIZE and DB_MAX_OVERFLOW are shared out among them.
+   * WORKERS: gateway processes serving the one port (src/http/workers.ts); the default is the machine's
+   * cores in production on a server, 1 otherwise. DB_POOL_SIZE and DB_MAX_OVERFLOW are shared out among them.
    */
   workers: number;
   maxSearchResults: number;
@@ -440,7 +440,9 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     idleInTransactionTimeoutMs: int(env, 'IDLE_IN_TRANSACTION_TIMEOUT_MS', 30_000, 0, 3_600_000),
     ...(env.EMBEDDED_PORT ? { embeddedPort: int(env, 'EMBEDDED_PORT', 0, 1, 65535) } : {}),
     embeddedEngine: oneOf(env, 'EMBEDDED_ENGINE', ['thread', 'process'] as const, 'thread'),
-    workers: int(env, 'WORKERS', production ? availableParallelism() : 1, 1, 256),
+    // Embedded, the engine's one backend is the bottleneck and workers reach it through its socket, not the
+    // in-process channel: more workers serve fewer searches there (bench/README.md, "WORKERS"), so 1.
+    workers: int(env, 'WORKERS', production && env.DATABASE_URL ? availableParallelism() : 1, 1, 256),
     maxSearchResults: int(env, 'MAX_SEARCH_RESULTS', LIMITS.maxSearchResults, 1, 10_000),
     maxPageSize: int(env, 'MAX_PAGE_SIZE', LIMITS.maxPageSize, 1, 100_000),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', LIMITS.maxQueryDepth, 1, 100),
