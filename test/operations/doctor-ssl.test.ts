@@ -9,7 +9,7 @@
 // The same URL without sslmode connects (the control: sslmode is the cause).
 // On the embedded engine doctor is pointed at the engine's listener through
 // DATABASE_URL, as a server would be. (Doctor's ✓ SSL, an encrypted
-// connection, needs a server with TLS: test/README.md, "Untested promises".)
+// connection, is tested on a cluster with TLS: server-tls.test.ts.)
 import { startHarness, type Harness } from '../support/harness.ts';
 import { backend } from '../support/backend.ts';
 import { runCliToEnd } from '../support/processes.ts';

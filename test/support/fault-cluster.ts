@@ -37,9 +37,10 @@ export interface PrimaryCluster extends FaultCluster {
   password: string;
 }
 
-/** TLS on `cluster`: ssl = on with a self-signed certificate (CN localhost) made for it, reloaded. */
-export function enableTls(cluster: FaultCluster): void {
+/** TLS on `cluster`: ssl = on with a self-signed certificate (CN localhost) made for it, reloaded; returns the certificate's path. */
+export function enableTls(cluster: FaultCluster): string {
   script('tls', cluster.name);
+  return `/var/lib/postgresql/${PG_MAJOR}/${cluster.name}/server.crt`;
 }
 
 /** A streaming replica of `primary` (pg_basebackup -R), on a free port, started; drop() it in afterAll. */
