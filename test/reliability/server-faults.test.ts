@@ -19,7 +19,7 @@ import { parseConfig } from '../../src/config/config.ts';
 import { withPgClient } from '../../src/database/connect.ts';
 import { signToken } from '../../src/http/token-signing.ts';
 import { backend, createServerTestDatabase, createTestDatabase, migrateTestDatabase, serverTest, type TestDatabase } from '../support/backend.ts';
-import { createFaultCluster, faultClusterUnavailable, type FaultCluster } from '../support/fault-cluster.ts';
+import { createFaultCluster, clusterTest as clusterTestFor, type FaultCluster } from '../support/fault-cluster.ts';
 import { postOnce, startGatewayProcess, waitFor, type GatewayProcess, type Reply } from '../support/processes.ts';
 
 /** Whole processes (and a cluster's creation). */
@@ -88,14 +88,8 @@ async function blockedBackend(db: TestDatabase): Promise<number> {
 
 const firstError = (reply: Reply) => reply.body.errors?.[0];
 
-// On a server run it skips only when no cluster can be made here, saying why.
-const clusterReason = backend === 'server' ? faultClusterUnavailable() : null;
-const clusterTest: jest.It = clusterReason
-  ? (Object.assign(
-      (name: string, ...rest: unknown[]) => (test.skip as (...a: unknown[]) => void)(`${name} [skipped: ${clusterReason}]`, ...rest),
-      test,
-    ) as jest.It)
-  : serverTest('the embedded counterpart is in faults.test.ts');
+// Server only; on a server run skipped, saying why, only when no cluster can be made here.
+const clusterTest = clusterTestFor('the embedded counterpart is in faults.test.ts');
 clusterTest(
   'the server going away and coming back: DATABASE_UNAVAILABLE and /readyz 503 meanwhile, then the pool reconnects by itself',
   async () => {

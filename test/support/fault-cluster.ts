@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { projectRoot } from '../../src/config/paths.ts';
+import { backend, serverTest } from './backend.ts';
 import { freePort } from './processes.ts';
 
 const SCRIPT = path.join(projectRoot, 'scripts', 'fault-cluster.sh');
@@ -82,4 +83,20 @@ function made(name: string, make: () => string, port: number): FaultCluster {
     }
     throw err;
   }
+}
+
+/** Why this run cannot make a cluster (server runs only), or null. */
+export const clusterReason: string | null = backend === 'server' ? faultClusterUnavailable() : null;
+
+/**
+ * `test` for a test that needs a cluster of its own: server-only (embedded: a
+ * visible skip with `embeddedReason`), and on a server run skipped, saying why,
+ * only when no cluster can be made here.
+ */
+export function clusterTest(embeddedReason: string): jest.It {
+  if (!clusterReason) return serverTest(embeddedReason);
+  return Object.assign(
+    (name: string, ...rest: unknown[]) => (test.skip as (...a: unknown[]) => void)(`${name} [skipped: ${clusterReason}]`, ...rest),
+    test,
+  ) as jest.It;
 }
