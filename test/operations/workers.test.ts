@@ -74,17 +74,20 @@ describe('a gateway of two workers', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     await migrateTestDatabase(parseConfig(database.env));
+  }, LONG);
+  afterAll(() => database.drop());
+  // A gateway of its own for each test (in any order: one stops it, others replace its workers), on the one database.
+  beforeEach(async () => {
     gw = await startGatewayProcess({ ...database.env, JWT_SECRET: SECRET, WORKERS: '2', DB_POOL_SIZE: '4', DB_MAX_OVERFLOW: '2' });
     // /readyz answers once the first worker listens: wait for both.
     await waitFor(() => gw.output().includes('"msg":"gateway workers listening"'), 90_000, 'both workers to listen');
   }, LONG);
-  afterAll(async () => {
-    if (gw.child.exitCode === null) {
-      gw.child.kill('SIGKILL');
+  afterEach(async () => {
+    if (gw.child.exitCode === null && gw.child.signalCode === null) {
+      gw.child.kill('SIGTERM');
       await gw.exited;
     }
-    await database.drop();
-  });
+  }, LONG);
 
   test(
     'two worker processes serve the port and share the requests; /metrics counts both workers',
