@@ -29,7 +29,7 @@ const PROCESS_TESTS: Record<string, string[]> = {
   token: ['test/security/auth.test.ts', 'test/operations/bin-sheratan.test.ts'],
   'schema:export': ['test/operations/cli-database.test.ts'],
   'trusted-documents': ['test/security/trusted-documents.test.ts'],
-  'audit:cleanup': ['test/security/tenancy.test.ts'],
+  'audit:cleanup': ['test/security/tenancy-sql.test.ts'],
   'index:tune': ['test/operations/cli-index-tune.test.ts', 'test/operations/index-progress.test.ts'],
   'embeddings:migrate': ['test/search/model-switch.test.ts'],
   worker: ['test/embedding/pipeline-worker.test.ts'],
