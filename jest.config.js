@@ -6,7 +6,9 @@ export default {
     '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }],
   },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
-  testTimeout: 60_000,
+  // A hang detector, not a time bound: a beforeAll that starts an engine and loads data took over 60 s
+  // while the other worker loaded both cores (vector-search, CI rehearsal of 2047a35).
+  testTimeout: 120_000,
   // Every test file starts its own embedded engine; two cores, two workers.
   maxWorkers: 2,
 };
