@@ -14,6 +14,7 @@ import jwt from 'jsonwebtoken';
 import type { Config } from '../config/config.ts';
 import { isClaimText } from '../config/roles.ts';
 import { checkTokenTimes } from '../http/token-verification.ts';
+import { withinLifetime } from '../http/token-signing.ts';
 
 export const ADMIN_AUDIENCE = 'sheratan-admin';
 
@@ -77,13 +78,5 @@ export function signAdminToken(secret: string, options: { sub?: string; expiresI
     audience: ADMIN_AUDIENCE,
     expiresIn: (options.expiresIn ?? '1h') as jwt.SignOptions['expiresIn'],
   });
-  if (options.maxLifetimeS !== undefined) {
-    const { exp, iat } = jwt.decode(token) as { exp: number; iat: number };
-    if (exp - iat > options.maxLifetimeS) {
-      throw new RangeError(
-        `a token may live at most JWT_MAX_LIFETIME (${options.maxLifetimeS} s), not ${exp - iat} s: choose a shorter expiry or raise JWT_MAX_LIFETIME`,
-      );
-    }
-  }
-  return token;
+  return withinLifetime(token, options.maxLifetimeS);
 }

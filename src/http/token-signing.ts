@@ -23,13 +23,17 @@ export function signToken(secret: string, options: TokenOptions): string {
     expiresIn: (options.expiresIn ?? '12h') as jwt.SignOptions['expiresIn'],
     ...(options.audience ? { audience: options.audience } : {}),
   });
-  if (options.maxLifetimeS !== undefined) {
-    const { exp, iat } = jwt.decode(token) as { exp: number; iat: number };
-    if (exp - iat > options.maxLifetimeS) {
-      throw new RangeError(
-        `a token may live at most JWT_MAX_LIFETIME (${options.maxLifetimeS} s), not ${exp - iat} s: choose a shorter expiry or raise JWT_MAX_LIFETIME`,
-      );
-    }
+  return withinLifetime(token, options.maxLifetimeS);
+}
+
+/** `token`, unless it lives longer than JWT_MAX_LIFETIME (`maxLifetimeS`), which is refused here rather than by the gateway later. */
+export function withinLifetime(token: string, maxLifetimeS: number | undefined): string {
+  if (maxLifetimeS === undefined) return token;
+  const { exp, iat } = jwt.decode(token) as { exp: number; iat: number };
+  if (exp - iat > maxLifetimeS) {
+    throw new RangeError(
+      `a token may live at most JWT_MAX_LIFETIME (${maxLifetimeS} s), not ${exp - iat} s: choose a shorter expiry or raise JWT_MAX_LIFETIME`,
+    );
   }
   return token;
 }
