@@ -159,8 +159,11 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
     idleInTransactionTimeoutMs: config.idleInTransactionTimeoutMs,
     ...(config.embeddedPort ? { port: config.embeddedPort } : {}),
   };
+  // A command's own engine runs in a child process: V8 now and then aborts a
+  // process as it frees PGlite's WebAssembly (nodejs/node#64500, mostly at the
+  // engine's stop), which in a thread ended the command after its work was done.
   const engine = !options.serve
-    ? await attachOrStartEmbedded(config.dataDir, options.purpose, engineOptions)
+    ? await attachOrStartEmbedded(config.dataDir, options.purpose, engineOptions, (dir, start) => superviseEmbedded(dir, start, log))
     : config.embeddedEngine === 'process'
       ? await superviseEmbedded(config.dataDir, { purpose: options.purpose, ...engineOptions }, log)
       : await startEmbedded(config.dataDir, { purpose: options.purpose, ...engineOptions });

@@ -3,21 +3,26 @@
 // directory (startEmbedded: the lock, the port, the engine's thread), tells
 // the parent its port over the IPC channel, and stops cleanly on SIGTERM or
 // when the parent goes (the channel closes). A V8 abort here ends this process
-// only; the supervisor starts another on the same port.
-import { startEmbedded, type StartOptions } from './index.ts';
+// only; the supervisor starts another on the same port. When a stop has closed
+// the database it says so ('closed') before the engine's thread is freed, where
+// V8's abort has struck: after that message an abnormal end loses nothing.
+import { DataDirInUseError, startEmbedded, type StartOptions } from './index.ts';
 
 export interface EngineProcessInput {
   dataDir: string;
   options: StartOptions;
 }
 
-export type EngineProcessMessage = { type: 'ready'; port: number } | { type: 'error'; message: string };
+export type EngineProcessMessage = { type: 'ready'; port: number } | { type: 'closed' } | { type: 'error'; message: string; inUse?: boolean };
 
 const input = JSON.parse(process.argv[2] ?? 'null') as EngineProcessInput | null;
 if (!input || !process.send) throw new Error('engine-process.ts is started by the supervisor (src/embedded/supervisor.ts) with its input and an IPC channel');
 
 try {
-  const engine = await startEmbedded(input.dataDir, input.options);
+  const engine = await startEmbedded(input.dataDir, {
+    ...input.options,
+    onClosed: () => process.connected && process.send!({ type: 'closed' } satisfies EngineProcessMessage),
+  });
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;
@@ -37,5 +42,7 @@ try {
   process.send({ type: 'ready', port: engine.port } satisfies EngineProcessMessage);
 } catch (err) {
   // Said to the parent first, then gone (the message is sent before the callback runs).
-  process.send({ type: 'error', message: (err as Error).message } satisfies EngineProcessMessage, () => process.exit(1));
+  process.send({ type: 'error', message: (err as Error).message, inUse: err instanceof DataDirInUseError } satisfies EngineProcessMessage, () =>
+    process.exit(1),
+  );
 }

@@ -161,6 +161,12 @@ export interface StartOptions {
   limits?: WorkerInput['limits'];
   /** IDLE_IN_TRANSACTION_TIMEOUT_MS. */
   idleInTransactionTimeoutMs?: number;
+  /**
+   * Called when stop() has closed the database cleanly (everything on disk),
+   * before the engine's thread ends: engine-process.ts tells its parent, so an
+   * abort while the thread's WebAssembly is freed costs nothing.
+   */
+  onClosed?: () => void;
 }
 
 /** Starts the engine for `dataDir` in this process; fails if another process serves it. */
@@ -242,6 +248,7 @@ async function runEngine(dataDir: string, passwords: Record<string, string>, hos
       const done = next();
       worker.postMessage({ type: 'stop' });
       const result = await done.catch((err: Error) => ({ type: 'error', message: err.message }) as WorkerMessage);
+      if (result.type === 'stopped') options.onClosed?.();
       channel.close();
       // The worker ends by itself once the engine is closed; terminate it only if it does not.
       const exited = new Promise<boolean>((resolve) => {
@@ -287,6 +294,7 @@ export async function attachOrStartEmbedded(
   dataDir: string,
   purpose: string,
   options: Pick<StartOptions, 'idleInTransactionTimeoutMs' | 'port'> = {},
+  start: (dataDir: string, options: StartOptions) => Promise<EmbeddedEngine> = startEmbedded,
 ): Promise<EmbeddedEngine> {
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -305,7 +313,7 @@ export async function attachOrStartEmbedded(
       continue;
     }
     try {
-      return await startEmbedded(dataDir, { purpose, ...options });
+      return await start(dataDir, { purpose, ...options });
     } catch (err) {
       if (!(err instanceof DataDirInUseError)) throw err; // lost a race: attach next time round
     }

@@ -10,7 +10,7 @@
 // The price: the gateway reaches the engine through its socket listener
 // rather than the in-process channel, like a server.
 import { fork, type ChildProcess } from 'node:child_process';
-import { loginPasswords, makeEngine, type EmbeddedEngine, type StartOptions } from './index.ts';
+import { DataDirInUseError, loginPasswords, makeEngine, type EmbeddedEngine, type StartOptions } from './index.ts';
 import type { EngineProcessInput, EngineProcessMessage } from './engine-process.ts';
 
 /** The first restart waits this long, doubling while restarts fail, up to MAX_RESTART_DELAY_MS. */
@@ -24,6 +24,8 @@ interface Running {
   port: number;
   /** How the child ended. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The child said its database is closed (stop's work done): how it ends after that loses nothing. */
+  closed: () => boolean;
 }
 
 /** Starts one engine process; resolves once it serves, rejects (with its stderr) if it ends first. */
@@ -43,10 +45,12 @@ function spawnEngine(dataDir: string, options: StartOptions): Promise<Running> {
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
+  let closed = false;
   return new Promise((resolve, reject) => {
-    child.once('message', (m: EngineProcessMessage) => {
-      if (m.type === 'ready') resolve({ child, port: m.port, exited });
-      else reject(new Error(m.message));
+    child.on('message', (m: EngineProcessMessage) => {
+      if (m.type === 'ready') resolve({ child, port: m.port, exited, closed: () => closed });
+      else if (m.type === 'closed') closed = true;
+      else reject(m.inUse ? new DataDirInUseError(m.message) : new Error(m.message));
     });
     void exited.then(({ code, signal }) =>
       reject(
@@ -110,13 +114,16 @@ export async function superviseEmbedded(dataDir: string, options: StartOptions, 
     (stopped ??= (async () => {
       stopping = true;
       wake?.();
-      const { child, exited } = running;
+      const { child, exited, closed } = running;
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
         const ended = await exited;
         clearTimeout(timer);
-        if (ended.code !== 0) throw new Error(`the embedded engine's process did not stop cleanly (${ended.signal ?? `exit ${ended.code}`})`);
+        const how = ended.signal ?? `exit ${ended.code}`;
+        if (ended.code !== 0 && !closed()) throw new Error(`the embedded engine's process did not stop cleanly (${how})`);
+        // Its database was closed, then its thread's end took the process (V8's abort): nothing is lost.
+        if (ended.code !== 0) log('info', `the embedded engine's process ended (${how}) after closing its database`, { pid: child.pid });
       }
       await watching;
     })());
