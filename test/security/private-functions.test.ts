@@ -30,6 +30,9 @@ beforeAll(async () => {
   // Catalog names print schema-qualified whatever the database's search_path.
   await owner.query('set search_path = pg_catalog');
   await createReportingLogin({ ...h.config, rootDatabaseUrl: SUPERUSER_URL }, h.db, { name: LOGIN, tenant: 'acme', password: PASSWORD });
+  // Seen once in CI (embedded): every test naming the login found no such role. Said here if it was never there.
+  const { rows } = await owner.query<{ n: number }>('select count(*)::int as n from pg_roles where rolname = $1', [LOGIN]);
+  if (rows[0]!.n !== 1) throw new Error(`the reporting login ${LOGIN} is not in pg_roles right after createReportingLogin`);
 });
 afterAll(async () => {
   await h.close();

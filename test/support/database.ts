@@ -81,8 +81,10 @@ export async function startDatabase(env: Record<string, string> = {}): Promise<T
   const database = await createTestDatabase();
   let db: Database | undefined;
   try {
-    const config = testConfig(database, env);
-    // Embedded, this process serves the engine, as a gateway would: CLI processes attach to it.
+    // Embedded, this process serves the engine, as a gateway would (CLI processes attach to it), from a
+    // child process: no test here needs the in-process channel, and PGlite's WebAssembly then stays out of
+    // jest's worker, where V8's occasional abort (nodejs/node#64500) would end every test file after it.
+    const config = testConfig(database, { EMBEDDED_ENGINE: 'process', ...env });
     db = await openDatabase(config, { purpose: 'test database', serve: true });
     await migrateOpenDatabase(config, db);
     const open = db;
