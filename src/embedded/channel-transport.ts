@@ -7,33 +7,23 @@
 import { Readable } from 'node:stream';
 import { parse } from 'pg-protocol';
 import type { ChannelClient } from './channel.ts';
-
-interface Prepared {
-  names: Map<string, string>;
-  next: number;
-}
-
-export interface ChannelSession {
-  prepared: Prepared;
-  run(batch: Buffer, onMessage: (msg: { name: string }) => void): Promise<void>;
-  release(): void;
-}
+import { noPrepared, type BackendMessage, type Prepared, type Transport } from './transport.ts';
 
 /**
  * Sessions logging in as `user`; a batch that cannot have the backend within
  * `waitMs` (another client holds it) fails with code BACKEND_BUSY, having run
  * nothing. Sessions are reused, each with the statements it has prepared.
  */
-export function channelTransport(channel: ChannelClient, user: string, waitMs?: number): { session(): Promise<ChannelSession> } {
+export function channelTransport(channel: ChannelClient, user: string, waitMs?: number): Transport {
   const idle: Array<{ sid: number; prepared: Prepared }> = [];
   return {
     async session() {
-      const s = idle.pop() ?? { sid: channel.newSession(), prepared: { names: new Map(), next: 1 } };
+      const s = idle.pop() ?? { sid: channel.newSession(), prepared: noPrepared() };
       return {
         prepared: s.prepared,
         async run(batch, onMessage) {
           const reply = await channel.send(s.sid, user, batch, waitMs);
-          await parse(Readable.from([reply]), (msg) => onMessage(msg as unknown as { name: string }));
+          await parse(Readable.from([reply]), (msg) => onMessage(msg as unknown as BackendMessage));
         },
         release: () => idle.push(s),
       };

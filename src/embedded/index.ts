@@ -11,6 +11,7 @@ import type { WorkerInput, WorkerMessage } from './backend-thread.ts';
 import { AUTHENTICATOR_ROLE, ENGINE_SUPERUSER, OWNER_ROLE } from './instance.ts';
 import { ChannelClient } from './channel.ts';
 import { channelTransport } from './channel-transport.ts';
+import type { Transport } from './transport.ts';
 import { processAlive, readLockFile, releaseLockFile, tryLockFile, updateLockFile, type LockHolder } from './lock-file.ts';
 
 export const DATABASE_NAME = 'sheratan';
@@ -34,7 +35,7 @@ export interface EmbeddedEngine {
    * logging in as `user` over the channel (channel-transport.ts); a batch
    * that cannot have the backend within `waitMs` fails with BACKEND_BUSY.
    */
-  transport?: (user: string, waitMs?: number) => ReturnType<typeof channelTransport>;
+  transport?: (user: string, waitMs?: number) => Transport;
   stop(): Promise<void>;
 }
 

@@ -20,6 +20,7 @@ import pg from 'pg';
 import Result from 'pg/lib/result.js';
 import utils from 'pg/lib/utils.js';
 import type { PgClient, PgClientQuery, PgClientResult, WithPgClient } from 'postgraphile/@dataplan/pg';
+import { noPrepared, type BackendMessage, type Prepared, type Transport, type TransportSession } from '../database/transport.ts';
 
 type Notice = NonNullable<PgClientResult<unknown>['notices']>[number];
 
@@ -28,13 +29,6 @@ const SYNC = serialize.sync();
 
 const prepareValue = (value: unknown): unknown => utils.prepareValue(value);
 
-/** Prepared statements of one session: query key → statement name. */
-export interface Prepared {
-  names: Map<string, string>;
-  /** Names are never reused within a session. */
-  next: number;
-}
-export const noPrepared = (): Prepared => ({ names: new Map(), next: 1 });
 /** Enough for every query shape a schema produces in practice; beyond it, statements go unnamed. */
 const MAX_PREPARED = 200;
 
@@ -62,27 +56,6 @@ function statement(
   }
   out.push(serialize.bind({ statement: name ?? '', values: [...values], valueMapper: prepareValue }), serialize.describe({ type: 'P' }), serialize.execute());
   return out;
-}
-
-export interface BackendMessage {
-  name: string;
-  fields?: unknown[];
-  text?: string;
-}
-
-/** A session on Postgres: sends a batch of frontend messages and hands each backend reply to `onMessage`. */
-export interface TransportSession {
-  /** Resolves once the batch's replies are in (at its ReadyForQuery, or its error). */
-  run(batch: Buffer, onMessage: (msg: BackendMessage) => void): Promise<void>;
-  /** The statements it has prepared (they live as long as the connection). */
-  prepared: Prepared;
-  /** Done with it for now (back to its pool). */
-  release(): void;
-}
-
-/** Where sessions come from. */
-export interface Transport {
-  session(): Promise<TransportSession>;
 }
 
 /**
