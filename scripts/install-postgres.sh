@@ -3,6 +3,7 @@
 # suite (TEST_DATABASE_URL) and the benchmark. Debian 12 ships PostgreSQL 15
 # but no pgvector binary package, so pgvector is built from Debian's own source
 # package (suite trixie) with PGXS. Idempotent: skips whatever is already there.
+# Also PgBouncer (Debian's package; the tests start their own, docs/scaling.md).
 # Run as root. Prints the superuser URL tests use on its last line.
 set -euo pipefail
 
@@ -18,7 +19,7 @@ apt_install() {
 }
 
 missing=()
-for pkg in "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" build-essential; do
+for pkg in "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" build-essential pgbouncer; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

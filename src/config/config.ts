@@ -16,6 +16,8 @@ export interface Config {
   shadowDatabaseUrl: string | undefined;
   rootDatabaseUrl: string | undefined;
   readDatabaseUrl: string | undefined;
+  /** POOLER_DATABASE_URL: the authenticator's connection through PgBouncer in transaction mode, for the API's requests only (docs/scaling.md). */
+  poolerDatabaseUrl: string | undefined;
   /** DATABASE_ROLE_PREFIX: the API roles' names on a server are <prefix>_authenticator, _app, _readonly, _anonymous (config/roles.ts). */
   databaseRolePrefix: string;
   dataDir: string;
@@ -158,6 +160,7 @@ export const CONFIG_VARIABLES = [
   'SHADOW_DATABASE_URL',
   'ROOT_DATABASE_URL',
   'READ_DATABASE_URL',
+  'POOLER_DATABASE_URL',
   'DATABASE_ROLE_PREFIX',
   'SHERATAN_DATA_DIR',
   'VECTOR_DIMENSION',
@@ -420,6 +423,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     shadowDatabaseUrl: postgresUrl(env, 'SHADOW_DATABASE_URL'),
     rootDatabaseUrl: postgresUrl(env, 'ROOT_DATABASE_URL'),
     readDatabaseUrl: postgresUrl(env, 'READ_DATABASE_URL'),
+    poolerDatabaseUrl: postgresUrl(env, 'POOLER_DATABASE_URL'),
     databaseRolePrefix: env.DATABASE_ROLE_PREFIX || DEFAULT_ROLE_PREFIX,
     dataDir: path.resolve(cwd, env.SHERATAN_DATA_DIR || '.sheratan'),
     ...embeddingSettings(env),
@@ -499,15 +503,20 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
   if (prefixProblem) throw new ConfigError(prefixProblem);
   // The gateway logs in as the store's authenticator: the only login that may become its API roles.
   const authenticator = `${config.databaseRolePrefix}_authenticator`;
-  const authUser = config.authDatabaseUrl ? decodeURIComponent(new URL(config.authDatabaseUrl).username) : undefined;
-  if (config.databaseUrl && authUser && authUser !== authenticator) {
-    throw new ConfigError(
-      `AUTH_DATABASE_URL logs in as ${authUser}, but this store's authenticator is ${authenticator} (DATABASE_ROLE_PREFIX=${config.databaseRolePrefix}); ` +
-        `put ${authenticator} in AUTH_DATABASE_URL, or set DATABASE_ROLE_PREFIX to the prefix of ${authUser}`,
-    );
+  for (const [name, url] of [
+    ['AUTH_DATABASE_URL', config.authDatabaseUrl],
+    ['POOLER_DATABASE_URL', config.poolerDatabaseUrl],
+  ] as const) {
+    const user = url ? decodeURIComponent(new URL(url).username) : undefined;
+    if (config.databaseUrl && user && user !== authenticator) {
+      throw new ConfigError(
+        `${name} logs in as ${user}, but this store's authenticator is ${authenticator} (DATABASE_ROLE_PREFIX=${config.databaseRolePrefix}); ` +
+          `put ${authenticator} in ${name}, or set DATABASE_ROLE_PREFIX to the prefix of ${user}`,
+      );
+    }
   }
   if (config.databaseUrl === undefined) {
-    for (const name of ['AUTH_DATABASE_URL', 'SHADOW_DATABASE_URL', 'ROOT_DATABASE_URL', 'DATABASE_ROLE_PREFIX'] as const) {
+    for (const name of ['AUTH_DATABASE_URL', 'SHADOW_DATABASE_URL', 'ROOT_DATABASE_URL', 'POOLER_DATABASE_URL', 'DATABASE_ROLE_PREFIX'] as const) {
       if (env[name]) throw new ConfigError(`${name} is set but DATABASE_URL is not; set DATABASE_URL too, or unset ${name} to use the embedded database`);
     }
   }

@@ -20,6 +20,8 @@ export interface Database {
   authUrl: string;
   /** Where the reporting endpoint reads. */
   readUrl: string;
+  /** The API's requests through a transaction-mode pooler (POOLER_DATABASE_URL), when there is one; LISTEN and commands stay on authUrl. */
+  poolerUrl?: string;
   shadowUrl: string;
   rootUrl: string;
   engine?: EmbeddedEngine;
@@ -68,6 +70,7 @@ export function serverUrls(config: Config & { databaseUrl: string }): Omit<Datab
     ownerUrl: owner,
     authUrl,
     readUrl: config.readDatabaseUrl ?? authUrl,
+    ...(config.poolerDatabaseUrl ? { poolerUrl: config.poolerDatabaseUrl } : {}),
     shadowUrl: config.shadowDatabaseUrl ?? onDatabase(owner, `${dbName}_shadow`),
     rootUrl: config.rootDatabaseUrl ?? onDatabase(owner, 'postgres'),
   };
@@ -84,6 +87,7 @@ export function serverUrls(config: Config & { databaseUrl: string }): Omit<Datab
   );
   nameConnection(authUrl, config.authDatabaseUrl ? 'AUTH_DATABASE_URL' : `AUTH_DATABASE_URL (unset: DATABASE_URL as ${AUTHENTICATOR_ROLE})`);
   nameConnection(owner, 'DATABASE_URL');
+  if (config.poolerDatabaseUrl) nameConnection(config.poolerDatabaseUrl, 'POOLER_DATABASE_URL');
   if (config.rootDatabaseUrl) nameConnection(config.rootDatabaseUrl, 'ROOT_DATABASE_URL');
   return urls;
 }
@@ -112,7 +116,14 @@ function nameConnection(url: string, setting: string): void {
 }
 
 /** The variables that hold connection strings, as the environment (with `.env`) has them now. */
-const CONNECTION_VARIABLES = ['DATABASE_URL', 'AUTH_DATABASE_URL', 'READ_DATABASE_URL', 'SHADOW_DATABASE_URL', 'ROOT_DATABASE_URL'] as const;
+const CONNECTION_VARIABLES = [
+  'DATABASE_URL',
+  'AUTH_DATABASE_URL',
+  'READ_DATABASE_URL',
+  'POOLER_DATABASE_URL',
+  'SHADOW_DATABASE_URL',
+  'ROOT_DATABASE_URL',
+] as const;
 
 /** The setting a client's connection came from, if it is one of the configuration's. */
 function settingFor(client: pg.Client): string | undefined {

@@ -9,9 +9,14 @@ export interface Prepared {
   names: Map<string, string>;
   /** Names are never reused within a session. */
   next: number;
+  /** How many it may name; beyond them statements go unnamed (0: none, as behind a transaction pooler). */
+  max: number;
 }
 
-export const noPrepared = (): Prepared => ({ names: new Map(), next: 1 });
+/** Enough for every query shape a schema produces in practice. */
+export const MAX_PREPARED = 200;
+
+export const noPrepared = (max = MAX_PREPARED): Prepared => ({ names: new Map(), next: 1, max });
 
 /** A backend message as pg-protocol parses it (the fields the client reads). */
 export interface BackendMessage {

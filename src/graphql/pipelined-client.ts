@@ -29,9 +29,6 @@ const SYNC = serialize.sync();
 
 const prepareValue = (value: unknown): unknown => utils.prepareValue(value);
 
-/** Enough for every query shape a schema produces in practice; beyond it, statements go unnamed. */
-const MAX_PREPARED = 200;
-
 /**
  * Parse (once per session for a named query), Bind, Describe and Execute.
  * Pushes onto `parsed` what each Parse sent would register when it succeeds.
@@ -46,7 +43,7 @@ function statement(
   let name = key === undefined ? undefined : prepared.names.get(key);
   const out: Buffer[] = [];
   if (name === undefined) {
-    if (key !== undefined && prepared.next <= MAX_PREPARED) {
+    if (key !== undefined && prepared.next <= prepared.max) {
       name = `q${prepared.next++}`;
       parsed.push([key, name]);
     } else {
@@ -226,13 +223,16 @@ export function makePipelinedWithPgClient(transport: Transport): WithPgClient<Pg
  * connection as it is and its replies handed on as node-postgres parses them
  * (a "submittable", the interface pg-cursor uses), ending at ReadyForQuery.
  */
-export function poolTransport(pool: pg.Pool): Transport {
+export function poolTransport(pool: pg.Pool, options: { namedStatements?: boolean } = {}): Transport {
   const preparedOf = new WeakMap<pg.PoolClient, Prepared>();
+  // Behind PgBouncer in transaction mode (1.18) a connection's next transaction may run on
+  // another server session, where a statement this one prepared does not exist.
+  const max = options.namedStatements === false ? 0 : undefined;
   return {
     async session() {
       const client = await pool.connect();
       let prepared = preparedOf.get(client);
-      if (!prepared) preparedOf.set(client, (prepared = noPrepared()));
+      if (!prepared) preparedOf.set(client, (prepared = noPrepared(max)));
       // A connection that failed under a batch is not given back to the pool.
       let broken: Error | undefined;
       // While a request has it the pool does not listen for its 'error' event:

@@ -102,7 +102,8 @@ export function createEndpoints(
   reloader?: SchemaReloader,
   text?: TextServices,
 ): Endpoints {
-  const apiPool = makePool(db.authUrl, config, 'sheratan-gateway');
+  // Behind a transaction-mode pooler the requests' statements go unnamed (poolTransport); LISTEN stays on authUrl.
+  const apiPool = makePool(db.poolerUrl ?? db.authUrl, config, 'sheratan-gateway');
   const apiBusy = checkedOut(apiPool);
   const dimensions = new AcceptedDimensions(vector);
   const refreshDimensions = setInterval(() => {
@@ -111,7 +112,7 @@ export function createEndpoints(
   const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
   const readBusy = readPool === apiPool ? apiBusy : checkedOut(readPool);
   const engine = db.engine?.transport?.(AUTHENTICATOR_ROLE, config.poolTimeoutMs);
-  const direct = makePipelinedWithPgClient(engine ?? poolTransport(apiPool));
+  const direct = makePipelinedWithPgClient(engine ?? poolTransport(apiPool, { namedStatements: !db.poolerUrl }));
   const readDirect = readPool === apiPool ? direct : engine ? undefined : makePipelinedWithPgClient(poolTransport(readPool));
   const shared = {
     reloader,
@@ -161,7 +162,8 @@ export function createEndpoints(
       await live.release();
       await Promise.all([api.release(), reporting.release()]);
       if (db.backend === 'server') {
-        await cancelAbandoned(db.authUrl, apiBusy);
+        // Through a pooler the connections' process ids are the pooler's, not the server's: nothing to cancel by them.
+        if (!db.poolerUrl) await cancelAbandoned(db.authUrl, apiBusy);
         if (readPool !== apiPool) await cancelAbandoned(db.readUrl, readBusy);
       }
       await apiPool.end();

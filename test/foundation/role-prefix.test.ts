@@ -25,6 +25,12 @@ test.each([
     { ...server, AUTH_DATABASE_URL: 'postgres://store_b_authenticator:pw@localhost:5432/store' },
     /^AUTH_DATABASE_URL logs in as store_b_authenticator, but this store's authenticator is sheratan_authenticator/,
   ],
+  // The pooler's login is the gateway's too.
+  [
+    { ...server, POOLER_DATABASE_URL: 'postgres://sheratan_owner:pw@localhost:6432/store' },
+    /^POOLER_DATABASE_URL logs in as sheratan_owner, but this store's authenticator is sheratan_authenticator/,
+  ],
+  [{ POOLER_DATABASE_URL: 'postgres://sheratan_authenticator:pw@localhost:6432/store' }, /^POOLER_DATABASE_URL is set but DATABASE_URL is not/],
 ])('a bad role setting is one line naming the variable: %j', (env, message) => {
   expect(() => parseConfig(env)).toThrow(message);
 });
