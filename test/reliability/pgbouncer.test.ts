@@ -13,7 +13,7 @@ import { AUTHENTICATOR_PASSWORD, backend, createTestDatabase, migrateTestDatabas
 import { parseConfig } from '../../src/config/config.ts';
 import { randomUnit, rng } from '../support/embeddings.ts';
 import { havePgBouncer, PGBOUNCER, startPgBouncer, type PgBouncer } from '../support/pgbouncer.ts';
-import { postOnce, startGatewayProcess, type GatewayProcess, type Reply } from '../support/processes.ts';
+import { postOnce, startGatewayProcess, waitFor, type GatewayProcess, type Reply } from '../support/processes.ts';
 
 const LONG = 240_000;
 const SECRET = 'pgbouncer-test-secret-0123456789abcdef';
@@ -48,6 +48,15 @@ const onServer: jest.It =
       ) as jest.It)
     : serverTest('PgBouncer pools connections to a PostgreSQL server; the embedded engine has no pooler in front of it');
 
+// One store, pooler and gateway for the file (each test leaves them serving, in either order).
+beforeAll(async () => {
+  if (backend !== 'server' || !havePgBouncer) return;
+  database = await createTestDatabase();
+  await migrateTestDatabase(parseConfig(database.env));
+  bouncer = await startPgBouncer(database.env.AUTH_DATABASE_URL!, { [AUTHENTICATOR_ROLE]: AUTHENTICATOR_PASSWORD }, 2);
+  gw = await startGatewayProcess({ ...database.env, JWT_SECRET: SECRET, POOLER_DATABASE_URL: bouncer.url(AUTHENTICATOR_ROLE), DB_POOL_SIZE: '8' });
+}, LONG);
+
 /** Every reply an answer without errors, or the first that is not, with what it was. */
 function errorsOf(replies: Array<{ what: string; reply: Reply }>): string[] {
   return replies
@@ -58,11 +67,6 @@ function errorsOf(replies: Array<{ what: string; reply: Reply }>): string[] {
 onServer(
   'two tenants ingest, search, search hybrid and read 8 at a time through 2 pooled server connections: no errors, each sees only its own rows',
   async () => {
-    database = await createTestDatabase();
-    await migrateTestDatabase(parseConfig(database.env));
-    bouncer = await startPgBouncer(database.env.AUTH_DATABASE_URL!, { [AUTHENTICATOR_ROLE]: AUTHENTICATOR_PASSWORD }, 2);
-    gw = await startGatewayProcess({ ...database.env, JWT_SECRET: SECRET, POOLER_DATABASE_URL: bouncer.url(AUTHENTICATOR_ROLE), DB_POOL_SIZE: '8' });
-
     const tenants = ['acme', 'globex'];
     const ingested: Record<string, number> = { acme: 0, globex: 0 };
     const replies: Array<{ what: string; reply: Reply }> = [];
@@ -99,14 +103,14 @@ onServer(
       for (const r of rows) expect(`${what} → ${r.chunk.tenant}`).toBe(`${what} → ${what.split(' ')[1]}`);
     }
     for (const tenant of tenants) {
-      const reply = await postOnce(gw.url, tokenOf(tenant), COUNT);
+      const reply = await postOnce(gw!.url, tokenOf(tenant), COUNT);
       const docs = reply.body.data?.allDocuments as { totalCount: number; nodes: Array<{ tenant: string }> };
       expect(docs.totalCount).toBe(30);
       expect(new Set(docs.nodes.map((n) => n.tenant))).toEqual(new Set([tenant]));
     }
 
     // The requests did go through the pooler: the server saw at most its 2 connections of the gateway's pool.
-    const c = new pg.Client(database.env.DATABASE_URL);
+    const c = new pg.Client(database!.env.DATABASE_URL);
     await c.connect();
     try {
       const { rows } = await c.query<{ n: number }>(
@@ -117,6 +121,31 @@ onServer(
     } finally {
       await c.end();
     }
+  },
+  LONG,
+);
+
+onServer(
+  'PgBouncer restarted on its port: requests meanwhile answer DATABASE_UNAVAILABLE and /readyz 503, and the gateway serves again without a restart of its own',
+  async () => {
+    const token = tokenOf('acme');
+    const ok = async (): Promise<boolean> => {
+      const r = await postOnce(gw!.url, token, COUNT);
+      return r.status === 200 && !r.body.errors;
+    };
+    expect(await ok()).toBe(true);
+    const port = bouncer!.port;
+    await bouncer!.stop();
+    bouncer = undefined;
+    await waitFor(async () => (await fetch(`${gw!.url}/readyz`)).status === 503, 30_000, '/readyz to report the outage');
+    for (const query of [COUNT, SEARCH]) {
+      const down = await postOnce(gw!.url, token, query, { e: randomUnit(DIM, next) });
+      expect(down.status).toBeLessThan(500);
+      expect(down.body.errors?.[0]?.extensions?.code).toBe('DATABASE_UNAVAILABLE');
+    }
+    bouncer = await startPgBouncer(database!.env.AUTH_DATABASE_URL!, { [AUTHENTICATOR_ROLE]: AUTHENTICATOR_PASSWORD }, 2, port);
+    await waitFor(ok, 30_000, 'the gateway to serve through the restarted pooler');
+    expect(gw!.child.exitCode).toBeNull();
   },
   LONG,
 );

@@ -14,6 +14,7 @@ export const PGBOUNCER = '/usr/sbin/pgbouncer';
 export const havePgBouncer = existsSync(PGBOUNCER);
 
 export interface PgBouncer {
+  port: number;
   /** A connection string through the pooler for `user` (one of the logins it was given) to the database. */
   url(user: string): string;
   /** What it printed (its log). */
@@ -24,14 +25,14 @@ export interface PgBouncer {
 /**
  * Starts PgBouncer for the database `serverUrl` names, letting in `logins`
  * (name → password, also used for the server), with `poolSize` server
- * connections per login.
+ * connections per login, on `onPort` (a free port if not given).
  */
-export async function startPgBouncer(serverUrl: string, logins: Record<string, string>, poolSize: number): Promise<PgBouncer> {
+export async function startPgBouncer(serverUrl: string, logins: Record<string, string>, poolSize: number, onPort?: number): Promise<PgBouncer> {
   const server = new URL(serverUrl);
   const database = decodeURIComponent(server.pathname.slice(1));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sheratan-pgbouncer-'));
   chmodSync(dir, 0o755);
-  const port = await freePort();
+  const port = onPort ?? (await freePort());
   const quote = (s: string): string => `"${s.replace(/"/g, '""')}"`;
   writeFileSync(
     path.join(dir, 'userlist.txt'),
@@ -85,6 +86,7 @@ export async function startPgBouncer(serverUrl: string, logins: Record<string, s
     throw new Error(`${(err as Error).message}; pgbouncer said:\n${log}`, { cause: err });
   }
   return {
+    port,
     url(user) {
       const u = new URL(`postgresql://127.0.0.1:${port}/${encodeURIComponent(database)}`);
       u.username = user;
