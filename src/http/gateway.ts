@@ -21,6 +21,7 @@ import { addHealthRoutes, HEALTH_PATH, READY_PATH } from './health.ts';
 import { currentMaintenance } from '../database/maintenance.ts';
 import { maintenanceGate } from './maintenance-gate.ts';
 import { createMetrics, jobCountsFrom } from './observability.ts';
+import { replicaLag } from '../database/replica.ts';
 import { isGatewayWorker, workerMetrics } from './workers.ts';
 import { servePipelinesInTurn } from './pipelining.ts';
 import { createLiveServer, type LiveServer } from './live.ts';
@@ -110,6 +111,7 @@ export async function createGateway(
     ...(config.metricsToken ? { token: config.metricsToken } : {}),
     pools: readPool === apiPool ? { api: apiPool } : { api: apiPool, read: readPool },
     jobCounts: () => jobCountsFrom(apiPool),
+    ...(readPool !== apiPool ? { replica: () => replicaLag(apiPool, readPool) } : {}),
     ...(isGatewayWorker() ? { aggregate: workerMetrics } : {}),
   });
   app.use(metrics.middleware);

@@ -6,6 +6,7 @@ import type pg from 'pg';
 import client from 'prom-client';
 import { inRequest, log } from '../config/log.ts';
 import { beginRequest } from './request-state.ts';
+import type { ReplicaState } from '../database/replica.ts';
 
 const MAX_OPERATION_LABELS = 200;
 /** Operation names longer than this are one label, 'other', like names beyond the count. */
@@ -25,6 +26,8 @@ export function createMetrics(options: {
   token?: string;
   /** The gateway's paths: the only endpoint label values; any other path is 'other' (a 404 flood must not grow /metrics). */
   endpoints: readonly string[];
+  /** READ_DATABASE_URL: the replica's state at each scrape (replicaLag), when there is one. */
+  replica?: () => Promise<ReplicaState>;
   /** WORKERS=N: every worker's metrics, aggregated (workers.ts); without it /metrics shows this process's. */
   aggregate?: (registry: client.Registry) => () => Promise<string>;
 }): Metrics {
@@ -86,6 +89,35 @@ export function createMetrics(options: {
     },
   });
 
+  const replica = options.replica;
+  if (replica) {
+    // One query per scrape for both gauges (a scrape collects them concurrently); a replica that is down
+    // makes a figure, never a failed scrape. The same replica from every worker (WORKERS=N): not summed.
+    let asked: { at: number; state: Promise<ReplicaState | null> } | undefined;
+    const state = (): Promise<ReplicaState | null> => {
+      if (!asked || Date.now() - asked.at > 1000) asked = { at: Date.now(), state: replica().catch(() => null) };
+      return asked.state;
+    };
+    new client.Gauge({
+      name: 'sheratan_replica_up',
+      help: 'Whether READ_DATABASE_URL answered as a standby at this scrape (1) or not (0)',
+      registers: [registry],
+      aggregator: 'min',
+      async collect() {
+        this.set((await state())?.standby ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'sheratan_replica_lag_bytes',
+      help: 'WAL bytes the read replica (READ_DATABASE_URL) has still to replay of what the primary has written; NaN when it did not answer as a standby',
+      registers: [registry],
+      aggregator: 'max',
+      async collect() {
+        const now = await state();
+        this.set(now?.standby ? now.lagBytes : NaN);
+      },
+    });
+  }
   const allWorkers = options.aggregate?.(registry);
   return {
     registry,

@@ -13,6 +13,7 @@ import { embeddingDimension, embeddingModelSwitch, embeddingProvider } from './d
 import { annIndex, annIndexKind, indexes, indexUsage } from './doctor/indexes.ts';
 import { rolesGrantsAndRls } from './doctor/security.ts';
 import { migrations } from './doctor/migrations.ts';
+import { readReplica } from './doctor/replica.ts';
 
 export type { Check, Status, DoctorCheck } from './doctor/types.ts';
 export { INDEX_USAGE_SQL } from './doctor/indexes.ts';
@@ -34,6 +35,7 @@ export const DOCTOR_CHECKS: readonly DoctorCheck[] = [
   rolesGrantsAndRls,
   poolSettings,
   ssl,
+  readReplica,
   migrations,
 ];
 

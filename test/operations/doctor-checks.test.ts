@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { freePort } from '../support/processes.ts';
 import { backend } from '../support/backend.ts';
 import { startOpenAiServer, type OpenAiServer } from '../support/openai-server.ts';
 import { parseConfig, type Config } from '../../src/config/config.ts';
@@ -21,6 +22,7 @@ import { DOCTOR_CHECKS, runDoctor, INDEX_USAGE_SQL, type Check, type DoctorCheck
 import { doctorContext } from '../../src/operations/doctor/types.ts';
 import { connection } from '../../src/operations/doctor/connection.ts';
 import { poolSettings, ssl } from '../../src/operations/doctor/connection.ts';
+import { readReplica } from '../../src/operations/doctor/replica.ts';
 import { serverVersion, serverVersionResult, vectorExtension } from '../../src/operations/doctor/server.ts';
 import { cascadeForeignKey, tables, TABLES } from '../../src/operations/doctor/schema.ts';
 import { embeddingDimension, embeddingModelSwitch, embeddingProvider } from '../../src/operations/doctor/embedding.ts';
@@ -392,6 +394,31 @@ test('SSL: a connection that is not encrypted while DATABASE_URL asks for sslmod
   ]);
 });
 
+// A standby's ✓ line, with its lag, needs a real replica: reliability/read-replica.test.ts.
+test('read replica: nothing without READ_DATABASE_URL; at a primary it is ⚠ not a standby; at nothing listening it is ✗ with the error', async () => {
+  expect(await run(readReplica, owner)).toEqual([]);
+  const at = (url: string): Promise<Check[]> => run(readReplica, owner, { ...h.config, readDatabaseUrl: url }, { ...h.gateway.db, readUrl: url });
+  expect(await at(h.gateway.db.authUrl)).toEqual([
+    {
+      name: 'read replica',
+      status: 'warn',
+      detail: 'READ_DATABASE_URL is not a standby (pg_is_in_recovery() is false): the reporting endpoint reads a primary',
+      fix: 'point READ_DATABASE_URL at a streaming replica (pg_basebackup -R), or unset it',
+    },
+  ]);
+  const nowhere = new URL(h.gateway.db.authUrl);
+  nowhere.hostname = '127.0.0.1';
+  nowhere.port = String(await freePort());
+  expect(await at(nowhere.toString())).toEqual([
+    {
+      name: 'read replica',
+      status: 'fail',
+      detail: expect.stringMatching(/^READ_DATABASE_URL: .*ECONNREFUSED/),
+      fix: 'check READ_DATABASE_URL and that the replica runs; meanwhile /reporting/graphql answers DATABASE_UNAVAILABLE',
+    },
+  ]);
+});
+
 test('migrations: all applied is ✓; the last one unrecorded is ✗ naming it, with npm run db:migrate', async () => {
   expect(await run(migrations, owner)).toEqual([{ name: 'migrations', status: 'ok', detail: 'all committed migrations applied' }]);
   // graphile-migrate reads its own connection: the record is removed from this file's database, and put back.
@@ -433,6 +460,7 @@ test('every check in DOCTOR_CHECKS has a test in this file named after it; the l
     'roles, grants and row-level security',
     'pool settings',
     'SSL',
+    'read replica',
     'migrations',
   ]);
 });

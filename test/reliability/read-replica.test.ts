@@ -8,13 +8,14 @@
 // sessions, application_name sheratan-reporting, are there and only there)
 // once the primary's writes are replayed (a condition on the WAL positions,
 // not a sleep), while /graphql reads and writes on the primary. With the
-// replica stopped: what the gateway does today, recorded exactly.
+// replica stopped: what the gateway does today, recorded exactly. /metrics
+// and doctor say whether the replica answers and how far behind it is.
 import { parseConfig } from '../../src/config/config.ts';
 import { withPgClient } from '../../src/database/connect.ts';
 import { signToken } from '../../src/http/token-signing.ts';
 import { createServerTestDatabase, migrateTestDatabase, type TestDatabase } from '../support/backend.ts';
 import { createFaultCluster, createReplica, clusterTest as clusterTestFor, type FaultCluster } from '../support/fault-cluster.ts';
-import { postOnce, startGatewayProcess, waitFor, type GatewayProcess } from '../support/processes.ts';
+import { postOnce, runCli, startGatewayProcess, waitFor, type GatewayProcess } from '../support/processes.ts';
 
 /** Whole processes (and two clusters' creation). */
 const LONG = 240_000;
@@ -109,6 +110,15 @@ clusterTest(
     expect((await sessions(primarySuperuser)).filter((s) => s.application_name === 'sheratan-reporting')).toEqual([]);
     expect((await sessions(primarySuperuser)).filter((s) => s.usename === 'sheratan_authenticator').length).toBeGreaterThan(0);
 
+    // /metrics and doctor see a standby and how far behind it is: once it has replayed all the primary wrote, 0 bytes.
+    const scrape = async (): Promise<string> => (await fetch(`${gw!.url}/metrics`)).text();
+    expect(await scrape()).toMatch(/^sheratan_replica_up 1$/m);
+    await waitFor(async () => /^sheratan_replica_lag_bytes 0$/m.test(await scrape()), 60_000, 'the replica lag in /metrics reaching 0');
+    const doctorEnv = { ...db.env, LOG_LEVEL: 'warn', READ_DATABASE_URL: onCluster(db.env.AUTH_DATABASE_URL!, replica) };
+    const healthy = runCli(['doctor'], doctorEnv);
+    await healthy.exited;
+    expect(healthy.output()).toMatch(/^✓ read replica: a standby, \d+ bytes of WAL behind the primary$/m);
+
     // The replica stopped: today the reporting endpoint answers DATABASE_UNAVAILABLE, and /readyz (the API's pool) stays 200.
     replica.stop();
     const down = await postOnce(`${gw.url}/reporting`, reporter, INGESTED);
@@ -128,6 +138,13 @@ clusterTest(
       },
     });
     expect((await fetch(`${gw.url}/readyz`)).status).toBe(200);
+    // /metrics still answers, saying the replica is not there; doctor says ✗ with the error.
+    const metricsDown = await scrape();
+    expect(metricsDown).toMatch(/^sheratan_replica_up 0$/m);
+    expect(metricsDown).toMatch(/^sheratan_replica_lag_bytes nan$/im); // prom-client prints "Nan"; Prometheus reads any case
+    const sick = runCli(['doctor'], doctorEnv);
+    await sick.exited;
+    expect(sick.output()).toMatch(/^✗ read replica: READ_DATABASE_URL: .*ECONNREFUSED/m);
     // The API still reads and writes on the primary.
     expect((await postOnce(gw.url, app, INGEST, { title: 'four' })).body).toEqual({ data: { ingestDocument: { document: { title: 'four' } } } });
     expect((await postOnce(gw.url, app, TITLES)).body).toEqual({
