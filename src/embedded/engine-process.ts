@@ -21,6 +21,7 @@ if (!input || !process.send) throw new Error('engine-process.ts is started by th
 try {
   const engine = await startEmbedded(input.dataDir, {
     ...input.options,
+    parentPid: process.ppid,
     onClosed: () => process.connected && process.send!({ type: 'closed' } satisfies EngineProcessMessage),
   });
   let stopping = false;

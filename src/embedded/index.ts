@@ -45,7 +45,15 @@ interface LockInfo extends LockHolder {
   port?: number;
   /** The holder is closing the engine: others wait for it to go, then start their own. */
   stopping?: boolean;
+  /** A command's engine process: the command it serves. When that is gone the engine is going too (engine-process.ts). */
+  parent?: number;
 }
+
+/** Whether the holder is on its way out: stopping, or an engine process whose command has died. */
+const going = (holder: LockInfo): boolean => holder.stopping === true || (holder.parent !== undefined && !processAlive(holder.parent));
+
+/** How long a start waits for a holder that is going before saying the data directory is in use. */
+const GOING_WAIT_MS = 30_000;
 
 export class DataDirInUseError extends Error {}
 
@@ -111,7 +119,8 @@ function ensureDataDir(dataDir: string): void {
 const readLock = (dataDir: string): LockInfo | null => readLockFile<LockInfo>(lockPath(dataDir));
 
 /** Takes the lock, or returns the live holder's info. */
-const tryLock = (dataDir: string, purpose: string): LockInfo | null => tryLockFile<LockInfo>(lockPath(dataDir), { pid: process.pid, purpose });
+const tryLock = (dataDir: string, purpose: string, parent?: number): LockInfo | null =>
+  tryLockFile<LockInfo>(lockPath(dataDir), { pid: process.pid, purpose, ...(parent !== undefined ? { parent } : {}) });
 
 /**
  * The logins whose passwords live in the data directory (0600): the owner's
@@ -168,13 +177,19 @@ export interface StartOptions {
    * abort while the thread's WebAssembly is freed costs nothing.
    */
   onClosed?: () => void;
+  /** Set by engine-process.ts: the process the engine serves, recorded in the lock (see LockInfo.parent). */
+  parentPid?: number;
 }
 
 /** Starts the engine for `dataDir` in this process; fails if another process serves it. */
 export async function startEmbedded(dataDir: string, options: StartOptions): Promise<EmbeddedEngine> {
   ensureDataDir(dataDir);
   const passwords = loginPasswords(dataDir);
-  const holder = tryLock(dataDir, options.purpose);
+  let holder = tryLock(dataDir, options.purpose, options.parentPid);
+  // A holder on its way out (a command's engine whose command was killed, say) is waited for.
+  for (const until = Date.now() + GOING_WAIT_MS; holder && going(holder) && Date.now() < until; holder = tryLock(dataDir, options.purpose, options.parentPid)) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   if (holder) {
     throw new DataDirInUseError(
       `the embedded database in ${dataDir} is in use by process ${holder.pid} (${holder.purpose}); stop it first, or set SHERATAN_DATA_DIR to another directory`,
@@ -237,7 +252,8 @@ async function runEngine(dataDir: string, passwords: Record<string, string>, hos
     throw new Error(`the embedded database in ${dataDir} failed to start: ${message}`, { cause: err });
   }
   writeFileSync(portPath(dataDir), `${ready.port}\n`, { mode: 0o600 });
-  updateLockFile<LockInfo>(lockPath(dataDir), { pid: process.pid, purpose: options.purpose, port: ready.port });
+  const parent = options.parentPid !== undefined ? { parent: options.parentPid } : {};
+  updateLockFile<LockInfo>(lockPath(dataDir), { pid: process.pid, purpose: options.purpose, port: ready.port, ...parent });
   const { port1, port2 } = new MessageChannel();
   worker.postMessage({ type: 'channel', port: port2 }, [port2]);
   const channel = new ChannelClient(port1);
@@ -245,7 +261,7 @@ async function runEngine(dataDir: string, passwords: Record<string, string>, hos
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       // First say so: a command arriving now waits for this process to go instead of attaching to a closing listener.
-      updateLockFile<LockInfo>(lockPath(dataDir), { pid: process.pid, purpose: options.purpose, stopping: true });
+      updateLockFile<LockInfo>(lockPath(dataDir), { pid: process.pid, purpose: options.purpose, stopping: true, ...parent });
       const done = next();
       worker.postMessage({ type: 'stop' });
       const result = await done.catch((err: Error) => ({ type: 'error', message: err.message }) as WorkerMessage);
@@ -302,7 +318,7 @@ export async function attachOrStartEmbedded(
     const holder = readLock(dataDir);
     if (holder && processAlive(holder.pid) && holder.pid !== process.pid) {
       // (A listener that refuses connections belongs to a holder that is stopping, whatever its lock says yet.)
-      if (holder.port && !holder.stopping && (await accepts(holder.port))) {
+      if (holder.port && !going(holder) && (await accepts(holder.port))) {
         return makeEngine('127.0.0.1', holder.port, loginPasswords(dataDir), false, async () => undefined);
       }
       if (Date.now() > deadline) {
