@@ -4,7 +4,7 @@
 // (`npm run db:commit`), current.sql is empty and this changes nothing.
 import type { Config } from '../../src/config/config.ts';
 import { openDatabase, type Database } from '../../src/database/connect.ts';
-import { migrateToHead, watchCurrent } from '../../src/database/migrations.ts';
+import { migrateToHead, structuredMigrateLogger, watchCurrent } from '../../src/database/migrations.ts';
 import type { DatabaseAccess } from './database.ts';
 
 /** current.sql on `db` (already migrated), once. */
@@ -25,7 +25,7 @@ export async function applyCurrentMigration(h: Pick<DatabaseAccess, 'config' | '
 export async function migrateWithCurrent(config: Config, purpose = 'test current.sql'): Promise<void> {
   const db = await openDatabase(config, { purpose });
   try {
-    await migrateToHead(config, db);
+    await migrateToHead(config, db, structuredMigrateLogger); // as the commands log, at the test's level (not the console)
     await runCurrent(config, db);
   } finally {
     await db.close();
