@@ -93,11 +93,12 @@ export function createMetrics(options: {
   if (replica) {
     // One query per scrape for both gauges (a scrape collects them concurrently); a replica that is down
     // makes a figure, never a failed scrape. The same replica from every worker (WORKERS=N): not summed.
-    let asked: { at: number; state: Promise<ReplicaState | null> } | undefined;
-    const state = (): Promise<ReplicaState | null> => {
-      if (!asked || Date.now() - asked.at > 1000) asked = { at: Date.now(), state: replica().catch(() => null) };
-      return asked.state;
-    };
+    // Shared only while in flight: the next scrape asks again.
+    let asked: Promise<ReplicaState | null> | undefined;
+    const state = (): Promise<ReplicaState | null> =>
+      (asked ??= replica()
+        .catch(() => null)
+        .finally(() => (asked = undefined)));
     new client.Gauge({
       name: 'sheratan_replica_up',
       help: 'Whether READ_DATABASE_URL answered as a standby at this scrape (1) or not (0)',
