@@ -66,19 +66,20 @@ port.on('message', (msg: { type: string; port?: MessagePort }) => {
     channelPort = msg.port;
     return serveChannel(msg.port, cluster, main);
   }
+  if (msg.type === 'release') {
+    // Let the thread end by itself once idle, rather than being terminated
+    // while V8 may still be finishing background work on the engine's WASM code.
+    channelPort?.unref();
+    port.unref();
+    return;
+  }
   if (msg.type !== 'stop') return;
-  void cluster
-    .close()
-    .then(
-      () => port.postMessage({ type: 'stopped' } satisfies WorkerMessage),
-      (err: unknown) => port.postMessage({ type: 'error', message: String(err) } satisfies WorkerMessage),
-    )
-    .finally(() => {
-      // Let the thread end by itself once idle, rather than being terminated
-      // while V8 may still be finishing background work on the engine's WASM code.
-      channelPort?.unref();
-      port.unref();
-    });
+  // The thread stays until the engine's owner has said the database is closed and sends 'release': freeing
+  // the thread's WebAssembly is where V8's abort (nodejs/node#64500) strikes, and it must not come first.
+  void cluster.close().then(
+    () => port.postMessage({ type: 'stopped' } satisfies WorkerMessage),
+    (err: unknown) => port.postMessage({ type: 'error', message: String(err) } satisfies WorkerMessage),
+  );
 });
 
 start().catch((err: unknown) => {

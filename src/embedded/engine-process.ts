@@ -22,7 +22,12 @@ try {
   const engine = await startEmbedded(input.dataDir, {
     ...input.options,
     parentPid: process.ppid,
-    onClosed: () => process.connected && process.send!({ type: 'closed' } satisfies EngineProcessMessage),
+    // Resolved once the message is written to the channel: the engine's thread, whose end V8's abort may strike, is let go after it.
+    onClosed: () =>
+      new Promise<void>((resolve) => {
+        if (!process.connected) return resolve();
+        process.send!({ type: 'closed' } satisfies EngineProcessMessage, () => resolve());
+      }),
   });
   let stopping = false;
   const stop = (): void => {

@@ -172,11 +172,12 @@ export interface StartOptions {
   /** IDLE_IN_TRANSACTION_TIMEOUT_MS. */
   idleInTransactionTimeoutMs?: number;
   /**
-   * Called when stop() has closed the database cleanly (everything on disk),
-   * before the engine's thread ends: engine-process.ts tells its parent, so an
-   * abort while the thread's WebAssembly is freed costs nothing.
+   * Called when stop() has closed the database cleanly (everything on disk);
+   * the engine's thread is let go only once what it returns has settled:
+   * engine-process.ts tells its parent and waits for the message to be
+   * written, so an abort while the thread's WebAssembly is freed costs nothing.
    */
-  onClosed?: () => void;
+  onClosed?: () => void | Promise<void>;
   /** Set by engine-process.ts: the process the engine serves, recorded in the lock (see LockInfo.parent). */
   parentPid?: number;
 }
@@ -265,8 +266,9 @@ async function runEngine(dataDir: string, passwords: Record<string, string>, hos
       const done = next();
       worker.postMessage({ type: 'stop' });
       const result = await done.catch((err: Error) => ({ type: 'error', message: err.message }) as WorkerMessage);
-      if (result.type === 'stopped') options.onClosed?.();
+      if (result.type === 'stopped') await options.onClosed?.();
       channel.close();
+      worker.postMessage({ type: 'release' });
       // The worker ends by itself once the engine is closed; terminate it only if it does not.
       const exited = new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), 5000);

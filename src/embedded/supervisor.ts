@@ -42,8 +42,10 @@ function spawnEngine(dataDir: string, options: StartOptions): Promise<Running> {
     stderr = (stderr + d.toString()).slice(-8000);
     process.stderr.write(d);
   });
+  // 'close', not 'exit': it comes after the IPC channel is read to its end, so a 'closed' the child wrote just
+  // before an abort is seen before its end is judged.
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('close', (code, signal) => resolve({ code, signal })),
   );
   let closed = false;
   return new Promise((resolve, reject) => {

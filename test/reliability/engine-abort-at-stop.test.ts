@@ -15,7 +15,7 @@ import { embeddedTest } from '../support/backend.ts';
 const onlyEmbedded = embeddedTest('a server backend has no engine process to abort');
 const PRELOAD = path.join(projectRoot, 'test/support/abort-engine.ts');
 
-function cli(dataDir: string, args: string[], abort?: 'after-close' | 'at-stop'): { status: number | null; output: string } {
+function cli(dataDir: string, args: string[], abort?: 'after-close' | 'at-stop' | 'thread-end'): { status: number | null; output: string } {
   const r = spawnSync(process.execPath, [...(abort ? ['--import', PRELOAD] : []), path.join(projectRoot, 'src/cli.ts'), ...args], {
     cwd: projectRoot,
     env: { PATH: process.env.PATH!, HOME: os.homedir(), SHERATAN_DATA_DIR: dataDir, EMBEDDING_PROVIDER: 'none', ...(abort ? { ABORT_ENGINE: abort } : {}) },
@@ -41,6 +41,21 @@ onlyEmbedded(
     const again = cli(dataDir, ['db:status']);
     expect(again.status).toBe(0);
     expect(again.output).not.toMatch(/pending/i);
+  },
+  240_000,
+);
+
+onlyEmbedded(
+  "an abort as the engine's thread ends, in a race with its process's other thread, comes after the close is said, every time",
+  () => {
+    // The thread is let go only once the 'closed' message is written (index.ts's stop, engine-process.ts): an abort
+    // at its end cannot overtake it. Before, the thread ended as soon as the database closed, and the abort won the race.
+    expect(cli(dataDir, ['db:migrate']).status).toBe(0);
+    for (let i = 0; i < 5; i++) {
+      const status = cli(dataDir, ['db:status'], 'thread-end');
+      expect(status.output).toMatch(/the embedded engine's process ended \(SIGABRT\) after closing its database/);
+      expect(status.status).toBe(0);
+    }
   },
   240_000,
 );
