@@ -72,10 +72,11 @@ test('openai: down, broken or silent is refused with what to check', async () =>
 
 test('npm start’s gateway: a provider answering another dimension refuses to start; one not answering only warns and text waits', async () => {
   const { startGateway } = await import('../../src/http/start.ts');
-  const { createTestDatabase, migrateTestDatabase } = await import('../support/backend.ts');
+  const { createTestDatabase, migrateTestDatabase, TEST_ENGINE_ENV } = await import('../support/backend.ts');
   const database = await createTestDatabase();
   const env = {
     ...database.env,
+    ...TEST_ENGINE_ENV,
     LOG_LEVEL: 'silent',
     EMBEDDING_PROVIDER: 'openai',
     EMBEDDING_BASE_URL: server.url,

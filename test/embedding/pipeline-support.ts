@@ -8,7 +8,7 @@ import { migrateWithCurrent } from '../support/current-migration.ts';
 import { setLogLevel } from '../../src/config/log.ts';
 import { startGateway, type RunningGateway } from '../../src/http/start.ts';
 import { signToken } from '../../src/http/token-signing.ts';
-import { createTestDatabase, type TestDatabase } from '../support/backend.ts';
+import { createTestDatabase, TEST_ENGINE_ENV, type TestDatabase } from '../support/backend.ts';
 
 process.env.GRAPHILE_ENV ??= 'test';
 
@@ -32,7 +32,7 @@ export interface PipelineHarness {
 
 export async function startPipeline(env: Record<string, string> = {}): Promise<PipelineHarness> {
   const database = await createTestDatabase();
-  const config = parseConfig({ ...database.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
+  const config = parseConfig({ ...database.env, ...TEST_ENGINE_ENV, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
   setLogLevel(config.logLevel);
   let gateway: RunningGateway;
   try {

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DataDirInUseError, startEmbedded, type EmbeddedEngine } from '../../src/embedded/index.ts';
+import { startSupervisedEngine } from '../support/supervised-engine.ts';
 import { tempDataDir } from '../support/harness.ts';
 import { describeEmbedded } from '../support/backend.ts';
 
@@ -13,7 +14,7 @@ describeEmbedded("it tests the embedded engine's own wire-protocol server", 'the
 
   beforeAll(async () => {
     dataDir = tempDataDir();
-    engine = await startEmbedded(dataDir, { purpose: 'test' });
+    engine = await startSupervisedEngine(dataDir, { purpose: 'test' });
     const setup = await connect();
     await setup.query(`
       create role tenant_reader nologin;
@@ -181,13 +182,13 @@ describeEmbedded("it tests the embedded engine's own wire-protocol server", 'the
 
   test('a clean shutdown keeps every committed row on disk', async () => {
     const dir = tempDataDir();
-    const first = await startEmbedded(dir, { purpose: 'persist' });
+    const first = await startSupervisedEngine(dir, { purpose: 'persist' });
     const a = new pg.Client(first.url());
     await a.connect();
     await a.query('create table kept (v text); insert into kept values ($$still here$$)');
     await a.end();
     await first.stop();
-    const second = await startEmbedded(dir, { purpose: 'persist' });
+    const second = await startSupervisedEngine(dir, { purpose: 'persist' });
     const b = new pg.Client(second.url());
     await b.connect();
     expect((await b.query('select v from kept')).rows).toEqual([{ v: 'still here' }]);

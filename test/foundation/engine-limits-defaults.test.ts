@@ -7,7 +7,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { startEmbedded, type EmbeddedEngine } from '../../src/embedded/index.ts';
+import type { EmbeddedEngine } from '../../src/embedded/index.ts';
+import { startSupervisedEngine } from '../support/supervised-engine.ts';
 import { DEFAULT_CLUSTER_LIMITS } from '../../src/embedded/pg-cluster.ts';
 import { describeEmbedded, tempDataDir } from '../support/backend.ts';
 import { waitFor } from '../support/processes.ts';
@@ -21,7 +22,7 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
 
   beforeAll(async () => {
     dataDir = tempDataDir();
-    engine = await startEmbedded(dataDir, { purpose: 'test' });
+    engine = await startSupervisedEngine(dataDir, { purpose: 'test' });
   });
   afterAll(async () => {
     await engine.stop();

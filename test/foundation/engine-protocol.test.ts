@@ -10,7 +10,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { startEmbedded, type EmbeddedEngine } from '../../src/embedded/index.ts';
+import type { EmbeddedEngine } from '../../src/embedded/index.ts';
+import { startSupervisedEngine } from '../support/supervised-engine.ts';
 import { describeEmbedded, tempDataDir } from '../support/backend.ts';
 import { waitFor } from '../support/processes.ts';
 import { errorText, int32, message, SSL_REQUEST, startupPacket } from '../support/wire-bytes.ts';
@@ -23,7 +24,7 @@ describeEmbedded("it tests the embedded engine's own wire-protocol listener", 't
 
   beforeAll(async () => {
     dataDir = tempDataDir();
-    engine = await startEmbedded(dataDir, {
+    engine = await startSupervisedEngine(dataDir, {
       purpose: 'test',
       limits: { maxConnections: MAX_CONNECTIONS, startupTimeoutMs: 1500, maxCopyInBytes: MAX_COPY_IN },
       idleInTransactionTimeoutMs: 1000,

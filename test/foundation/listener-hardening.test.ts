@@ -8,7 +8,8 @@
 import net from 'node:net';
 import { rmSync } from 'node:fs';
 import pg from 'pg';
-import { startEmbedded, type EmbeddedEngine } from '../../src/embedded/index.ts';
+import type { EmbeddedEngine } from '../../src/embedded/index.ts';
+import { startSupervisedEngine } from '../support/supervised-engine.ts';
 import { DEFAULT_CLUSTER_LIMITS, loginDelayMs } from '../../src/embedded/pg-cluster.ts';
 import { describeEmbedded, tempDataDir } from '../support/backend.ts';
 
@@ -48,7 +49,7 @@ describeEmbedded("it tests the embedded engine's own listener", 'the embedded li
 
   beforeAll(async () => {
     dataDir = tempDataDir();
-    engine = await startEmbedded(dataDir, { purpose: 'test', limits: LIMITS });
+    engine = await startSupervisedEngine(dataDir, { purpose: 'test', limits: LIMITS });
     const setup = new pg.Client(engine.url());
     await setup.connect();
     await setup.query(`create role ${GUESSED} login password '${PASSWORD}'`);

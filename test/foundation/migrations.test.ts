@@ -11,7 +11,7 @@ import { onDatabase, openDatabase, releaseIdleMigratePools, withPgClient, type D
 import { migrateSettings, migrateToHead, migrationStatus, structuredMigrateLogger as quiet } from '../../src/database/migrations.ts';
 import { setLogLevel } from '../../src/config/log.ts';
 import { projectRoot } from '../../src/config/paths.ts';
-import { AUTHENTICATOR_PASSWORD, createTestDatabase, SUPERUSER_URL, serverTest, type TestDatabase } from '../support/backend.ts';
+import { AUTHENTICATOR_PASSWORD, createTestDatabase, SUPERUSER_URL, serverTest, TEST_ENGINE_ENV, type TestDatabase } from '../support/backend.ts';
 
 let test_db: TestDatabase;
 let config: Config;
@@ -19,7 +19,7 @@ let db: Database;
 
 beforeAll(async () => {
   test_db = await createTestDatabase();
-  config = parseConfig({ ...test_db.env, LOG_LEVEL: 'silent' });
+  config = parseConfig({ ...test_db.env, ...TEST_ENGINE_ENV, LOG_LEVEL: 'silent' });
   setLogLevel('silent');
   db = await openDatabase(config, { purpose: 'test', serve: true });
   await migrateToHead(config, db, quiet);

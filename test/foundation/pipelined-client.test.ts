@@ -19,7 +19,8 @@ function transportTests(transport: 'channel' | 'pool'): void {
   const APP = { role: 'sheratan_app', 'jwt.claims.tenant': 'acme', 'jwt.claims.sub': 'alice' };
 
   beforeAll(async () => {
-    h = await startHarness();
+    // The channel lives in the process that runs the engine: the default's worker thread.
+    h = await startHarness({ EMBEDDED_ENGINE: 'thread' });
     owner = await h.owner();
     if (transport === 'channel') {
       withPgClient = makePipelinedWithPgClient(h.gateway.db.engine!.transport!(AUTHENTICATOR_ROLE));

@@ -20,7 +20,7 @@ import { startGateway, type RunningGateway } from '../../src/http/start.ts';
 import { signToken } from '../../src/http/token-signing.ts';
 import { mountAdminPage } from '../../src/admin/routes.ts';
 import { ADMIN_AUDIENCE, signAdminToken } from '../../src/admin/auth.ts';
-import { createTestDatabase, type TestDatabase } from '../support/backend.ts';
+import { createTestDatabase, TEST_ENGINE_ENV, type TestDatabase } from '../support/backend.ts';
 import { migrateWithCurrent } from '../support/current-migration.ts';
 import { topicalVectors } from '../support/embeddings.ts';
 import { CLI } from '../support/processes.ts';
@@ -59,7 +59,7 @@ async function graphql(query: string, variables: Record<string, unknown>): Promi
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  config = parseConfig({ ...database.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ADMIN_JWT_SECRET: ADMIN_SECRET });
+  config = parseConfig({ ...database.env, ...TEST_ENGINE_ENV, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ADMIN_JWT_SECRET: ADMIN_SECRET });
   setLogLevel(config.logLevel);
   try {
     await migrateWithCurrent(config);

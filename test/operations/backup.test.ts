@@ -7,7 +7,7 @@ import { parseConfig } from '../../src/config/config.ts';
 import { openDatabase, withPgClient } from '../../src/database/connect.ts';
 import { projectRoot } from '../../src/config/paths.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
-import { backend, createTestDatabase } from '../support/backend.ts';
+import { backend, createTestDatabase, TEST_ENGINE_ENV } from '../support/backend.ts';
 import { randomUnit, rng } from '../support/embeddings.ts';
 
 let h: Harness;
@@ -77,7 +77,7 @@ test('a backup restored into an empty database gives back the same documents, em
     } else {
       expect(restored.stderr).toBe(''); // the same JWT_SECRET on both sides
     }
-    const db = await openDatabase(parseConfig(empty.env), { purpose: 'test', serve: true });
+    const db = await openDatabase(parseConfig({ ...empty.env, ...TEST_ENGINE_ENV }), { purpose: 'test', serve: true });
     try {
       await withPgClient(db.ownerUrl, async (c) => {
         expect((await c.query(SNAPSHOT)).rows[0].snapshot).toEqual(before);

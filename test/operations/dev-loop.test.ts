@@ -8,7 +8,7 @@ import { startGateway, type RunningGateway } from '../../src/http/start.ts';
 import { watchCurrent, type CurrentWatcher } from '../../src/database/migrations.ts';
 import { SchemaReloader } from '../../src/graphql/schema-reload.ts';
 import { signToken } from '../../src/http/token-signing.ts';
-import { describeEmbedded, TEST_EMBEDDING_ENV } from '../support/backend.ts';
+import { describeEmbedded, TEST_EMBEDDING_ENV, TEST_ENGINE_ENV } from '../support/backend.ts';
 import { freePort, runCli, waitFor as waitUntil } from '../support/processes.ts';
 
 describeEmbedded('npm run dev serves the embedded database', 'the dev loop', () => {
@@ -21,7 +21,7 @@ describeEmbedded('npm run dev serves the embedded database', 'the dev loop', () 
   beforeAll(async () => {
     writeFileSync(current, '-- nothing yet\n');
     const reloader = new SchemaReloader();
-    gateway = await startGateway(parseConfig({ SHERATAN_DATA_DIR: path.join(dataDir, 'db'), LOG_LEVEL: 'silent', ...TEST_EMBEDDING_ENV }), {
+    gateway = await startGateway(parseConfig({ SHERATAN_DATA_DIR: path.join(dataDir, 'db'), LOG_LEVEL: 'silent', ...TEST_EMBEDDING_ENV, ...TEST_ENGINE_ENV }), {
       port: 0,
       reloader,
     });

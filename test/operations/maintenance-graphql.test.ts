@@ -19,7 +19,8 @@ import { CLI } from '../support/processes.ts';
 let h: Harness;
 let owner: pg.Client;
 beforeAll(async () => {
-  h = await startHarness();
+  // The gate watches the in-process channel the default engine (a worker thread) gives the gateway.
+  h = await startHarness({ EMBEDDED_ENGINE: 'thread' });
   owner = await h.owner();
   await owner.query('drop index if exists sheratan.document_chunks_embedding_idx');
   await insertRandomChunks(owner, 'acme', 10_000, 'many');

@@ -5,7 +5,8 @@ import { backend } from '../support/backend.ts';
 let h: Harness;
 beforeAll(async () => {
   // A timeout long enough that connecting to a busy engine on a loaded machine is not mistaken for exhaustion.
-  h = await startHarness({ DB_POOL_SIZE: '1', DB_MAX_OVERFLOW: '0', DB_POOL_TIMEOUT_MS: '1500' });
+  // Embedded, the default engine (a worker thread): the exhausted pool's answer there is its channel's wait for the backend.
+  h = await startHarness({ DB_POOL_SIZE: '1', DB_MAX_OVERFLOW: '0', DB_POOL_TIMEOUT_MS: '1500', EMBEDDED_ENGINE: 'thread' });
 });
 afterAll(() => h.stop());
 

@@ -47,7 +47,8 @@ const COUNT_JOBS = '{ allJobs { totalCount } }';
 let h: Harness;
 beforeAll(async () => {
   // Waiting is not what ends the first test: DB_POOL_TIMEOUT_MS is long.
-  h = await startHarness({ ...POOL_ENV, DB_POOL_TIMEOUT_MS: '120000' });
+  // Held batches are read off the in-process channel of the default engine (a worker thread).
+  h = await startHarness({ ...POOL_ENV, DB_POOL_TIMEOUT_MS: '120000', EMBEDDED_ENGINE: 'thread' });
   // Something in tenant acme's documents, so that the held requests' answers can be told apart from nothing.
   const res = await h.graphql('mutation { ingestDocument(input: { title: "held", chunks: [{ content: "one chunk" }] }) { document { title } } }');
   expect(res.body.errors).toBeUndefined();

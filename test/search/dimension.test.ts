@@ -5,7 +5,7 @@ import { parseConfig } from '../../src/config/config.ts';
 import { startGateway } from '../../src/http/start.ts';
 import { projectRoot } from '../../src/config/paths.ts';
 import { DimensionMismatchError } from '../../src/database/vector-column.ts';
-import { createTestDatabase, migrateTestDatabase, type TestDatabase } from '../support/backend.ts';
+import { createTestDatabase, migrateTestDatabase, TEST_ENGINE_ENV, type TestDatabase } from '../support/backend.ts';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -14,7 +14,7 @@ beforeAll(async () => {
 afterAll(() => db.drop());
 
 test('VECTOR_DIMENSION=768 against a vector(384) column stops with both numbers and the fix', async () => {
-  const config = parseConfig({ ...db.env, LOG_LEVEL: 'silent' });
+  const config = parseConfig({ ...db.env, ...TEST_ENGINE_ENV, LOG_LEVEL: 'silent' });
   await migrateTestDatabase(config);
   const first = await startGateway(config, { port: 0 });
   await first.stop();
@@ -22,7 +22,7 @@ test('VECTOR_DIMENSION=768 against a vector(384) column stops with both numbers 
     'VECTOR_DIMENSION is 768 but sheratan.document_chunks.embedding is vector(384); ' +
     "set VECTOR_DIMENSION=384 (after an embedding model switch, the new model's dimension), " +
     'or change the model with npm run embeddings:migrate -- --dimension 768 --name <model>';
-  await expect(startGateway(parseConfig({ ...db.env, VECTOR_DIMENSION: '768', LOG_LEVEL: 'silent' }), { port: 0 })).rejects.toThrow(
+  await expect(startGateway(parseConfig({ ...db.env, ...TEST_ENGINE_ENV, VECTOR_DIMENSION: '768', LOG_LEVEL: 'silent' }), { port: 0 })).rejects.toThrow(
     new DimensionMismatchError(message),
   );
   // …and `npm start` prints it as one line and exits 1.

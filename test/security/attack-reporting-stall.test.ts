@@ -33,7 +33,9 @@ const BOUND_MS = 3000;
 const LONG_S = 8;
 
 beforeAll(async () => {
-  h = await startHarness({ NODE_ENV: 'production', DB_POOL_TIMEOUT_MS: '1500' });
+  // Embedded, the default engine (a worker thread): the bound is its channel's (with EMBEDDED_ENGINE=process the
+  // gateway's requests reach the engine over its socket and wait without one: README, "Two ways to run").
+  h = await startHarness({ NODE_ENV: 'production', DB_POOL_TIMEOUT_MS: '1500', EMBEDDED_ENGINE: 'thread' });
   const made = spawnSync(
     process.execPath,
     [path.join(projectRoot, 'src/cli.ts'), 'db:reporting-login', '--name', LOGIN, '--tenant', 'acme', '--password', PASSWORD],

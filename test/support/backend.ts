@@ -25,6 +25,19 @@ export const backend: 'embedded' | 'server' = SUPERUSER_URL ? 'server' : 'embedd
 // with EMBEDDING_PROVIDER=none (VECTOR_DIMENSION 384) unless the test opts in
 // to `local` or `openai` by setting EMBEDDING_PROVIDER itself.
 export const TEST_EMBEDDING_ENV = { EMBEDDING_PROVIDER: 'none' } as const;
+
+/**
+ * A gateway or database that a test's own process serves runs its embedded
+ * engine in a supervised child process (EMBEDDED_ENGINE=process). V8's
+ * occasional abort (nodejs/node#64500) strikes as an engine's thread ends and
+ * its WebAssembly is freed: in a jest worker it ends the file (and the worker),
+ * in an engine's process after its database is closed it costs nothing
+ * (supervisor.ts), as it costs a user's gateway nothing at its stop. The
+ * default (a worker thread, reached over the in-process channel) is tested by
+ * the files that ask for it, and by every test that runs `npm start`,
+ * `npm run dev` or a command as a process.
+ */
+export const TEST_ENGINE_ENV = { EMBEDDED_ENGINE: 'process' } as const;
 process.env.EMBEDDING_PROVIDER ??= TEST_EMBEDDING_ENV.EMBEDDING_PROVIDER;
 
 /** The README's owner: a login that is not a superuser and may not create roles; named as the embedded engine's owner is. */

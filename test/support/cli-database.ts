@@ -9,7 +9,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseConfig } from '../../src/config/config.ts';
 import { openDatabase, withPgClient, type Database } from '../../src/database/connect.ts';
-import { backend, createTestDatabase, type TestDatabase } from './backend.ts';
+import { backend, createTestDatabase, TEST_ENGINE_ENV, type TestDatabase } from './backend.ts';
 import { copyProject, type ProjectCopy } from './project-copy.ts';
 
 export interface CliDatabase {
@@ -40,7 +40,7 @@ export async function startCliDatabase(purpose: string): Promise<CliDatabase> {
     await db.drop();
   };
   try {
-    if (backend === 'embedded') served = await openDatabase(parseConfig(env), { purpose, serve: true });
+    if (backend === 'embedded') served = await openDatabase(parseConfig({ ...env, ...TEST_ENGINE_ENV }), { purpose, serve: true });
     succeeded(await project.run(['db:migrate'], env));
   } catch (err) {
     await close();

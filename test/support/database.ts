@@ -9,7 +9,7 @@
 import pg from 'pg';
 import { parseConfig, type Config } from '../../src/config/config.ts';
 import { openDatabase, type Database } from '../../src/database/connect.ts';
-import { createTestDatabase, migrateOpenDatabase, SERVER_JWT_SECRET, type TestDatabase } from './backend.ts';
+import { createTestDatabase, migrateOpenDatabase, SERVER_JWT_SECRET, TEST_ENGINE_ENV, type TestDatabase } from './backend.ts';
 
 process.env.GRAPHILE_ENV ??= 'test';
 
@@ -43,11 +43,11 @@ export interface TestDb extends DatabaseAccess {
   close(): Promise<void>;
 }
 
-/** The configuration a test database runs with: its env, silent logs, a production gateway's secrets, then `env`. */
+/** The configuration a test database runs with: its env, the engine in a child process (TEST_ENGINE_ENV), silent logs, a production gateway's secrets, then `env`. */
 export function testConfig(database: TestDatabase, env: Record<string, string>): Config {
   // A production gateway refuses to start without its secrets (assertReadyToServe); a test that is not about them gets these.
   const secrets = env.NODE_ENV === 'production' ? { JWT_SECRET: SERVER_JWT_SECRET, METRICS_TOKEN: 'sheratan-test-metrics-token' } : {};
-  return parseConfig({ ...database.env, ...secrets, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
+  return parseConfig({ ...database.env, ...TEST_ENGINE_ENV, ...secrets, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
 }
 
 /** The SQL helpers on an open database; `endClients` ends what `owner()` opened. */
@@ -82,9 +82,8 @@ export async function startDatabase(env: Record<string, string> = {}): Promise<T
   let db: Database | undefined;
   try {
     // Embedded, this process serves the engine, as a gateway would (CLI processes attach to it), from a
-    // child process: no test here needs the in-process channel, and PGlite's WebAssembly then stays out of
-    // jest's worker, where V8's occasional abort (nodejs/node#64500) would end every test file after it.
-    const config = testConfig(database, { EMBEDDED_ENGINE: 'process', ...env });
+    // child process (testConfig's TEST_ENGINE_ENV).
+    const config = testConfig(database, env);
     db = await openDatabase(config, { purpose: 'test database', serve: true });
     await migrateOpenDatabase(config, db);
     const open = db;

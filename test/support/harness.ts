@@ -25,6 +25,7 @@ export interface Harness extends DatabaseAccess {
 
 export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
   const database = await createTestDatabase();
+  // Embedded, the engine runs in a child process (testConfig's TEST_ENGINE_ENV, and why).
   const config = testConfig(database, env);
   let gateway: RunningGateway;
   try {

@@ -16,7 +16,7 @@ import { projectRoot } from '../../src/config/paths.ts';
 import { startGateway, type RunningGateway } from '../../src/http/start.ts';
 import { signToken } from '../../src/http/token-signing.ts';
 import { type ApiRole } from '../../src/config/roles.ts';
-import { createTestDatabase, SUPERUSER_URL, type TestDatabase } from './backend.ts';
+import { createTestDatabase, SUPERUSER_URL, TEST_ENGINE_ENV, type TestDatabase } from './backend.ts';
 
 process.env.GRAPHILE_ENV ??= 'test';
 
@@ -52,7 +52,7 @@ export interface ReportingHarness {
 
 export async function startReporting(env: Record<string, string> = {}): Promise<ReportingHarness> {
   const database = await createTestDatabase();
-  const config = parseConfig({ ...database.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
+  const config = parseConfig({ ...database.env, ...TEST_ENGINE_ENV, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
   setLogLevel(config.logLevel);
   let gateway: RunningGateway;
   try {
