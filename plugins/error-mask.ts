@@ -18,6 +18,13 @@ export interface MaintenanceNotice {
 }
 
 // 54000: a limit the request itself passed (sheratan_private.assert_group_count).
+/**
+ * The embedded engine's SQLSTATE for a request that could not have its one
+ * backend within DB_POOL_TIMEOUT_MS, over its channel or its socket
+ * (BACKEND_BUSY_SQLSTATE in src/embedded/pg-server.ts: the engine's side of
+ * this contract, as the search functions' names are the SQL's).
+ */
+const EMBEDDED_BACKEND_BUSY = 'SB000';
 const CLIENT_SQLSTATE = /^(22|23)|^42501$|^54000$|^55000$|^57014$|^P0001$/;
 // @dataplan/pg's words when a delete matched no row the caller may delete.
 const NOTHING_DELETED = /^No values were deleted in collection '\w+' because no values you can delete were found matching these criteria\.$/;
@@ -70,7 +77,7 @@ function masked(error: GraphQLError, log: ErrorLog, maintenance: () => Maintenan
   // session inside a transaction, say): the request waited DB_POOL_TIMEOUT_MS
   // and ran nothing; like an exhausted pool it answers 503 (database-busy.ts).
   // When that was maintenance (a request already waiting when index:tune began), it says so, as a new request is told.
-  if (original.code === 'BACKEND_BUSY') {
+  if (original.code === EMBEDDED_BACKEND_BUSY) {
     const notice = maintenance();
     return notice ? reword(error, notice.message, notice.extensions) : reword(error, original.message, { code: DATABASE_BUSY });
   }

@@ -3,7 +3,7 @@
 import pg from 'pg';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import type { Config } from '../config/config.ts';
-import { attachOrStartEmbedded, startEmbedded, type EmbeddedEngine } from '../embedded/index.ts';
+import { attachOrStartEmbedded, BACKEND_WAIT_SETTING, startEmbedded, type EmbeddedEngine } from '../embedded/index.ts';
 import { superviseEmbedded } from '../embedded/supervisor.ts';
 
 import { AUTHENTICATOR_ROLE, DATABASE_ROLES } from '../config/roles.ts';
@@ -25,6 +25,14 @@ export interface Database {
   shadowUrl: string;
   rootUrl: string;
   engine?: EmbeddedEngine;
+  /**
+   * libpq `options` for the API's pool, when it has any: the embedded engine
+   * reached over its socket (EMBEDDED_ENGINE=process) bounds each request's
+   * wait for its one backend by DB_POOL_TIMEOUT_MS, as its in-process channel
+   * does (a 503 DATABASE_BUSY, nothing run), instead of waiting behind a
+   * tool's long statement.
+   */
+  apiOptions?: string;
   /** Ends graphile-migrate's idle pools, then (embedded) stops the engine: nothing is left to remember. */
   close(): Promise<void>;
 }
@@ -187,6 +195,7 @@ export async function openDatabase(config: Config, options: OpenOptions): Promis
     shadowUrl: engine.url(undefined, true),
     rootUrl: engine.url('postgres'),
     engine,
+    ...(engine.transport || !config.poolTimeoutMs ? {} : { apiOptions: `-c ${BACKEND_WAIT_SETTING}=${config.poolTimeoutMs}` }),
     close: async () => {
       releaseIdleMigratePools();
       await engine.stop();

@@ -14,6 +14,8 @@ import { channelTransport } from './channel-transport.ts';
 import type { Transport } from './transport.ts';
 import { processAlive, readLockFile, releaseLockFile, tryLockFile, updateLockFile, type LockHolder } from './lock-file.ts';
 
+export { BACKEND_WAIT_SETTING } from './pg-server.ts';
+
 export const DATABASE_NAME = 'sheratan';
 export const SHADOW_DATABASE_NAME = 'sheratan_shadow';
 

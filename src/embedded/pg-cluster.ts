@@ -13,7 +13,16 @@ import * as wire from './wire.ts';
 import { pgDump } from '@electric-sql/pglite-tools/pg_dump';
 import { ENGINE_SCHEMA } from './login-boundary.ts';
 import { checkStartupSettings, REPORTED, StartupSettingError, startupSettings } from './startup-settings.ts';
-import { DUMP_COMMAND, noteQueued, type PgDatabase, type Session, type SessionOutput } from './pg-server.ts';
+import {
+  BACKEND_BUSY_SQLSTATE,
+  BACKEND_WAIT_SETTING,
+  BackendBusyError,
+  DUMP_COMMAND,
+  noteQueued,
+  type PgDatabase,
+  type Session,
+  type SessionOutput,
+} from './pg-server.ts';
 
 export interface PgClusterLimits {
   /** Connections at once (max_connections). */
@@ -294,6 +303,20 @@ export class PgCluster {
       if (session && database) void database.disconnect(session);
     });
 
+    // A message that waited past the session's BACKEND_WAIT_SETTING ran nothing and never had the backend, so
+    // its session is in no transaction: an ERROR, then (as Postgres after an error in extended protocol) the
+    // rest of its unit dropped up to Sync, which is answered ReadyForQuery.
+    const refuseBusy = (s: Session, type: string, err: BackendBusyError): void => {
+      socket.write(wire.errorResponse('ERROR', BACKEND_BUSY_SQLSTATE, err.message));
+      if (type === 'Q' || type === 'S') socket.write(wire.readyForQuery('I'));
+      else s.discardingUntilSync = true;
+    };
+    const discard = (s: Session, type: string): void => {
+      if (type !== 'S') return;
+      s.discardingUntilSync = false;
+      socket.write(wire.readyForQuery('I'));
+    };
+
     const serve = (): void => {
       if (closed || !session || !database) return;
       for (let m = reader.nextMessage(this.limits.maxMessageBytes); m; m = reader.nextMessage(this.limits.maxMessageBytes)) {
@@ -313,8 +336,9 @@ export class PgCluster {
         }
         noteQueued(s);
         s.queue = s.queue
-          .then(() => d.handle(s, m))
+          .then(() => (s.discardingUntilSync && type !== 'X' ? discard(s, type) : d.handle(s, m, s.backendWaitMs)))
           .catch((err: unknown) => {
+            if (err instanceof BackendBusyError) return refuseBusy(s, type, err);
             fail('XX000', `embedded server: ${String(err)}`);
           });
       }
@@ -414,25 +438,27 @@ export class PgCluster {
     return matchesStoredPassword(user, given, stored.rows[0]?.rolpassword ?? null);
   }
 
-  private async isSuperuser(database: PgDatabase, user: string): Promise<boolean> {
-    const r = await database.exclusive((d) => d.query<{ rolsuper: boolean }>('select rolsuper from pg_roles where rolname = $1', [user]));
+  private async isSuperuser(database: PgDatabase, user: string, waitMs?: number): Promise<boolean> {
+    const r = await database.exclusive((d) => d.query<{ rolsuper: boolean }>('select rolsuper from pg_roles where rolname = $1', [user]), waitMs);
     return r.rows[0]?.rolsuper === true;
   }
 
-  /** A session of `user` (who must be allowed to log in) on `database`, replying to `output`. */
-  async openSession(database: PgDatabase, user: string, output: SessionOutput): Promise<Session | string> {
+  /** A session of `user` (who must be allowed to log in) on `database`, replying to `output`; `waitMs` bounds the wait for the backend. */
+  async openSession(database: PgDatabase, user: string, output: SessionOutput, waitMs?: number): Promise<Session | string> {
     // With the settings a server applies at login (ALTER DATABASE / ALTER
     // ROLE … SET): the database's, then the role's, then both together.
-    const role = await database.exclusive((d) =>
-      d.query<{ rolcanlogin: boolean; rolsuper: boolean; settings: string[] }>(
-        `select r.rolcanlogin, r.rolsuper,
+    const role = await database.exclusive(
+      (d) =>
+        d.query<{ rolcanlogin: boolean; rolsuper: boolean; settings: string[] }>(
+          `select r.rolcanlogin, r.rolsuper,
                 coalesce((select array_agg(cfg order by s.setrole <> 0, s.setdatabase <> 0)
                             from pg_db_role_setting s, unnest(s.setconfig) cfg
                            where s.setrole in (0, r.oid)
                              and s.setdatabase in (0, (select oid from pg_database where datname = current_database()))), '{}') as settings
            from pg_roles r where r.rolname = $1`,
-        [user],
-      ),
+          [user],
+        ),
+      waitMs,
     );
     const found = role.rows[0];
     if (!found || !found.rolcanlogin) return found ? `role "${user}" is not permitted to log in` : `role "${user}" does not exist`;
@@ -463,19 +489,36 @@ export class PgCluster {
   }
 
   private async login(socket: net.Socket, database: PgDatabase, user: string, params: Record<string, string>): Promise<Session | null> {
+    try {
+      return await this.loginWithin(socket, database, user, params);
+    } catch (err) {
+      // The login's own bound on waiting for the backend (BACKEND_WAIT_SETTING) holds while it logs in, too.
+      if (!(err instanceof BackendBusyError)) throw err;
+      socket.end(wire.errorResponse('FATAL', BACKEND_BUSY_SQLSTATE, err.message));
+      return null;
+    }
+  }
+
+  private async loginWithin(socket: net.Socket, database: PgDatabase, user: string, params: Record<string, string>): Promise<Session | null> {
     // The settings the client sent (startup-settings.ts), checked by Postgres
     // as the login before it is one: a bad one is refused as a server refuses it.
     let settings: Array<[string, string]>;
     let reported: Record<string, string>;
+    let waitMs: number | undefined;
     try {
       settings = startupSettings(params);
-      reported = await database.exclusive((db) => checkStartupSettings(db, user, settings));
+      const wait = settings.findLast(([name]) => name.toLowerCase() === BACKEND_WAIT_SETTING)?.[1];
+      if (wait !== undefined && !/^[1-9][0-9]{0,8}$/.test(wait)) {
+        throw new StartupSettingError('22023', `invalid value for parameter "${BACKEND_WAIT_SETTING}": "${wait}" (a whole number of milliseconds, at least 1)`);
+      }
+      waitMs = wait === undefined ? undefined : Number(wait);
+      reported = await database.exclusive((db) => checkStartupSettings(db, user, settings), waitMs);
     } catch (err) {
       if (!(err instanceof StartupSettingError)) throw err;
       socket.end(wire.errorResponse('FATAL', err.code, err.message));
       return null;
     }
-    const superuser = await this.isSuperuser(database, user);
+    const superuser = await this.isSuperuser(database, user, waitMs);
     // As on a server, only a superuser login may start as another role: the
     // check above ran before the backend is sealed for this login, so it
     // would pass (login-boundary.ts).
@@ -484,11 +527,12 @@ export class PgCluster {
       socket.end(wire.errorResponse('FATAL', '42501', `permission denied to set session authorization "${other[1]}"`));
       return null;
     }
-    const session = await this.openSession(database, user, socket);
+    const session = await this.openSession(database, user, socket, waitMs);
     if (typeof session === 'string') {
       socket.end(wire.errorResponse('FATAL', '28000', session));
       return null;
     }
+    if (waitMs !== undefined) session.backendWaitMs = waitMs;
     // Above ALTER ROLE / DATABASE … SET, as on a server; the session's own state from here on.
     session.saved = [...session.saved, ...settings];
     // What RESET returns to, as on a server: the login's settings, the last

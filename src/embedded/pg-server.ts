@@ -41,9 +41,26 @@ export interface PgDatabaseOptions {
   wipe(): Promise<void>;
 }
 
+/**
+ * The SQLSTATE of a message that could not have the backend in time (nothing
+ * of it ran): class SB, implementation-defined ("Sheratan, backend"). The
+ * gateway answers it 503 DATABASE_BUSY (plugins/error-mask.ts, which names it
+ * too: the plugins import nothing of the engine).
+ */
+export const BACKEND_BUSY_SQLSTATE = 'SB000';
+
+/**
+ * The startup setting (`options=-c sheratan.backend_wait_ms=N`) that bounds a
+ * socket session's wait for the one backend, as the channel's `waitMs` does
+ * the gateway's: past it, the message fails with BACKEND_BUSY_SQLSTATE having
+ * run nothing. The gateway sets it to DB_POOL_TIMEOUT_MS when it reaches the
+ * engine over the socket (EMBEDDED_ENGINE=process).
+ */
+export const BACKEND_WAIT_SETTING = 'sheratan.backend_wait_ms';
+
 /** A message that could not have the backend in time (nothing of it ran). */
 export class BackendBusyError extends Error {
-  readonly code = 'BACKEND_BUSY';
+  readonly code = BACKEND_BUSY_SQLSTATE;
 }
 
 /** Where a session's replies go: a client socket, or the gateway's in-process channel. */
@@ -109,6 +126,10 @@ export interface Session {
   holdsCursors?: boolean;
   /** The transaction status of its last ReadyForQuery. */
   txStatus?: 'I' | 'T' | 'E';
+  /** A socket session's bound on waiting for the backend (BACKEND_WAIT_SETTING), in ms. */
+  backendWaitMs?: number;
+  /** A message of its extended-protocol unit was refused as busy: the rest of the unit is dropped up to Sync, as Postgres does after an error. */
+  discardingUntilSync?: boolean;
   queue: Promise<void>;
   /** The type of the last message handled (for tracing). */
   last?: string;
@@ -259,9 +280,9 @@ export class PgDatabase {
   }
 
   /** Runs `fn` with exclusive use of the backend, as the superuser with default settings. */
-  async exclusive<T>(fn: (db: PGlite) => Promise<T>): Promise<T> {
-    const me = { id: 0 } as Session;
-    await this.acquire(me);
+  async exclusive<T>(fn: (db: PGlite) => Promise<T>, waitMs?: number): Promise<T> {
+    const me = { id: 0, backendWaitMs: waitMs } as Session;
+    await this.acquire(me, waitMs);
     try {
       const db = await this.instance();
       if (this.applied) await this.leave(db);
@@ -307,8 +328,9 @@ export class PgDatabase {
     while (this.owner !== null && this.owner !== s) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
+        const bound = s.backendWaitMs ? `${BACKEND_WAIT_SETTING}, the gateway's DB_POOL_TIMEOUT_MS` : 'DB_POOL_TIMEOUT_MS';
         throw new BackendBusyError(
-          `the embedded database's one backend stayed held by another client (${this.owner.user}, session ${this.owner.id}) for ${waitMs} ms (DB_POOL_TIMEOUT_MS); retry shortly`,
+          `the embedded database's one backend stayed held by another client (${this.owner.user}, session ${this.owner.id}) for ${waitMs} ms (${bound}); nothing ran; retry shortly`,
         );
       }
       let wake!: () => void;

@@ -40,9 +40,10 @@ export interface Endpoints {
   close(): Promise<void>;
 }
 
-function makePool(url: string, config: Config, name: string): pg.Pool {
+function makePool(url: string, config: Config, name: string, options?: string): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
+    ...(options ? { options } : {}),
     max: config.poolSize + config.poolMaxOverflow,
     connectionTimeoutMillis: config.poolTimeoutMs,
     idleTimeoutMillis: 30_000,
@@ -103,7 +104,7 @@ export function createEndpoints(
   text?: TextServices,
 ): Endpoints {
   // Behind a transaction-mode pooler the requests' statements go unnamed (poolTransport); LISTEN stays on authUrl.
-  const apiPool = makePool(db.poolerUrl ?? db.authUrl, config, 'sheratan-gateway');
+  const apiPool = makePool(db.poolerUrl ?? db.authUrl, config, 'sheratan-gateway', db.apiOptions);
   const apiBusy = checkedOut(apiPool);
   const dimensions = new AcceptedDimensions(vector);
   const refreshDimensions = setInterval(() => {

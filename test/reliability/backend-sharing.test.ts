@@ -59,7 +59,7 @@ test('a psql-like client idle inside a transaction: GraphQL gets a fast 503 (emb
         const errors = r.body.errors as Array<{ message: string; extensions: { code: string } }>;
         expect(errors[0]).toMatchObject({
           message: expect.stringMatching(
-            /one backend stayed held by another client \(sheratan, session \d+\) for 1000 ms \(DB_POOL_TIMEOUT_MS\); retry shortly/,
+            /one backend stayed held by another client \(sheratan, session \d+\) for 1000 ms \(DB_POOL_TIMEOUT_MS\); nothing ran; retry shortly/,
           ),
           extensions: { code: 'DATABASE_BUSY' },
         });

@@ -33,8 +33,9 @@ const BOUND_MS = 3000;
 const LONG_S = 8;
 
 beforeAll(async () => {
-  // Embedded, the default engine (a worker thread): the bound is its channel's (with EMBEDDED_ENGINE=process the
-  // gateway's requests reach the engine over its socket and wait without one: README, "Two ways to run").
+  // Embedded, the default engine (a worker thread): its gateway gives up waiting by itself, in its own thread. Over
+  // the socket (EMBEDDED_ENGINE=process) the engine's bound (sheratan.backend_wait_ms) is a timer of the engine's
+  // thread, which cannot fire while a statement runs there: README, "Two ways to run".
   h = await startHarness({ NODE_ENV: 'production', DB_POOL_TIMEOUT_MS: '1500', EMBEDDED_ENGINE: 'thread' });
   const made = spawnSync(
     process.execPath,
