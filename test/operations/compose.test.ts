@@ -20,7 +20,10 @@ const compose = parse(readFileSync(path.join(projectRoot, 'docker-compose.yml'),
   services: Record<string, Service>;
   volumes: Record<string, unknown>;
 };
-const { postgres, bootstrap, migrate, gateway } = compose.services as Record<'postgres' | 'bootstrap' | 'migrate' | 'gateway', Service>;
+const { postgres, bootstrap, migrate, pgbouncer, gateway } = compose.services as Record<
+  'postgres' | 'bootstrap' | 'migrate' | 'pgbouncer' | 'gateway',
+  Service
+>;
 
 /** What docker compose would substitute, with a 32-character secret for required values. */
 const interpolate = (value: string): string =>
@@ -72,6 +75,26 @@ test('the published port is the port the gateway listens on, on all interfaces',
   expect(env.HOST).toBe('0.0.0.0');
   const [, container] = (gateway.ports?.[0] ?? '').split(':');
   expect(container).toBe(String(env.PORT));
+});
+
+test("PgBouncer in transaction mode carries the API's requests, logged in as the gateway's authenticator; LISTEN and migrations stay direct", () => {
+  const env = Object.fromEntries(Object.entries(gateway.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))]));
+  const bouncer = Object.fromEntries(Object.entries(pgbouncer.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))]));
+  expect(bouncer.POOL_MODE).toBe('transaction');
+  const auth = new URL(env.AUTH_DATABASE_URL!);
+  const pooler = new URL(env.POOLER_DATABASE_URL!);
+  const upstream = new URL(bouncer.DATABASE_URL!);
+  // The gateway reaches PgBouncer on its port, as the login PgBouncer itself uses against PostgreSQL.
+  expect(pooler.hostname).toBe('pgbouncer');
+  expect(pooler.port).toBe(String(bouncer.LISTEN_PORT));
+  expect(upstream.hostname).toBe('postgres');
+  for (const url of [pooler, upstream]) {
+    expect([url.username, url.password, url.pathname]).toEqual([auth.username, auth.password, auth.pathname]);
+  }
+  expect(auth.hostname).toBe('postgres');
+  expect(parseConfig(env).poolerDatabaseUrl).toBe(env.POOLER_DATABASE_URL);
+  expect(gateway.depends_on?.pgbouncer).toBeDefined();
+  expect(pgbouncer.depends_on?.bootstrap?.condition).toBe('service_completed_successfully');
 });
 
 test('the image runs Node 24', () => {
