@@ -1,6 +1,8 @@
 FROM node:24-slim
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The workspace packages' manifests, which npm ci links (packages/*).
+COPY packages/pglite-server/package.json packages/pglite-server/
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
 ENV NODE_ENV=production

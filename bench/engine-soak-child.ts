@@ -26,9 +26,9 @@ import v8 from 'node:v8';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { Worker } from 'node:worker_threads';
-import { dataDirSecret, DATABASE_NAME, loginPasswords, SHADOW_DATABASE_NAME, startEmbedded } from '../src/embedded/index.ts';
-import type { WorkerInput, WorkerMessage } from '../src/embedded/backend-thread.ts';
-import { OWNER_ROLE } from '../src/embedded/instance.ts';
+import { dataDirSecret, DATABASE_NAME, loginPasswords, SHADOW_DATABASE_NAME, startEmbedded } from '@sheratan/pglite-server';
+import type { WorkerInput, WorkerMessage } from '@sheratan/pglite-server/backend-thread';
+import { OWNER_ROLE } from '@sheratan/pglite-server';
 
 const { values } = parseArgs({
   options: {
@@ -61,7 +61,7 @@ async function startThread(dataDir: string): Promise<{ url: string; stop(): Prom
     host: '127.0.0.1',
     port: 0,
   };
-  const worker = new Worker(new URL('../src/embedded/backend-thread.ts', import.meta.url), { workerData: input });
+  const worker = new Worker(new URL(import.meta.resolve('@sheratan/pglite-server/backend-thread')), { workerData: input });
   const ready = await new Promise<WorkerMessage>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);

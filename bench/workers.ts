@@ -84,7 +84,7 @@ console.log(`wrote ${path.relative(projectRoot, out)}`);
 
 /** Embedded: the owner's URL of the engine the gateway serves (its data directory's lock file names the port). */
 async function ownerUrlOf(_url: string): Promise<string> {
-  const { attachOrStartEmbedded } = await import('../src/embedded/index.ts');
+  const { attachOrStartEmbedded } = await import('@sheratan/pglite-server');
   const engine = await attachOrStartEmbedded(database.env.SHERATAN_DATA_DIR!, 'bench');
   return engine.url();
 }

@@ -21,7 +21,7 @@ export interface MaintenanceNotice {
 /**
  * The embedded engine's SQLSTATE for a request that could not have its one
  * backend within DB_POOL_TIMEOUT_MS, over its channel or its socket
- * (BACKEND_BUSY_SQLSTATE in src/embedded/pg-server.ts: the engine's side of
+ * (BACKEND_BUSY_SQLSTATE in packages/pglite-server/src/pg-server.ts: the engine's side of
  * this contract, as the search functions' names are the SQL's).
  */
 const EMBEDDED_BACKEND_BUSY = 'SB000';

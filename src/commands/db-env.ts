@@ -1,7 +1,6 @@
 import { redact } from '../config/config.ts';
-import { serverUrls } from '../database/connect.ts';
+import { embeddedAddress, serverUrls } from '../database/connect.ts';
 import { migrationPlaceholders } from '../database/migrations.ts';
-import { embeddedAddress } from '../embedded/index.ts';
 import type { Command } from './command.ts';
 
 const quote = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;

@@ -1,4 +1,4 @@
-import { embeddedAddress } from '../embedded/index.ts';
+import { embeddedAddress } from '../database/connect.ts';
 import type { Command } from './command.ts';
 
 export const dbUrl: Command = {

@@ -48,7 +48,7 @@ export interface Config {
   idleInTransactionTimeoutMs: number;
   /** EMBEDDED_PORT: the embedded engine's loopback port (unset: the one remembered in the data directory). */
   embeddedPort?: number;
-  /** EMBEDDED_ENGINE: where the gateway runs the embedded engine: a worker thread, or a supervised child process restarted if it dies (src/embedded/supervisor.ts). */
+  /** EMBEDDED_ENGINE: where the gateway runs the embedded engine: a worker thread, or a supervised child process restarted if it dies (packages/pglite-server/src/supervisor.ts). */
   embeddedEngine: 'thread' | 'process';
   /** On SIGTERM, how long in-flight requests may take before their connections are cut. */
   shutdownGraceMs: number;

@@ -1,6 +1,6 @@
 // The database roles, named once for the TypeScript side (graphile/starter's
 // role trio plus the gateway's login; the owner is whoever DATABASE_URL logs
-// in as, and the embedded engine names its own logins, src/embedded/instance.ts). Roles are cluster-wide,
+// in as, and the embedded engine names its own logins, packages/pglite-server/src/instance.ts). Roles are cluster-wide,
 // so several stores on one PostgreSQL cluster each need their own: every API
 // role's name is DATABASE_ROLE_PREFIX followed by its part (_authenticator,
 // _app, _readonly, _anonymous); the default prefix `sheratan` gives the names

@@ -3,8 +3,11 @@
 import pg from 'pg';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import type { Config } from '../config/config.ts';
-import { attachOrStartEmbedded, BACKEND_WAIT_SETTING, startEmbedded, type EmbeddedEngine } from '../embedded/index.ts';
-import { superviseEmbedded } from '../embedded/supervisor.ts';
+import { attachOrStartEmbedded, BACKEND_WAIT_SETTING, startEmbedded, type EmbeddedEngine } from '@sheratan/pglite-server';
+
+/** Where the embedded engine for a data directory is or will be (`db:url`, `db:env`): the commands reach the engine package through this box. */
+export { embeddedAddress } from '@sheratan/pglite-server';
+import { superviseEmbedded } from '@sheratan/pglite-server/supervisor';
 
 import { AUTHENTICATOR_ROLE, DATABASE_ROLES } from '../config/roles.ts';
 import { log } from '../config/log.ts';

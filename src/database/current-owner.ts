@@ -15,7 +15,7 @@ import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import pg from 'pg';
 import type { Config } from '../config/config.ts';
-import { releaseLockFile, tryLockFile } from '../embedded/lock-file.ts';
+import { releaseLockFile, tryLockFile } from '@sheratan/pglite-server';
 
 /** The advisory lock's two keys on a server (arbitrary: "sheratan", "current.sql"). */
 const LOCK_KEYS = [734_520, 1] as const;

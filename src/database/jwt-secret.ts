@@ -2,7 +2,7 @@
 // generated once per embedded data directory. Its own module, so that the operations that need
 // it (token, backup, restore) do not import the gateway.
 import type { Config } from '../config/config.ts';
-import { dataDirSecret } from '../embedded/index.ts';
+import { dataDirSecret } from '@sheratan/pglite-server';
 
 export function effectiveJwtSecret(config: Config): string | undefined {
   // Production has no generated secret: its gateway refuses to start without JWT_SECRET (assertReadyToServe).

@@ -9,7 +9,7 @@
 // It speaks the Postgres protocol with node-postgres's own message
 // serializer, parser and type parsers, so results are exactly what the `pg`
 // adaptor returns. How batches travel is a Transport: the embedded engine's
-// in-process channel (src/embedded/channel-transport.ts) or a pg.Pool's
+// in-process channel (packages/pglite-server/src/channel-transport.ts) or a pg.Pool's
 // connections to a server (poolTransport, below).
 //
 // The session logs in as the authenticator (NOINHERIT, no privileges of its

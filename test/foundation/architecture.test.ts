@@ -6,20 +6,24 @@ import { projectRoot } from '../../src/config/paths.ts';
 
 // Each box and what it may import (besides itself and npm packages).
 const ALLOWED: Record<string, readonly string[]> = {
-  'src/commands': ['src/admin', 'src/operations', 'src/http', 'src/graphql', 'src/database', 'src/embedding', 'src/embedded', 'src/config', 'plugins'],
+  'src/commands': ['src/admin', 'src/operations', 'src/http', 'src/graphql', 'src/database', 'src/embedding', 'src/config', 'plugins'],
   'src/cli.ts': ['src/commands'],
   // The operator page: a box above http (it mounts itself on the gateway the commands start) and operations (doctor).
   'src/admin': ['src/operations', 'src/http', 'src/database', 'src/embedding', 'src/config'],
   'src/operations': ['src/database', 'src/embedding', 'src/config'],
   'src/http': ['src/graphql', 'src/database', 'src/embedding', 'src/config', 'plugins'],
   'src/graphql': ['src/database', 'src/config', 'plugins'],
-  'src/database': ['src/embedded', 'src/config'],
+  'src/database': ['src/config'],
   'src/embedding': ['src/config'],
   // The ground floor: configuration imports nothing of the project.
   'src/config': [],
   'src/client': [],
-  'src/embedded': [],
   plugins: ['src/config'],
+};
+
+/** The workspace packages (packages/*), and the one box of the app that may depend on each. */
+const PACKAGES: Record<string, { dir: string; importer: string }> = {
+  '@sheratan/pglite-server': { dir: 'packages/pglite-server', importer: 'src/database' },
 };
 
 function files(dir: string): string[] {
@@ -48,6 +52,32 @@ test('every import in src/ and plugins/ goes to its own box or one below it', ()
       const target = path.relative(projectRoot, path.resolve(projectRoot, path.dirname(file), spec!));
       if (boxOf(target) === box) continue;
       if (!ALLOWED[box]!.some((allowed) => target === allowed || target.startsWith(`${allowed}/`))) wrong.push(`${file} imports ${target}`);
+    }
+  }
+  expect(wrong).toEqual([]);
+});
+
+test('each workspace package has one importer in the app, and imports nothing of the app or of its own files by a path outside it', () => {
+  const wrong: string[] = [];
+  const app = [...files('src'), ...files('plugins')];
+  for (const [name, { dir, importer }] of Object.entries(PACKAGES)) {
+    const manifest = JSON.parse(readFileSync(path.join(projectRoot, dir, 'package.json'), 'utf8')) as { name: string };
+    expect(manifest.name).toBe(name);
+    // Its app importer reaches it by its name (a package dependency of the app), never by a path into it.
+    for (const file of app) {
+      const text = readFileSync(path.join(projectRoot, file), 'utf8');
+      const byName = new RegExp(`(?:from|import)\\s*\\(?\\s*'${name}(?:/[^']*)?'`).test(text);
+      if (byName && !(file === importer || file.startsWith(`${importer}/`))) wrong.push(`${file} imports ${name}`);
+      if (text.includes(`${dir}/`) && /(?:from|import)\s*\(?\s*'[^']*packages\//.test(text)) wrong.push(`${file} imports ${dir} by path`);
+    }
+    // The package itself: relative imports stay inside it; it names no module of the app.
+    for (const file of files(dir)) {
+      const text = readFileSync(path.join(projectRoot, file), 'utf8');
+      for (const [, spec] of text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) {
+        const target = path.relative(projectRoot, path.resolve(projectRoot, path.dirname(file), spec!));
+        if (!target.startsWith(`${dir}/`)) wrong.push(`${file} imports ${target}`);
+      }
+      if (/(?:from|import)\s*\(?\s*'sheratan-store/.test(text)) wrong.push(`${file} imports the app`);
     }
   }
   expect(wrong).toEqual([]);

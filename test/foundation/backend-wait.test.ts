@@ -8,7 +8,7 @@
 // waits as before; a bad value is refused at login, naming the setting.
 import { rmSync } from 'node:fs';
 import pg from 'pg';
-import type { EmbeddedEngine } from '../../src/embedded/index.ts';
+import type { EmbeddedEngine } from '@sheratan/pglite-server';
 import { describeEmbedded, tempDataDir } from '../support/backend.ts';
 import { startSupervisedEngine } from '../support/supervised-engine.ts';
 

@@ -5,7 +5,7 @@
 // embeddings bulk-load through COPY and are found by a GraphQL search.
 //
 // (On the embedded engine COPY FROM STDIN used to end the instance: PGlite
-// cannot wait for data it has not been handed; see src/embedded/copy-in.ts.)
+// cannot wait for data it has not been handed; see packages/pglite-server/src/copy-in.ts.)
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

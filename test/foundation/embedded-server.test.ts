@@ -3,7 +3,7 @@
 import pg from 'pg';
 import { rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { DataDirInUseError, startEmbedded, type EmbeddedEngine } from '../../src/embedded/index.ts';
+import { DataDirInUseError, startEmbedded, type EmbeddedEngine } from '@sheratan/pglite-server';
 import { startSupervisedEngine } from '../support/supervised-engine.ts';
 import { tempDataDir } from '../support/harness.ts';
 import { describeEmbedded } from '../support/backend.ts';

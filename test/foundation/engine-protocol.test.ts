@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { EmbeddedEngine } from '../../src/embedded/index.ts';
+import type { EmbeddedEngine } from '@sheratan/pglite-server';
 import { startSupervisedEngine } from '../support/supervised-engine.ts';
 import { describeEmbedded, tempDataDir } from '../support/backend.ts';
 import { waitFor } from '../support/processes.ts';

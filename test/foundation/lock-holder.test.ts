@@ -4,7 +4,7 @@
 // never do it), and a zombie's pid still answers kill(pid, 0): the restart was
 // refused "in use by process N (gateway)" for a process already dead.
 import { spawn } from 'node:child_process';
-import { processAlive } from '../../src/embedded/lock-file.ts';
+import { processAlive } from '@sheratan/pglite-server';
 import { waitFor } from '../support/processes.ts';
 
 test('a running process is alive; killed and not yet reaped (a zombie) it is not, though its pid still takes signals', async () => {

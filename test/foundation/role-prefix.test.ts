@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseConfig } from '../../src/config/config.ts';
 import * as roles from '../../src/config/roles.ts';
-import * as engineRoles from '../../src/embedded/instance.ts';
+import * as engineRoles from '@sheratan/pglite-server';
 import { projectRoot } from '../../src/config/paths.ts';
 
 const server = { DATABASE_URL: 'postgres://owner:pw@localhost:5432/store' };
@@ -69,10 +69,10 @@ function files(dir: string): string[] {
   });
 }
 
-test("TypeScript, the tests' support included, names the roles only through config/roles.ts and the engine's instance.ts", () => {
+test("TypeScript, the tests' support included, names the roles only through config/roles.ts and the engine package's instance.ts", () => {
   const literal = /\bsheratan_(app|readonly|anonymous|authenticator)\b/;
-  const allowed = new Set(['src/embedded/instance.ts']);
-  const found = ['src', 'plugins', 'test/support']
+  const allowed = new Set(['packages/pglite-server/src/instance.ts']);
+  const found = ['src', 'plugins', 'packages/pglite-server/src', 'test/support']
     .flatMap((dir) => files(path.join(projectRoot, dir)))
     .map((f) => path.relative(projectRoot, f))
     .filter((f) => !allowed.has(f))

@@ -78,7 +78,7 @@ function watchRequests(gateway: RunningGateway) {
 /**
  * Embedded: the gateway's engine sessions with a batch handed to the engine
  * and not yet answered (by session number), read off the in-process channel
- * the gateway's requests use (src/embedded/channel.ts).
+ * the gateway's requests use (packages/pglite-server/src/channel.ts).
  */
 function watchEngineSessions(gateway: RunningGateway) {
   const channel = gateway.db.engine?.channel;

@@ -1,4 +1,4 @@
-// EMBEDDED_ENGINE=process (src/embedded/supervisor.ts): the embedded engine in
+// EMBEDDED_ENGINE=process (packages/pglite-server/src/supervisor.ts): the embedded engine in
 // a supervised child process, so that V8's occasional abort in its WebAssembly
 // code bookkeeping (nodejs/node#64500) costs an engine restart, not the
 // gateway. The abort is stood in for by SIGSEGV sent to the engine's process
@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { signToken } from '../../src/http/token-signing.ts';
 import { parseConfig } from '../../src/config/config.ts';
-import { processAlive } from '../../src/embedded/lock-file.ts';
+import { processAlive } from '@sheratan/pglite-server';
 import { createTestDatabase, embeddedTest, type TestDatabase } from '../support/backend.ts';
 import { randomUnit, rng } from '../support/embeddings.ts';
 import { postOnce, startGatewayProcess, waitFor, type Reply } from '../support/processes.ts';

@@ -5,7 +5,7 @@
 // 11.7 s for it; `select count(*) from generate_series(1, 30000000)` held it
 // 9.8 s. The login's statement_timeout is 0 and it may set its own; the
 // engine's one backend runs a statement inside one synchronous call that no
-// timeout or cancel request can interrupt (src/embedded/README.md, "Limits
+// timeout or cancel request can interrupt (packages/pglite-server/README.md, "Limits
 // that remain"), and the gateway's request waits behind it without a bound
 // (DB_POOL_TIMEOUT_MS covers taking a slot, not the backend being busy).
 //

@@ -2,7 +2,7 @@
 // real clients (psql, pg) on both backends: no SQL, by either protocol, makes
 // it another role; it reads no other login's cursors, prepared statements or
 // their text, and cannot drop another's statements. A server is a boundary
-// by itself; the embedded engine is one by construction (src/embedded/
+// by itself; the embedded engine is one by construction (packages/pglite-server/
 // login-boundary.ts seals its bootstrap role while such a login holds the
 // backend; pg-server.ts keeps cursors and prepared statements per login).
 import { spawnSync } from 'node:child_process';

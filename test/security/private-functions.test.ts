@@ -168,7 +168,7 @@ const ALLOWED: Record<string, Allowed> = {
       } as Allowed,
     ]),
   ),
-  // The embedded engine's own (src/embedded/login-boundary.ts; no such schema on a server).
+  // The embedded engine's own (packages/pglite-server/src/login-boundary.ts; no such schema on a server).
   ...(backend === 'embedded' ? Object.fromEntries(['seal', 'unseal'].map((fn) => [`sheratan_engine.${fn}(text)`, ENGINE_SEAL])) : {}),
 };
 

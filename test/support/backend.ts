@@ -15,7 +15,7 @@ import { bootstrapServer } from '../../src/operations/bootstrap.ts';
 import { migrateToHead, structuredMigrateLogger } from '../../src/database/migrations.ts';
 import { setLogLevel } from '../../src/config/log.ts';
 import { AUTHENTICATOR_ROLE } from '../../src/config/roles.ts';
-import { OWNER_ROLE } from '../../src/embedded/instance.ts';
+import { OWNER_ROLE } from '@sheratan/pglite-server';
 
 export const SUPERUSER_URL = process.env.TEST_DATABASE_URL || undefined;
 export const backend: 'embedded' | 'server' = SUPERUSER_URL ? 'server' : 'embedded';

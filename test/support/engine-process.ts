@@ -2,8 +2,8 @@
 // of the test runner's process): `node test/support/engine-process.ts DIR PORT`
 // serves DIR on PORT, prints one JSON line with the connection strings when
 // ready, and stops cleanly on SIGTERM.
-import { startEmbedded } from '../../src/embedded/index.ts';
-import { AUTHENTICATOR_ROLE } from '../../src/embedded/instance.ts';
+import { startEmbedded } from '@sheratan/pglite-server';
+import { AUTHENTICATOR_ROLE } from '@sheratan/pglite-server';
 
 const [dataDir, port] = process.argv.slice(2);
 if (!dataDir || !port) throw new Error('usage: engine-process.ts DATA_DIR PORT');

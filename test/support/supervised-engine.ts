@@ -1,12 +1,12 @@
 // The embedded engine for a test of the engine itself, in a supervised child
-// process (src/embedded/supervisor.ts, as EMBEDDED_ENGINE=process runs it):
+// process (packages/pglite-server/src/supervisor.ts, as EMBEDDED_ENGINE=process runs it):
 // the same listener and backend as a thread's, with PGlite's WebAssembly kept
 // out of the jest worker (V8's occasional abort as that code is freed,
 // nodejs/node#64500, would end the worker; in the engine's process, after its
 // database is closed, it costs nothing). A crash during the test is not hidden
 // by the restart: it is printed, and the engine's stop() fails naming it.
-import { superviseEmbedded } from '../../src/embedded/supervisor.ts';
-import type { EmbeddedEngine, StartOptions } from '../../src/embedded/index.ts';
+import { superviseEmbedded } from '@sheratan/pglite-server/supervisor';
+import type { EmbeddedEngine, StartOptions } from '@sheratan/pglite-server';
 
 export async function startSupervisedEngine(dataDir: string, options: StartOptions): Promise<EmbeddedEngine> {
   const crashes: string[] = [];

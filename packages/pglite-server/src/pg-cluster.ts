@@ -407,7 +407,7 @@ export class PgCluster {
           // server sends nothing back; clients close this connection unread).
           return fail(
             '0A000',
-            'cancel requests are not supported by the embedded engine: a running statement cannot be interrupted (see src/embedded/README.md)',
+            'cancel requests are not supported by the embedded engine: a running statement cannot be interrupted (see packages/pglite-server/README.md)',
           );
         } else if (code === wire.PROTOCOL_3) {
           startup = wire.startupParameters(body);

@@ -14,7 +14,14 @@ import { channelTransport } from './channel-transport.ts';
 import type { Transport } from './transport.ts';
 import { processAlive, readLockFile, releaseLockFile, tryLockFile, updateLockFile, type LockHolder } from './lock-file.ts';
 
-export { BACKEND_WAIT_SETTING } from './pg-server.ts';
+// The package's public face (package.json "exports": this module, `./supervisor`
+// for the engine in a child process, `./backend-thread` for the soak benchmark).
+export { BACKEND_BUSY_SQLSTATE, BACKEND_WAIT_SETTING } from './pg-server.ts';
+export { noPrepared, type BackendMessage, type Prepared, type Transport, type TransportSession } from './transport.ts';
+export { sqlStatements } from './sql-lexer.ts';
+export { processAlive, releaseLockFile, tryLockFile } from './lock-file.ts';
+export { AUTHENTICATOR_ROLE, ENGINE_SUPERUSER, OWNER_ROLE } from './instance.ts';
+export { DEFAULT_CLUSTER_LIMITS, loginDelayMs } from './pg-cluster.ts';
 
 export const DATABASE_NAME = 'sheratan';
 export const SHADOW_DATABASE_NAME = 'sheratan_shadow';

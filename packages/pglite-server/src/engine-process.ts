@@ -16,7 +16,8 @@ export interface EngineProcessInput {
 export type EngineProcessMessage = { type: 'ready'; port: number } | { type: 'closed' } | { type: 'error'; message: string; inUse?: boolean };
 
 const input = JSON.parse(process.argv[2] ?? 'null') as EngineProcessInput | null;
-if (!input || !process.send) throw new Error('engine-process.ts is started by the supervisor (src/embedded/supervisor.ts) with its input and an IPC channel');
+if (!input || !process.send)
+  throw new Error('engine-process.ts is started by the supervisor (packages/pglite-server/src/supervisor.ts) with its input and an IPC channel');
 
 try {
   const engine = await startEmbedded(input.dataDir, {

@@ -42,7 +42,7 @@ function installSql(owner: string, key: string): string {
     create schema if not exists ${ENGINE_SCHEMA};
     alter schema ${ENGINE_SCHEMA} owner to ${owner};
     grant usage on schema ${ENGINE_SCHEMA} to public;
-    comment on schema ${ENGINE_SCHEMA} is 'The embedded engine''s own functions: sealing the bootstrap role while a restricted login holds the backend (src/embedded/login-boundary.ts).';
+    comment on schema ${ENGINE_SCHEMA} is 'The embedded engine''s own functions: sealing the bootstrap role while a restricted login holds the backend (packages/pglite-server/src/login-boundary.ts).';
 
     create or replace function ${ENGINE_SCHEMA}.refuse_ddl() returns event_trigger language plpgsql as $f$
     begin
