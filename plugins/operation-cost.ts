@@ -220,8 +220,15 @@ export function withDefaults(field: GraphQLField<unknown, unknown>, args: Record
   return result;
 }
 
-const isConnection = (type: GraphQLNamedType): boolean =>
-  isObjectType(type) && type.name.endsWith('Connection') && 'nodes' in type.getFields() && 'edges' in type.getFields();
+declare module 'graphql' {
+  interface GraphQLObjectTypeExtensions {
+    /** Set by RequestLimitsPlugin's schema hook: the type is a connection (graphile-build's `isConnectionType` scope). */
+    sheratan?: { connection?: boolean };
+  }
+}
+
+/** A connection, as graphile-build registered it (RequestLimitsPlugin marks it): its nodes and edges are bounded by first/last. */
+const isConnection = (type: GraphQLNamedType): boolean => isObjectType(type) && type.extensions.sheratan?.connection === true;
 
 const returnsList = (field: GraphQLField<unknown, unknown>): boolean => getNullableType(field.type) instanceof GraphQLList;
 

@@ -160,6 +160,16 @@ export const RequestLimitsPlugin: GraphileConfig.Plugin = {
   name: 'SheratanRequestLimitsPlugin',
   version: '1.0.0',
   description: 'Query depth, introspection policy, operation cost and page-size caps',
+  schema: {
+    hooks: {
+      // The cost walk knows a connection by the scope graphile-build registered it with, not by its name
+      // (a user's inflection may call it anything): it is marked in the type's extensions (operation-cost.ts).
+      GraphQLObjectType(config, _build, context) {
+        if (!context.scope.isConnectionType) return config;
+        return { ...config, extensions: { ...config.extensions, sheratan: { ...config.extensions?.sheratan, connection: true } } };
+      },
+    },
+  },
   grafserv: {
     middleware: {
       setPreset(next, event) {

@@ -66,3 +66,40 @@ test("without options the limits are the plugin's defaults: a search's first abo
     await instance.release();
   }
 });
+
+test("the cost walk knows a connection by graphile-build's scope, not by its name: renamed connection types still multiply and still need first or last", async () => {
+  // A user's inflection names connection types `…Page`: the cost of nested pages must not fall to one row each.
+  const RenameConnections: GraphileConfig.Plugin = {
+    name: 'TestRenameConnectionsPlugin',
+    version: '0.0.0',
+    inflection: { replace: { connectionType: (_previous, _options, typeName) => `${typeName}Page` } },
+  };
+  const base = userPreset(SheratanPreset, 'sheratan_app');
+  const instance = postgraphile({
+    ...base,
+    plugins: [RenameConnections],
+    grafast: { context: () => ({ pgSettings: { role: 'sheratan_app', 'jwt.claims.tenant': 'preset-test' } }) },
+  });
+  try {
+    const { schema, resolvedPreset } = await instance.getSchemaResult();
+    expect(schema.getType('DocumentPage')).toBeDefined();
+    expect(schema.getType('DocumentConnection')).toBeUndefined();
+    // 1,000 documents × 1,000 chunks each is far over MAX_QUERY_COST's default, whatever the types are called.
+    const pages = 1000;
+    expect(pages * pages).toBeGreaterThan(DEFAULT_REQUEST_LIMITS.maxCost);
+    const result = (await grafast({
+      schema,
+      resolvedPreset,
+      requestContext: {},
+      source: `{ allDocuments(first: ${pages}) { nodes { chunks(first: ${pages}) { nodes { id } } } } }`,
+    })) as { errors?: Array<{ message: string }> };
+    expect(result.errors?.[0]?.message).toMatch(/MAX_QUERY_COST/);
+    // A page without first or last is refused, not read whole.
+    const unbounded = (await grafast({ schema, resolvedPreset, requestContext: {}, source: '{ allDocuments { nodes { id } } }' })) as {
+      errors?: Array<{ message: string; extensions?: { code?: string } }>;
+    };
+    expect(unbounded.errors?.[0]).toMatchObject({ message: expect.stringMatching(/allDocuments needs first or last/) });
+  } finally {
+    await instance.release();
+  }
+});
