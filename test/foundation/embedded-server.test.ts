@@ -175,6 +175,47 @@ describeEmbedded("it tests the embedded engine's own wire-protocol server", 'the
     await shadow.end();
   });
 
+  // GRANT/REVOKE … ON DATABASE and ALTER DATABASE are answered by the engine itself (it has one database per
+  // instance); inside a transaction they must neither hand the backend to another client (whose turn would end
+  // the open transaction, losing what it did: the reporting login created in one transaction with its GRANT
+  // CONNECT vanished so) nor tell the client it is idle.
+  test.each([
+    'grant connect on database sheratan to tenant_reader',
+    'revoke connect on database sheratan from tenant_reader',
+    'GRANT CONNECT, TEMPORARY ON DATABASE "sheratan" TO tenant_reader',
+    'alter database sheratan set work_mem = 1024',
+  ])('inside a transaction, %s keeps the transaction and the backend: another client waiting meanwhile runs after the commit', async (command) => {
+    const table = `kept_${Math.random().toString(36).slice(2, 8)}`;
+    const a = await connect();
+    const b = await connect();
+    await a.query('begin');
+    await a.query(`create table ${table} (v int)`);
+    // b asks for the backend while a's transaction holds it: it must wait for a's commit.
+    const waiting = b.query(`select count(*)::int as n from pg_class where relname = $1`, [table]);
+    const reply = await a.query(command);
+    expect(reply.command).toMatch(/GRANT|REVOKE|ALTER/);
+    expect((await a.query('select count(*)::int as n from pg_class where relname = $1', [table])).rows[0].n).toBe(1);
+    await a.query('commit');
+    // b ran after the commit: it sees the table, and so does everyone after.
+    expect((await waiting).rows[0].n).toBe(1);
+    expect((await b.query(`select count(*)::int as n from ${table}`)).rows[0].n).toBe(0);
+    await Promise.all([a.end(), b.end()]);
+  });
+
+  test.each(['drop database sheratan', 'create database sheratan', 'sheratan dump'])(
+    'inside a transaction, %s is refused (25001) and the transaction is kept',
+    async (command) => {
+      const table = `kept_${Math.random().toString(36).slice(2, 8)}`;
+      const a = await connect();
+      await a.query('begin');
+      await a.query(`create table ${table} (v int)`);
+      await expect(a.query(command)).rejects.toMatchObject({ code: '25001', message: expect.stringMatching(/cannot run inside a transaction block/) });
+      await a.query('rollback');
+      expect((await a.query('select count(*)::int as n from pg_class where relname = $1', [table])).rows[0].n).toBe(0);
+      await a.end();
+    },
+  );
+
   test('a second engine on the same data directory is refused with a clear message', async () => {
     await expect(startEmbedded(dataDir, { purpose: 'second' })).rejects.toThrow(DataDirInUseError);
     await expect(startEmbedded(dataDir, { purpose: 'second' })).rejects.toThrow(/in use by process \d+ \(test\)/);

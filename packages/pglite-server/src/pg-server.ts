@@ -732,6 +732,19 @@ export class PgDatabase {
       const sql = wire.sqlText(raw);
       if (type === 'Q' && sql !== undefined && (DATABASE_COMMAND.test(sql) || DUMP_COMMAND.test(sql))) {
         mark(s, 'database command');
+        const inTransaction = s.txStatus === 'T' || s.txStatus === 'E';
+        if (inTransaction) {
+          // Answered here, the backend kept: handing it to another client now would end this client's open
+          // transaction. GRANT/REVOKE … ON DATABASE and ALTER DATABASE are transactional on a server; DROP and
+          // CREATE DATABASE (and a dump) cannot run in a transaction block there either.
+          const verb = /^\s*(\w+\s+\w+)/.exec(sql)![1]!.toUpperCase();
+          const reply = /^(DROP|CREATE) DATABASE|^SHERATAN DUMP/.test(verb)
+            ? wire.errorResponse('ERROR', '25001', `${verb} cannot run inside a transaction block`)
+            : await s.databaseCommand(sql); // an acknowledgement (or a refusal) that needs no backend
+          s.socket.write(Buffer.concat([reply, wire.readyForQuery(s.txStatus!)]));
+          mark(s, 'done');
+          return;
+        }
         this.release(s);
         s.socket.write(Buffer.concat([await s.databaseCommand(sql), wire.readyForQuery('I')]));
         mark(s, 'done');
