@@ -30,7 +30,9 @@ beforeAll(async () => {
   // Catalog names print schema-qualified whatever the database's search_path.
   await owner.query('set search_path = pg_catalog');
   await createReportingLogin({ ...h.config, rootDatabaseUrl: SUPERUSER_URL }, h.db, { name: LOGIN, tenant: 'acme', password: PASSWORD });
-  // Seen once in CI (embedded): every test naming the login found no such role. Said here if it was never there.
+  // Twice in CI (embedded) every test naming the login found no such role: the engine handed its backend to a
+  // waiting client at the GRANT … ON DATABASE inside the login's transaction, which ended it (embedded-server.test.ts
+  // now tests that class). Said here if the login is ever missing again.
   const { rows } = await owner.query<{ n: number }>('select count(*)::int as n from pg_roles where rolname = $1', [LOGIN]);
   if (rows[0]!.n !== 1) throw new Error(`the reporting login ${LOGIN} is not in pg_roles right after createReportingLogin`);
 });
