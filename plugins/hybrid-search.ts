@@ -65,7 +65,7 @@ export const HybridSearchPlugin = extendSchema((build) => {
           candidates: Int
           "Re-rank the best fused results for diversity (MMR): relevance is the fused score over the best one, novelty the cosine similarity to the results already taken."
           diversity: SearchDiversity
-        ): [HybridSearchResult!]!
+        ): [HybridSearchResult!]! @scope(isSheratanSearch: true)
       }
     `,
     objects: {

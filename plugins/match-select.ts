@@ -8,9 +8,6 @@ import { TYPES, pgSelect, type PgCodec, type PgResource, type PgSelectSingleStep
 import { lambda, type ExecutableStep, type FieldArgs, type FieldInfo, type ObjectStep } from 'postgraphile/grafast';
 import { sql, type SQL } from 'postgraphile/pg-sql2';
 
-/** The fields that search: their `first` is capped by MAX_SEARCH_RESULTS, and they count as searches in metrics. */
-export const SEARCH_FIELDS = ['searchDocumentChunks', 'hybridSearchDocumentChunks', 'similarChunks', 'similarDocuments'] as const;
-
 /**
  * A field's argument as the cost walk counts it (operation-cost.ts
  * `withDefaults`): an explicit `null` where the argument has a default is

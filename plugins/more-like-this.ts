@@ -43,6 +43,7 @@ export const MoreLikeThisPlugin = extendSchema((build) => {
         has no embedding. Each call is recorded in search logs.
         """
         similarChunks("How many results (at most MAX_SEARCH_RESULTS)." first: Int = 10, filter: DocumentChunkSearchFilter): [DocumentChunkSearchResult!]!
+          @scope(isSheratanSearch: true)
       }
 
       extend type Document {
@@ -52,7 +53,7 @@ export const MoreLikeThisPlugin = extendSchema((build) => {
         each other document by its chunk nearest to that mean. Empty if no chunk
         of this document has an embedding. Each call is recorded in search logs.
         """
-        similarDocuments("How many results (at most MAX_SEARCH_RESULTS)." first: Int = 10): [DocumentSearchResult!]!
+        similarDocuments("How many results (at most MAX_SEARCH_RESULTS)." first: Int = 10): [DocumentSearchResult!]! @scope(isSheratanSearch: true)
       }
     `,
     objects: {

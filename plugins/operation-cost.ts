@@ -65,10 +65,8 @@ export interface CostLimits {
   maxPageSize: number;
   /** Largest offset (MAX_OFFSET). */
   maxOffset: number;
-  /** Per-field caps that override maxPageSize, e.g. { searchDocumentChunks: { cap: 100, setting: 'MAX_SEARCH_RESULTS' } }. */
-  fieldCaps?: Record<string, { cap: number; setting: string }>;
-  /** Fields that run a similarity search (and log it). */
-  searchFields: readonly string[];
+  /** Largest first of a search field (MAX_SEARCH_RESULTS): the fields marked as searches (isSearchField). */
+  maxSearchResults: number;
   /** Searches one operation may run (MAX_SEARCHES_PER_REQUEST). */
   maxSearches: number;
   /** Characters of a search's queryText (MAX_QUERY_TEXT_LENGTH). */
@@ -225,7 +223,16 @@ declare module 'graphql' {
     /** Set by RequestLimitsPlugin's schema hook: the type is a connection (graphile-build's `isConnectionType` scope). */
     sheratan?: { connection?: boolean };
   }
+  // (Its type parameters are graphql's, unused here.)
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  interface GraphQLFieldExtensions<_TSource, _TContext, _TArgs> {
+    /** Set by RequestLimitsPlugin's schema hook: the field runs a search (declared `@scope(isSheratanSearch: true)`). */
+    sheratan?: { search?: boolean };
+  }
 }
+
+/** A field that runs a search (and logs it): its first is capped by MAX_SEARCH_RESULTS, and it counts as a search. */
+export const isSearchField = (field: GraphQLField<unknown, unknown>): boolean => field.extensions.sheratan?.search === true;
 
 /** A connection, as graphile-build registered it (RequestLimitsPlugin marks it): its nodes and edges are bounded by first/last. */
 const isConnection = (type: GraphQLNamedType): boolean => isObjectType(type) && type.extensions.sheratan?.connection === true;
@@ -252,17 +259,17 @@ export function operationCost(
   if (coerced.errors) return { report: { cost: 0, searches: 0 } };
   const variables = coerced.coerced;
   const fragments = fragmentsOf(document);
-  const searchFields = new Set(limits.searchFields);
   let cost = 0;
   let searches = 0;
   let refusal: Refusal | null = null;
 
-  const capOf = (name: string): { cap: number; setting: string } => limits.fieldCaps?.[name] ?? { cap: limits.maxPageSize, setting: 'MAX_PAGE_SIZE' };
-  const pageCheck = (field: FieldNode, args: Record<string, unknown>): void => {
-    const name = field.name.value;
+  const capOf = (field: GraphQLField<unknown, unknown>): { cap: number; setting: string } =>
+    isSearchField(field) ? { cap: limits.maxSearchResults, setting: 'MAX_SEARCH_RESULTS' } : { cap: limits.maxPageSize, setting: 'MAX_PAGE_SIZE' };
+  const pageCheck = (selection: FieldNode, field: GraphQLField<unknown, unknown>, args: Record<string, unknown>): void => {
+    const name = selection.name.value;
     for (const key of ['first', 'last'] as const) {
       const value = args[key];
-      const { cap, setting } = capOf(name);
+      const { cap, setting } = capOf(field);
       if (typeof value === 'number' && value > cap)
         refusal ??= { code: 'PAGE_TOO_LARGE', message: `${name}(${key}: ${value}) is above the limit of ${cap} (${setting})` };
     }
@@ -282,7 +289,12 @@ export function operationCost(
   };
 
   /** `page`: the first/last of the connection whose selection this is (null: neither given). */
-  const walk = (set: SelectionSetNode | undefined, parent: GraphQLNamedType, multiplier: number, page: { field: string; size: number | null } | null): void => {
+  const walk = (
+    set: SelectionSetNode | undefined,
+    parent: GraphQLNamedType,
+    multiplier: number,
+    page: { field: string; size: number | null; cap: number } | null,
+  ): void => {
     if (!set || refusal) return;
     for (const selection of set.selections) {
       if (refusal) return;
@@ -308,11 +320,11 @@ export function operationCost(
       } catch {
         continue; // execution reports it
       }
-      pageCheck(selection, args);
+      pageCheck(selection, field, args);
       const nul = nulPath(args);
       if (nul) refusal ??= { code: 'TEXT_HAS_NUL', message: `${name}(${nul}) contains a NUL character (U+0000); PostgreSQL text cannot store it: remove it` };
       cost += multiplier * inputCost(args);
-      if (searchFields.has(name)) searches += multiplier;
+      if (isSearchField(field)) searches += multiplier;
       const type = getNamedType(field.type);
       const size = typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : null;
       let inner = multiplier;
@@ -320,16 +332,16 @@ export function operationCost(
         if (page.size === null) {
           refusal ??= {
             code: 'PAGE_SIZE_REQUIRED',
-            message: `${page.field} needs first or last (at most ${capOf(page.field).cap}) to return ${name}`,
+            message: `${page.field} needs first or last (at most ${page.cap}) to return ${name}`,
           };
           return;
         }
         inner = multiplier * page.size;
       } else if (returnsList(field) && selection.selectionSet) {
         // A list of objects nothing bounds by argument may return its cap's worth.
-        inner = multiplier * (size ?? capOf(name).cap);
+        inner = multiplier * (size ?? capOf(field).cap);
       }
-      walk(selection.selectionSet, type, inner, isConnection(type) ? { field: name, size } : null);
+      walk(selection.selectionSet, type, inner, isConnection(type) ? { field: name, size, cap: capOf(field).cap } : null);
     }
   };
   walk(operation.selectionSet, root, 1, null);

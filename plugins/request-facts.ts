@@ -4,8 +4,8 @@
 // context: the gateway's grafast.context); this plugin fills it in from the
 // parsed document once the request is valid, and imports nothing from src/.
 import { isPromiseLike } from 'grafast';
-import { Kind, visit, type DocumentNode, type OperationDefinitionNode } from 'graphql';
-import { SEARCH_FIELDS } from './match-select.ts';
+import { Kind, TypeInfo, visit, visitWithTypeInfo, type DocumentNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
+import { isSearchField } from './operation-cost.ts';
 
 /** What the GraphQL layer tells the HTTP layer about a request. */
 export interface GraphQLFacts {
@@ -21,8 +21,6 @@ declare global {
     }
   }
 }
-
-const SEARCHES: ReadonlySet<string> = new Set(SEARCH_FIELDS);
 
 /** The operation a request runs: the one named `operationName`, or the only one. */
 function chosenOperation(document: DocumentNode, operationName: string | null | undefined): OperationDefinitionNode | undefined {
@@ -40,20 +38,27 @@ export function operationName(document: DocumentNode, given: string | null | und
 }
 
 // grafserv hands the same DocumentNode to every request with the same text
-// (its parse cache), so each document is walked once.
-const searching = new WeakMap<DocumentNode, boolean>();
+// (its parse cache), so each document is walked once per schema.
+const searching = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, boolean>>();
 
-/** Whether the document selects a search field anywhere (fragments included). */
-function searches(document: DocumentNode): boolean {
-  let found = searching.get(document);
+/** Whether the document selects a search field (isSearchField: the schema says which) anywhere, fragments included. */
+function searches(schema: GraphQLSchema, document: DocumentNode): boolean {
+  let bySchema = searching.get(schema);
+  if (!bySchema) searching.set(schema, (bySchema = new WeakMap()));
+  let found = bySchema.get(document);
   if (found === undefined) {
     found = false;
-    visit(document, {
-      Field(node) {
-        if (SEARCHES.has(node.name.value)) found = true;
-      },
-    });
-    searching.set(document, found);
+    const types = new TypeInfo(schema);
+    visit(
+      document,
+      visitWithTypeInfo(types, {
+        Field() {
+          const field = types.getFieldDef();
+          if (field && isSearchField(field)) found = true;
+        },
+      }),
+    );
+    bySchema.set(document, found);
   }
   return found;
 }
@@ -70,7 +75,7 @@ export const RequestFactsPlugin: GraphileConfig.Plugin = {
           const facts = (args.contextValue as Grafast.Context).sheratanFacts;
           if (facts) {
             facts.operation = operationName(args.document, args.operationName);
-            facts.search = searches(args.document);
+            facts.search = searches(args.schema, args.document);
           }
           return args;
         };

@@ -16,7 +16,6 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from 'graphql';
-import { SEARCH_FIELDS } from './match-select.ts';
 import { countSelections, operationCost, type CostLimits, type Refusal } from './operation-cost.ts';
 
 // The limits and their defaults are configuration's, stated there once.
@@ -24,6 +23,10 @@ import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from '../src/config/reques
 
 declare global {
   namespace GraphileBuild {
+    interface ScopeObjectFieldsField {
+      /** The field runs a search (declared with `@scope(isSheratanSearch: true)` in its plugin's typeDefs). */
+      isSheratanSearch?: boolean;
+    }
     interface SchemaOptions {
       /** The request limits (DEFAULT_REQUEST_LIMITS when unset). */
       sheratanRequestLimits?: RequestLimits;
@@ -33,21 +36,10 @@ declare global {
 
 export type Limits = RequestLimits & CostLimits;
 
-// The limits a preset sets (or the defaults), with the per-field caps of the
-// search fields; computed once per limits object.
-const withCaps = new WeakMap<RequestLimits, Limits>();
+// The limits a preset sets (or the defaults). Which fields are searches, and so capped by maxSearchResults, the
+// schema says (isSearchField: fields declared `@scope(isSheratanSearch: true)`, marked by the hook below).
 function limitsOf(preset: GraphileConfig.ResolvedPreset | undefined): Limits {
-  const given = preset?.schema?.sheratanRequestLimits ?? DEFAULT_REQUEST_LIMITS;
-  let limits = withCaps.get(given);
-  if (!limits) {
-    limits = {
-      ...given,
-      fieldCaps: Object.fromEntries(SEARCH_FIELDS.map((field) => [field, { cap: given.maxSearchResults, setting: 'MAX_SEARCH_RESULTS' }])),
-      searchFields: SEARCH_FIELDS,
-    };
-    withCaps.set(given, limits);
-  }
-  return limits;
+  return preset?.schema?.sheratanRequestLimits ?? DEFAULT_REQUEST_LIMITS;
 }
 
 // graphql's standard introspection query nests `ofType` 9 levels deep (14 with
@@ -167,6 +159,12 @@ export const RequestLimitsPlugin: GraphileConfig.Plugin = {
       GraphQLObjectType(config, _build, context) {
         if (!context.scope.isConnectionType) return config;
         return { ...config, extensions: { ...config.extensions, sheratan: { ...config.extensions?.sheratan, connection: true } } };
+      },
+      // A search field says so in its definition (`@scope(isSheratanSearch: true)`): marked in its extensions for the
+      // cost walk (its cap, the searches it counts) and the request facts, instead of a list of names.
+      GraphQLObjectType_fields_field(field, _build, context) {
+        if (!context.scope.isSheratanSearch) return field;
+        return { ...field, extensions: { ...field.extensions, sheratan: { ...field.extensions?.sheratan, search: true } } };
       },
     },
   },

@@ -79,7 +79,7 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
           maxPerDocument: Int
           "Re-rank the nearest candidates for diversity (MMR)."
           diversity: SearchDiversity
-        ): [DocumentChunkSearchResult!]!
+        ): [DocumentChunkSearchResult!]! @scope(isSheratanSearch: true)
       }
     `,
     objects: {

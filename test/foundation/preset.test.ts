@@ -5,12 +5,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { grafast } from 'grafast';
-import { lexicographicSortSchema, printSchema } from 'graphql';
+import { getNamedType, getNullableType, isListType, isObjectType, lexicographicSortSchema, printSchema } from 'graphql';
 import { postgraphile } from 'postgraphile';
 import { makePgService } from 'postgraphile/adaptors/pg';
 import { projectRoot } from '../../src/config/paths.ts';
 import { DEFAULT_REQUEST_LIMITS } from '../../src/config/request-limits.ts';
 import { exposedSchemas, ReportingPreset, SheratanPreset } from '../../plugins/preset.ts';
+import { isSearchField } from '../../plugins/operation-cost.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
 let h: Harness;
@@ -99,6 +100,32 @@ test("the cost walk knows a connection by graphile-build's scope, not by its nam
       errors?: Array<{ message: string; extensions?: { code?: string } }>;
     };
     expect(unbounded.errors?.[0]).toMatchObject({ message: expect.stringMatching(/allDocuments needs first or last/) });
+  } finally {
+    await instance.release();
+  }
+});
+
+test('the schema says which fields search (declared @scope(isSheratanSearch: true)): each field returning search results, and no other', async () => {
+  const instance = postgraphile(userPreset(SheratanPreset, 'sheratan_app'));
+  try {
+    const schema = await instance.getSchema();
+    const marked: string[] = [];
+    const returningResults: string[] = [];
+    for (const type of Object.values(schema.getTypeMap())) {
+      if (!isObjectType(type) || type.name.startsWith('__')) continue;
+      for (const field of Object.values(type.getFields())) {
+        const coordinate = `${type.name}.${field.name}`;
+        if (isSearchField(field)) marked.push(coordinate);
+        if (isListType(getNullableType(field.type)) && /SearchResult$/.test(getNamedType(field.type).name)) returningResults.push(coordinate);
+      }
+    }
+    expect(marked.sort()).toEqual(returningResults.sort());
+    expect(marked.sort()).toEqual([
+      'Document.similarDocuments',
+      'DocumentChunk.similarChunks',
+      'Query.hybridSearchDocumentChunks',
+      'Query.searchDocumentChunks',
+    ]);
   } finally {
     await instance.release();
   }
