@@ -223,7 +223,7 @@ export function makePipelinedWithPgClient(transport: Transport): WithPgClient<Pg
  * connection as it is and its replies handed on as node-postgres parses them
  * (a "submittable", the interface pg-cursor uses), ending at ReadyForQuery.
  */
-export function poolTransport(pool: pg.Pool, options: { namedStatements?: boolean } = {}): Transport {
+export function poolTransport(pool: pg.Pool, options: { namedStatements?: boolean; busy?: Set<pg.PoolClient> } = {}): Transport {
   const preparedOf = new WeakMap<pg.PoolClient, Prepared>();
   // Behind PgBouncer in transaction mode (1.18) a connection's next transaction may run on
   // another server session, where a statement this one prepared does not exist.
@@ -231,6 +231,8 @@ export function poolTransport(pool: pg.Pool, options: { namedStatements?: boolea
   return {
     async session() {
       const client = await pool.connect();
+      // The connections this transport's sessions hold, and only those (options.busy: the requests in progress).
+      options.busy?.add(client);
       let prepared = preparedOf.get(client);
       if (!prepared) preparedOf.set(client, (prepared = noPrepared(max)));
       // A connection that failed under a batch is not given back to the pool.
@@ -258,6 +260,7 @@ export function poolTransport(pool: pg.Pool, options: { namedStatements?: boolea
           }
         },
         release: () => {
+          options.busy?.delete(client);
           client.off('error', onError);
           client.release(broken);
         },

@@ -54,15 +54,6 @@ function makePool(url: string, config: Config, name: string, options?: string): 
   return pool;
 }
 
-/** The clients of `pool` checked out at any moment: requests' transactions in progress. */
-function checkedOut(pool: pg.Pool): Set<pg.PoolClient> {
-  const busy = new Set<pg.PoolClient>();
-  pool.on('acquire', (client) => busy.add(client));
-  pool.on('release', (_err, client) => busy.delete(client));
-  pool.on('remove', (client) => busy.delete(client as pg.PoolClient));
-  return busy;
-}
-
 /**
  * Cancels the statements still running on `busy`'s connections (a server's
  * backends, by process id, from a connection of the same login). By the time
@@ -105,16 +96,18 @@ export function createEndpoints(
 ): Endpoints {
   // Behind a transaction-mode pooler the requests' statements go unnamed (poolTransport); LISTEN stays on authUrl.
   const apiPool = makePool(db.poolerUrl ?? db.authUrl, config, 'sheratan-gateway', db.apiOptions);
-  const apiBusy = checkedOut(apiPool);
+  // The connections requests hold (poolTransport's sessions), not every one checked out of the pool: PostGraphile's
+  // watch and introspection, and the dimension refresh, hold some too, and theirs are no request's to cancel.
+  const apiBusy = new Set<pg.PoolClient>();
   const dimensions = new AcceptedDimensions(vector);
   const refreshDimensions = setInterval(() => {
     dimensions.refresh(apiPool).catch(() => undefined);
   }, DIMENSIONS_REFRESH_MS).unref();
   const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
-  const readBusy = readPool === apiPool ? apiBusy : checkedOut(readPool);
+  const readBusy = readPool === apiPool ? apiBusy : new Set<pg.PoolClient>();
   const engine = db.engine?.transport?.(AUTHENTICATOR_ROLE, config.poolTimeoutMs);
-  const direct = makePipelinedWithPgClient(engine ?? poolTransport(apiPool, { namedStatements: !db.poolerUrl }));
-  const readDirect = readPool === apiPool ? direct : engine ? undefined : makePipelinedWithPgClient(poolTransport(readPool));
+  const direct = makePipelinedWithPgClient(engine ?? poolTransport(apiPool, { namedStatements: !db.poolerUrl, busy: apiBusy }));
+  const readDirect = readPool === apiPool ? direct : engine ? undefined : makePipelinedWithPgClient(poolTransport(readPool, { busy: readBusy }));
   const shared = {
     reloader,
     acceptedDimensions: dimensions.get,

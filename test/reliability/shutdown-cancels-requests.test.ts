@@ -1,0 +1,39 @@
+// At shutdown on a server the gateway cancels the statements of requests that
+// did not finish (SHUTDOWN_GRACE_MS over, server-faults.test.ts), and only
+// those: a connection of the API's pool that something else holds
+// (PostGraphile's watch and introspection in `npm run dev`, the dimension
+// refresh) is not a request. Counting every checked-out connection cancelled
+// their statements and logged them as unfinished requests (seen in CI as a
+// warning in `npm run dev`'s SIGINT output).
+import { createEndpoints } from '../../src/http/endpoints.ts';
+import { inspectVector } from '../../src/database/vector-column.ts';
+import { openDatabase } from '../../src/database/connect.ts';
+import { createTestDatabase, migrateTestDatabase, serverTest } from '../support/backend.ts';
+import { testConfig } from '../support/database.ts';
+
+serverTest('only a server cancels by process id; the embedded engine cannot interrupt a statement')(
+  'closing the endpoints leaves a statement of a pool connection that no request holds to finish: it is not cancelled',
+  async () => {
+    const database = await createTestDatabase();
+    try {
+      const config = testConfig(database, {});
+      await migrateTestDatabase(config);
+      const db = await openDatabase(config, { purpose: 'test' });
+      const endpoints = createEndpoints(config, db, await inspectVector(db.authUrl), {});
+      // Held as PostGraphile's watch or an introspection holds one: checked out of the API's pool, not by a request.
+      const client = await endpoints.apiPool.connect();
+      const running = client.query('select pg_sleep(1.5) as slept').then(
+        (r) => ({ rows: r.rows.length }),
+        (err: Error & { code?: string }) => ({ code: err.code }),
+      );
+      const closing = endpoints.close();
+      expect(await running).toEqual({ rows: 1 });
+      client.release();
+      await closing;
+      await db.close();
+    } finally {
+      await database.drop();
+    }
+  },
+  60_000,
+);
