@@ -22,7 +22,11 @@ import { requestState } from './request-state.ts';
 export const MAX_QUEUED_PER_CLIENT = 256;
 
 /** What waiting gave: a slot (with how many other keys' requests were admitted while this one waited), or why not. */
-export type AdmissionResult = { release: () => void; admittedBefore: number } | { refused: 'timeout' } | { refused: 'queue-full' };
+export type AdmissionResult =
+  | { release: () => void; admittedBefore: number }
+  | { refused: 'timeout' }
+  | { refused: 'queue-full' }
+  | { refused: 'abandoned' };
 
 interface Waiter {
   grant: () => void;
@@ -63,8 +67,14 @@ export class Admission {
     return this.queues.get(key)?.length ?? 0;
   }
 
-  /** Resolves with a slot's release function, or with the reason there is none. */
-  acquire(key: string): Promise<AdmissionResult> {
+  /**
+   * Resolves with a slot's release function, or with the reason there is
+   * none. A waiter whose `abandoned` signal fires (its client went away)
+   * leaves the queue at once: it neither takes a slot nobody would give back
+   * nor stands in its key's turn.
+   */
+  acquire(key: string, abandoned?: AbortSignal): Promise<AdmissionResult> {
+    if (abandoned?.aborted) return Promise.resolve({ refused: 'abandoned' });
     const grant = (since: number): AdmissionResult => {
       this.inUse++;
       const admittedBefore = this.admitted - since;
@@ -84,17 +94,28 @@ export class Admission {
     const queue = this.queues.get(key) ?? [];
     if (queue.length >= this.maxQueuedPerKey) return Promise.resolve({ refused: 'queue-full' });
     return new Promise((resolve) => {
+      const leave = (): void => {
+        clearTimeout(timer);
+        abandoned?.removeEventListener('abort', onAbandoned);
+      };
       const waiter: Waiter = {
         since: this.admitted,
         grant: () => {
-          clearTimeout(timer);
+          leave();
           resolve(grant(waiter.since));
         },
       };
       const timer = setTimeout(() => {
+        leave();
         this.remove(key, waiter);
         resolve({ refused: 'timeout' });
       }, this.timeoutMs);
+      const onAbandoned = (): void => {
+        leave();
+        this.remove(key, waiter);
+        resolve({ refused: 'abandoned' });
+      };
+      abandoned?.addEventListener('abort', onAbandoned, { once: true });
       if (queue.length === 0) {
         this.queues.set(key, queue);
         this.turns.push(key);
@@ -139,7 +160,17 @@ export function admissionKey(req: Request): string {
 export function admissionMiddleware(admission: Admission) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     const key = admissionKey(req);
-    const result = await admission.acquire(key);
+    // Watched from before the wait: a client that goes away while waiting leaves the queue, and one that goes
+    // away as its slot is granted gives it back at once ('close' has been emitted by then, and a listener
+    // added after it would never run: the slot would stay taken for good).
+    const gone = new AbortController();
+    const slot: { release?: () => void } = {};
+    res.once('close', () => {
+      gone.abort();
+      slot.release?.();
+    });
+    const result = await admission.acquire(key, gone.signal);
+    if ('refused' in result && result.refused === 'abandoned') return;
     if ('refused' in result) {
       const [status, code, message] =
         result.refused === 'queue-full'
@@ -163,7 +194,8 @@ export function admissionMiddleware(admission: Admission) {
     }
     const state = requestState(req);
     if (state) state.admission = { key, admittedBefore: result.admittedBefore };
-    res.once('close', result.release);
+    if (gone.signal.aborted) return result.release();
+    slot.release = result.release;
     next();
   };
 }
