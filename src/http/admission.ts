@@ -22,11 +22,7 @@ import { requestState } from './request-state.ts';
 export const MAX_QUEUED_PER_CLIENT = 256;
 
 /** What waiting gave: a slot (with how many other keys' requests were admitted while this one waited), or why not. */
-export type AdmissionResult =
-  | { release: () => void; admittedBefore: number }
-  | { refused: 'timeout' }
-  | { refused: 'queue-full' }
-  | { refused: 'abandoned' };
+export type AdmissionResult = { release: () => void; admittedBefore: number } | { refused: 'timeout' } | { refused: 'queue-full' } | { refused: 'abandoned' };
 
 interface Waiter {
   grant: () => void;

@@ -256,7 +256,11 @@ test('clients that go away at any moment never keep a slot or a place in the que
         if (next() < 0.5) await new Promise((r) => setTimeout(r, Math.floor(next() * 5)));
       }
       held.splice(0).forEach((answer) => answer());
-      await waitFor(() => admission.active === 0 && admission.waiting === 0, 10_000, `round ${round}: every slot given back (${admission.active} held, ${admission.waiting} waiting)`);
+      await waitFor(
+        () => admission.active === 0 && admission.waiting === 0,
+        10_000,
+        `round ${round}: every slot given back (${admission.active} held, ${admission.waiting} waiting)`,
+      );
       expect('release' in (await admission.acquire('a-new-client'))).toBe(true);
     } finally {
       server.closeAllConnections();
