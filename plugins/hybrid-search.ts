@@ -5,11 +5,13 @@
 import { TYPES, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
 import { each, object } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
-import { vectorCodec } from './vector-codec.ts';
+import { vectorCodecOf } from './vector-codec.ts';
 import { argOrDefault, distanceFields, planFieldsOf, selectMatches } from './match-select.ts';
 
 export const HybridSearchPlugin = extendSchema((build) => {
   const chunks = (build.input.pgRegistry.pgResources as Record<string, PgResource>).document_chunks;
+  const vector = vectorCodecOf(build);
+  const vectorType = build.inflection.vectorScalar();
   if (!chunks) throw new Error('HybridSearchPlugin needs the table sheratan.document_chunks');
   return {
     typeDefs: gql`
@@ -47,7 +49,7 @@ export const HybridSearchPlugin = extendSchema((build) => {
           "The search text."
           queryText: String
           "The query embedding."
-          embedding: Vector
+          embedding: ${vectorType}
           "How many results (at most MAX_SEARCH_RESULTS)."
           first: Int = 10
           "How many of the best results to skip."
@@ -77,7 +79,7 @@ export const HybridSearchPlugin = extendSchema((build) => {
               ['sheratan', 'hybrid_search_document_chunks'],
               [
                 ['query_text', fieldArgs.getRaw('queryText'), TYPES.text],
-                ['embedding', fieldArgs.getRaw('embedding'), vectorCodec],
+                ['embedding', fieldArgs.getRaw('embedding'), vector],
                 ['first', argOrDefault(fieldArgs, info, 'first'), TYPES.int],
                 ['offset', argOrDefault(fieldArgs, info, 'offset'), TYPES.int],
                 ['filter', fieldArgs.getRaw('filter'), TYPES.jsonb],

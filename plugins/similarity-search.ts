@@ -8,12 +8,14 @@
 import { TYPES, type PgResource, type PgSelectSingleStep } from 'postgraphile/@dataplan/pg';
 import { each, object } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
-import { vectorCodec } from './vector-codec.ts';
+import { vectorCodecOf } from './vector-codec.ts';
 import { argOrDefault, distanceFields, planFieldsOf, selectMatches } from './match-select.ts';
 
 export const SimilaritySearchPlugin = extendSchema((build) => {
   const resources = build.input.pgRegistry.pgResources as Record<string, PgResource>;
   const chunks = resources.document_chunks;
+  const vector = vectorCodecOf(build);
+  const vectorType = build.inflection.vectorScalar();
   if (!chunks) throw new Error('SimilaritySearchPlugin needs the table sheratan.document_chunks');
   return {
     typeDefs: gql`
@@ -65,7 +67,7 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
         """
         searchDocumentChunks(
           "The query embedding."
-          embedding: Vector!
+          embedding: ${vectorType}!
           "How many results (at most MAX_SEARCH_RESULTS)."
           first: Int = 10
           "How many of the best results to skip."
@@ -90,7 +92,7 @@ export const SimilaritySearchPlugin = extendSchema((build) => {
               chunks,
               ['sheratan', 'search_document_chunks'],
               [
-                ['embedding', fieldArgs.getRaw('embedding'), vectorCodec],
+                ['embedding', fieldArgs.getRaw('embedding'), vector],
                 ['first', argOrDefault(fieldArgs, info, 'first'), TYPES.int],
                 ['offset', argOrDefault(fieldArgs, info, 'offset'), TYPES.int],
                 ['min_similarity', fieldArgs.getRaw('minSimilarity'), TYPES.float],

@@ -5,7 +5,6 @@
 import { GraphQLError, Kind, type ValueNode } from 'graphql';
 import { gatherConfig } from 'postgraphile/graphile-build';
 import type { PgCodec } from 'postgraphile/@dataplan/pg';
-import { sql } from 'postgraphile/pg-sql2';
 
 /** Checks a would-be embedding (of one of `dimensions`, any when empty); returns the problem, or null when it is a valid vector. */
 export function vectorProblem(value: unknown, dimensions: readonly number[]): string | null {
@@ -37,19 +36,29 @@ function literalNumbers(ast: ValueNode): unknown {
 // numbers as join(',') does, 2–3 times faster (measured in Node 24 on
 // distinct vectors: 25–28 µs against 75 µs for 384).
 const toPgVector = (value: number[]): string => JSON.stringify(value);
+const fromPgVector = (text: string): number[] => JSON.parse(text) as number[];
 
-export const vectorCodec: PgCodec<'vector', undefined, string, number[]> = {
-  name: 'vector',
-  sqlType: sql`vector`,
-  // pgvector's text form, '[1,2,3]', is a JSON array.
-  fromPg: (text: string) => JSON.parse(text) as number[],
-  toPg: toPgVector,
-  attributes: undefined,
-  executor: null,
-};
+/** The codec's type: what `build.pgCodecs.vector` is once the gather phase found pgvector's type. */
+export type VectorCodec = PgCodec<'vector', undefined, string, number[]>;
+
+/** The vector codec of a schema being built (the search plugins' argument codec); fails if pgvector's type was not found. */
+export function vectorCodecOf(build: GraphileBuild.Build): VectorCodec {
+  const codec = build.pgCodecs.vector as VectorCodec | undefined;
+  if (!codec) throw new Error("the pgvector extension's `vector` type was not found in the database PostGraphile introspected");
+  return codec;
+}
 
 declare global {
+  namespace GraphileConfig {
+    interface Plugins {
+      SheratanVectorCodecPlugin: true;
+    }
+  }
   namespace GraphileBuild {
+    interface Inflection {
+      /** The GraphQL name of pgvector's `vector` (`Vector`): rename it here, not in the plugins that use it. */
+      vectorScalar(this: Inflection): string;
+    }
     interface SchemaOptions {
       /** The live embedding's dimension (VECTOR_DIMENSION), for the Vector scalar's description. */
       sheratanVectorDimension?: number;
@@ -69,12 +78,36 @@ export const VectorCodecPlugin: GraphileConfig.Plugin = {
   name: 'SheratanVectorCodecPlugin',
   version: '1.0.0',
   description: 'Teaches PostGraphile the pgvector `vector` type',
-  gather: gatherConfig({
+  inflection: {
+    add: {
+      vectorScalar() {
+        return 'Vector';
+      },
+    },
+  },
+  gather: gatherConfig<never, { vectorCodec: VectorCodec }>({
+    // Built once per gather, as graphile-build-pg's codecs are, and EXPORTABLE so that an exported schema can rebuild it.
+    initialState(_cache, { lib }) {
+      const { EXPORTABLE } = lib.graphileBuild;
+      const vectorCodec = EXPORTABLE(
+        (sql, toPgVector, fromPgVector): VectorCodec => ({
+          name: 'vector',
+          sqlType: sql`vector`,
+          // pgvector's text form, '[1,2,3]', is a JSON array.
+          fromPg: fromPgVector,
+          toPg: toPgVector,
+          attributes: undefined,
+          executor: null,
+        }),
+        [lib.sql, toPgVector, fromPgVector],
+      );
+      return { vectorCodec };
+    },
     hooks: {
       async pgCodecs_findPgCodec(info, event) {
         if (event.pgCodec || event.pgType.typname !== 'vector') return;
         const ext = await info.helpers.pgIntrospection.getExtensionByName(event.serviceName, 'vector');
-        if (ext && event.pgType.typnamespace === ext.extnamespace) event.pgCodec = vectorCodec;
+        if (ext && event.pgType.typnamespace === ext.extnamespace) event.pgCodec = info.state.vectorCodec;
       },
     },
   }),
@@ -85,8 +118,9 @@ export const VectorCodecPlugin: GraphileConfig.Plugin = {
         if (!codec) return _;
         const { sheratanVectorDimension: dimension, sheratanAcceptedDimensions } = build.options;
         const accepted = sheratanAcceptedDimensions ?? (() => (dimension === undefined ? [] : [dimension]));
+        const name = build.inflection.vectorScalar();
         build.registerScalarType(
-          'Vector',
+          name,
           { pgCodec: codec },
           () => ({
             description: build.wrapDescription(
@@ -99,8 +133,8 @@ export const VectorCodecPlugin: GraphileConfig.Plugin = {
           }),
           'Adding the Vector scalar',
         );
-        build.setGraphQLTypeForPgCodec(codec, 'output', 'Vector');
-        build.setGraphQLTypeForPgCodec(codec, 'input', 'Vector');
+        build.setGraphQLTypeForPgCodec(codec, 'output', name);
+        build.setGraphQLTypeForPgCodec(codec, 'input', name);
         return _;
       },
     },

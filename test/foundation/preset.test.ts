@@ -130,3 +130,48 @@ test('the schema says which fields search (declared @scope(isSheratanSearch: tru
     await instance.release();
   }
 });
+
+test('the Vector scalar is named by inflection (vectorScalar), as graphile-build-pg names its scalars: renamed there, it is renamed everywhere and searches still run', async () => {
+  const RenameVector: GraphileConfig.Plugin = {
+    name: 'TestRenameVectorPlugin',
+    version: '0.0.0',
+    inflection: { replace: { vectorScalar: () => 'Embedding' } },
+  };
+  const instance = postgraphile({
+    ...userPreset(SheratanPreset, 'sheratan_app'),
+    plugins: [RenameVector],
+    grafast: { context: () => ({ pgSettings: { role: 'sheratan_app', 'jwt.claims.tenant': 'preset-test' } }) },
+  });
+  try {
+    const { schema, resolvedPreset } = await instance.getSchemaResult();
+    expect(schema.getType('Vector')).toBeUndefined();
+    expect(schema.getType('Embedding')).toBeDefined();
+    const sdl = printSchema(schema);
+    // Every use: columns, the search arguments, the inputs that take embeddings.
+    expect(sdl).not.toMatch(/\bVector\b/);
+    const query = schema.getQueryType()!.getFields();
+    for (const field of ['searchDocumentChunks', 'hybridSearchDocumentChunks'])
+      expect(getNamedType(query[field]!.args.find((a) => a.name === 'embedding')!.type).name).toBe('Embedding');
+    const embedding = Array.from({ length: 384 }, (_, i) => (i === 0 ? 1 : 0));
+    const result = (await grafast({
+      schema,
+      resolvedPreset,
+      requestContext: {},
+      source:
+        'query ($e: Embedding!) { searchDocumentChunks(embedding: $e, first: 1) { distance } hybridSearchDocumentChunks(embedding: $e, queryText: "x", first: 1) { score } }',
+      variableValues: { e: embedding },
+    })) as { errors?: unknown; data?: unknown };
+    expect(result.errors).toBeUndefined();
+    // A bad embedding is still refused by the scalar, under its new name.
+    const zero = (await grafast({
+      schema,
+      resolvedPreset,
+      requestContext: {},
+      source: 'query ($e: Embedding!) { searchDocumentChunks(embedding: $e) { distance } }',
+      variableValues: { e: embedding.map(() => 0) },
+    })) as { errors?: Array<{ message: string }> };
+    expect(zero.errors?.[0]?.message).toMatch(/zero vector/);
+  } finally {
+    await instance.release();
+  }
+});
