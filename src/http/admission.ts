@@ -11,6 +11,7 @@
 // stand ahead of every other tenant's. A key holds at most
 // `maxQueuedPerKey` waiting requests; more are answered 429 at once.
 import type { NextFunction, Request, Response } from 'express';
+import { WaitQueue } from '@sheratan/wait-queue';
 import { requestState } from './request-state.ts';
 
 /**
@@ -24,18 +25,15 @@ export const MAX_QUEUED_PER_CLIENT = 256;
 /** What waiting gave: a slot (with how many other keys' requests were admitted while this one waited), or why not. */
 export type AdmissionResult = { release: () => void; admittedBefore: number } | { refused: 'timeout' } | { refused: 'queue-full' } | { refused: 'abandoned' };
 
-interface Waiter {
-  grant: () => void;
-  /** `admitted` when it started waiting. */
-  since: number;
-}
-
 export class Admission {
   private inUse = 0;
   /** Requests admitted so far, all keys: a waiter's count of those admitted before it is the difference. */
   private admitted = 0;
-  /** Per key, its waiting requests in arrival order; a key is here only while it has some. */
-  private readonly queues = new Map<string, Waiter[]>();
+  /**
+   * Per key, its waiting requests in arrival order (each woken with the count
+   * of admitted requests at its admission); a key is here only while it has some.
+   */
+  private readonly queues = new Map<string, WaitQueue<number>>();
   /** The keys with waiting requests, in the order they are served; a served key goes to the back. */
   private readonly turns: string[] = [];
   readonly max: number;
@@ -69,76 +67,69 @@ export class Admission {
    * leaves the queue at once: it neither takes a slot nobody would give back
    * nor stands in its key's turn.
    */
-  acquire(key: string, abandoned?: AbortSignal): Promise<AdmissionResult> {
-    if (abandoned?.aborted) return Promise.resolve({ refused: 'abandoned' });
-    const grant = (since: number): AdmissionResult => {
-      this.inUse++;
-      const admittedBefore = this.admitted - since;
-      this.admitted++;
-      let released = false;
-      return {
-        admittedBefore,
-        release: () => {
-          if (released) return;
-          released = true;
-          this.inUse--;
-          this.next()?.grant();
-        },
-      };
+  async acquire(key: string, abandoned?: AbortSignal): Promise<AdmissionResult> {
+    if (abandoned?.aborted) return { refused: 'abandoned' };
+    if (this.inUse < this.max && this.turns.length === 0) {
+      const at = this.take();
+      return this.slot(at, at);
+    }
+    let queue = this.queues.get(key);
+    if (queue && queue.length >= this.maxQueuedPerKey) return { refused: 'queue-full' };
+    if (!queue) {
+      queue = new WaitQueue<number>();
+      this.queues.set(key, queue);
+      this.turns.push(key);
+    }
+    const since = this.admitted;
+    const outcome = await queue.wait(this.timeoutMs, abandoned);
+    // Woken: the slot was counted as this request's when it was handed over (release), so nothing took it meanwhile.
+    if (typeof outcome === 'object') return this.slot(outcome.turn, since);
+    // Gone from its key's queue already (WaitQueue); a key left with nobody waiting leaves the turns.
+    if (queue.length === 0 && this.queues.get(key) === queue) this.dropKey(key);
+    return { refused: outcome };
+  }
+
+  /** Counts a slot as taken; returns the number of requests admitted before it. */
+  private take(): number {
+    this.inUse++;
+    return this.admitted++;
+  }
+
+  /** A taken slot (admitted as number `at`) of a request that started waiting when `since` were admitted. */
+  private slot(at: number, since: number): AdmissionResult {
+    let released = false;
+    return {
+      admittedBefore: at - since,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.inUse--;
+        this.handOver();
+      },
     };
-    if (this.inUse < this.max && this.turns.length === 0) return Promise.resolve(grant(this.admitted));
-    const queue = this.queues.get(key) ?? [];
-    if (queue.length >= this.maxQueuedPerKey) return Promise.resolve({ refused: 'queue-full' });
-    return new Promise((resolve) => {
-      const leave = (): void => {
-        clearTimeout(timer);
-        abandoned?.removeEventListener('abort', onAbandoned);
-      };
-      const waiter: Waiter = {
-        since: this.admitted,
-        grant: () => {
-          leave();
-          resolve(grant(waiter.since));
-        },
-      };
-      const timer = setTimeout(() => {
-        leave();
-        this.remove(key, waiter);
-        resolve({ refused: 'timeout' });
-      }, this.timeoutMs);
-      const onAbandoned = (): void => {
-        leave();
-        this.remove(key, waiter);
-        resolve({ refused: 'abandoned' });
-      };
-      abandoned?.addEventListener('abort', onAbandoned, { once: true });
-      if (queue.length === 0) {
-        this.queues.set(key, queue);
-        this.turns.push(key);
+  }
+
+  /** A freed slot goes to the first waiter of the key whose turn it is; that key goes to the back if it has more. */
+  private handOver(): void {
+    while (this.inUse < this.max) {
+      const key = this.turns.shift();
+      if (key === undefined) return;
+      const queue = this.queues.get(key)!;
+      if (queue.length > 0 && queue.wakeNext(this.admitted)) {
+        this.take();
+        if (queue.length > 0) this.turns.push(key);
+        else this.queues.delete(key);
+        return;
       }
-      queue.push(waiter);
-    });
+      // Its last waiter has just left (timeout or abandoned), before its own clean-up ran.
+      this.queues.delete(key);
+    }
   }
 
-  /** Takes the next waiter: the first of the key whose turn it is; that key goes to the back if it has more. */
-  private next(): Waiter | undefined {
-    const key = this.turns.shift();
-    if (key === undefined) return undefined;
-    const queue = this.queues.get(key)!;
-    const waiter = queue.shift()!;
-    if (queue.length > 0) this.turns.push(key);
-    else this.queues.delete(key);
-    return waiter;
-  }
-
-  private remove(key: string, waiter: Waiter): void {
-    const queue = this.queues.get(key);
-    const i = queue?.indexOf(waiter) ?? -1;
-    if (!queue || i < 0) return;
-    queue.splice(i, 1);
-    if (queue.length > 0) return;
+  private dropKey(key: string): void {
     this.queues.delete(key);
-    this.turns.splice(this.turns.indexOf(key), 1);
+    const at = this.turns.indexOf(key);
+    if (at >= 0) this.turns.splice(at, 1);
   }
 }
 

@@ -24,6 +24,7 @@ const ALLOWED: Record<string, readonly string[]> = {
 /** The workspace packages (packages/*), and the one box of the app that may depend on each. */
 const PACKAGES: Record<string, { dir: string; importer: string }> = {
   '@sheratan/pglite-server': { dir: 'packages/pglite-server', importer: 'src/database' },
+  '@sheratan/wait-queue': { dir: 'packages/wait-queue', importer: 'src/http' },
 };
 
 function files(dir: string): string[] {

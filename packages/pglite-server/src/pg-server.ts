@@ -17,6 +17,7 @@ import { copyFromStdin, copyInResponse } from './copy-in.ts';
 import { NotificationRouter } from './notifications.ts';
 import { sqlStatements } from './sql-lexer.ts';
 import { seal, unseal } from './login-boundary.ts';
+import { WaitQueue } from '@sheratan/wait-queue';
 
 export interface PgDatabaseOptions {
   /**
@@ -236,7 +237,7 @@ export class PgDatabase {
   private opening: Promise<PGlite> | null = null;
   readonly sessions = new Set<Session>();
   private owner: Session | null = null;
-  private readonly waiters: Array<() => void> = [];
+  private readonly waiters = new WaitQueue();
   /** Whose session state the backend currently holds. */
   private applied: Session | null = null;
   /** The bootstrap role is sealed (a restricted login is applied). */
@@ -333,20 +334,10 @@ export class PgDatabase {
           `the embedded database's one backend stayed held by another client (${this.owner.user}, session ${this.owner.id}) for ${waitMs} ms (${bound}); nothing ran; retry shortly`,
         );
       }
-      let wake!: () => void;
-      const turn = new Promise<boolean>((resolve) => {
-        wake = () => resolve(true);
-        this.waiters.push(wake);
-      });
+      const turn = this.waiters.wait(remaining);
       this.watchIdleOwner();
-      let timer: NodeJS.Timeout | undefined;
-      const woken = await Promise.race([turn, ...(Number.isFinite(remaining) ? [new Promise<boolean>((r) => (timer = setTimeout(r, remaining, false)))] : [])]);
-      clearTimeout(timer);
-      if (!woken) {
-        const at = this.waiters.indexOf(wake);
-        // Still queued: give up the place. (Not queued: woken at the same moment, so the turn is ours.)
-        if (at >= 0) this.waiters.splice(at, 1);
-      }
+      // Woken: the backend was released; another client may have taken it first, so the loop looks again.
+      await turn;
     }
     this.owner = s;
     this.ownerIdleSince = null;
@@ -357,7 +348,7 @@ export class PgDatabase {
     if (this.owner !== s) return;
     this.owner = null;
     this.ownerIdleSince = null;
-    this.waiters.shift()?.();
+    this.waiters.wakeNext();
   }
 
   /** Since when the owner has held the backend with nothing to do (inside a transaction), or null. */
