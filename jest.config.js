@@ -5,7 +5,8 @@ export default {
   transform: {
     '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }],
   },
-  testMatch: ['<rootDir>/test/**/*.test.ts'],
+  // The app's tests, and each workspace package's own (packages/*/test).
+  testMatch: ['<rootDir>/test/**/*.test.ts', '<rootDir>/packages/*/test/**/*.test.ts'],
   // A hang detector, not a time bound: a beforeAll that starts an engine and loads data took over 60 s
   // while the other worker loaded both cores (vector-search, CI rehearsal of 2047a35).
   testTimeout: 120_000,

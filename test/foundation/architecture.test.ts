@@ -21,10 +21,13 @@ const ALLOWED: Record<string, readonly string[]> = {
   plugins: ['src/config'],
 };
 
-/** The workspace packages (packages/*), and the one box of the app that may depend on each. */
-const PACKAGES: Record<string, { dir: string; importer: string }> = {
-  '@sheratan/pglite-server': { dir: 'packages/pglite-server', importer: 'src/database' },
-  '@sheratan/wait-queue': { dir: 'packages/wait-queue', importer: 'src/http' },
+/**
+ * The workspace packages (packages/*), the one box of the app that may depend on each, and the npm packages
+ * its own tests (dir/test) use besides its dependencies (the repository's devDependencies).
+ */
+const PACKAGES: Record<string, { dir: string; importer: string; testLibraries: readonly string[] }> = {
+  '@sheratan/pglite-server': { dir: 'packages/pglite-server', importer: 'src/database', testLibraries: ['pg', 'pg-copy-streams'] },
+  '@sheratan/wait-queue': { dir: 'packages/wait-queue', importer: 'src/http', testLibraries: [] },
 };
 
 function files(dir: string): string[] {
@@ -79,6 +82,33 @@ test('each workspace package has one importer in the app, and imports nothing of
         if (!target.startsWith(`${dir}/`)) wrong.push(`${file} imports ${target}`);
       }
       if (/(?:from|import)\s*\(?\s*'sheratan-store/.test(text)) wrong.push(`${file} imports the app`);
+    }
+  }
+  expect(wrong).toEqual([]);
+});
+
+test("each workspace package's own tests import only the package, their own support, Node's builtins and the libraries named for them: nothing of the app's src/ or test/", () => {
+  const wrong: string[] = [];
+  for (const [name, { dir, testLibraries }] of Object.entries(PACKAGES)) {
+    const manifest = JSON.parse(readFileSync(path.join(projectRoot, dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    const libraries = new Set([...Object.keys(manifest.dependencies ?? {}), ...testLibraries]);
+    const tests = files(path.join(dir, 'test'));
+    expect(tests.filter((f) => f.endsWith('.test.ts')).length).toBeGreaterThan(0);
+    for (const file of tests) {
+      const text = readFileSync(path.join(projectRoot, file), 'utf8');
+      // Every module named (static, dynamic and side-effect imports, re-exports), not only relative ones; `Buffer.from('…')` is no import.
+      for (const [, spec] of text.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|^\s*import\s+)'([^']+)'/gm)) {
+        if (spec!.startsWith('.')) {
+          const target = path.relative(projectRoot, path.resolve(projectRoot, path.dirname(file), spec!));
+          if (!target.startsWith(`${dir}/`)) wrong.push(`${file} imports ${target}`);
+        } else if (spec!.startsWith('/')) {
+          wrong.push(`${file} imports ${spec} by an absolute path`);
+        } else {
+          // A bare name: a builtin, the package itself (by its name, as the app reaches it), or a library.
+          const library = spec!.startsWith('@') ? spec!.split('/').slice(0, 2).join('/') : spec!.split('/')[0]!;
+          if (!(spec!.startsWith('node:') || library === name || libraries.has(library))) wrong.push(`${file} imports ${spec}`);
+        }
+      }
     }
   }
   expect(wrong).toEqual([]);

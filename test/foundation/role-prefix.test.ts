@@ -72,7 +72,7 @@ function files(dir: string): string[] {
 test("TypeScript, the tests' support included, names the roles only through config/roles.ts and the engine package's instance.ts", () => {
   const literal = /\bsheratan_(app|readonly|anonymous|authenticator)\b/;
   const allowed = new Set(['packages/pglite-server/src/instance.ts']);
-  const found = ['src', 'plugins', 'packages/pglite-server/src', 'test/support']
+  const found = ['src', 'plugins', 'packages/pglite-server/src', 'test/support', 'packages/pglite-server/test/support']
     .flatMap((dir) => files(path.join(projectRoot, dir)))
     .map((f) => path.relative(projectRoot, f))
     .filter((f) => !allowed.has(f))

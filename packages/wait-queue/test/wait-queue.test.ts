@@ -10,7 +10,18 @@
 //     wakeNext skips nobody: it returns false only when nobody waits;
 //   - nobody is left waiting once every waiter has ended.
 import { WaitQueue, type WaitOutcome } from '@sheratan/wait-queue';
-import { rng } from '../support/embeddings.ts';
+
+/** A seeded generator (mulberry32), so that a failing schedule can be run again. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -5,7 +5,7 @@
 // refused "in use by process N (gateway)" for a process already dead.
 import { spawn } from 'node:child_process';
 import { processAlive } from '@sheratan/pglite-server';
-import { waitFor } from '../support/processes.ts';
+import { waitFor } from './support/wait-for.ts';
 
 test('a running process is alive; killed and not yet reaped (a zombie) it is not, though its pid still takes signals', async () => {
   // A child that is never waited for: once killed it stays a zombie while

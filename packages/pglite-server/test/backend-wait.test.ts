@@ -9,8 +9,8 @@
 import { rmSync } from 'node:fs';
 import pg from 'pg';
 import type { EmbeddedEngine } from '@sheratan/pglite-server';
-import { describeEmbedded, tempDataDir } from '../support/backend.ts';
-import { startSupervisedEngine } from '../support/supervised-engine.ts';
+import { describeEmbedded, tempDataDir } from './support/backend.ts';
+import { startSupervisedEngine } from './support/supervised-engine.ts';
 
 const WAIT_MS = 300;
 

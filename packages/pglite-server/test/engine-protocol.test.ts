@@ -11,10 +11,10 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { EmbeddedEngine } from '@sheratan/pglite-server';
-import { startSupervisedEngine } from '../support/supervised-engine.ts';
-import { describeEmbedded, tempDataDir } from '../support/backend.ts';
-import { waitFor } from '../support/processes.ts';
-import { errorText, int32, message, SSL_REQUEST, startupPacket } from '../support/wire-bytes.ts';
+import { startSupervisedEngine } from './support/supervised-engine.ts';
+import { describeEmbedded, tempDataDir } from './support/backend.ts';
+import { waitFor } from './support/wait-for.ts';
+import { errorText, int32, message, SSL_REQUEST, startupPacket } from './support/wire-bytes.ts';
 
 describeEmbedded("it tests the embedded engine's own wire-protocol listener", 'the embedded listener under malformed input', () => {
   let dataDir: string;

@@ -4,9 +4,8 @@ import pg from 'pg';
 import { rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DataDirInUseError, startEmbedded, type EmbeddedEngine } from '@sheratan/pglite-server';
-import { startSupervisedEngine } from '../support/supervised-engine.ts';
-import { tempDataDir } from '../support/harness.ts';
-import { describeEmbedded } from '../support/backend.ts';
+import { startSupervisedEngine } from './support/supervised-engine.ts';
+import { describeEmbedded, tempDataDir } from './support/backend.ts';
 
 describeEmbedded("it tests the embedded engine's own wire-protocol server", 'the embedded wire-protocol server', () => {
   let dataDir: string;

@@ -8,11 +8,11 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { EmbeddedEngine } from '@sheratan/pglite-server';
-import { startSupervisedEngine } from '../support/supervised-engine.ts';
+import { startSupervisedEngine } from './support/supervised-engine.ts';
 import { DEFAULT_CLUSTER_LIMITS } from '@sheratan/pglite-server';
-import { describeEmbedded, tempDataDir } from '../support/backend.ts';
-import { waitFor } from '../support/processes.ts';
-import { connectRaw, errorText, startupPacket, untilClosed } from '../support/wire-bytes.ts';
+import { describeEmbedded, tempDataDir } from './support/backend.ts';
+import { waitFor } from './support/wait-for.ts';
+import { connectRaw, errorText, startupPacket, untilClosed } from './support/wire-bytes.ts';
 
 const MiB = 1024 * 1024;
 

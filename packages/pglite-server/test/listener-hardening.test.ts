@@ -9,9 +9,9 @@ import net from 'node:net';
 import { rmSync } from 'node:fs';
 import pg from 'pg';
 import type { EmbeddedEngine } from '@sheratan/pglite-server';
-import { startSupervisedEngine } from '../support/supervised-engine.ts';
+import { startSupervisedEngine } from './support/supervised-engine.ts';
 import { DEFAULT_CLUSTER_LIMITS, loginDelayMs } from '@sheratan/pglite-server';
-import { describeEmbedded, tempDataDir } from '../support/backend.ts';
+import { describeEmbedded, tempDataDir } from './support/backend.ts';
 
 test('the back-off doubles after the free failures, is capped, and holds a guesser to a few attempts a minute', () => {
   for (const limits of [
