@@ -204,11 +204,16 @@ class PipelinedClient implements PgClient {
   }
 }
 
-/** A `withPgClient` over `transport`'s sessions, one round trip per statement. */
-export function makePipelinedWithPgClient(transport: Transport): WithPgClient<PgClient> {
+/**
+ * A `withPgClient` over `transport`'s sessions, one round trip per statement.
+ * `isRequest` says whether a call's pgSettings are a request's (the GraphQL
+ * context made them): PostGraphile's introspection calls the same function
+ * with its own settings, and is no request.
+ */
+export function makePipelinedWithPgClient(transport: Transport, isRequest?: (pgSettings: object | null) => boolean): WithPgClient<PgClient> {
   const withPgClient = async <T>(pgSettings: Record<string, string | undefined> | null, callback: (client: PgClient) => T | Promise<T>): Promise<T> => {
     const entries = Object.entries(pgSettings ?? {}).filter((e): e is [string, string] => e[1] != null);
-    const session = await transport.session();
+    const session = await transport.session({ request: isRequest?.(pgSettings) ?? false });
     try {
       return await callback(new PipelinedClient(session, entries.length ? JSON.stringify(entries) : null));
     } finally {
@@ -229,10 +234,10 @@ export function poolTransport(pool: pg.Pool, options: { namedStatements?: boolea
   // another server session, where a statement this one prepared does not exist.
   const max = options.namedStatements === false ? 0 : undefined;
   return {
-    async session() {
+    async session(opened) {
       const client = await pool.connect();
-      // The connections this transport's sessions hold, and only those (options.busy: the requests in progress).
-      options.busy?.add(client);
+      // The connections this transport's sessions hold for requests, and only those (options.busy: the requests in progress).
+      if (opened?.request) options.busy?.add(client);
       let prepared = preparedOf.get(client);
       if (!prepared) preparedOf.set(client, (prepared = noPrepared(max)));
       // A connection that failed under a batch is not given back to the pool.

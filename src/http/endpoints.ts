@@ -15,7 +15,7 @@ import { endpointPreset } from '../graphql/endpoint-preset.ts';
 import { makePipelinedWithPgClient, poolTransport } from '../graphql/pipelined-client.ts';
 import type { SchemaReloader } from '../graphql/schema-reload.ts';
 import { ReportingPreset, SheratanPreset } from '../../plugins/preset.ts';
-import { graphqlContext } from './graphql-context.ts';
+import { graphqlContext, isRequestSettings } from './graphql-context.ts';
 import { withTextContext, type TextServices } from '../embedding/worker-context.ts';
 import { LiveEvents } from '../graphql/live-events.ts';
 import { loadTrustedDocuments } from '../graphql/trusted-documents.ts';
@@ -106,8 +106,9 @@ export function createEndpoints(
   const readPool = db.readUrl === db.authUrl ? apiPool : makePool(db.readUrl, config, 'sheratan-reporting');
   const readBusy = readPool === apiPool ? apiBusy : new Set<pg.PoolClient>();
   const engine = db.engine?.transport?.(AUTHENTICATOR_ROLE, config.poolTimeoutMs);
-  const direct = makePipelinedWithPgClient(engine ?? poolTransport(apiPool, { namedStatements: !db.poolerUrl, busy: apiBusy }));
-  const readDirect = readPool === apiPool ? direct : engine ? undefined : makePipelinedWithPgClient(poolTransport(readPool, { busy: readBusy }));
+  const direct = makePipelinedWithPgClient(engine ?? poolTransport(apiPool, { namedStatements: !db.poolerUrl, busy: apiBusy }), isRequestSettings);
+  const readDirect =
+    readPool === apiPool ? direct : engine ? undefined : makePipelinedWithPgClient(poolTransport(readPool, { busy: readBusy }), isRequestSettings);
   const shared = {
     reloader,
     acceptedDimensions: dimensions.get,

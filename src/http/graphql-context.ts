@@ -22,6 +22,14 @@ export function pgSettingsFor(claims: Claims | null, config: Pick<Config, 'state
   };
 }
 
+// The pgSettings objects this context made, one per request or subscription
+// (by identity, as grafast hands them to withPgClient): what tells a
+// request's database session from PostGraphile's own (introspection).
+const requestSettings = new WeakSet<object>();
+
+/** Whether `pgSettings` are a request's (made by graphqlContext), not PostGraphile's own. */
+export const isRequestSettings = (pgSettings: object | null): boolean => pgSettings !== null && requestSettings.has(pgSettings);
+
 // The claims of each websocket, verified at its connection_init (live.ts):
 // its subscriptions run as them, as an HTTP request runs as its token's.
 const socketClaims = new WeakMap<object, Claims>();
@@ -44,8 +52,10 @@ export function graphqlContext(config: Pick<Config, 'statementTimeoutMs'>, extra
     // A subscription over a socket runs as the socket's claims (none bound: anonymous).
     const socket = requestContext.ws?.socket;
     const claims = requestContext.ws ? ((socket && socketClaims.get(socket)) ?? null) : (state?.claims ?? null);
+    const pgSettings = { ...extraSettings, ...pgSettingsFor(claims, config, forceRole) };
+    requestSettings.add(pgSettings);
     return {
-      pgSettings: { ...extraSettings, ...pgSettingsFor(claims, config, forceRole) },
+      pgSettings,
       // plugins/authentication-required.ts refuses data to requests that run as this role.
       sheratanAnonymousRole: ANONYMOUS_ROLE,
       ...(state ? { sheratanFacts: state.facts } : {}),

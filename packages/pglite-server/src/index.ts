@@ -17,7 +17,7 @@ import { processAlive, readLockFile, releaseLockFile, tryLockFile, updateLockFil
 // The package's public face (package.json "exports": this module, `./supervisor`
 // for the engine in a child process, `./backend-thread` for the soak benchmark).
 export { BACKEND_BUSY_SQLSTATE, BACKEND_WAIT_SETTING } from './pg-server.ts';
-export { noPrepared, type BackendMessage, type Prepared, type Transport, type TransportSession } from './transport.ts';
+export { noPrepared, type BackendMessage, type Prepared, type SessionOptions, type Transport, type TransportSession } from './transport.ts';
 export { sqlStatements } from './sql-lexer.ts';
 export { processAlive, releaseLockFile, tryLockFile } from './lock-file.ts';
 export { AUTHENTICATOR_ROLE, ENGINE_SUPERUSER, OWNER_ROLE } from './instance.ts';

@@ -35,7 +35,17 @@ export interface TransportSession {
   release(): void;
 }
 
+/** What a session is for, as its opener says. */
+export interface SessionOptions {
+  /**
+   * It serves a client's request (rather than the schema's introspection or
+   * other housekeeping on the same transport): a transport that cancels
+   * unfinished work at shutdown cancels only these.
+   */
+  request?: boolean;
+}
+
 /** Where sessions come from. */
 export interface Transport {
-  session(): Promise<TransportSession>;
+  session(options?: SessionOptions): Promise<TransportSession>;
 }
