@@ -12,6 +12,7 @@ import { AUTHENTICATOR_ROLE, ENGINE_SUPERUSER, OWNER_ROLE } from './instance.ts'
 import { ChannelClient } from './channel.ts';
 import { channelTransport } from './channel-transport.ts';
 import type { Transport } from './transport.ts';
+import { avoidImportWrapperTiering } from './wasm-flags.ts';
 import { processAlive, readLockFile, releaseLockFile, tryLockFile, updateLockFile, type LockHolder } from './lock-file.ts';
 
 // The package's public face (package.json "exports": this module, `./supervisor`
@@ -232,6 +233,8 @@ async function runEngine(dataDir: string, passwords: Record<string, string>, hos
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.idleInTransactionTimeoutMs !== undefined ? { idleInTransactionTimeoutMs: options.idleInTransactionTimeoutMs } : {}),
   };
+  // Before the thread compiles PGlite's WebAssembly (wasm-flags.ts: the path V8's abort was seen on).
+  avoidImportWrapperTiering();
   const worker = new Worker(new URL('./backend-thread.ts', import.meta.url), { workerData: input });
   const next = (): Promise<WorkerMessage> =>
     new Promise((resolve, reject) => {

@@ -2,7 +2,8 @@
 // (engine-process.ts) instead of a worker thread of the gateway. V8 now and
 // then aborts a process whose threads compile and free PGlite's WebAssembly
 // (nodejs/node#64500, "Check failed: jit_page…"; `npm run bench:engine-soak`
-// measures it, no Node release or V8 flag is known to avoid it). In a thread
+// measures it; wasm-flags.ts closes the one path it was caught on, no Node
+// release is known to avoid it). In a thread
 // that abort takes the gateway with it; in a child it ends the engine only:
 // the supervisor starts another on the same port, the gateway's pools
 // reconnect (requests meanwhile get DATABASE_UNAVAILABLE, /readyz 503), and
