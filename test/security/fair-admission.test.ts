@@ -164,16 +164,28 @@ test('admission serves waiting keys in turn, one request each, and refuses a key
   expect('release' in (await short.acquire('b'))).toBe(true);
 });
 
-test('a client past its queue bound is answered 429 ADMISSION_QUEUE_FULL with Retry-After over HTTP; another client still queues', async () => {
-  // The admission middleware on its own express app: one slot, two waiting per key, a handler that holds its slot until told.
-  const admission = new Admission(1, 60_000, 2);
+/** The admission middleware alone on an express app of its own: its port, the handler's held answers (each answers 200 when called), and close. */
+async function serveAdmission(admission: Admission): Promise<{ port: number; held: Array<() => void>; close: () => Promise<void> }> {
   const app = express();
   const held: Array<() => void> = [];
   app.use(admissionMiddleware(admission));
   app.use((_req, res) => held.push(() => res.json({ ok: true })));
   const server = http.createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const appPort = (server.address() as AddressInfo).port;
+  return {
+    port: (server.address() as AddressInfo).port,
+    held,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+test('a client past its queue bound is answered 429 ADMISSION_QUEUE_FULL with Retry-After over HTTP; another client still queues', async () => {
+  // The admission middleware on its own express app: one slot, two waiting per key, a handler that holds its slot until told.
+  const admission = new Admission(1, 60_000, 2);
+  const { port: appPort, held, close } = await serveAdmission(admission);
   const get = (localAddress: string) =>
     new Promise<{ status: number; retryAfter: string | undefined; body: string }>((resolve, reject) => {
       http
@@ -210,8 +222,7 @@ test('a client past its queue bound is answered 429 ADMISSION_QUEUE_FULL with Re
     const statuses = await Promise.all([holder, ...queued, other]);
     expect(statuses.map((s) => s.status)).toEqual([200, 200, 200, 200]);
   } finally {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    await close();
   }
 });
 
@@ -227,13 +238,7 @@ test('clients that go away at any moment never keep a slot or a place in the que
   for (let round = 0; round < 12; round++) {
     const slots = 1 + Math.floor(next() * 2);
     const admission = new Admission(slots, 60_000, 8);
-    const app = express();
-    const held: Array<() => void> = [];
-    app.use(admissionMiddleware(admission));
-    app.use((_req, res) => held.push(() => res.json({ ok: true })));
-    const server = http.createServer(app);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const appPort = (server.address() as AddressInfo).port;
+    const { port: appPort, held, close } = await serveAdmission(admission);
     try {
       const clients = Array.from({ length: 3 + Math.floor(next() * 6) }, (_, i) => {
         const req = http.request({ host: '127.0.0.1', port: appPort, path: '/', method: 'GET', agent: false, localAddress: `127.0.0.${20 + (i % 3)}` });
@@ -263,8 +268,7 @@ test('clients that go away at any moment never keep a slot or a place in the que
       );
       expect('release' in (await admission.acquire('a-new-client'))).toBe(true);
     } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await close();
     }
   }
 });
